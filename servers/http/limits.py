@@ -1,0 +1,34 @@
+"""Request size limits, named after httpd's core directives.
+
+LimitRequestLine, LimitRequestFieldSize, LimitRequestFields and
+LimitRequestBody (httpd core; defaults 8190, 8190, 100 and 0 = unlimited).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The request limits one connection enforces."""
+
+    request_line: int = 8190
+    field_size: int = 8190
+    fields: int = 100
+    body: int = 0  # 0 = unlimited, as in httpd
+
+    @property
+    def max_head(self) -> int:
+        """Largest header section we ever buffer: the request line plus every field, with CRLFs."""
+        return self.request_line + 2 + self.fields * (self.field_size + 2) + 2
+
+    @classmethod
+    def from_config(cls, cfg: object) -> "Limits":
+        """Build from a ServerConfig (attributes named as httpd's directives)."""
+        return cls(
+            request_line=cfg.LimitRequestLine,  # type: ignore[attr-defined]
+            field_size=cfg.LimitRequestFieldSize,  # type: ignore[attr-defined]
+            fields=cfg.LimitRequestFields,  # type: ignore[attr-defined]
+            body=cfg.LimitRequestBody,  # type: ignore[attr-defined]
+        )

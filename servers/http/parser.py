@@ -1,0 +1,384 @@
+"""Sans-IO request reader: bytes in, request events out.
+
+httptools (llhttp) checks the framing; this module adds what llhttp leaves
+to the server, in one place:
+
+* header-section limits (httpd's LimitRequestLine -> 414,
+  LimitRequestFieldSize / LimitRequestFields -> 431 per RFC 6585 §5, where
+  httpd itself answers 400), checked before the whole head is buffered;
+* the request-line, version, target-form and Host rules of ``request.py``;
+* ``Expect`` (RFC 9110 §10.1.1: 100-continue, anything else 417);
+* Transfer-Encoding semantics (RFC 9112 §6.1: unknown coding -> 501, chunked
+  not final -> 400; TE on HTTP/1.0 -> close after responding);
+* LimitRequestBody -> 413;
+* exact message boundaries, so pipelined requests are answered in order
+  (RFC 9112 §9.3.2) and nothing after a body is ever read as part of it.
+
+One fresh llhttp parser is used per message. Only the head and chunked
+bodies go through llhttp; a Content-Length body is sliced directly, and a
+chunked body is fed up to each LF so the parser can never run past the end
+of its message into the next one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import httptools
+
+from .errors import BodyTooLarge, ClientDisconnected, ProtocolError
+from .limits import Limits
+from .request import Request, check_host, check_request_line, split_target
+
+
+class _Sentinel:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: more bytes are needed before another event can be produced
+NEED_DATA = _Sentinel("NEED_DATA")
+#: the peer closed cleanly between requests
+CLOSED = _Sentinel("CLOSED")
+
+
+class EndOfMessage:
+    """The request body is complete; ``trailers`` holds any chunked trailer fields."""
+
+    __slots__ = ("trailers",)
+
+    def __init__(self, trailers: list[tuple[str, str]] | None = None) -> None:
+        self.trailers = trailers or []
+
+
+_HEAD, _BODY_LENGTH, _BODY_CHUNKED = range(3)
+_KNOWN_CODINGS = {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress", "identity"}
+
+
+class _Callbacks:
+    """llhttp callbacks for one message; collects what the reader needs."""
+
+    __slots__ = ("url", "headers", "trailers", "in_trailers", "body", "complete", "body_bytes", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailers: list[tuple[bytes, bytes]] = []
+        self.in_trailers = False
+        self.body: list[bytes] = []
+        self.complete = False
+        self.body_bytes = 0
+        self.limit = limit
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp reports trailer fields through the same callback (RFC 9112 §7.1.2).
+        if self.in_trailers:
+            self.trailers.append((name, value))
+        else:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_trailers = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.limit and self.body_bytes > self.limit:
+            raise BodyTooLarge(self.limit)
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+def _latin1(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    # Field values are octets (RFC 9110 §5.5); latin-1 keeps every byte, as PEP 3333 requires.
+    return [(n.decode("latin-1"), v.decode("latin-1").rstrip(" \t")) for n, v in pairs]
+
+
+def _status_for_parser_error(exc: Exception, head: bytes) -> ProtocolError:
+    """Map an llhttp error to the status RFC 9110/9112 asks for."""
+    if isinstance(exc, ProtocolError):
+        return exc
+    cause = exc.__context__
+    if isinstance(cause, ProtocolError):
+        return cause
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        # The request-line check already proved the method is a token: it is merely unknown.
+        return ProtocolError(501, "method not implemented (RFC 9110 §9.1)")
+    text = str(exc)
+    if "Transfer-Encoding" in text:
+        codings = _transfer_codings(head)
+        if any(c and c not in _KNOWN_CODINGS for c in codings):
+            return ProtocolError(501, "unknown transfer coding (RFC 9112 §6.1)")
+        if "Content-Length" in text:
+            return ProtocolError(400, "both Content-Length and Transfer-Encoding (RFC 9112 §6.1)")
+        return ProtocolError(400, "chunked is not the final transfer coding (RFC 9112 §6.3)")
+    if "Content-Length" in text:
+        return ProtocolError(400, f"invalid Content-Length: {text} (RFC 9112 §6.3)")
+    return ProtocolError(400, f"malformed request: {text}")
+
+
+def _transfer_codings(head: bytes) -> list[str]:
+    codings: list[str] = []
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"transfer-encoding":
+            codings += [c.split(b";")[0].strip().lower().decode("latin-1") for c in value.split(b",")]
+    return codings
+
+
+class RequestReader:
+    """Turns a connection's byte stream into Request / body / EndOfMessage events.
+
+    ``feed(data)`` appends bytes (``b""`` means the peer closed);
+    ``next_event()`` returns a :class:`Request`, body ``bytes``, an
+    :class:`EndOfMessage`, ``NEED_DATA`` or ``CLOSED``, and raises
+    :class:`ProtocolError` (answer with its status, then close) or
+    :class:`ClientDisconnected`.
+    """
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._buf = bytearray()
+        self._eof = False
+        self._state = _HEAD
+        self._remaining = 0
+        self._events: deque = deque()
+        self._cb: _Callbacks | None = None
+        self._parser: httptools.HttpRequestParser | None = None
+        self._body_seen = 0
+
+    # -- input ---------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Add received bytes; an empty ``data`` records end of stream."""
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet turned into events (pipelined input)."""
+        return len(self._buf)
+
+    @property
+    def in_body(self) -> bool:
+        """True while the current request's body has not been fully read."""
+        return self._state != _HEAD or any(not isinstance(e, EndOfMessage) for e in self._events)
+
+    @property
+    def at_eof(self) -> bool:
+        """True once the peer has closed its sending side."""
+        return self._eof
+
+    # -- output --------------------------------------------------------------
+    def next_event(self):
+        """Return the next event; see the class docstring."""
+        if self._events:
+            return self._events.popleft()
+        if self._state == _HEAD:
+            return self._next_head()
+        if self._state == _BODY_LENGTH:
+            return self._next_length_body()
+        return self._next_chunked_body()
+
+    def _next_head(self):
+        buf = self._buf
+        # RFC 9112 §2.2: ignore empty lines before the request-line.
+        start = 0
+        while buf.startswith(b"\r\n", start):
+            start += 2
+        if start:
+            if start > self.limits.request_line:
+                raise ProtocolError(400, "too many empty lines before the request-line")
+            del buf[:start]
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            self._check_partial_head()
+            if self._eof:
+                if buf:
+                    raise ClientDisconnected("connection closed inside a request head")
+                return CLOSED
+            return NEED_DATA
+        head = bytes(buf[: end + 4])
+        del buf[: end + 4]
+        return self._parse_head(head)
+
+    def _check_partial_head(self) -> None:
+        """Refuse an over-long head before buffering all of it (httpd's LimitRequest*)."""
+        buf = self._buf
+        lim = self.limits
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > lim.request_line + 1:
+                raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
+            return
+        if nl > lim.request_line + 1:
+            raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
+        lfs = buf.count(b"\n")
+        if lfs != buf.count(b"\r\n"):
+            raise ProtocolError(400, "bare LF line ending (RFC 9112 §2.2)")
+        if lfs > lim.fields + 1:
+            raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
+        if len(buf) - buf.rfind(b"\n") - 1 > lim.field_size:
+            raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
+        if len(buf) > lim.max_head:
+            raise ProtocolError(431, "request header section too large")
+
+    def _parse_head(self, head: bytes) -> Request:
+        lim = self.limits
+        line_end = head.find(b"\r\n")
+        line = head[:line_end]
+        if len(line) > lim.request_line:
+            raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
+        fields = head[line_end + 2 : -4]
+        if fields:
+            lines = fields.split(b"\r\n")
+            if len(lines) > lim.fields:
+                raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
+            if max(map(len, lines)) > lim.field_size:
+                raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
+        rl = check_request_line(line)
+        if rl.rewritten is not None:
+            head = rl.rewritten + head[line_end:]
+        cb = _Callbacks(lim.body)
+        parser = httptools.HttpRequestParser(cb)
+        try:
+            parser.feed_data(head)
+        except httptools.HttpParserUpgrade:
+            pass  # we never switch protocols; the request is served as a plain one
+        except Exception as exc:  # llhttp's verdict on syntax and framing
+            raise _status_for_parser_error(exc, head) from None
+        return self._build_request(rl, cb, parser, line)
+
+    def _build_request(self, rl, cb: _Callbacks, parser, line: bytes) -> Request:
+        method = rl.method.decode("ascii")
+        target = cb.url.decode("latin-1")
+        headers = _latin1(cb.headers)
+        hosts: list[str] = []
+        content_length = None
+        chunked = False
+        expect = None
+        close = keepalive = False
+        te_seen = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == "host":
+                hosts.append(value)
+            elif lname == "content-length":
+                content_length = int(value)  # llhttp already refused bad syntax and duplicates
+            elif lname == "transfer-encoding":
+                te_seen = True
+            elif lname == "connection":
+                for token in value.lower().split(","):
+                    token = token.strip()
+                    if token == "close":
+                        close = True
+                    elif token == "keep-alive":
+                        keepalive = True
+            elif lname == "expect":
+                expect = value if expect is None else expect + "," + value
+        version = rl.version
+        host = check_host(hosts, version)
+        path, query, authority = split_target(method, target, host)
+        if te_seen:
+            # llhttp accepted the field, so chunked is the final coding (RFC 9112 §6.3).
+            chunked = True
+            content_length = None
+        req = Request(
+            method=method,
+            target=target,
+            path=path,
+            query=query,
+            version=version,
+            headers=headers,
+            host=authority,
+            request_line=line,
+            content_length=content_length,
+            chunked=chunked,
+            close_requested=close,
+            keepalive_token=keepalive,
+            must_close=chunked and version < (1, 1),
+            received_version=rl.received_version,
+        )
+        if expect is not None and version >= (1, 1):
+            # RFC 9110 §10.1.1: 100-continue is the only expectation defined; ignore it from 1.0.
+            if expect.strip().lower() == "100-continue":
+                req.expect_continue = bool(chunked or content_length)
+            else:
+                raise ProtocolError(417, f"unsupported expectation {expect!r}")
+        lim = self.limits.body
+        if lim and content_length is not None and content_length > lim:
+            raise BodyTooLarge(lim)
+        self._events.append(req)
+        if cb.complete or not (chunked or content_length):
+            self._events.append(EndOfMessage())
+        elif chunked:
+            self._state = _BODY_CHUNKED
+            self._cb = cb
+            cb.body = []
+            self._parser = parser
+        else:
+            self._state = _BODY_LENGTH
+            self._remaining = content_length
+        return self._events.popleft()
+
+    def _next_length_body(self):
+        if not self._buf:
+            if self._eof:
+                raise ClientDisconnected("connection closed inside a request body")
+            return NEED_DATA
+        n = min(self._remaining, len(self._buf))
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._remaining -= n
+        if self._remaining == 0:
+            self._state = _HEAD
+            self._events.append(EndOfMessage())
+        return data
+
+    def _next_chunked_body(self):
+        cb = self._cb
+        assert cb is not None and self._parser is not None
+        buf = self._buf
+        while buf and not cb.complete and not cb.body:
+            # Feed up to the next LF: a chunked message can only end right after one,
+            # so the parser never consumes bytes of the next pipelined request.
+            nl = buf.find(b"\n")
+            n = len(buf) if nl < 0 else nl + 1
+            piece = bytes(buf[:n])
+            del buf[:n]
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                pass
+            except Exception as exc:
+                raise _status_for_parser_error(exc, b"") from None
+        if cb.body:
+            data = b"".join(cb.body)
+            cb.body = []
+            if cb.complete:
+                self._finish_chunked()
+            return data
+        if cb.complete:
+            self._finish_chunked()
+            return self._events.popleft()
+        if self._eof:
+            raise ClientDisconnected("connection closed inside a chunked body")
+        return NEED_DATA
+
+    def _finish_chunked(self) -> None:
+        assert self._cb is not None
+        # Trailer fields are delivered separately and never merged into the head (RFC 9110 §6.5).
+        self._events.append(EndOfMessage(_latin1(self._cb.trailers)))
+        self._state = _HEAD
+        self._cb = None
+        self._parser = None

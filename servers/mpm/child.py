@@ -1,0 +1,125 @@
+"""What every MPM's child process shares: its environment, signal set-up and serve context.
+
+httpd's children (``child_main`` in each MPM) inherit the listeners, the
+scoreboard and the pipe of death from the parent and differ only in how they
+accept and schedule connections. This module holds the common part; each MPM
+module holds just its loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Callable
+
+from ..http.limits import Limits
+from ..http.persistence import KeepAlivePolicy
+from ..http.response import SERVER_SOFTWARE
+from ..wsgi import WSGIApp
+from .log import ErrorLog
+from .scoreboard import Scoreboard
+from .serve import ServeContext
+from .status import render_auto, render_html
+
+PR_SET_PDEATHSIG = 1
+#: exit code a child uses when it cannot run at all (httpd's APEXIT_CHILDFATAL)
+EXIT_CHILD_FATAL = 0xF
+
+
+@dataclass
+class ChildEnv:
+    """Everything a freshly forked child receives from the parent."""
+
+    cfg: object  # ServerConfig
+    mpm: str
+    slot: int
+    generation: int
+    listeners: list[socket.socket]
+    pod_fd: int
+    scoreboard: Scoreboard
+    app: WSGIApp
+    log: ErrorLog
+    started: float
+    server_port: int
+
+
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent dies, so no child outlives it (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def common_child_setup(env: ChildEnv) -> None:
+    """Signals and process state shared by all MPMs' children (httpd: ``child_init``).
+
+    SIGTERM and SIGHUP end the child at once (default action); SIGINT is
+    ignored (the parent handles Ctrl-C for the whole tree); SIGUSR1 is the
+    graceful signal and each MPM installs its own handler for it.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    die_with_parent()
+    if os.getppid() == 1:
+        os._exit(0)  # the parent died before prctl took effect
+
+
+def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
+    """The ``/server-status`` page of this server, rendered from the shared scoreboard."""
+    import time
+
+    cfg = env.cfg
+    threads = 1 if env.mpm == "prefork" else cfg.ThreadsPerChild  # type: ignore[attr-defined]
+    if env.mpm == "prefork":
+        active = min(cfg.MaxRequestWorkers, cfg.ServerLimit)  # type: ignore[attr-defined]
+    else:
+        active = cfg.ServerLimit  # type: ignore[attr-defined]
+    version = f"{SERVER_SOFTWARE} ({env.mpm})"
+
+    def render(auto: bool) -> str:
+        snap = env.scoreboard.snapshot()
+        uptime = time.time() - snap.restart_time if getattr(snap, "restart_time", 0) else 0.0
+        fn = render_auto if auto else render_html
+        return fn(snap, mpm=env.mpm, server_version=version, active_slots=active,
+                  threads_per_child=threads, uptime=uptime)
+
+    return render
+
+
+def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, multithread: bool) -> ServeContext:
+    """The ServeContext of one worker unit (a prefork child or one worker thread)."""
+    cfg = env.cfg
+    sb = env.scoreboard
+    slot = env.slot
+    off_status = sb.set_status
+
+    def set_status(code: int) -> None:
+        off_status(slot, thread, code)
+
+    def record(line: bytes, client: str, nbytes: int) -> None:
+        sb.record_request(slot, thread, line, client, nbytes)
+
+    host = cfg.ServerName or "127.0.0.1"  # type: ignore[attr-defined]
+    return ServeContext(
+        app=env.app,
+        policy=KeepAlivePolicy.from_config(cfg),
+        limits=Limits.from_config(cfg),
+        timeout=cfg.Timeout,  # type: ignore[attr-defined]
+        server_name=host,
+        server_port=env.server_port,
+        stopping=stopping,
+        set_status=set_status,
+        record=record,
+        multithread=multithread,
+        multiprocess=True,
+        status_page=status_renderer(env),
+        log=env.log.log,
+    )

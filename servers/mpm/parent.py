@@ -1,0 +1,510 @@
+"""The parent ("control process") shared by every MPM.
+
+What httpd's ``mpm_common`` and each MPM's ``*_run`` / ``server_main_loop``
+do, once for all three MPMs here:
+
+* bind the listeners and create the scoreboard and the pipe of death
+  **before** forking (children inherit them), fork StartServers children;
+* tick every MaintenanceInterval (httpd: 1 s): reap exited children, and on a
+  tick where none exited run idle-server maintenance: above the max spare,
+  ask one idle child to exit through the pipe of death; below the min spare,
+  fork 1, 2, 4 ... 32 children per tick while the shortage lasts (logging
+  "server seems busy" once the rate reaches 8), and log the "server reached
+  MaxRequestWorkers setting" line once per server lifetime;
+* generations: every restart bumps the running generation; old children
+  finish their connections and exit, and are replaced 1:1;
+* signals: TERM (and INT) stop, USR1 graceful restart, HUP hard restart,
+  WINCH graceful stop; children are reclaimed with httpd's schedule
+  (SIGTERM again at 3, 5 and 7 s, SIGKILL at 9 s);
+* pidfile; a child killed by a signal is logged and replaced at once (httpd
+  does this for worker/event's first two consecutive signal deaths; here
+  every MPM does it).
+
+Each MPM module supplies only its child loop and a few numbers
+(``process_limit``, ``threads_per_child``, ``spare_limits``, log codes).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from types import ModuleType
+from typing import Callable, TextIO
+
+from .child import EXIT_CHILD_FATAL, ChildEnv
+from .log import ErrorLog
+from .scoreboard import DEAD, GRACEFUL, READY, STARTING, Scoreboard
+
+#: httpd's hard spawn-rate ceiling (MAX_SPAWN_RATE)
+MAX_SPAWN_RATE = 32
+_SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP",
+                 signal.SIGUSR1: "SIGUSR1", signal.SIGWINCH: "SIGWINCH"}
+
+
+class StartupError(Exception):
+    """The server cannot start (address in use, stale pidfile...); the message says why."""
+
+
+def bind_listeners(listen: tuple[tuple[str, int], ...], backlog: int) -> list[socket.socket]:
+    """Bind every Listen address before forking, as httpd's ap_setup_listeners does."""
+    socks = []
+    try:
+        for host, port in listen:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                s.close()
+                where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+                raise StartupError(
+                    f"(98)Address already in use: AH00072: make_sock: could not bind to address {where}"
+                    if exc.errno == errno.EADDRINUSE else f"could not bind to address {where}: {exc}"
+                ) from None
+            s.listen(backlog)
+            s.setblocking(False)  # children accept after epoll; losing a race must not block
+            socks.append(s)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def listener_url(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` of a bound listener."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Parent:
+    """The control process of one server: run() until stopped, return the exit status."""
+
+    def __init__(
+        self,
+        mpm: ModuleType,
+        cfg,
+        app,
+        *,
+        reload_config: Callable[[], object] | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.mpm = mpm
+        self.cfg = cfg
+        self.app = app
+        self.reload_config = reload_config
+        self.out = out or sys.stdout
+        self.log = ErrorLog(cfg.ErrorLog, cfg.LogLevel, f"mpm_{mpm.NAME}")
+        self.generation = 0
+        self.children: dict[int, int] = {}  # pid -> slot
+        self.slot_generation: dict[int, int] = {}
+        self.idle_spawn_rate = 1
+        self.maxclients_reported = False  # once per server lifetime, surviving restarts
+        self.remaining_to_start = 0  # 1:1 replacement after a graceful restart
+        self.hold_off = 0
+        self.signal_deaths = 0
+        self.pending: list[int] = []
+        self.listeners: list[socket.socket] = []
+        self.shutting_down = False
+        self.started = time.time()
+
+    # -- set-up --------------------------------------------------------------------
+    def _limits(self) -> tuple[int, int]:
+        return self.mpm.process_limit(self.cfg), self.mpm.threads_per_child(self.cfg)
+
+    def _write_pidfile(self) -> None:
+        path = self.cfg.PidFile
+        if not path:
+            return
+        try:
+            with open(path) as f:
+                old = int(f.read().strip() or 0)
+            if old and old != os.getpid():
+                os.kill(old, 0)
+                raise StartupError(f"httpd (pid {old}) already running (PidFile {path})")
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
+        except PermissionError:
+            raise StartupError(f"httpd (pid {old}) already running (PidFile {path})") from None
+        try:
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StartupError(f"AH00099: could not create {path}: {exc}") from None
+
+    def _remove_pidfile(self) -> None:
+        if self.cfg.PidFile:
+            try:
+                os.unlink(self.cfg.PidFile)
+            except OSError:
+                pass
+
+    def _on_signal(self, signum, frame) -> None:
+        # Only record it: the main loop acts (the set_wakeup_fd byte wakes its wait).
+        if signum != signal.SIGCHLD and signum not in self.pending:
+            self.pending.append(signum)
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGWINCH,
+                    signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+
+    # -- main ----------------------------------------------------------------------
+    def run(self) -> int:
+        """Start the server and run its control loop; returns the process exit status."""
+        cfg = self.cfg
+        try:
+            self.listeners = bind_listeners(cfg.Listen, cfg.ListenBacklog)
+            self._write_pidfile()
+        except StartupError as exc:
+            self.log.log("emerg", str(exc))
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        self.port = self.listeners[0].getsockname()[1]
+        limit, threads = self._limits()
+        self.sb = Scoreboard(cfg.ServerLimit, max(threads, cfg.ThreadLimit if self.mpm.THREADED else 1))
+        self.pod_r, self.pod_w = os.pipe2(os.O_NONBLOCK)
+        self._install_signals()
+        self.generation = 0
+        self.sb.running_generation = 0
+        self.sb.restart_time = time.time()
+        for _ in range(min(cfg.StartServers, limit)):
+            self._make_child(self._free_slots(1)[0])
+        self.log.log("notice", f"{self.mpm.NAME} MPM configured -- resuming normal operations", "AH00163")
+        print(f"listening on {listener_url(self.listeners[0])}", file=self.out, flush=True)
+        try:
+            return self._loop()
+        finally:
+            self._remove_pidfile()
+
+    def _loop(self) -> int:
+        interval = self.cfg.MaintenanceInterval
+        next_tick = time.monotonic() + interval
+        while True:
+            while self.pending:
+                sig = self.pending.pop(0)
+                result = self._handle_signal(sig)
+                if result is not None:
+                    return result
+                interval = self.cfg.MaintenanceInterval
+            reaped = self._reap()
+            now = time.monotonic()
+            if reaped:
+                continue  # httpd: no maintenance on a tick where a child was reaped
+            if now < next_tick:
+                self._wait(next_tick - now)
+                continue
+            next_tick = now + interval
+            self.signal_deaths = 0
+            if self.remaining_to_start > 0:
+                # a whole tick without exits after a graceful restart: start the rest now
+                for slot in self._free_slots(self.remaining_to_start):
+                    self._make_child(slot)
+                self.remaining_to_start = 0
+            self._maintain()
+
+    def _wait(self, timeout: float) -> None:
+        try:
+            ready, _, _ = select.select([self._wake_r], [], [], max(0.0, timeout))
+        except InterruptedError:
+            return
+        if ready:
+            try:
+                while os.read(self._wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+
+    # -- children ------------------------------------------------------------------
+    def _free_slots(self, n: int) -> list[int]:
+        limit = self._scan_limit()
+        used = set(self.children.values())
+        return [s for s in range(limit) if s not in used][:n]
+
+    def _scan_limit(self) -> int:
+        # prefork scans MaxRequestWorkers slots; the threaded MPMs up to ServerLimit
+        # (old-generation processes may still hold slots while new ones start).
+        limit, _ = self._limits()
+        return self.cfg.ServerLimit if self.mpm.THREADED else limit
+
+    def _make_child(self, slot: int) -> int | None:
+        sb = self.sb
+        _, threads = self._limits()
+        for t in range(threads):
+            sb.set_status(slot, t, STARTING)
+        sb.set_process(slot, pid=0, generation=self.generation, quiescing=False, not_accepting=False)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.log.log("alert", f"fork: Unable to fork new process: {exc}", "AH00159")
+            for t in range(threads):
+                sb.set_status(slot, t, DEAD)
+            return None
+        if pid == 0:
+            self._run_child(slot)
+        sb.set_process(slot, pid=pid, generation=self.generation)
+        self.children[pid] = slot
+        self.slot_generation[slot] = self.generation
+        return pid
+
+    def _run_child(self, slot: int) -> None:
+        """In the forked child: never returns."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            os.close(self.pod_w)
+            self.log.module = f"mpm_{self.mpm.NAME}"
+            env = ChildEnv(
+                cfg=self.cfg, mpm=self.mpm.NAME, slot=slot, generation=self.generation,
+                listeners=self.listeners, pod_fd=self.pod_r, scoreboard=self.sb, app=self.app,
+                log=self.log, started=self.started, server_port=self.port,
+            )
+            code = self.mpm.child_main(env)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            try:
+                self.log.log("crit", "child failed: " + traceback.format_exc().replace("\n", " | "))
+            except BaseException:
+                pass
+            code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+            except BaseException:
+                pass
+            os._exit(code)
+
+    def _reap(self) -> int:
+        """Collect every exited child; replace as httpd does. Returns how many were reaped."""
+        n = 0
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return n
+            if pid == 0:
+                return n
+            slot = self.children.pop(pid, None)
+            if slot is None:
+                continue
+            n += 1
+            gen = self.slot_generation.pop(slot, self.generation)
+            self.sb.clear_process(slot)
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                try:
+                    name = signal.Signals(sig).name
+                except ValueError:
+                    name = str(sig)
+                if not self.shutting_down and sig not in (signal.SIGTERM, signal.SIGHUP):
+                    self.log.log("notice", f"child pid {pid} exit signal {name} ({sig})", "AH00052")
+                    self.signal_deaths += 1
+                    if self.signal_deaths <= 2 and gen == self.generation:
+                        self._make_child(slot)  # replace at once, as worker/event do
+                    elif self.signal_deaths == 3:
+                        self.log.log("error", "children are killed successively!", "AH00286")
+                continue
+            code = os.WEXITSTATUS(status)
+            if code == EXIT_CHILD_FATAL and gen == self.generation and not self.shutting_down:
+                self.log.log("alert", "Child exited with fatal error; shutting down", "AH00060")
+                self.pending.insert(0, signal.SIGTERM)
+            if self.remaining_to_start > 0 and not self.shutting_down:
+                # 1:1 replacement of an old child after a graceful restart
+                free = self._free_slots(1)
+                if free:
+                    self._make_child(free[0])
+                    self.remaining_to_start -= 1
+
+    def _count(self) -> tuple[int, int, int]:
+        """(idle units, busy units, live processes) of the current generation.
+
+        Idle = worker slots in ``S`` or ``_`` of non-quiescing processes of the
+        running generation (``S`` counts as idle on purpose, as in httpd, so a
+        slow-starting child does not trigger more forks).
+        """
+        sb = self.sb
+        _, threads = self._limits()
+        idle = busy = procs = 0
+        for pid, slot in self.children.items():
+            if self.slot_generation.get(slot) != self.generation:
+                continue
+            info = sb.process(slot)
+            if info.quiescing:
+                continue
+            procs += 1
+            for t in range(threads):
+                st = sb.status(slot, t)
+                if st in (STARTING, READY):
+                    idle += 1
+                elif st not in (DEAD, GRACEFUL):
+                    busy += 1
+        return idle, busy, procs
+
+    def _maintain(self) -> None:
+        """httpd's perform_idle_server_maintenance (design/mpm-model.md §5)."""
+        cfg = self.cfg
+        limit, threads = self._limits()
+        min_spare, max_spare = self.mpm.spare_limits(cfg)
+        idle, busy, procs = self._count()
+        if idle > max_spare:
+            # one child per tick: the first idle reader of the pipe of death exits
+            try:
+                os.write(self.pod_w, b"!")
+            except BlockingIOError:
+                pass
+            self.idle_spawn_rate = 1
+            return
+        if idle >= min_spare:
+            self.idle_spawn_rate = 1
+            return
+        live_current = procs
+        at_limit = (busy >= cfg.MaxRequestWorkers) if self.mpm.THREADED else (live_current >= limit)
+        free = [s for s in self._free_slots(self.idle_spawn_rate)]
+        room = max(0, limit - live_current)
+        if at_limit or not free or room == 0:
+            if not self.maxclients_reported:
+                if idle == 0:
+                    msg = "server reached MaxRequestWorkers setting, consider raising the MaxRequestWorkers setting"
+                else:
+                    msg = ("server is within MinSpareThreads of MaxRequestWorkers, consider raising the "
+                           "MaxRequestWorkers setting")
+                self.log.log("error", msg, self.mpm.MAXCLIENTS_CODE)
+                self.maxclients_reported = True
+            self.idle_spawn_rate = 1
+            return
+        spawn = free[: min(room, self.idle_spawn_rate)]
+        if self.idle_spawn_rate >= 8:
+            self.log.log("info", self.mpm.busy_message(len(spawn), idle, live_current), self.mpm.BUSY_CODE)
+        for slot in spawn:
+            self._make_child(slot)
+        if self.hold_off > 0:
+            self.hold_off -= 1
+        elif self.idle_spawn_rate < MAX_SPAWN_RATE:
+            self.idle_spawn_rate *= 2
+
+    # -- signals -------------------------------------------------------------------
+    def _handle_signal(self, sig: int) -> int | None:
+        name = _SIGNAL_NAMES.get(sig, str(sig))
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self.log.log("notice", f"caught {name}, shutting down", "AH00169")
+            self._stop_children(signal.SIGTERM)
+            return 0
+        if sig == signal.SIGHUP:
+            self.log.log("notice", "SIGHUP received.  Attempting to restart", "AH00171")
+            self._stop_children(signal.SIGHUP)
+            self.shutting_down = False
+            self._reload()
+            self.sb.reset_counters()
+            self.sb.restart_time = time.time()
+            self._new_generation()
+            limit, _ = self._limits()
+            for slot in self._free_slots(min(self.cfg.StartServers, limit)):
+                self._make_child(slot)
+            return None
+        if sig == signal.SIGUSR1:
+            self.log.log("notice", "Graceful restart requested, doing restart", "AH00171")
+            self._reload()
+            self._new_generation()
+            self._graceful_children()
+            self.remaining_to_start = self.cfg.StartServers
+            self.hold_off = 10
+            return None
+        if sig == signal.SIGWINCH:
+            return self._graceful_stop()
+        return None
+
+    def _reload(self) -> None:
+        if self.reload_config is None:
+            return
+        try:
+            self.cfg = self.reload_config()
+        except Exception as exc:  # keep serving with the old configuration
+            self.log.log("error", f"configuration reload failed, keeping the old one: {exc}")
+            return
+        self.log.reopen()
+
+    def _new_generation(self) -> None:
+        self.generation += 1
+        self.sb.running_generation = self.generation
+        self.idle_spawn_rate = 1
+
+    def _graceful_children(self) -> None:
+        """Tell every child to finish its connections and exit (prefork: slot ``G`` + SIGUSR1)."""
+        _, threads = self._limits()
+        for pid, slot in list(self.children.items()):
+            for t in range(threads):
+                if self.sb.status(slot, t) != DEAD:
+                    self.sb.set_status(slot, t, GRACEFUL)
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+    def _graceful_stop(self) -> int:
+        """WINCH: stop listening, let busy children finish, exit (httpd's graceful-stop)."""
+        self.log.log("notice", "caught SIGWINCH, shutting down gracefully", "AH00170")
+        self.shutting_down = True
+        for s in self.listeners:
+            s.close()
+        self._remove_pidfile()
+        self._graceful_children()
+        timeout = self.cfg.GracefulShutdownTimeout
+        deadline = time.monotonic() + timeout if timeout else None
+        while self.children:
+            if signal.SIGTERM in self.pending or signal.SIGINT in self.pending:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._reap()
+            if self.children:
+                self._wait(0.05)
+        self._stop_children(signal.SIGTERM)
+        return 0
+
+    def _stop_children(self, sig: int) -> None:
+        """Signal every child and reclaim it with httpd's escalation (ap_reclaim_child_processes)."""
+        self.shutting_down = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        start = time.monotonic()
+        wait = 0.016
+        escalations = {3.0: signal.SIGTERM, 5.0: signal.SIGTERM, 7.0: signal.SIGTERM, 9.0: signal.SIGKILL}
+        while self.children:
+            self._reap()
+            if not self.children:
+                break
+            elapsed = time.monotonic() - start
+            for at in sorted(escalations):
+                if elapsed >= at:
+                    s = escalations.pop(at)
+                    for pid in list(self.children):
+                        word = "SIGKILL" if s == signal.SIGKILL else "SIGTERM"
+                        self.log.log("warn", f"child process {pid} still did not exit, sending a {word}", "AH00274")
+                        try:
+                            os.kill(pid, s)
+                        except ProcessLookupError:
+                            pass
+            if elapsed >= 10.0:
+                self.log.log("error", "could not make child processes exit; giving up", "AH00276")
+                break
+            time.sleep(wait)
+            wait = min(wait * 2, 1.0)

@@ -1,0 +1,127 @@
+"""The prefork MPM's child: one single-threaded process serving one connection at a time.
+
+httpd's ``prefork.c`` child_main: mark the slot ``_``, wait for a connection
+on the shared listener, serve the whole connection (every keep-alive request
+and the lingering close; the process sits in ``K`` between requests), then
+read the pipe of death. It exits when it reads a byte from the pipe of
+death, when the generation changes, after SIGUSR1 (graceful: finish the
+current connection, leave keep-alive at the next request boundary because
+the MPM reports "stopping"), or once MaxConnectionsPerChild connections
+(connections, not requests) have been served.
+
+Difference from httpd, by design: instead of blocking in accept() and being
+woken by the parent's dummy connection, an idle child waits in epoll on the
+listener and the pipe of death together (both with EPOLLEXCLUSIVE, so one
+connection or one pipe byte wakes one child, as accept() wakes one waiter).
+The effect is httpd's; no dummy connections are needed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+
+from .child import ChildEnv, common_child_setup, serve_context
+from .scoreboard import READY
+from .serve import serve_connection
+
+NAME = "prefork"
+THREADED = False
+
+
+def child_main(env: ChildEnv) -> int:
+    """Run one prefork child until it is told to exit; returns its exit status."""
+    common_child_setup(env)
+    sb = env.scoreboard
+    slot = env.slot
+    die = False
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def on_graceful(signum, frame) -> None:
+        nonlocal die
+        die = True
+
+    signal.signal(signal.SIGUSR1, on_graceful)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    ctx = serve_context(env, 0, lambda: die, multithread=False)
+
+    ep = select.epoll()
+    listen_fds = {}
+    for lst in env.listeners:
+        ep.register(lst.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        listen_fds[lst.fileno()] = lst
+    ep.register(env.pod_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+    ep.register(wake_r, select.EPOLLIN)
+    budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
+    connections = 0
+    sb.set_process(slot, quiescing=False)
+    while not die:
+        if budget and connections >= budget:
+            break
+        sb.set_status(slot, 0, READY)
+        try:
+            events = ep.poll(1.0)
+        except InterruptedError:
+            continue
+        for fd, _ in events:
+            if fd == env.pod_fd:
+                try:
+                    if os.read(env.pod_fd, 1):
+                        die = True  # we are the idle child chosen to die
+                except BlockingIOError:
+                    pass
+            elif fd == wake_r:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+        if die:
+            break
+        if sb.running_generation != env.generation or os.getppid() == 1:
+            break
+        for fd, _ in events:
+            lst = listen_fds.get(fd)
+            if lst is None:
+                continue
+            try:
+                conn, addr = lst.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # another child won the race
+            except OSError as exc:
+                env.log.log("error", f"accept: {exc}")
+                continue
+            connections += 1
+            serve_connection(conn, addr, ctx)
+            break  # re-check the pipe of death and the flags after each connection
+    return 0
+
+
+# -- what the shared parent asks of each MPM -----------------------------------------
+
+#: httpd's AH codes for the MaxRequestWorkers and "seems busy" log lines of this MPM
+MAXCLIENTS_CODE = "AH00161"
+BUSY_CODE = "AH00162"
+
+
+def process_limit(cfg) -> int:
+    """Most children alive at once: MaxRequestWorkers (already clamped to ServerLimit)."""
+    return min(cfg.MaxRequestWorkers, cfg.ServerLimit)
+
+
+def threads_per_child(cfg) -> int:
+    """prefork children have exactly one worker slot."""
+    return 1
+
+
+def spare_limits(cfg) -> tuple[int, int]:
+    """MinSpareServers / MaxSpareServers, counted in processes."""
+    return cfg.MinSpareServers, cfg.MaxSpareServers
+
+
+def busy_message(spawning: int, idle: int, total: int) -> str:
+    """httpd's AH00162 text."""
+    return (
+        "server seems busy, (you may need to increase StartServers, or Min/MaxSpareServers), "
+        f"spawning {spawning} children, there are {idle} idle, and {total} total children"
+    )

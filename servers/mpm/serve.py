@@ -1,0 +1,240 @@
+"""One connection's read-parse-call-write loop, shared by every MPM's child loop.
+
+This is httpd's ``ap_process_connection`` for HTTP/1.1 as the prefork and
+worker MPMs run it: read a request (scoreboard ``R``), run the handler and
+write the response (``W``), wait for the next request on a persistent
+connection (``K``, bounded by KeepAliveTimeout), and end with a lingering
+close (``C``: shut the write side, drain the client for at most 2 s per read
+and 30 s in all) so that an early error response reaches the client instead
+of being destroyed by an RST.
+
+Timeouts: the wait for a next request uses KeepAliveTimeout; every other
+read and every write uses Timeout (httpd core). They are set as
+SO_RCVTIMEO / SO_SNDTIMEO on a blocking socket, so the common case of a
+request arriving in one segment costs one recv() and one send() system call.
+A client that sent part of a request and then stalls gets ``408`` and a
+close; an idle keep-alive client is closed silently.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
+
+from ..http.errors import ClientDisconnected, ProtocolError
+from ..http.limits import Limits
+from ..http.parser import CLOSED, NEED_DATA, EndOfMessage, RequestReader
+from ..http.persistence import KeepAlivePolicy
+from ..http.response import CONTINUE, error_response
+from ..wsgi import InputStream, WSGIApp, WSGIResponse, build_environ, protocol_error_of, run_app
+from .scoreboard import BUSY_KEEPALIVE, BUSY_READ, BUSY_WRITE, CLOSING
+
+RECV_SIZE = 65536
+#: httpd's lingering close: at most 2 s per read, 30 s in all (2 s when "short")
+LINGER_READ = 2.0
+LINGER_TOTAL = 30.0
+#: the most unread request body we drain to keep a connection alive
+DISCARD_LIMIT = 1 << 20
+
+
+def _timeval(seconds: float) -> bytes:
+    sec = int(seconds)
+    return struct.pack("ll", sec, int((seconds - sec) * 1e6))
+
+
+@dataclass
+class ServeContext:
+    """What one worker unit (a prefork child, a worker thread) needs to serve connections."""
+
+    app: WSGIApp
+    policy: KeepAlivePolicy
+    limits: Limits
+    timeout: float
+    server_name: str
+    server_port: int
+    stopping: Callable[[], bool]
+    set_status: Callable[[int], None]
+    record: Callable[[bytes, str, int], None]
+    multithread: bool = False
+    multiprocess: bool = True
+    status_page: Callable[[bool], str] | None = None
+    errors: TextIO = field(default_factory=lambda: sys.stderr)
+    log: Callable[[str, str], None] = lambda level, msg: None
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(RECV_SIZE)
+    except (BlockingIOError, socket.timeout):
+        # SO_RCVTIMEO expired (EAGAIN on a blocking socket)
+        raise _Timeout() from None
+    except ConnectionResetError:
+        return b""
+
+
+def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
+    """Serve every request of one accepted connection, then close it; return the request count."""
+    set_status = ctx.set_status
+    policy = ctx.policy
+    client = addr[0] if isinstance(addr, tuple) else str(addr)
+    client_port = addr[1] if isinstance(addr, tuple) else 0
+    reader = RequestReader(ctx.limits)
+    served = 0
+    keepalives = 0
+    try:
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(ctx.timeout))
+        # A new connection's first read waits Timeout; later the idle wait is KeepAliveTimeout.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(ctx.timeout))
+        long_wait = True  # True while SO_RCVTIMEO holds Timeout instead of KeepAliveTimeout
+
+        def set_long(on: bool) -> None:
+            nonlocal long_wait
+            if on != long_wait and policy.timeout != ctx.timeout:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                _timeval(ctx.timeout if on else policy.timeout))
+            long_wait = on
+
+        while True:
+            # --- read the next request head ---------------------------------
+            set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
+            try:
+                while True:
+                    event = reader.next_event()
+                    if event is not NEED_DATA:
+                        break
+                    # only the wait for the first byte of a next request is the keep-alive wait
+                    set_long(keepalives == 0 or reader.buffered > 0)
+                    data = _recv(sock)
+                    if data and keepalives:
+                        set_status(BUSY_READ)
+                    reader.feed(data)
+            except _Timeout:
+                if reader.buffered:
+                    _send_error(sock, ProtocolError(408, "timed out reading the request"), set_status)
+                return served
+            except ProtocolError as exc:
+                ctx.log("info", f"{client}: {exc.status} {exc.detail}")
+                _send_error(sock, exc, set_status)
+                return served
+            except ClientDisconnected:
+                return served
+            if event is CLOSED:
+                return served
+            req = event
+            set_status(BUSY_WRITE)
+
+            # --- run the application ----------------------------------------
+            body_error: list[BaseException] = []
+
+            def pull() -> bytes:
+                if req.expect_continue and not body.consumed and not pull.sent_100:  # type: ignore[attr-defined]
+                    pull.sent_100 = True  # type: ignore[attr-defined]
+                    sock.sendall(CONTINUE)
+                try:
+                    while True:
+                        ev = reader.next_event()
+                        if ev is NEED_DATA:
+                            set_long(True)
+                            reader.feed(_recv(sock))
+                            continue
+                        if isinstance(ev, EndOfMessage):
+                            return b""
+                        return ev
+                except _Timeout:
+                    err = ProtocolError(408, "timed out reading the request body")
+                    body_error.append(err)
+                    raise err from None
+                except (ProtocolError, ClientDisconnected) as exc:
+                    body_error.append(exc)
+                    raise
+
+            pull.sent_100 = False  # type: ignore[attr-defined]
+            body = InputStream(pull)
+            response = WSGIResponse(req, sock.sendall, policy, keepalives=keepalives,
+                                    stopping=ctx.stopping, body=body)
+            environ = build_environ(
+                req, body, server_name=ctx.server_name, server_port=ctx.server_port,
+                remote_addr=client, remote_port=client_port, errors=ctx.errors,
+                multithread=ctx.multithread, multiprocess=ctx.multiprocess,
+            )
+            if ctx.status_page is not None:
+                environ["mpm_harness.server_status"] = ctx.status_page
+            try:
+                run_app(ctx.app, environ, response)
+            except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
+                return served
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EPIPE, errno.ECONNRESET):
+                    return served  # send timed out (SO_SNDTIMEO) or the peer went away
+                raise
+            except Exception as exc:  # the application failed
+                perr = protocol_error_of(exc) or (body_error[0] if body_error else None)
+                if isinstance(perr, ClientDisconnected):
+                    return served
+                if perr is None:
+                    ctx.log("error", f"{client}: application error: {exc!r}")
+                    perr = ProtocolError(500, "")
+                if response.head_sent:
+                    return served  # nothing sane can follow a half-sent response: abort
+                _send_error(sock, perr, set_status, method=req.method)
+                return served
+            served += 1
+            ctx.record(req.request_line, client, response.bytes_sent)
+            if body_error:
+                _lingering_close(sock, set_status)
+                return served
+            if not response.keep_alive:
+                _lingering_close(sock, set_status)
+                return served
+            if reader.in_body:
+                # The application left body bytes unread: drop them so the next request parses.
+                try:
+                    complete = body.discard(DISCARD_LIMIT)
+                except Exception:
+                    complete = False
+                if not complete:
+                    _lingering_close(sock, set_status)
+                    return served
+            keepalives += 1
+            set_long(False)
+    except OSError:
+        return served
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _send_error(sock: socket.socket, exc: ProtocolError, set_status, method: str = "GET") -> None:
+    """Answer a protocol error and close the connection gracefully (RFC 9112 §9.6)."""
+    try:
+        sock.sendall(error_response(exc.status, exc.detail, method=method))
+    except OSError:
+        return
+    _lingering_close(sock, set_status)
+
+
+def _lingering_close(sock: socket.socket, set_status, total: float = LINGER_TOTAL) -> None:
+    """httpd's ap_lingering_close: shut the write side, then drain until EOF or timeout."""
+    set_status(CLOSING)
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(LINGER_READ)
+        deadline = time.monotonic() + total
+        while time.monotonic() < deadline:
+            if not sock.recv(RECV_SIZE):
+                break
+    except OSError:
+        pass

@@ -1,0 +1,381 @@
+"""The server side of PEP 3333 (WSGI 1.0.1).
+
+``build_environ`` makes the environ for one request (CGI variables,
+``wsgi.input`` streaming the body as the application reads it,
+``wsgi.errors``, ``wsgi.multithread`` / ``wsgi.multiprocess`` true to the
+MPM); :class:`WSGIResponse` implements ``start_response`` (with
+``exc_info``), the legacy ``write`` callable and the body framing of
+RFC 9112 §6 through ``servers.http``; ``run_app`` calls the application and
+always closes its iterable (PEP 3333 "the close() method").
+
+Header fields whose names contain ``_`` are left out of the environ (as httpd
+does for CGI since 2.4 and gunicorn does by default), so ``X_Foo`` can never
+pose as ``X-Foo``; the raw fields stay available, in order, under
+``mpm_harness.headers``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Callable, Iterable
+
+from .http.errors import ProtocolError
+from .http.persistence import KeepAlivePolicy
+from .http.request import Request
+from .http.response import (
+    DATE,
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    SERVER_SOFTWARE,
+    body_forbidden,
+    chunk,
+    error_response,
+)
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def load_app(spec: str) -> WSGIApp:
+    """Import ``module:callable`` (``module:attr.attr`` allowed), as gunicorn does."""
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ValueError(f"app must be 'module:callable', got {spec!r}")
+    obj: Any = importlib.import_module(mod_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{spec} is not callable")
+    return obj
+
+
+class InputStream:
+    """``wsgi.input``: reads the request body on demand (PEP 3333 "Input and Error Streams").
+
+    ``pull()`` returns the next piece of body or ``b""`` at its end; the
+    server sends ``100 Continue`` from inside it on the first read when the
+    client asked for it (RFC 9110 §10.1.1).
+    """
+
+    __slots__ = ("_pull", "_buf", "_done", "consumed")
+
+    def __init__(self, pull: Callable[[], bytes]) -> None:
+        self._pull = pull
+        self._buf = b""
+        self._done = False
+        self.consumed = 0
+
+    def _fill(self) -> bool:
+        if self._done:
+            return False
+        data = self._pull()
+        if not data:
+            self._done = True
+            return False
+        self._buf += data
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all of the body when size is -1 or None)."""
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data, self._buf = self._buf, b""
+        else:
+            while len(self._buf) < size and self._fill():
+                pass
+            data, self._buf = self._buf[:size], self._buf[size:]
+        self.consumed += len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line, including its LF (at most ``size`` bytes when given)."""
+        while True:
+            nl = self._buf.find(b"\n")
+            limit = size if size is not None and size >= 0 else None
+            if nl >= 0 and (limit is None or nl < limit):
+                return self.read(nl + 1)
+            if limit is not None and len(self._buf) >= limit:
+                return self.read(limit)
+            if not self._fill():
+                return self.read(len(self._buf))
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        """All remaining lines (stops once ``hint`` bytes have been read, when given)."""
+        lines, total = [], 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    @property
+    def exhausted(self) -> bool:
+        """True when the whole body has been read by someone."""
+        return self._done and not self._buf
+
+    def discard(self, limit: int) -> bool:
+        """Read and drop the rest of the body; False if more than ``limit`` bytes remained."""
+        dropped = len(self._buf)
+        self._buf = b""
+        while dropped <= limit and self._fill():
+            dropped += len(self._buf)
+            self._buf = b""
+        return self._done
+
+
+def build_environ(
+    req: Request,
+    body: InputStream,
+    *,
+    server_name: str,
+    server_port: int,
+    remote_addr: str,
+    remote_port: int,
+    errors: Any = None,
+    multithread: bool = False,
+    multiprocess: bool = True,
+) -> dict:
+    """The WSGI environ for ``req`` (PEP 3333 "environ Variables", CGI RFC 3875 §4.1)."""
+    from urllib.parse import unquote_to_bytes
+
+    path = unquote_to_bytes(req.path).decode("latin-1") if "%" in req.path else req.path
+    host = req.host
+    env = {
+        "REQUEST_METHOD": req.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": req.query,
+        "REQUEST_URI": req.target,
+        "RAW_URI": req.target,
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": str(server_port),
+        "SERVER_PROTOCOL": req.http_version,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "REMOTE_ADDR": remote_addr,
+        "REMOTE_PORT": str(remote_port),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": body,
+        "wsgi.errors": errors if errors is not None else sys.stderr,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "mpm_harness.request": req,
+        "mpm_harness.headers": req.headers,
+    }
+    if host:
+        env["HTTP_HOST"] = host
+    for name, value in req.headers:
+        if "_" in name:
+            continue
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            env[key] = value
+            continue
+        if key == "HOST":
+            continue  # already the effective authority (absolute-form wins, RFC 9112 §3.2.2)
+        key = "HTTP_" + key
+        if key in env:
+            # RFC 9110 §5.3: repeated fields combine with commas (cookies with "; ").
+            env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+        else:
+            env[key] = value
+    if req.chunked:
+        env.pop("CONTENT_LENGTH", None)
+    return env
+
+
+class WSGIResponse:
+    """One response: ``start_response``, ``write`` and framing (RFC 9112 §6).
+
+    ``send`` writes bytes to the client. After ``finish()``, ``keep_alive``
+    tells the caller whether the connection may carry another request.
+    """
+
+    def __init__(
+        self,
+        req: Request,
+        send: Callable[[bytes], Any],
+        policy: KeepAlivePolicy,
+        *,
+        keepalives: int,
+        stopping: Callable[[], bool],
+        body: InputStream | None = None,
+    ) -> None:
+        self.req = req
+        self._send = send
+        self._policy = policy
+        self._keepalives = keepalives
+        self._stopping = stopping
+        self._body = body
+        self.status: int | None = None
+        self._status_text = ""
+        self._headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self._length: int | None = None
+        self._chunked = False
+        self._no_body = False
+        self._app_close = False
+        self.sent_body = 0
+        self.keep_alive = False
+        self.bytes_sent = 0
+
+    # -- PEP 3333 --------------------------------------------------------------
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
+        """PEP 3333 start_response: record status and headers; return ``write``."""
+        if exc_info:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        code = int(status.split(" ", 1)[0])
+        if not 100 <= code <= 999 or len(status.split(" ", 1)[0]) != 3:
+            raise ValueError(f"invalid status {status!r}")
+        kept = []
+        length = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                if lname == "connection" and "close" in value.lower():
+                    self._app_close = True
+                continue  # hop-by-hop fields belong to the server (PEP 3333)
+            if lname == "content-length":
+                length = int(value)
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise ValueError(f"CR/LF in response header {name!r}")
+            kept.append((name, value))
+        self.status = code
+        self._status_text = status
+        self._headers = kept
+        self._length = length
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """Send body bytes (the legacy ``write`` callable and the iterable path)."""
+        if not self.head_sent:
+            self._send_head(None, data)
+            return
+        self._send_body(data)
+
+    # -- framing ---------------------------------------------------------------
+    def _send_head(self, total: int | None, first: bytes = b"") -> None:
+        if self.status is None:
+            raise AssertionError("application wrote body before start_response")
+        req = self.req
+        status = self.status
+        self._no_body = body_forbidden(status, req.method)
+        headers = self._headers
+        length = self._length
+        if status in (204,) or status < 200:
+            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+            length = 0
+        elif length is None and total is not None:
+            length = total
+            headers = headers + [("Content-Length", str(total))]
+        length_known = length is not None or self._no_body
+        if not length_known and req.version >= (1, 1):
+            self._chunked = True
+        body_unread = bool(self._body is not None and req.expect_continue and not self._body.consumed
+                           and not self._body.exhausted)
+        keep, conn_lines = self._policy.decide(
+            req, status, length_known=length_known, keepalives=self._keepalives,
+            stopping=self._stopping(), app_close=self._app_close, body_unread=body_unread,
+        )
+        self.keep_alive = keep
+        self._length = length
+        parts = [b"%s %s\r\n" % (b"HTTP/1.1", self._status_text.encode("latin-1")), DATE.line(),
+                 b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"]
+        for name, value in headers:
+            parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+        if self._chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(conn_lines)
+        parts.append(b"\r\n")
+        head = b"".join(parts)
+        self.head_sent = True
+        if first and not self._no_body:
+            self._send(head + self._frame(first))
+        else:
+            self._send(head)
+        self.bytes_sent += len(head)
+
+    def _frame(self, data: bytes) -> bytes:
+        if self._length is not None:
+            room = self._length - self.sent_body
+            if len(data) > room:
+                data = data[:room]  # never send more than declared: it would desync the client
+                self.keep_alive = False
+        self.sent_body += len(data)
+        self.bytes_sent += len(data)
+        return chunk(data) if self._chunked else data
+
+    def _send_body(self, data: bytes) -> None:
+        if not data or self._no_body:
+            return
+        self._send(self._frame(data))
+
+    def finish(self) -> None:
+        """End the response: head if not yet sent, last chunk, length check."""
+        if not self.head_sent:
+            self._send_head(0)
+        elif self._chunked:
+            self._send(LAST_CHUNK)
+        if self._length is not None and not self._no_body and self.sent_body < self._length:
+            self.keep_alive = False  # the client will wait for bytes that never come: close
+
+
+def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
+    """Call the application and stream its result (PEP 3333 "Specification Details").
+
+    Raises whatever the application raised; the caller answers 500 when no
+    head was sent yet, or aborts the connection otherwise.
+    """
+    result = app(environ, response.start_response)
+    try:
+        if not response.head_sent and isinstance(result, (list, tuple)):
+            # Known total length: one Content-Length and a single send of head + body.
+            total = sum(map(len, result))
+            if response.status is None:
+                raise AssertionError("application returned without calling start_response")
+            response._send_head(total, b"".join(result))
+        else:
+            for data in result:
+                if data:
+                    response.write(data)
+        response.finish()
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+def protocol_error_of(exc: BaseException) -> ProtocolError | None:
+    """The ProtocolError behind an exception the app let through from wsgi.input."""
+    while exc is not None:
+        if isinstance(exc, ProtocolError):
+            return exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+__all__ = [
+    "InputStream", "WSGIResponse", "build_environ", "error_response", "load_app", "protocol_error_of",
+    "run_app",
+]
