@@ -1,0 +1,976 @@
+"""Server configuration: httpd directives by their Apache names.
+
+One job: turn compiled-in defaults, an optional YAML file and command-line
+overrides into one frozen :class:`ServerConfig` for the chosen MPM, the way
+httpd 2.4 turns ``httpd.conf`` into its effective settings:
+
+* directive names are matched case-insensitively, as httpd's command table
+  is, and the legacy names ``MaxClients`` and ``MaxRequestsPerChild`` are
+  accepted with httpd's deprecation notices (AH00188/AH00324/AH00521,
+  AH00545);
+* the compiled-in defaults are httpd 2.4's (``mpm_default.h`` of each MPM,
+  core, and mod_reqtimeout), see design/mpm-model.md section 6;
+* the limit arithmetic of each MPM's ``check_config`` hook and the silent
+  adjustments of its ``run`` hook are applied, and every change is recorded
+  in :attr:`ServerConfig.notes` worded like httpd's startup warnings
+  (prefork AH00175/AH00180, worker AH00300-AH00318, event AH00497-AH00515),
+  see design/mpm-model.md section 5 "Limit arithmetic at config check";
+* a per-MPM section (``prefork:``, ``worker:``, ``event:``) plays the role of
+  ``<IfModule mpm_event_module>``.
+
+Where this module is stricter than httpd (httpd clamps a zero
+``StartServers`` to 1, this module refuses it) the error message and
+docs/config.md say so. Nothing here opens sockets or reads anything but
+the YAML file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+__all__ = [
+    "MPMS",
+    "DIRECTIVES",
+    "ConfigError",
+    "Directive",
+    "ReadTimeout",
+    "RequestReadTimeout",
+    "ServerConfig",
+    "default_config",
+    "format_config",
+    "is_async",
+    "is_threaded",
+    "load_config",
+    "parse_override",
+]
+
+MPMS = ("prefork", "worker", "event")
+_THREADED = ("worker", "event")
+
+# Compile-time hard maxima (MAX_SERVER_LIMIT / MAX_THREAD_LIMIT in each MPM).
+_HARD_SERVER_LIMIT = {"prefork": 200000, "worker": 20000, "event": 20000}
+_HARD_THREAD_LIMIT = {"worker": 20000, "event": 100000}
+
+# httpd's AH message numbers for the startup warnings we reproduce; they differ
+# per MPM because each MPM carries its own copy of the check_config code.
+_AH = {
+    "prefork": {"server_limit": "00175", "mrw_over_limit": "00180", "maxclients": "00188"},
+    "worker": {
+        "server_limit": "00300", "thread_limit": "00305", "tpc_over_limit": "00310",
+        "mrw_below_tpc": "00314", "mrw_multiple": "00316", "mrw_over_limit": "00318",
+        "maxclients": "00324",
+    },
+    "event": {
+        "server_limit": "00497", "thread_limit": "00502", "tpc_over_limit": "00507",
+        "mrw_below_tpc": "00511", "mrw_multiple": "00513", "mrw_over_limit": "00515",
+        "maxclients": "00521",
+    },
+}
+
+_LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
+_DEFAULTS_LABEL = "<defaults>"
+_OVERRIDES_LABEL = "<overrides>"
+
+
+class ConfigError(ValueError):
+    """A configuration httpd would refuse to start with (or that we refuse).
+
+    The message always starts with the file it came from (the YAML path as
+    given, ``<overrides>`` for command-line ``--set`` values, ``<defaults>``
+    when neither applies) and names the directive, like httpd's
+    ``Syntax error on line N of FILE: ...``.
+    """
+
+    def __init__(self, message: str, *, source: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.key = key
+
+
+# --------------------------------------------------------------------------
+# Value types
+
+
+@dataclass(frozen=True)
+class ReadTimeout:
+    """One stage of mod_reqtimeout's ``RequestReadTimeout``.
+
+    ``timeout`` seconds are allowed for the stage (0 = stage disabled). With
+    ``min_rate`` > 0 every ``min_rate`` bytes received extend the deadline by
+    one second, up to ``max_timeout`` seconds in total (0 = no maximum, as in
+    mod_reqtimeout). With ``min_rate`` 0 the timeout is fixed.
+    """
+
+    timeout: float
+    max_timeout: float
+    min_rate: int
+
+    @property
+    def enabled(self) -> bool:
+        """mod_reqtimeout only arms a stage whose timeout is > 0."""
+        return self.timeout > 0
+
+    def __str__(self) -> str:
+        # httpd's own syntax: timeout[-maxtimeout][,MinRate=rate]
+        if not self.timeout:
+            return "0"
+        text = _fmt_number(self.timeout)
+        if self.max_timeout:
+            text += "-" + _fmt_number(self.max_timeout)
+        if self.min_rate:
+            text += f",MinRate={self.min_rate}"
+        return text
+
+
+_DISABLED = ReadTimeout(0.0, 0.0, 0)
+_STAGES = ("handshake", "header", "body")
+
+
+@dataclass(frozen=True)
+class RequestReadTimeout:
+    """mod_reqtimeout's three stages (handshake only matters for TLS)."""
+
+    handshake: ReadTimeout
+    header: ReadTimeout
+    body: ReadTimeout
+
+    def __str__(self) -> str:
+        return " ".join(f"{stage}={getattr(self, stage)}" for stage in _STAGES)
+
+
+# mod_reqtimeout's compiled-in default (httpd >= 2.4.39):
+#   handshake=0 header=20-40,MinRate=500 body=20,MinRate=500
+_DEFAULT_RRT = RequestReadTimeout(
+    handshake=_DISABLED,
+    header=ReadTimeout(20.0, 40.0, 500),
+    body=ReadTimeout(20.0, 0.0, 500),
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The effective settings of one server, attribute names = httpd directives.
+
+    Directives that do not apply to the MPM hold neutral values: prefork has
+    ThreadsPerChild = ThreadLimit = 1 and Min/MaxSpareThreads = 0; worker and
+    event have Min/MaxSpareServers = 0. AsyncRequestWorkerFactor is only used
+    by event. Durations are float seconds.
+    """
+
+    mpm: str
+    Listen: tuple[tuple[str, int], ...]
+    StartServers: int
+    MinSpareServers: int
+    MaxSpareServers: int
+    MinSpareThreads: int
+    MaxSpareThreads: int
+    MaxRequestWorkers: int
+    ServerLimit: int
+    ThreadsPerChild: int
+    ThreadLimit: int
+    MaxConnectionsPerChild: int
+    AsyncRequestWorkerFactor: float
+    KeepAlive: bool
+    KeepAliveTimeout: float
+    MaxKeepAliveRequests: int
+    Timeout: float
+    RequestReadTimeout: RequestReadTimeout
+    ListenBacklog: int
+    LimitRequestLine: int
+    LimitRequestFieldSize: int
+    LimitRequestFields: int
+    LimitRequestBody: int
+    GracefulShutdownTimeout: float
+    PidFile: str | None
+    ErrorLog: str | None
+    LogLevel: str
+    ServerName: str | None
+    MaintenanceInterval: float
+    source: str | None
+    notes: tuple[str, ...]
+
+    @property
+    def daemons_limit(self) -> int:
+        """httpd's ``ap_daemons_limit``: most child processes serving at once.
+
+        prefork: MaxRequestWorkers; worker/event: MaxRequestWorkers /
+        ThreadsPerChild (exact after the clamps in :func:`load_config`).
+        """
+        return self.MaxRequestWorkers // self.ThreadsPerChild
+
+    @property
+    def min_spare(self) -> int:
+        """Idle-unit floor for maintenance: MinSpareServers (prefork) or MinSpareThreads."""
+        return self.MinSpareServers if self.mpm == "prefork" else self.MinSpareThreads
+
+    @property
+    def max_spare(self) -> int:
+        """Idle-unit ceiling for maintenance: MaxSpareServers (prefork) or MaxSpareThreads."""
+        return self.MaxSpareServers if self.mpm == "prefork" else self.MaxSpareThreads
+
+
+# --------------------------------------------------------------------------
+# MPM queries
+
+
+def is_threaded(mpm: str) -> bool:
+    """httpd's ``ap_mpm_query(AP_MPMQ_IS_THREADED)``: prefork is not, worker and event are."""
+    return _check_mpm(mpm, _DEFAULTS_LABEL) in _THREADED
+
+
+def is_async(mpm: str) -> bool:
+    """httpd's ``ap_mpm_query(AP_MPMQ_IS_ASYNC)``: only event is asynchronous."""
+    return _check_mpm(mpm, _DEFAULTS_LABEL) == "event"
+
+
+def _check_mpm(mpm: object, source: str) -> str:
+    if isinstance(mpm, str) and mpm.lower() in MPMS:
+        return mpm.lower()
+    raise ConfigError(
+        f"{source}: mpm: unknown MPM {mpm!r} (choose one of {', '.join(MPMS)})",
+        source=source, key="mpm",
+    )
+
+
+# --------------------------------------------------------------------------
+# Value parsers. Each takes the raw YAML value and returns the typed value or
+# raises _BadValue with the reason; the caller adds the file and the key.
+
+
+class _BadValue(Exception):
+    pass
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _int_parser(minimum: int, maximum: int | None = None, why: str = "") -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value))
+        ):
+            raise _BadValue(f"expected an integer, got {_describe(value)}")
+        number = int(value)  # type: ignore[arg-type]
+        if number < minimum:
+            raise _BadValue(f"must be at least {minimum}, got {number}{why}")
+        if maximum is not None and number > maximum:
+            raise _BadValue(f"must be at most {maximum}, got {number}")
+        return number
+
+    return parse
+
+
+_DURATION_RE = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(ms|s)?\s*", re.IGNORECASE)
+
+
+def _duration_parser(positive: bool) -> Callable[[object], float]:
+    """Seconds as a number, or httpd's ap_timeout_parameter_parse() syntax ("500ms", "2s")."""
+
+    def parse(value: object) -> float:
+        seconds: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str):
+            match = _DURATION_RE.fullmatch(value)
+            if match:
+                seconds = float(match.group(1))
+                if (match.group(2) or "s").lower() == "ms":
+                    seconds /= 1000.0
+        if seconds is None or not math.isfinite(seconds):
+            raise _BadValue(f"expected a duration in seconds, got {_describe(value)}")
+        if seconds < 0:
+            raise _BadValue(f"must not be negative, got {_describe(value)}")
+        if positive and seconds == 0:
+            raise _BadValue(f"must be greater than 0, got {_describe(value)}")
+        return seconds
+
+    return parse
+
+
+def _parse_on_off(value: object) -> bool:
+    # YAML 1.1 already turns unquoted On/Off/true/false into booleans.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("on", "true"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("off", "false"):
+        return False
+    raise _BadValue(f"expected On or Off, got {_describe(value)}")
+
+
+def _parse_factor(value: object) -> float:
+    # event's set_worker_factor(): strtod, then "must be a positive number".
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise _BadValue(f"expected a number, got {_describe(value)}")
+    if number <= 0:
+        raise _BadValue(f"AsyncRequestWorkerFactor argument must be a positive number, got {_describe(value)}")
+    return number
+
+
+def _parse_log_level(value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() in _LOG_LEVELS:
+        return value.strip().lower()
+    raise _BadValue(f"expected one of {', '.join(_LOG_LEVELS)}, got {_describe(value)}")
+
+
+def _parse_optional_str(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    raise _BadValue(f"expected a string, got {_describe(value)}")
+
+
+def _parse_port(text: str, original: object) -> int:
+    if not re.fullmatch(r"\d{1,5}", text) or int(text) > 65535:
+        raise _BadValue(f"expected a port number 0-65535, got {_describe(original)}")
+    return int(text)
+
+
+def _parse_address(value: object) -> tuple[str, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "127.0.0.1", _parse_port(str(value), value)
+    if not isinstance(value, str):
+        raise _BadValue(f"expected 'host:port', '[v6addr]:port' or a port, got {_describe(value)}")
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):  # "8080": port only, loopback as for an int
+        return "127.0.0.1", _parse_port(text, value)
+    if text.startswith("["):
+        match = re.fullmatch(r"\[([^\]]+)\]:(\S+)", text)
+        if not match:
+            raise _BadValue(f"expected '[v6addr]:port', got {_describe(value)}")
+        host, port_text = match.groups()
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _BadValue(f"{host!r} is not an IPv6 address in {_describe(value)}") from None
+        return host, _parse_port(port_text, value)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise _BadValue(f"expected 'host:port', '[v6addr]:port' or a port, got {_describe(value)}")
+    if ":" in host:
+        raise _BadValue(f"IPv6 addresses need brackets, e.g. '[::1]:8080', got {_describe(value)}")
+    if host == "*":  # httpd's "all addresses"
+        host = "0.0.0.0"
+    return host, _parse_port(port_text, value)
+
+
+def _parse_listen(value: object) -> tuple[tuple[str, int], ...]:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise _BadValue("at least one address is required (httpd: no listening sockets available)")
+    addresses: list[tuple[str, int]] = []
+    for item in items:
+        address = _parse_address(item)
+        # httpd refuses to bind the same address twice; port 0 asks for a new
+        # free port each time, so repeating it is meaningful.
+        if address[1] != 0 and address in addresses:
+            raise _BadValue(f"{_fmt_address(address)} is given more than once")
+        addresses.append(address)
+    return tuple(addresses)
+
+
+def _fmt_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _parse_seconds_field(text: str) -> float:
+    # mod_reqtimeout takes whole seconds; we also take decimals so tests can
+    # run with sub-second deadlines.
+    if not re.fullmatch(r"\s*(\d+(\.\d*)?|\.\d+)\s*", text):
+        raise _BadValue(f"Value '{text}' not numerical (expected non-negative seconds)")
+    return float(text)
+
+
+def _make_stage(stage: str, spec: str, timeout: float, max_timeout: float, rate: int) -> ReadTimeout:
+    if max_timeout and timeout >= max_timeout:
+        where = f"{stage}={spec}" if spec else stage
+        raise _BadValue(f"{where}: Maximum timeout must be larger than initial timeout")
+    if timeout == 0:
+        # mod_reqtimeout never arms a stage whose initial timeout is 0.
+        return _DISABLED
+    return ReadTimeout(timeout, max_timeout, rate)
+
+
+def _parse_stage_text(stage: str, text: str) -> ReadTimeout:
+    """mod_reqtimeout's set_reqtimeout_param(): ``timeout[-maxtimeout][,MinRate=rate]``."""
+
+    def fail(reason: str) -> _BadValue:
+        return _BadValue(f"{stage}={text}: {reason}")
+
+    cut = text.lower().find(",minrate=")
+    rate = 0
+    if cut >= 0:
+        times, rate_text = text[:cut], text[cut + len(",minrate="):]
+        if not re.fullmatch(r"\s*\d+\s*", rate_text):
+            raise fail(f"Value '{rate_text}' not numerical")
+        rate = int(rate_text)
+        if rate == 0:
+            raise fail("Minimum data rate must be larger than 0")
+    else:
+        times = text
+        if "-" in times:
+            raise fail("Must set MinRate option if using timeout range")
+    initial_text, _, max_text = times.partition("-")
+    try:
+        timeout = _parse_seconds_field(initial_text)
+        max_timeout = _parse_seconds_field(max_text) if max_text else 0.0
+    except _BadValue as exc:
+        raise fail(str(exc)) from None
+    return _make_stage(stage, text, timeout, max_timeout, rate)
+
+
+def _parse_stage_value(stage: str, value: object) -> ReadTimeout:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0 or not math.isfinite(value):
+            raise _BadValue(f"{stage}={value}: Value must be non-negative")
+        return _parse_stage_text(stage, _fmt_number(value))
+    if isinstance(value, str):
+        return _parse_stage_text(stage, value.strip())
+    if isinstance(value, Mapping):
+        # Extension: {timeout: 20, max_timeout: 40, min_rate: 500}
+        fields = {str(k).lower(): v for k, v in _pairs(value)}
+        unknown = set(fields) - {"timeout", "max_timeout", "min_rate"}
+        if unknown:
+            raise _BadValue(f"{stage}: unknown field(s) {', '.join(sorted(unknown))} "
+                            "(expected timeout, max_timeout, min_rate)")
+        try:
+            timeout = _duration_parser(False)(fields.get("timeout", 0))
+            max_timeout = _duration_parser(False)(fields.get("max_timeout", 0))
+            rate = _int_parser(0)(fields.get("min_rate", 0))
+        except _BadValue as exc:
+            raise _BadValue(f"{stage}: {exc}") from None
+        if max_timeout and not rate:
+            raise _BadValue(f"{stage}: Must set MinRate option if using timeout range")
+        return _make_stage(stage, "", timeout, max_timeout, rate)
+    raise _BadValue(f"{stage}: expected 'timeout[-maxtimeout][,MinRate=rate]', "
+                    f"got {_describe(value)}")
+
+
+def _parse_request_read_timeout(value: object) -> dict[str, ReadTimeout]:
+    """Only the stages given; the others keep their values (as httpd merges)."""
+    stages: dict[str, ReadTimeout] = {}
+    if isinstance(value, str):
+        words = value.split()
+        if not words:
+            raise _BadValue("no stage given (expected e.g. 'header=20-40,MinRate=500')")
+        for word in words:
+            key, sep, spec = word.partition("=")
+            if not sep:
+                raise _BadValue("Invalid RequestReadTimeout parameter. Parameter must be in the form 'key=value', "
+                                f"got {word!r}")
+            stage = key.lower()
+            if stage not in _STAGES:
+                raise _BadValue(f"{word}: Unknown RequestReadTimeout parameter {key!r} "
+                                f"(expected {', '.join(_STAGES)})")
+            stages[stage] = _parse_stage_text(stage, spec)
+        return stages
+    if isinstance(value, Mapping):
+        for key, spec in _pairs(value):
+            stage = str(key).lower()
+            if stage not in _STAGES:
+                raise _BadValue(f"Unknown RequestReadTimeout parameter {key!r} (expected {', '.join(_STAGES)})")
+            stages[stage] = _parse_stage_value(stage, spec)
+        return stages
+    raise _BadValue("expected httpd's syntax, e.g. 'header=20-40,MinRate=500 body=20,MinRate=500', "
+                    f"or a mapping of stages, got {_describe(value)}")
+
+
+# --------------------------------------------------------------------------
+# The directive table: declared once, used for validation, canonical names,
+# suggestions, format_config and the docs.
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One supported directive: its canonical name, the MPMs it belongs to, a one-line meaning."""
+
+    name: str
+    mpms: tuple[str, ...]
+    summary: str
+    parse: Callable[[object], Any]
+
+
+def _d(name: str, mpms: tuple[str, ...], summary: str, parse: Callable[[object], Any]) -> Directive:
+    return Directive(name, mpms, summary, parse)
+
+
+_AT_LEAST_1 = " (httpd would warn and use 1; mpm-harness refuses it)"
+
+_DIRECTIVE_LIST = (
+    _d("Listen", MPMS, "addresses to listen on: 'host:port', '[v6]:port' or a port (127.0.0.1)", _parse_listen),
+    _d("StartServers", MPMS, "child processes forked at startup", _int_parser(1, why=_AT_LEAST_1)),
+    _d("MinSpareServers", ("prefork",), "fewest idle child processes before more are forked",
+       _int_parser(1, why=_AT_LEAST_1)),
+    _d("MaxSpareServers", ("prefork",), "most idle child processes before one is retired", _int_parser(0)),
+    _d("MinSpareThreads", _THREADED, "fewest idle worker threads, server-wide, before a child is forked",
+       _int_parser(1, why=_AT_LEAST_1)),
+    _d("MaxSpareThreads", _THREADED, "most idle worker threads, server-wide, before a child is retired",
+       _int_parser(0)),
+    _d("MaxRequestWorkers", MPMS, "most connections served at once (prefork: processes; else threads)",
+       _int_parser(1, why=_AT_LEAST_1)),
+    _d("ServerLimit", MPMS, "most child processes for the server's lifetime (sizes the scoreboard)",
+       _int_parser(1, why=_AT_LEAST_1)),
+    _d("ThreadsPerChild", _THREADED, "worker threads in each child process", _int_parser(1, why=_AT_LEAST_1)),
+    _d("ThreadLimit", _THREADED, "upper bound of ThreadsPerChild for the server's lifetime",
+       _int_parser(1, why=_AT_LEAST_1)),
+    _d("MaxConnectionsPerChild", MPMS, "connections a child serves before it exits (0 = never)", _int_parser(0)),
+    _d("AsyncRequestWorkerFactor", ("event",), "extra connections accepted per idle worker thread",
+       _parse_factor),
+    _d("KeepAlive", MPMS, "allow persistent connections (On/Off)", _parse_on_off),
+    _d("KeepAliveTimeout", MPMS, "seconds to wait for the next request on a persistent connection",
+       _duration_parser(False)),
+    _d("MaxKeepAliveRequests", MPMS, "requests per persistent connection (0 = unlimited)", _int_parser(0)),
+    _d("Timeout", MPMS, "seconds to wait for each read or write", _duration_parser(True)),
+    _d("RequestReadTimeout", MPMS, "mod_reqtimeout: deadlines and minimum rates for reading a request",
+       _parse_request_read_timeout),
+    _d("ListenBacklog", MPMS, "listen() backlog (the kernel caps it at somaxconn)", _int_parser(1)),
+    _d("LimitRequestLine", MPMS, "bytes allowed in the request line", _int_parser(1)),
+    _d("LimitRequestFieldSize", MPMS, "bytes allowed in one request header field", _int_parser(1)),
+    _d("LimitRequestFields", MPMS, "request header fields allowed (0 = unlimited)", _int_parser(0)),
+    _d("LimitRequestBody", MPMS, "bytes allowed in a request body (0 = unlimited)",
+       _int_parser(0, maximum=2147483647)),
+    _d("GracefulShutdownTimeout", MPMS, "seconds graceful-stop waits before killing children (0 = forever)",
+       _duration_parser(False)),
+    _d("PidFile", MPMS, "file the parent writes its PID to (unset = none)", _parse_optional_str),
+    _d("ErrorLog", MPMS, "error log file (unset = stderr)", _parse_optional_str),
+    _d("LogLevel", MPMS, "error log verbosity: emerg alert crit error warn notice info debug", _parse_log_level),
+    _d("ServerName", MPMS, "host name the server uses for itself (unset = derived from the address)",
+       _parse_optional_str),
+    _d("MaintenanceInterval", MPMS, "mpm-harness knob: seconds between parent maintenance ticks (httpd: 1)",
+       _duration_parser(True)),
+)
+
+#: Supported directives by canonical name (read-only use, e.g. for CLI help).
+DIRECTIVES: Mapping[str, Directive] = {d.name: d for d in _DIRECTIVE_LIST}
+
+# Legacy names: alias -> (canonical name, httpd's deprecation message)
+_ALIASES = {
+    "MaxClients": ("MaxRequestWorkers", "MaxClients is deprecated, use MaxRequestWorkers instead."),
+    "MaxRequestsPerChild": ("MaxConnectionsPerChild",
+                            "MaxRequestsPerChild is deprecated, use MaxConnectionsPerChild instead."),
+}
+
+# Real httpd directives from the design's table that mpm-harness does not
+# implement: accepted and ignored (with a note) so an httpd-derived file loads.
+_NOT_IMPLEMENTED = ("ListenCoresBucketsRatio", "MaxMemFree", "AcceptFilter")
+
+_BY_LOWER: dict[str, str] = {name.lower(): name for name in (*DIRECTIVES, *_ALIASES, *_NOT_IMPLEMENTED)}
+
+
+def _canonical(key: object, source: str) -> str:
+    """The spelling from the table for a case-insensitive key, else a ConfigError with a suggestion."""
+    if not isinstance(key, str):
+        raise ConfigError(f"{source}: directive names must be strings, got {_describe(key)}", source=source,
+                          key=str(key))
+    name = _BY_LOWER.get(key.strip().lower())
+    if name is not None:
+        return name
+    candidates = [*_BY_LOWER, *MPMS]
+    close = difflib.get_close_matches(key.strip().lower(), candidates, n=1, cutoff=0.6)
+    hint = ""
+    if close:
+        hint = f" (did you mean '{_BY_LOWER.get(close[0], close[0])}'?)"
+    raise ConfigError(f"{source}: unknown directive '{key}'{hint}", source=source, key=key)
+
+
+def _mpm_defaults(mpm: str) -> dict[str, Any]:
+    """Compiled-in defaults of httpd 2.4 (design/mpm-model.md section 6)."""
+    values: dict[str, Any] = {
+        "Listen": (("127.0.0.1", 8080),),
+        "MaxConnectionsPerChild": 0,
+        "AsyncRequestWorkerFactor": 2.0,
+        "KeepAlive": True,
+        "KeepAliveTimeout": 5.0,
+        "MaxKeepAliveRequests": 100,
+        "Timeout": 60.0,
+        "RequestReadTimeout": _DEFAULT_RRT,
+        "ListenBacklog": 511,
+        "LimitRequestLine": 8190,
+        "LimitRequestFieldSize": 8190,
+        "LimitRequestFields": 100,
+        "LimitRequestBody": 0,
+        "GracefulShutdownTimeout": 0.0,
+        "PidFile": None,
+        "ErrorLog": None,
+        "LogLevel": "warn",
+        "ServerName": None,
+        "MaintenanceInterval": 1.0,
+    }
+    if mpm == "prefork":
+        # prefork's pre_config sets MaxRequestWorkers = ServerLimit = 256.
+        values.update(StartServers=5, MinSpareServers=5, MaxSpareServers=10, MinSpareThreads=0,
+                      MaxSpareThreads=0, MaxRequestWorkers=256, ServerLimit=256, ThreadsPerChild=1,
+                      ThreadLimit=1)
+    else:
+        # worker/event: 3 x 25 spare floor, 10 x 25 ceiling, 16 x 25 workers.
+        values.update(StartServers=3, MinSpareServers=0, MaxSpareServers=0, MinSpareThreads=75,
+                      MaxSpareThreads=250, MaxRequestWorkers=400, ServerLimit=16, ThreadsPerChild=25,
+                      ThreadLimit=64)
+    return values
+
+
+# --------------------------------------------------------------------------
+# YAML loading
+
+
+class _YamlMapping(dict):
+    """A YAML mapping that remembers every (key, value) pair in order, duplicates included."""
+
+    pairs: tuple[tuple[Any, Any], ...] = ()
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _YamlMapping:
+    loader.flatten_mapping(node)
+    pairs = []
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+            ) from None
+        pairs.append((key, loader.construct_object(value_node, deep=True)))
+    mapping = _YamlMapping(pairs)
+    mapping.pairs = tuple(pairs)
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _pairs(mapping: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
+    return getattr(mapping, "pairs", None) or tuple(mapping.items())
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> tuple[Mapping[Any, Any], str]:
+    label = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such configuration file", source=label) from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}", source=label) from None
+    try:
+        document = yaml.load(data, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{label}: invalid YAML{where}: {problem}", source=label) from None
+    if document is None:  # an empty file is an empty configuration
+        return {}, label
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            f"{label}: expected a mapping of 'Directive: value' at the top level, got {type(document).__name__}",
+            source=label,
+        )
+    return document, label
+
+
+# --------------------------------------------------------------------------
+# Collecting settings from one mapping
+
+
+def _collect(
+    mapping: Mapping[Any, Any], source: str, mpm: str, notes: list[str], section: str | None = None
+) -> list[tuple[str, Any, str]]:
+    """Parse one mapping into (directive, value, source) settings that apply to ``mpm``.
+
+    Every key and value is validated even when it will not be applied (another
+    MPM's directive at top level, another MPM's section), because one file
+    usually serves the whole prefork/worker/event matrix.
+    """
+    applied: list[tuple[str, Any, str]] = []
+    sections: list[tuple[str, Mapping[Any, Any]]] = []
+    seen: dict[str, str] = {}
+    where = f"{section}: " if section else ""
+    for key, value in _pairs(mapping):
+        if isinstance(key, str) and key.strip().lower() in MPMS:
+            name = key.strip().lower()
+            if section is not None:
+                raise ConfigError(f"{source}: {where}{key}: per-MPM sections cannot be nested", source=source,
+                                  key=key)
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key}: expected a mapping of 'Directive: value', got "
+                                  f"{_describe(value)}", source=source, key=key)
+            sections.append((name, value))
+            continue
+        name = _canonical(key, source)
+        if name in _NOT_IMPLEMENTED:
+            if section in (None, mpm):
+                notes.append(f"{source}: {where}{name} is not implemented by mpm-harness, ignored")
+            continue
+        target, alias_message = _ALIASES.get(name, (name, None))
+        directive = DIRECTIVES[target]
+        try:
+            parsed = directive.parse(value)
+        except _BadValue as exc:
+            raise ConfigError(f"{source}: {where}{key}: {exc}", source=source, key=key) from None
+        if section is not None and section not in directive.mpms:
+            raise ConfigError(
+                f"{source}: {target} is not a {section} directive "
+                f"(in the '{section}:' section; it belongs to {'/'.join(directive.mpms)})",
+                source=source, key=key,
+            )
+        if section is not None and section != mpm:
+            continue  # validated only; this section is for another MPM
+        if mpm not in directive.mpms:
+            notes.append(f"{source}: {target} is not a {mpm} directive, ignored "
+                         f"(it belongs to {'/'.join(directive.mpms)})")
+            continue
+        if alias_message:
+            ah = _AH[mpm]["maxclients"] if name == "MaxClients" else "00545"
+            notes.append(f"{source}: AH{ah}: {alias_message}")
+        if target in seen and target != "RequestReadTimeout":
+            notes.append(f"{source}: {where}{target} is set more than once ({seen[target]!r} and {key!r}); "
+                         "the last value wins")
+        seen[target] = str(key)
+        applied.append((target, parsed, source))
+    for name, body in sections:
+        section_settings = _collect(body, source, mpm, notes, section=name)
+        if name == mpm:
+            applied.extend(section_settings)
+    return applied
+
+
+# --------------------------------------------------------------------------
+# httpd's limit arithmetic
+
+
+def _apply_limits(mpm: str, v: dict[str, Any], notes: list[str]) -> None:
+    """Each MPM's check_config hook, then the adjustments its run hook makes (buckets = 1)."""
+    ah = _AH[mpm]
+    hard = _HARD_SERVER_LIMIT[mpm]
+    if v["ServerLimit"] > hard:
+        notes.append(f"AH{ah['server_limit']}: ServerLimit of {v['ServerLimit']} exceeds compile-time limit "
+                     f"of {hard} servers, decreasing to {hard}.")
+        v["ServerLimit"] = hard
+
+    if mpm == "prefork":
+        if v["MaxRequestWorkers"] > v["ServerLimit"]:
+            notes.append(f"AH{ah['mrw_over_limit']}: MaxRequestWorkers of {v['MaxRequestWorkers']} exceeds "
+                         f"ServerLimit value of {v['ServerLimit']} servers, decreasing MaxRequestWorkers to "
+                         f"{v['ServerLimit']}. To increase, please see the ServerLimit directive.")
+            v["MaxRequestWorkers"] = v["ServerLimit"]
+        daemons_limit = v["MaxRequestWorkers"]
+        # prefork_run(): MaxSpareServers >= MinSpareServers + buckets (silent in httpd)
+        if v["MaxSpareServers"] < v["MinSpareServers"] + 1:
+            raised = v["MinSpareServers"] + 1
+            notes.append(f"MaxSpareServers of {v['MaxSpareServers']} is less than MinSpareServers of "
+                         f"{v['MinSpareServers']} + 1, increasing to {raised} (httpd adjusts this silently).")
+            v["MaxSpareServers"] = raised
+    else:
+        thread_hard = _HARD_THREAD_LIMIT[mpm]
+        if v["ThreadLimit"] > thread_hard:
+            notes.append(f"AH{ah['thread_limit']}: ThreadLimit of {v['ThreadLimit']} exceeds compile-time limit "
+                         f"of {thread_hard} threads, decreasing to {thread_hard}.")
+            v["ThreadLimit"] = thread_hard
+        if v["ThreadsPerChild"] > v["ThreadLimit"]:
+            notes.append(f"AH{ah['tpc_over_limit']}: ThreadsPerChild of {v['ThreadsPerChild']} exceeds "
+                         f"ThreadLimit of {v['ThreadLimit']} threads, decreasing to {v['ThreadLimit']}. "
+                         "To increase, please see the ThreadLimit directive.")
+            v["ThreadsPerChild"] = v["ThreadLimit"]
+        tpc = v["ThreadsPerChild"]
+        if v["MaxRequestWorkers"] < tpc:
+            notes.append(f"AH{ah['mrw_below_tpc']}: MaxRequestWorkers of {v['MaxRequestWorkers']} is less than "
+                         f"ThreadsPerChild of {tpc}, increasing to {tpc}. MaxRequestWorkers must be at least "
+                         "as large as the number of threads in a single server.")
+            v["MaxRequestWorkers"] = tpc
+        daemons_limit = v["MaxRequestWorkers"] // tpc
+        if v["MaxRequestWorkers"] % tpc:
+            rounded = daemons_limit * tpc
+            notes.append(f"AH{ah['mrw_multiple']}: MaxRequestWorkers of {v['MaxRequestWorkers']} is not an "
+                         f"integer multiple of ThreadsPerChild of {tpc}, decreasing to nearest multiple "
+                         f"{rounded}, for a maximum of {daemons_limit} servers.")
+            v["MaxRequestWorkers"] = rounded
+        if daemons_limit > v["ServerLimit"]:
+            capped = v["ServerLimit"] * tpc
+            notes.append(f"AH{ah['mrw_over_limit']}: MaxRequestWorkers of {v['MaxRequestWorkers']} would "
+                         f"require {daemons_limit} servers and would exceed ServerLimit of {v['ServerLimit']}, "
+                         f"decreasing to {capped}. To increase, please see the ServerLimit directive.")
+            v["MaxRequestWorkers"] = capped
+            daemons_limit = v["ServerLimit"]
+        # worker_run()/event_run(): MaxSpareThreads >= Min + (TPC + 1) * buckets (silent in httpd)
+        floor = v["MinSpareThreads"] + tpc + 1
+        if v["MaxSpareThreads"] < floor:
+            notes.append(f"MaxSpareThreads of {v['MaxSpareThreads']} is less than MinSpareThreads of "
+                         f"{v['MinSpareThreads']} + ThreadsPerChild of {tpc} + 1, increasing to {floor} "
+                         "(httpd adjusts this silently).")
+            v["MaxSpareThreads"] = floor
+
+    # *_run(): never start more children than may ever run (silent in httpd)
+    if v["StartServers"] > daemons_limit:
+        basis = "MaxRequestWorkers" if mpm == "prefork" else "MaxRequestWorkers / ThreadsPerChild"
+        notes.append(f"StartServers of {v['StartServers']} exceeds the limit of {daemons_limit} servers "
+                     f"({basis}), decreasing to {daemons_limit} (httpd caps this silently).")
+        v["StartServers"] = daemons_limit
+
+
+# --------------------------------------------------------------------------
+# Public entry points
+
+
+def default_config(mpm: str) -> ServerConfig:
+    """httpd 2.4's compiled-in defaults for ``mpm`` (prefork, worker or event), no file, no overrides."""
+    return load_config(mpm)
+
+
+def load_config(
+    mpm: str,
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> ServerConfig:
+    """Build the effective configuration the way httpd reads httpd.conf.
+
+    Order: compiled-in defaults, then the file's top-level directives, then
+    its section for ``mpm`` (like ``<IfModule mpm_event_module>``), then
+    ``overrides`` (the CLI's ``--set``; it may also hold a per-MPM section).
+    Later values win, except ``RequestReadTimeout``, whose stages accumulate as
+    in mod_reqtimeout. Then each MPM's check_config clamps are applied.
+    Raises :class:`ConfigError` naming the file and the key.
+    """
+    source_label = os.fspath(path) if path is not None else _DEFAULTS_LABEL
+    mpm = _check_mpm(mpm, source_label)
+    notes: list[str] = []
+    settings: list[tuple[str, Any, str]] = []
+    if path is not None:
+        document, label = _read_yaml(path)
+        settings += _collect(document, label, mpm, notes)
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"{_OVERRIDES_LABEL}: expected a mapping of directive to value",
+                              source=_OVERRIDES_LABEL)
+        settings += _collect(overrides, _OVERRIDES_LABEL, mpm, notes)
+
+    values = _mpm_defaults(mpm)
+    for name, value, _source in settings:
+        if name == "RequestReadTimeout":
+            current: RequestReadTimeout = values[name]
+            values[name] = RequestReadTimeout(**{s: value.get(s, getattr(current, s)) for s in _STAGES})
+        else:
+            values[name] = value
+
+    _apply_limits(mpm, values, notes)
+    return ServerConfig(
+        mpm=mpm,
+        source=os.fspath(path) if path is not None else None,
+        notes=tuple(notes),
+        **values,
+    )
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parse one CLI ``--set Directive=value`` (like ``httpd -C 'Directive value'``).
+
+    The value is read as a YAML scalar ("2" -> 2, "Off" -> False, "500ms"
+    stays a string); text YAML cannot read as a scalar (e.g. "[::1]:8080")
+    is kept as the string given, and a flow list ("[8080, 8081]") stays a
+    list for Listen. The name is matched case-insensitively and returned in
+    its canonical spelling (legacy names are kept so load_config can note
+    their deprecation). Unknown names raise ConfigError with a suggestion.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{_OVERRIDES_LABEL}: expected 'Directive=value', got {text!r}", source=_OVERRIDES_LABEL,
+                          key=key.strip() or None)
+    key = key.strip()
+    name = key.lower() if key.lower() in MPMS else _canonical(key, _OVERRIDES_LABEL)
+    try:
+        value: object = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw.strip()
+    if name in MPMS and isinstance(value, Mapping):
+        return name, value  # "event={ThreadsPerChild: 5}": a per-MPM section
+    if isinstance(value, Mapping) or (value is not None and not isinstance(value, (str, int, float, bool, list))):
+        value = raw.strip()  # a scalar was meant; keep what was typed
+    return name, value
+
+
+def format_config(cfg: ServerConfig) -> str:
+    """The effective values as httpd.conf-style ``Directive value`` lines.
+
+    Like ``httpd -t -D DUMP_RUN_CFG`` plus the MPM settings httpd never
+    prints: a comment header names the MPM and the source, every note is a
+    comment, then one line per directive that applies to the MPM (one Listen
+    line per address). Unset PidFile/ErrorLog/ServerName appear as comments.
+    Each non-comment line can be fed back through :func:`parse_override`.
+    """
+    kind = "threaded, async" if is_async(cfg.mpm) else ("threaded" if is_threaded(cfg.mpm) else "not threaded")
+    lines = [
+        f"# mpm-harness effective configuration: {cfg.mpm} MPM ({kind})",
+        f"# source: {cfg.source if cfg.source is not None else 'compiled-in defaults'}",
+    ]
+    lines += [f"# note: {note}" for note in cfg.notes]
+
+    def duration(seconds: float) -> str:
+        if float(seconds).is_integer():
+            return str(int(seconds))
+        millis = seconds * 1000.0
+        return f"{round(millis)}ms" if abs(millis - round(millis)) < 1e-9 else repr(float(seconds))
+
+    def on_off(flag: bool) -> str:
+        return "On" if flag else "Off"
+
+    lines += [f"Listen {_fmt_address(address)}" for address in cfg.Listen]
+    mpm_names = ["StartServers"]
+    mpm_names += ["MinSpareServers", "MaxSpareServers"] if cfg.mpm == "prefork" else [
+        "MinSpareThreads", "MaxSpareThreads", "ThreadsPerChild", "ThreadLimit"]
+    mpm_names += ["MaxRequestWorkers", "ServerLimit", "MaxConnectionsPerChild"]
+    if cfg.mpm == "event":
+        mpm_names.append("AsyncRequestWorkerFactor")
+    for name in mpm_names:
+        value = getattr(cfg, name)
+        lines.append(f"{name} {_fmt_number(value) if isinstance(value, float) else value}")
+    lines += [
+        f"KeepAlive {on_off(cfg.KeepAlive)}",
+        f"KeepAliveTimeout {duration(cfg.KeepAliveTimeout)}",
+        f"MaxKeepAliveRequests {cfg.MaxKeepAliveRequests}",
+        f"Timeout {duration(cfg.Timeout)}",
+        f"RequestReadTimeout {cfg.RequestReadTimeout}",
+        f"ListenBacklog {cfg.ListenBacklog}",
+        f"LimitRequestLine {cfg.LimitRequestLine}",
+        f"LimitRequestFieldSize {cfg.LimitRequestFieldSize}",
+        f"LimitRequestFields {cfg.LimitRequestFields}",
+        f"LimitRequestBody {cfg.LimitRequestBody}",
+        f"GracefulShutdownTimeout {duration(cfg.GracefulShutdownTimeout)}",
+    ]
+    for name, unset in (("PidFile", "no pid file"), ("ErrorLog", "stderr"), ("ServerName", "derived")):
+        value = getattr(cfg, name)
+        lines.append(f"{name} {value}" if value is not None else f"# {name} not set ({unset})")
+    lines.append(f"LogLevel {cfg.LogLevel}")
+    lines.append("# MaintenanceInterval is an mpm-harness knob, not an httpd directive (httpd: fixed 1 s)")
+    lines.append(f"MaintenanceInterval {duration(cfg.MaintenanceInterval)}")
+    return "\n".join(lines) + "\n"
