@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import sys
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote_to_bytes
 
 from .http.errors import ProtocolError
 from .http.persistence import KeepAlivePolicy
@@ -136,49 +137,48 @@ class InputStream:
         return self._done
 
 
-def build_environ(
-    req: Request,
-    body: InputStream,
+def environ_template(
     *,
     server_name: str,
     server_port: int,
-    remote_addr: str,
-    remote_port: int,
     errors: Any = None,
     multithread: bool = False,
     multiprocess: bool = True,
 ) -> dict:
-    """The WSGI environ for ``req`` (PEP 3333 "environ Variables", CGI RFC 3875 §4.1)."""
-    from urllib.parse import unquote_to_bytes
-
-    path = unquote_to_bytes(req.path).decode("latin-1") if "%" in req.path else req.path
-    host = req.host
-    env = {
-        "REQUEST_METHOD": req.method,
+    """The environ keys that are the same for every request a worker serves (PEP 3333)."""
+    return {
         "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": req.query,
-        "REQUEST_URI": req.target,
-        "RAW_URI": req.target,
         "SERVER_NAME": server_name,
         "SERVER_PORT": str(server_port),
-        "SERVER_PROTOCOL": req.http_version,
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        "REMOTE_ADDR": remote_addr,
-        "REMOTE_PORT": str(remote_port),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": body,
         "wsgi.errors": errors if errors is not None else sys.stderr,
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
-        "mpm_harness.request": req,
-        "mpm_harness.headers": req.headers,
     }
-    if host:
-        env["HTTP_HOST"] = host
+
+
+def build_environ(req: Request, body: InputStream, template: dict, remote_addr: str, remote_port: int) -> dict:
+    """The WSGI environ for ``req`` (PEP 3333 "environ Variables", CGI RFC 3875 §4.1)."""
+    path = req.path
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+    env = template.copy()
+    env["REQUEST_METHOD"] = req.method
+    env["PATH_INFO"] = path
+    env["QUERY_STRING"] = req.query
+    env["REQUEST_URI"] = env["RAW_URI"] = req.target
+    env["SERVER_PROTOCOL"] = req.http_version
+    env["REMOTE_ADDR"] = remote_addr
+    env["REMOTE_PORT"] = str(remote_port)
+    env["wsgi.input"] = body
+    env["mpm_harness.request"] = req
+    env["mpm_harness.headers"] = req.headers
+    if req.host:
+        env["HTTP_HOST"] = req.host
     for name, value in req.headers:
         if "_" in name:
             continue
@@ -376,6 +376,6 @@ def protocol_error_of(exc: BaseException) -> ProtocolError | None:
 
 
 __all__ = [
-    "InputStream", "WSGIResponse", "build_environ", "error_response", "load_app", "protocol_error_of",
+    "InputStream", "WSGIResponse", "build_environ", "environ_template", "error_response", "load_app", "protocol_error_of",
     "run_app",
 ]

@@ -15,13 +15,15 @@ class Limits:
 
     request_line: int = 8190
     field_size: int = 8190
-    fields: int = 100
+    fields: int = 100  # 0 = unlimited, as in httpd
     body: int = 0  # 0 = unlimited, as in httpd
 
     @property
     def max_head(self) -> int:
         """Largest header section we ever buffer: the request line plus every field, with CRLFs."""
-        return self.request_line + 2 + self.fields * (self.field_size + 2) + 2
+        # LimitRequestFields 0 means unlimited in httpd; we still bound the buffer at 1000 fields' worth
+        fields = self.fields or 1000
+        return self.request_line + 2 + fields * (self.field_size + 2) + 2
 
     @classmethod
     def from_config(cls, cfg: object) -> "Limits":

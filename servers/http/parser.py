@@ -226,7 +226,7 @@ class RequestReader:
         lfs = buf.count(b"\n")
         if lfs != buf.count(b"\r\n"):
             raise ProtocolError(400, "bare LF line ending (RFC 9112 §2.2)")
-        if lfs > lim.fields + 1:
+        if lim.fields and lfs > lim.fields + 1:
             raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
         if len(buf) - buf.rfind(b"\n") - 1 > lim.field_size:
             raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
@@ -240,9 +240,10 @@ class RequestReader:
         if len(line) > lim.request_line:
             raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
         fields = head[line_end + 2 : -4]
-        if fields:
+        # A head shorter than one field's limit cannot break the per-field limits.
+        if fields and (len(head) > lim.field_size or (lim.fields and len(head) > 4 * lim.fields)):
             lines = fields.split(b"\r\n")
-            if len(lines) > lim.fields:
+            if lim.fields and len(lines) > lim.fields:
                 raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
             if max(map(len, lines)) > lim.field_size:
                 raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")

@@ -25,6 +25,7 @@ _HOST = re.compile(
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?#]*)(.*)\Z", re.S)
 # Only RFC 3986 characters may appear in a request-target; llhttp is laxer.
 _TARGET_BYTES = re.compile(rb"[!-~]+\Z")
+_COMMON_METHODS = frozenset([b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"])
 
 
 @dataclass(slots=True)
@@ -87,6 +88,11 @@ def check_request_line(line: bytes, known_method: bool = True) -> RequestLine:
     no version (HTTP/0.9) is refused with 400.
     """
     parts = line.split(b" ")
+    if len(parts) == 3 and parts[2] == b"HTTP/1.1" and parts[0] in _COMMON_METHODS:
+        # fast path for the overwhelmingly common line
+        if not _TARGET_BYTES.match(parts[1]):
+            raise ProtocolError(400, "invalid byte in request-target (RFC 9112 §3.2)")
+        return RequestLine(parts[0], parts[1], (1, 1), None, None)
     if len(parts) != 3 or not all(parts):
         if len(parts) == 2 and all(parts) and b"\t" not in line:
             raise ProtocolError(400, "HTTP/0.9 requests are not supported")

@@ -31,7 +31,7 @@ from ..http.limits import Limits
 from ..http.parser import CLOSED, NEED_DATA, EndOfMessage, RequestReader
 from ..http.persistence import KeepAlivePolicy
 from ..http.response import CONTINUE, error_response
-from ..wsgi import InputStream, WSGIApp, WSGIResponse, build_environ, protocol_error_of, run_app
+from ..wsgi import InputStream, WSGIApp, WSGIResponse, build_environ, environ_template, protocol_error_of, run_app
 from .scoreboard import BUSY_KEEPALIVE, BUSY_READ, BUSY_WRITE, CLOSING
 
 RECV_SIZE = 65536
@@ -65,6 +65,18 @@ class ServeContext:
     status_page: Callable[[bool], str] | None = None
     errors: TextIO = field(default_factory=lambda: sys.stderr)
     log: Callable[[str, str], None] = lambda level, msg: None
+    _template: dict | None = field(default=None, repr=False)
+
+    def environ_template(self) -> dict:
+        """The per-worker constant part of every environ, built once."""
+        if self._template is None:
+            self._template = environ_template(
+                server_name=self.server_name, server_port=self.server_port, errors=self.errors,
+                multithread=self.multithread, multiprocess=self.multiprocess,
+            )
+            if self.status_page is not None:
+                self._template["mpm_harness.server_status"] = self.status_page
+        return self._template
 
 
 class _Timeout(Exception):
@@ -88,6 +100,7 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
     client = addr[0] if isinstance(addr, tuple) else str(addr)
     client_port = addr[1] if isinstance(addr, tuple) else 0
     reader = RequestReader(ctx.limits)
+    template = ctx.environ_template()
     served = 0
     keepalives = 0
     try:
@@ -111,6 +124,8 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
             try:
                 while True:
                     event = reader.next_event()
+                    if isinstance(event, EndOfMessage):
+                        continue  # the end of a body-less request the application never read
                     if event is not NEED_DATA:
                         break
                     # only the wait for the first byte of a next request is the keep-alive wait
@@ -163,13 +178,7 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
             body = InputStream(pull)
             response = WSGIResponse(req, sock.sendall, policy, keepalives=keepalives,
                                     stopping=ctx.stopping, body=body)
-            environ = build_environ(
-                req, body, server_name=ctx.server_name, server_port=ctx.server_port,
-                remote_addr=client, remote_port=client_port, errors=ctx.errors,
-                multithread=ctx.multithread, multiprocess=ctx.multiprocess,
-            )
-            if ctx.status_page is not None:
-                environ["mpm_harness.server_status"] = ctx.status_page
+            environ = build_environ(req, body, template, client, client_port)
             try:
                 run_app(ctx.app, environ, response)
             except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
