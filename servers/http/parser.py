@@ -313,6 +313,9 @@ class RequestReader:
         if expect is not None and version >= (1, 1):
             # RFC 9110 §10.1.1: 100-continue is the only expectation defined; ignore it from 1.0.
             if expect.strip().lower() == "100-continue":
+                if not chunked and content_length is None:
+                    # The client announces content it gives no way to frame (RFC 9110 §15.5.12).
+                    raise ProtocolError(411, "Expect: 100-continue without Content-Length or chunked")
                 req.expect_continue = bool(chunked or content_length)
             else:
                 raise ProtocolError(417, f"unsupported expectation {expect!r}")
