@@ -5,7 +5,8 @@ Format of httpd 2.4's ErrorLogFormat default::
     [Thu Nov 26 07:00:00.123456 2026] [mpm_prefork:error] [pid 123] AH00161: server reached ...
 
 Levels follow LogLevel (emerg alert crit error warn notice info debug);
-messages above the configured level are dropped. Writes are unbuffered
+messages above the configured level are dropped, except ``notice``, which
+httpd always logs (log.c: notice is exempt from LogLevel for the main server). Writes are unbuffered
 line writes so that several processes can share one file (O_APPEND).
 """
 
@@ -34,11 +35,11 @@ class ErrorLog:
 
     def enabled(self, level: str) -> bool:
         """True when ``level`` messages are written at the configured LogLevel."""
-        return LEVELS.index(level) <= self.max_level
+        return level == "notice" or LEVELS.index(level) <= self.max_level
 
     def log(self, level: str, message: str, code: str | None = None) -> None:
         """Write one line if ``level`` passes LogLevel; never raises (a full disk must not kill a child)."""
-        if LEVELS.index(level) > self.max_level:
+        if level != "notice" and LEVELS.index(level) > self.max_level:
             return
         now = time.time()
         stamp = time.strftime("%a %b %d %H:%M:%S", time.localtime(now)) + ".%06d" % int((now % 1) * 1e6)

@@ -23,6 +23,7 @@ import socket
 import struct
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
@@ -193,6 +194,9 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
                     return served
                 if perr is None:
                     ctx.log("error", f"{client}: application error: {exc!r}")
+                    for line in traceback.format_exception(exc)[1:]:
+                        for part in line.rstrip().splitlines():
+                            ctx.log("error", f"{client}:   {part}")
                     perr = ProtocolError(500, "")
                 if response.head_sent:
                     return served  # nothing sane can follow a half-sent response: abort

@@ -1,0 +1,241 @@
+"""The prefork server's process management: maintenance, recycling, signals, restarts.
+
+All waits poll a condition with a deadline; MaintenanceInterval is 0.1 s so a
+"one per tick" behaviour shows within a second.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from .rawhttp import Conn, request, wait_until
+
+APP = "tests.wsgi_apps:app"
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def children(h) -> list[int]:
+    return h.pids()[1:]
+
+
+def pid_of(port: int, conn: Conn | None = None) -> int:
+    raw = b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n"
+    if conn is None:
+        return int(request(port, raw).body)
+    conn.send(raw)
+    return int(conn.read_response().body)
+
+
+def test_spare_servers_grow_and_shrink_with_a_step_of_connections(launch):
+    """httpd's idle maintenance: below MinSpareServers spawn (1, 2, 4...), above MaxSpareServers retire one per tick."""
+    h = launch("prefork", {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 2,
+                           "MaxRequestWorkers": 12, "KeepAliveTimeout": 30}, app=APP)
+    wait_until(lambda: len(children(h)) == 1, 5, what="one child")
+    conns = []
+    try:
+        for _ in range(8):  # each keep-alive connection pins one child in K
+            c = Conn(h.port)
+            c.send(GET)
+            assert c.read_response().status == 200
+            conns.append(c)
+        # 8 busy children plus at least MinSpareServers idle one
+        wait_until(lambda: len(children(h)) >= 9, 10, what="pool to grow to 9 children")
+        assert len(children(h)) <= 12
+    finally:
+        for c in conns:
+            c.close()
+    # all idle now: retired one per tick until at most MaxSpareServers idle remain
+    wait_until(lambda: len(children(h)) <= 2, 15, what="pool to shrink to MaxSpareServers")
+    assert request(h.port, GET).status == 200
+
+
+def test_max_request_workers_logged_once(launch):
+    h = launch("prefork", {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 2,
+                           "MaxRequestWorkers": 2, "ServerLimit": 2, "KeepAliveTimeout": 30}, app=APP)
+    conns = []
+    try:
+        for _ in range(2):
+            c = Conn(h.port)
+            c.send(GET)
+            c.read_response()
+            conns.append(c)
+        wait_until(lambda: "AH00161" in h.log_text(), 5, what="the MaxRequestWorkers log line")
+        # many more ticks at the limit: still exactly one line
+        time_end = time.monotonic() + 0.5
+        wait_until(lambda: time.monotonic() > time_end, 1)
+        assert h.log_text().count("server reached MaxRequestWorkers setting") == 1
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_max_connections_per_child_recycles_by_connection(launch):
+    h = launch("prefork", {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1,
+                           "MaxConnectionsPerChild": 3}, app=APP)
+    # a keep-alive connection counts once, however many requests it carries
+    with Conn(h.port) as c:
+        pids = {pid_of(h.port, c) for _ in range(6)}
+    assert len(pids) == 1
+    served: dict[int, int] = {}
+    for _ in range(9):
+        pid = wait_until(lambda: _try_pid(h.port), 5, what="an answer")
+        served[pid] = served.get(pid, 0) + 1
+    assert all(n <= 3 for n in served.values()), served
+    assert len(served) >= 3
+
+
+def _try_pid(port: int) -> int | None:
+    try:
+        return pid_of(port)
+    except (OSError, ValueError):
+        return None
+
+
+class Hammer(threading.Thread):
+    """Sends requests back to back (new connection each, bounded in count and time); counts failures."""
+
+    def __init__(self, port: int, seconds: float, path: bytes = b"/") -> None:
+        super().__init__(daemon=True)
+        self.port, self.seconds, self.path = port, seconds, path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end and not self.stop_flag.is_set() and self.ok < 100000:
+            try:
+                with Conn(self.port, timeout=10) as c:
+                    for _ in range(3):  # a few keep-alive requests per connection
+                        c.send(b"GET " + self.path + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+                        r = c.read_response()
+                        if r.status != 200:
+                            self.failures.append(f"status {r.status}")
+                        else:
+                            self.ok += 1
+                        if r.header("Connection") == "close":
+                            break
+            except Exception as exc:  # any reset, refusal or timeout is a failed request
+                self.failures.append(repr(exc))
+
+
+def test_graceful_restart_under_load_loses_nothing(launch):
+    h = launch("prefork", {"StartServers": 3, "MinSpareServers": 2, "MaxSpareServers": 5}, app=APP)
+    before = set(children(h))
+    gen0 = h.status().generation
+    hammers = [Hammer(h.port, 6) for _ in range(3)]
+    for t in hammers:
+        t.start()
+    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
+    h.graceful()
+    wait_until(lambda: not (set(children(h)) & before), 10, what="every old child to be replaced")
+    wait_until(lambda: all(t.ok > 0 for t in hammers), 1)
+    mid = sum(t.ok for t in hammers)
+    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
+    for t in hammers:
+        t.stop_flag.set()
+        t.join(15)
+    assert not [f for t in hammers for f in t.failures], [f for t in hammers for f in t.failures][:5]
+    assert h.status().generation == gen0 + 1
+    assert os.path.exists(h.pidfile)
+
+
+def test_killed_child_is_replaced(launch):
+    h = launch("prefork", {"StartServers": 2, "MinSpareServers": 1, "MaxSpareServers": 4}, app=APP)
+    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
+    victim = children(h)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in children(h) and len(children(h)) == 2, 5, what="a replacement child")
+    for _ in range(5):
+        assert request(h.port, GET).status == 200
+    assert f"child pid {victim} exit signal SIGKILL" in h.log_text()
+
+
+def test_winch_drains_in_flight_request_and_exits(launch):
+    h = launch("prefork", {"StartServers": 2}, app=APP)
+    result: dict = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
+        except Exception as exc:
+            result["err"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: "W" in h.status().scoreboard, 5, what="the slow request to be running")
+    h.graceful_stop()
+    assert h.wait(15) == 0
+    t.join(10)
+    assert "err" not in result and result["r"].status == 200
+    assert not os.path.exists(h.pidfile)
+    assert h.pids() == []
+
+
+def test_hard_restart_resets_counters_and_bumps_generation(launch):
+    h = launch("prefork", {"StartServers": 2}, app=APP)
+    for _ in range(5):
+        request(h.port, GET)
+    # a request is counted after its response is sent, so poll
+    st = wait_until(lambda: (lambda s: s if s.total_accesses >= 5 else None)(h.status()), 5, what="5 accesses")
+    old = set(children(h))
+    h.restart()
+    wait_until(lambda: len(children(h)) == 2 and not (set(children(h)) & old), 10, what="fresh children")
+    st2 = wait_until(lambda: _status(h), 5, what="status after restart")
+    assert st2.generation == st.generation + 1
+    assert st2.total_accesses <= 1  # only the status request itself
+
+
+def _status(h):
+    try:
+        return h.status()
+    except Exception:
+        return None
+
+
+def test_stop_leaves_no_process_behind(launch):
+    h = launch("prefork", {"StartServers": 3}, app=APP)
+    tree = h.pids()
+    assert len(tree) == 4
+    assert h.stop() == 0
+    wait_until(lambda: not any(_alive(p) for p in tree), 5, what="every process to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_apachectl_style_k_graceful(launch):
+    h = launch("prefork", {"StartServers": 1}, app=APP)
+    gen = h.status().generation
+    out = subprocess.run([sys.executable, "-m", "servers", "prefork", "-k", "graceful", "--pidfile", h.pidfile],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    wait_until(lambda: (_status(h) or h.status()).generation == gen + 1, 10, what="generation bump")
+
+
+def test_bad_config_key_refused_with_its_name(tmp_path):
+    cfg = tmp_path / "mpm.yaml"
+    cfg.write_text("KeepAliveTimout: 3\n")
+    out = subprocess.run([sys.executable, "-m", "servers", "prefork", "--config", str(cfg),
+                          "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "KeepAliveTimout" in out.stderr and str(cfg) in out.stderr
+    assert out.stdout == ""
+
+
+def test_port_in_use_is_a_clear_error(launch):
+    h = launch("prefork", {"StartServers": 1})
+    out = subprocess.run([sys.executable, "-m", "servers", "prefork", "--listen", f"127.0.0.1:{h.port}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "could not bind to address" in out.stderr
