@@ -206,6 +206,10 @@ class WSGIResponse:
     tells the caller whether the connection may carry another request.
     """
 
+    __slots__ = ("req", "_send", "_policy", "_keepalives", "_stopping", "_body", "status", "_status_text",
+                 "_headers", "head_sent", "_length", "_chunked", "_no_body", "_app_close", "sent_body",
+                 "keep_alive", "bytes_sent")
+
     def __init__(
         self,
         req: Request,

@@ -27,6 +27,7 @@ Each MPM module supplies only its child loop and a few numbers
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import select
 import signal
@@ -246,6 +247,9 @@ class Parent:
         for t in range(threads):
             sb.set_status(slot, t, STARTING)
         sb.set_process(slot, pid=0, generation=self.generation, quiescing=False, not_accepting=False)
+        # Objects that exist now are never scanned by the child's collector, so it
+        # does not dirty (and un-share) their copy-on-write pages.
+        gc.freeze()
         try:
             pid = os.fork()
         except OSError as exc:

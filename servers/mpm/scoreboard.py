@@ -171,6 +171,17 @@ _request_tail = struct.Struct("<QQQQdd4d64s32s")  # worker record from offset 8
 _request_head = struct.Struct("<QQQQdd")
 _ZERO_TAIL = bytes(_request_tail.size)
 
+# os.times() is a system call; mod_status only shows CPU seconds, so the figure
+# stored with each request is refreshed at most once per second per process.
+_cpu_cache: list = [0.0, (0.0, 0.0, 0.0, 0.0, 0.0)]
+
+
+def _cpu_times(now: float) -> tuple:
+    if now - _cpu_cache[0] >= 1.0:
+        _cpu_cache[0] = now
+        _cpu_cache[1] = os.times()
+    return _cpu_cache[1]
+
 
 def board_size(server_limit: int, thread_limit: int) -> int:
     """Bytes needed for a board of ``server_limit`` x ``thread_limit`` worker slots."""
@@ -448,14 +459,15 @@ class Scoreboard:
         status update that stores the request line): access_count and
         my_access_count += 1, bytes_served and my_bytes_served += ``nbytes``,
         duration += ``duration`` seconds, last_used = now, the process's CPU
-        times (``os.times()``), the first 64 bytes of the request line and the
+        times (``os.times()``, refreshed at most once a second), the first 64 bytes of the request line and the
         client address (at most 32 bytes). Only the owning thread calls this,
         so the read-modify-write needs no lock.
         """
         mm = self._mm
         off = self._status_off[slot][thread] + _W_COUNTERS
         acc, nb, my_acc, my_nb, _last, dur = _request_head.unpack_from(mm, off)
-        t = os.times()
+        now = time.time()
+        t = _cpu_times(now)
         c = client.encode("utf-8", "replace")[:CLIENT_LEN]
         _request_tail.pack_into(
             mm,
@@ -464,7 +476,7 @@ class Scoreboard:
             nb + nbytes,
             my_acc + 1,
             my_nb + nbytes,
-            time.time(),
+            now,
             dur + duration,
             t[0],
             t[1],

@@ -94,14 +94,69 @@ def _recv(sock: socket.socket) -> bytes:
         return b""
 
 
+class _Connection:
+    """Per-connection state, so the per-request path allocates little (httpd recycles its pools too)."""
+
+    __slots__ = ("sock", "ctx", "reader", "long_wait", "req", "body", "body_error", "sent_100")
+
+    def __init__(self, sock: socket.socket, ctx: ServeContext) -> None:
+        self.sock = sock
+        self.ctx = ctx
+        self.reader = RequestReader(ctx.limits)
+        self.long_wait = True  # SO_RCVTIMEO holds Timeout (True) or KeepAliveTimeout (False)
+        self.req = None
+        self.body: InputStream | None = None
+        self.body_error: BaseException | None = None
+        self.sent_100 = False
+
+    def set_long(self, on: bool) -> None:
+        """Switch SO_RCVTIMEO between Timeout and KeepAliveTimeout, only when it changes."""
+        if on != self.long_wait:
+            ctx = self.ctx
+            if ctx.policy.timeout != ctx.timeout:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                                     _timeval(ctx.timeout if on else ctx.policy.timeout))
+            self.long_wait = on
+
+    def pull(self) -> bytes:
+        """The body reader behind wsgi.input: next body bytes, b"" at the end."""
+        req = self.req
+        if req.expect_continue and not self.sent_100 and not self.body.consumed:
+            self.sent_100 = True
+            self.sock.sendall(CONTINUE)  # RFC 9110 §10.1.1: the client waits for this
+        reader = self.reader
+        try:
+            while True:
+                ev = reader.next_event()
+                if ev is NEED_DATA:
+                    self.set_long(True)
+                    reader.feed(_recv(self.sock))
+                    continue
+                if isinstance(ev, EndOfMessage):
+                    return b""
+                return ev
+        except _Timeout:
+            err = ProtocolError(408, "timed out reading the request body")
+            self.body_error = err
+            raise err from None
+        except (ProtocolError, ClientDisconnected) as exc:
+            self.body_error = exc
+            raise
+
+
 def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
     """Serve every request of one accepted connection, then close it; return the request count."""
     set_status = ctx.set_status
     policy = ctx.policy
+    stopping = ctx.stopping
+    app = ctx.app
+    record = ctx.record
     client = addr[0] if isinstance(addr, tuple) else str(addr)
     client_port = addr[1] if isinstance(addr, tuple) else 0
-    reader = RequestReader(ctx.limits)
+    conn = _Connection(sock, ctx)
+    reader = conn.reader
     template = ctx.environ_template()
+    send = sock.sendall
     served = 0
     keepalives = 0
     try:
@@ -110,31 +165,23 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(ctx.timeout))
         # A new connection's first read waits Timeout; later the idle wait is KeepAliveTimeout.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(ctx.timeout))
-        long_wait = True  # True while SO_RCVTIMEO holds Timeout instead of KeepAliveTimeout
-
-        def set_long(on: bool) -> None:
-            nonlocal long_wait
-            if on != long_wait and policy.timeout != ctx.timeout:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                                _timeval(ctx.timeout if on else policy.timeout))
-            long_wait = on
-
         while True:
             # --- read the next request head ---------------------------------
             set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
             try:
                 while True:
                     event = reader.next_event()
-                    if isinstance(event, EndOfMessage):
+                    if event is NEED_DATA:
+                        # only the wait for the first byte of a next request is the keep-alive wait
+                        conn.set_long(keepalives == 0 or reader.buffered > 0)
+                        data = _recv(sock)
+                        if data and keepalives:
+                            set_status(BUSY_READ)
+                        reader.feed(data)
+                    elif isinstance(event, EndOfMessage):
                         continue  # the end of a body-less request the application never read
-                    if event is not NEED_DATA:
+                    else:
                         break
-                    # only the wait for the first byte of a next request is the keep-alive wait
-                    set_long(keepalives == 0 or reader.buffered > 0)
-                    data = _recv(sock)
-                    if data and keepalives:
-                        set_status(BUSY_READ)
-                    reader.feed(data)
             except _Timeout:
                 if reader.buffered:
                     _send_error(sock, ProtocolError(408, "timed out reading the request"), set_status)
@@ -151,37 +198,12 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
             set_status(BUSY_WRITE)
 
             # --- run the application ----------------------------------------
-            body_error: list[BaseException] = []
-
-            def pull() -> bytes:
-                if req.expect_continue and not body.consumed and not pull.sent_100:  # type: ignore[attr-defined]
-                    pull.sent_100 = True  # type: ignore[attr-defined]
-                    sock.sendall(CONTINUE)
-                try:
-                    while True:
-                        ev = reader.next_event()
-                        if ev is NEED_DATA:
-                            set_long(True)
-                            reader.feed(_recv(sock))
-                            continue
-                        if isinstance(ev, EndOfMessage):
-                            return b""
-                        return ev
-                except _Timeout:
-                    err = ProtocolError(408, "timed out reading the request body")
-                    body_error.append(err)
-                    raise err from None
-                except (ProtocolError, ClientDisconnected) as exc:
-                    body_error.append(exc)
-                    raise
-
-            pull.sent_100 = False  # type: ignore[attr-defined]
-            body = InputStream(pull)
-            response = WSGIResponse(req, sock.sendall, policy, keepalives=keepalives,
-                                    stopping=ctx.stopping, body=body)
-            environ = build_environ(req, body, template, client, client_port)
+            conn.req = req
+            conn.sent_100 = False
+            body = conn.body = InputStream(conn.pull)
+            response = WSGIResponse(req, send, policy, keepalives=keepalives, stopping=stopping, body=body)
             try:
-                run_app(ctx.app, environ, response)
+                run_app(app, build_environ(req, body, template, client, client_port), response)
             except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
                 return served
             except OSError as exc:
@@ -189,7 +211,7 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
                     return served  # send timed out (SO_SNDTIMEO) or the peer went away
                 raise
             except Exception as exc:  # the application failed
-                perr = protocol_error_of(exc) or (body_error[0] if body_error else None)
+                perr = protocol_error_of(exc) or conn.body_error
                 if isinstance(perr, ClientDisconnected):
                     return served
                 if perr is None:
@@ -203,11 +225,8 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
                 _send_error(sock, perr, set_status, method=req.method)
                 return served
             served += 1
-            ctx.record(req.request_line, client, response.bytes_sent)
-            if body_error:
-                _lingering_close(sock, set_status)
-                return served
-            if not response.keep_alive:
+            record(req.request_line, client, response.bytes_sent)
+            if conn.body_error is not None or not response.keep_alive:
                 _lingering_close(sock, set_status)
                 return served
             if reader.in_body:
@@ -220,7 +239,6 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
                     _lingering_close(sock, set_status)
                     return served
             keepalives += 1
-            set_long(False)
     except OSError:
         return served
     finally:
