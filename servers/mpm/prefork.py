@@ -92,7 +92,10 @@ def child_main(env: ChildEnv) -> int:
                 env.log.log("error", f"accept: {exc}")
                 continue
             connections += 1
+            # per-process connection count for /server-status (one or none in prefork)
+            sb.set_async_counters(slot, connections=1, write_completion=0, keep_alive=0, lingering_close=0)
             serve_connection(conn, addr, ctx)
+            sb.set_async_counters(slot, connections=0, write_completion=0, keep_alive=0, lingering_close=0)
             break  # re-check the pipe of death and the flags after each connection
     return 0
 
