@@ -199,6 +199,60 @@ def build_environ(req: Request, body: InputStream, template: dict, remote_addr: 
     return env
 
 
+_NORMAL, _LENGTH, _HOP, _CLOSE = range(4)
+_SERVER_LINE = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"
+#: (name, value) -> (encoded field line, kind, length): apps repeat the same fields,
+#: so each is validated and encoded once (bounded; cleared when it grows large)
+_HEADER_CACHE: dict[tuple[str, str], tuple[bytes, int, int | None]] = {}
+_STATUS_CACHE: dict[str, tuple[int, bytes]] = {}
+_CACHE_MAX = 4096
+
+
+def _status_entry(status: str) -> tuple[int, bytes]:
+    """Validate a WSGI status string (PEP 3333: "200 OK") and encode its status line."""
+    if type(status) is not str:
+        raise TypeError(f"status must be str, got {type(status).__name__}")
+    code_text = status.split(" ", 1)[0]
+    if len(code_text) != 3 or not code_text.isdigit() or int(code_text) < 100:
+        raise ValueError(f"invalid status {status!r}")
+    if "\r" in status or "\n" in status:
+        raise ValueError(f"CR/LF in status {status!r}")
+    entry = (int(code_text), b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n")
+    if len(_STATUS_CACHE) > _CACHE_MAX:
+        _STATUS_CACHE.clear()
+    _STATUS_CACHE[status] = entry
+    return entry
+
+
+def _header_entry(item) -> tuple[bytes, int, int | None]:
+    """Validate one (name, value) response header and encode its field line."""
+    name, value = item
+    if type(name) is not str or type(value) is not str:
+        raise TypeError(f"header name and value must be str (PEP 3333), got {item!r}")
+    if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+        raise ValueError(f"invalid response header {name!r}")
+    lname = name.lower()
+    length = None
+    line = b""
+    if lname in HOP_BY_HOP:
+        kind = _CLOSE if lname == "connection" and "close" in value.lower() else _HOP
+    else:
+        if lname == "content-length":
+            kind = _LENGTH
+            length = int(value)
+            if length < 0:
+                raise ValueError(f"negative Content-Length {value!r}")
+        else:
+            kind = _NORMAL
+        line = name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
+    entry = (line, kind, length)
+    if type(item) is tuple:
+        if len(_HEADER_CACHE) > _CACHE_MAX:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[item] = entry
+    return entry
+
+
 class WSGIResponse:
     """One response: ``start_response``, ``write`` and framing (RFC 9112 §6).
 
@@ -249,26 +303,29 @@ class WSGIResponse:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
-        code = int(status.split(" ", 1)[0])
-        if not 100 <= code <= 999 or len(status.split(" ", 1)[0]) != 3:
-            raise ValueError(f"invalid status {status!r}")
-        kept = []
+        entry = _STATUS_CACHE.get(status)
+        if entry is None:
+            entry = _status_entry(status)
+        lines = []
         length = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                if lname == "connection" and "close" in value.lower():
-                    self._app_close = True
-                continue  # hop-by-hop fields belong to the server (PEP 3333)
-            if lname == "content-length":
-                length = int(value)
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise ValueError(f"CR/LF in response header {name!r}")
-            kept.append((name, value))
-        self.status = code
-        self._status_text = status
-        self._headers = kept
+        app_close = False
+        for item in headers:
+            h = _HEADER_CACHE.get(item) if type(item) is tuple else None
+            if h is None:
+                h = _header_entry(item)
+            kind = h[1]
+            if kind == _NORMAL:
+                lines.append(h[0])
+            elif kind == _LENGTH:
+                length = h[2]
+                lines.append(h[0])
+            elif kind == _CLOSE:
+                app_close = True  # the application asks to close; the field itself is ours (PEP 3333)
+        self.status = entry[0]
+        self._status_text = entry[1]
+        self._headers = lines
         self._length = length
+        self._app_close = app_close
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -287,12 +344,13 @@ class WSGIResponse:
         self._no_body = body_forbidden(status, req.method)
         headers = self._headers
         length = self._length
-        if status in (204,) or status < 200:
-            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+        added_length = None
+        if status == 204 or status < 200:
+            # RFC 9110 §8.6: no Content-Length in 1xx and 204 responses
+            headers = [line for line in headers if not line.lower().startswith(b"content-length:")]
             length = 0
         elif length is None and total is not None:
-            length = total
-            headers = headers + [("Content-Length", str(total))]
+            length = added_length = total
         length_known = length is not None or self._no_body
         if not length_known and req.version >= (1, 1):
             self._chunked = True
@@ -304,10 +362,10 @@ class WSGIResponse:
         )
         self.keep_alive = keep
         self._length = length
-        parts = [b"%s %s\r\n" % (b"HTTP/1.1", self._status_text.encode("latin-1")), DATE.line(),
-                 b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"]
-        for name, value in headers:
-            parts.append(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")))
+        parts = [self._status_text, DATE.line(), _SERVER_LINE]
+        parts += headers
+        if added_length is not None:
+            parts.append(b"Content-Length: %d\r\n" % added_length)
         if self._chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(conn_lines)

@@ -172,7 +172,17 @@ class RequestReader:
     @property
     def in_body(self) -> bool:
         """True while the current request's body has not been fully read."""
-        return self._state != _HEAD or any(not isinstance(e, EndOfMessage) for e in self._events)
+        if self._state != _HEAD:
+            return True
+        for e in self._events:
+            if not isinstance(e, EndOfMessage):
+                return True
+        return False
+
+    def skip_end(self) -> None:
+        """Drop the queued EndOfMessage of a request that has no body."""
+        if self._events and isinstance(self._events[0], EndOfMessage):
+            self._events.popleft()
 
     @property
     def at_eof(self) -> bool:
@@ -192,6 +202,8 @@ class RequestReader:
 
     def _next_head(self):
         buf = self._buf
+        if not buf:
+            return CLOSED if self._eof else NEED_DATA
         # RFC 9112 §2.2: ignore empty lines before the request-line.
         start = 0
         while buf.startswith(b"\r\n", start):

@@ -56,7 +56,8 @@ class Request:
     @property
     def http_version(self) -> str:
         """The protocol string used in the response and SERVER_PROTOCOL."""
-        return "HTTP/%d.%d" % self.version
+        v = self.version
+        return "HTTP/1.1" if v == (1, 1) else "HTTP/%d.%d" % v
 
     def header(self, name: str) -> str | None:
         """First value of a field, matched case-insensitively (RFC 9110 §5.1)."""

@@ -94,6 +94,10 @@ def _recv(sock: socket.socket) -> bytes:
         return b""
 
 
+def _no_body() -> bytes:
+    return b""
+
+
 class _Connection:
     """Per-connection state, so the per-request path allocates little (httpd recycles its pools too)."""
 
@@ -200,7 +204,11 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
             # --- run the application ----------------------------------------
             conn.req = req
             conn.sent_100 = False
-            body = conn.body = InputStream(conn.pull)
+            if req.chunked or req.content_length:
+                body = conn.body = InputStream(conn.pull)
+            else:
+                reader.skip_end()
+                body = conn.body = InputStream(_no_body)
             response = WSGIResponse(req, send, policy, keepalives=keepalives, stopping=stopping, body=body)
             try:
                 run_app(app, build_environ(req, body, template, client, client_port), response)
