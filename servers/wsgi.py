@@ -29,7 +29,6 @@ from .http.response import (
     HOP_BY_HOP,
     LAST_CHUNK,
     SERVER_SOFTWARE,
-    body_forbidden,
     chunk,
     error_response,
 )
@@ -272,7 +271,7 @@ class WSGIResponse:
         *,
         keepalives: int,
         stopping: Callable[[], bool],
-        body: InputStream | None = None,
+        body: InputStream,
     ) -> None:
         self.req = req
         self._send = send
@@ -341,7 +340,8 @@ class WSGIResponse:
             raise AssertionError("application wrote body before start_response")
         req = self.req
         status = self.status
-        self._no_body = body_forbidden(status, req.method)
+        # RFC 9110 §6.4.1 (body_forbidden, inlined: this runs once per response)
+        self._no_body = no_body = req.method == "HEAD" or status < 200 or status == 204 or status == 304
         headers = self._headers
         length = self._length
         added_length = None
@@ -354,8 +354,7 @@ class WSGIResponse:
         length_known = length is not None or self._no_body
         if not length_known and req.version >= (1, 1):
             self._chunked = True
-        body_unread = bool(self._body is not None and req.expect_continue and not self._body.consumed
-                           and not self._body.exhausted)
+        body_unread = req.expect_continue and not self._body.consumed and not self._body.exhausted
         keep, conn_lines = self._policy.decide(
             req, status, length_known=length_known, keepalives=self._keepalives,
             stopping=self._stopping(), app_close=self._app_close, body_unread=body_unread,
@@ -372,11 +371,16 @@ class WSGIResponse:
         parts.append(b"\r\n")
         head = b"".join(parts)
         self.head_sent = True
-        if first and not self._no_body:
-            self._send(head + self._frame(first))
+        self.bytes_sent += len(head)
+        if first and not no_body:
+            if not self._chunked and (length is None or len(first) <= length):
+                self.sent_body = len(first)  # the common whole-body case of _frame, inlined
+                self.bytes_sent += len(first)
+                self._send(head + first)
+            else:
+                self._send(head + self._frame(first))
         else:
             self._send(head)
-        self.bytes_sent += len(head)
 
     def _frame(self, data: bytes) -> bytes:
         if self._length is not None:

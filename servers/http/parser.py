@@ -61,12 +61,16 @@ _KNOWN_CODINGS = {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compres
 
 
 class _Callbacks:
-    """llhttp callbacks for one message; collects what the reader needs."""
+    """llhttp callbacks for one message; collects what the reader needs.
 
-    __slots__ = ("url", "headers", "trailers", "in_trailers", "body", "complete", "body_bytes", "limit")
+    Only the callbacks we need are defined (httptools skips missing ones): the
+    target comes from our own request-line split, and a field seen after the
+    first chunk header is a trailer field (RFC 9112 §7.1.2).
+    """
+
+    __slots__ = ("headers", "trailers", "in_trailers", "body", "complete", "body_bytes", "limit")
 
     def __init__(self, limit: int) -> None:
-        self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.trailers: list[tuple[bytes, bytes]] = []
         self.in_trailers = False
@@ -75,17 +79,13 @@ class _Callbacks:
         self.body_bytes = 0
         self.limit = limit
 
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        # llhttp reports trailer fields through the same callback (RFC 9112 §7.1.2).
         if self.in_trailers:
             self.trailers.append((name, value))
         else:
             self.headers.append((name, value))
 
-    def on_headers_complete(self) -> None:
+    def on_chunk_header(self) -> None:
         self.in_trailers = True
 
     def on_body(self, body: bytes) -> None:
@@ -274,8 +274,9 @@ class RequestReader:
 
     def _build_request(self, rl, cb: _Callbacks, parser, line: bytes) -> Request:
         method = rl.method.decode("ascii")
-        target = cb.url.decode("latin-1")
-        headers = _latin1(cb.headers)
+        target = rl.target.decode("latin-1")
+        # Field values are octets (RFC 9110 §5.5); latin-1 keeps every byte, as PEP 3333 requires.
+        headers = [(n.decode("latin-1"), v.decode("latin-1").rstrip(" \t")) for n, v in cb.headers]
         hosts: list[str] = []
         content_length = None
         chunked = False
@@ -301,7 +302,11 @@ class RequestReader:
                 expect = value if expect is None else expect + "," + value
         version = rl.version
         host = check_host(hosts, version)
-        path, query, authority = split_target(method, target, host)
+        if target[0] == "/" and "#" not in target:
+            path, _, query = target.partition("?")  # origin-form, the common case
+            authority = host or ""
+        else:
+            path, query, authority = split_target(method, target, host)
         if te_seen:
             # llhttp accepted the field, so chunked is the final coding (RFC 9112 §6.3).
             chunked = True

@@ -9,6 +9,7 @@ module holds just its loop.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -98,14 +99,8 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
     """The ServeContext of one worker unit (a prefork child or one worker thread)."""
     cfg = env.cfg
     sb = env.scoreboard
-    slot = env.slot
-    off_status = sb.set_status
-
-    def set_status(code: int) -> None:
-        off_status(slot, thread, code)
-
-    def record(line: bytes, client: str, nbytes: int) -> None:
-        sb.record_request(slot, thread, line, client, nbytes)
+    set_status = sb.status_setter(env.slot, thread)
+    record = functools.partial(sb.record_request, env.slot, thread)
 
     host = cfg.ServerName or "127.0.0.1"  # type: ignore[attr-defined]
     return ServeContext(

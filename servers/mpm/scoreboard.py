@@ -78,11 +78,13 @@ ThreadLimit.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import struct
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 __all__ = [
     "DEAD",
@@ -438,6 +440,10 @@ class Scoreboard:
         per request, so it does nothing but the store.
         """
         self._mm[self._status_off[slot][thread]] = status
+
+    def status_setter(self, slot: int, thread: int) -> Callable[[int], None]:
+        """``set_status`` bound to one worker slot, with no Python frame per call (hot path)."""
+        return functools.partial(self._mm.__setitem__, self._status_off[slot][thread])
 
     def status(self, slot: int, thread: int) -> int:
         """Status code of worker slot (``slot``, ``thread``)."""
