@@ -737,3 +737,66 @@ def test_close_is_called_for_a_head_response():
     body = ClosingBody([b"a"])
     Served(HEAD_11, app_returning("200 OK", [], body))
     assert body.closed == 1
+
+
+# -- bugs found in servers/wsgi.py: these fail against the current code ------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["list", "generator"])
+def test_304_with_an_empty_body_gets_no_invented_content_length(shape):
+    # RFC 9110 §8.6: a server MUST NOT send Content-Length in a 304 unless it equals the length
+    # the 200 would have had. The app gave none, yet _send_head adds "Content-Length: 0" from the
+    # empty body. httpd unsets Content-Length on 204/304 (merge_response_headers).
+    body = [] if shape == "list" else (lambda: iter([]))
+    served = Served(GET_11, app_returning("304 Not Modified", [("ETag", '"v1"')], body))
+    assert served.header(b"content-length") == []
+    resp, got, _ = served.parse()
+    assert resp.status_code == 304 and got == b""
+
+
+@pytest.mark.parametrize("shape", ["list", "generator"])
+def test_head_with_an_empty_body_gets_no_content_length_zero(shape):
+    # RFC 9110 §8.6: Content-Length in a HEAD response MUST equal what GET would send. An app
+    # that returns nothing for HEAD says nothing about that length, yet "Content-Length: 0" is
+    # invented. httpd removes exactly this header ("we don't want to send out 0
+    # Content-Lengths if it is a head request", ap_http_header_filter).
+    body = [] if shape == "list" else (lambda: iter([]))
+    served = Served(HEAD_11, app_returning("200 OK", [("Content-Type", "text/html")], body))
+    assert served.header(b"content-length") == []
+
+
+def test_date_and_server_from_the_app_are_not_duplicated():
+    # RFC 9110 §5.3: a sender MUST NOT generate multiple field lines for a field that is not a
+    # list; Date (§6.6.1) and Server (§10.2.4) are singletons. The server always emits its own
+    # Date and Server and then appends the app's. httpd sends one of each (basic_http_header
+    # unsets Date / Server from headers_out after writing its own).
+    headers = [("Date", "Mon, 01 Jan 2001 00:00:00 GMT"), ("Server", "app/1.0"), ("Content-Type", "text/plain")]
+    served = Served(GET_11, app_returning("200 OK", headers, [b"x"]))
+    assert len(served.header(b"date")) == 1
+    assert len(served.header(b"server")) == 1
+
+
+@pytest.mark.parametrize("value", ["+2", "0_2", "0x2"])
+def test_app_content_length_that_is_not_digits_never_reaches_the_wire(value):
+    # RFC 9110 §8.6: Content-Length = 1*DIGIT. _header_entry accepts anything int() accepts
+    # ("+2", "0_2") and copies the app's text verbatim, so the client sees an invalid
+    # Content-Length (llhttp and h11 refuse "+5") on a response the server keeps alive.
+    # Refusing the header (ValueError, like a negative length) or normalising it are both fine.
+    app = app_returning("200 OK", [("Content-Length", value), ("Content-Type", "text/plain")], [b"xy"])
+    try:
+        served = Served(GET_11, app)
+    except ValueError:
+        return
+    assert all(v.isdigit() for v in served.header(b"content-length")), served.raw
+
+
+def test_status_without_reason_phrase_keeps_a_valid_status_line():
+    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]: the second SP
+    # is required. PEP 3333 asks apps for "200 OK"; the server validates the code but emits
+    # "HTTP/1.1 200\r\n" for "200". httpd appends the missing space (validate_status_line);
+    # refusing it with ValueError, like other invalid statuses, would do too.
+    try:
+        served = Served(GET_11, app_returning("200", [("Content-Type", "text/plain")], [b"x"]))
+    except ValueError:
+        return
+    assert served.raw.split(b"\r\n", 1)[0].startswith(b"HTTP/1.1 200 ")
