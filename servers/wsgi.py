@@ -199,6 +199,7 @@ def build_environ(req: Request, body: InputStream, template: dict, remote_addr: 
 
 
 _NORMAL, _LENGTH, _HOP, _CLOSE = range(4)
+_DATE, _SERVER = 16, 32  # bit flags: which of Date / Server the application set itself
 _SERVER_LINE = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"
 #: (name, value) -> (encoded field line, kind, length): apps repeat the same fields,
 #: so each is validated and encoded once (bounded; cleared when it grows large)
@@ -216,7 +217,9 @@ def _status_entry(status: str) -> tuple[int, bytes]:
         raise ValueError(f"invalid status {status!r}")
     if "\r" in status or "\n" in status:
         raise ValueError(f"CR/LF in status {status!r}")
-    entry = (int(code_text), b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n")
+    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+    line = status if " " in status else status + " "
+    entry = (int(code_text), b"HTTP/1.1 " + line.encode("latin-1") + b"\r\n")
     if len(_STATUS_CACHE) > _CACHE_MAX:
         _STATUS_CACHE.clear()
     _STATUS_CACHE[status] = entry
@@ -238,9 +241,13 @@ def _header_entry(item) -> tuple[bytes, int, int | None]:
     else:
         if lname == "content-length":
             kind = _LENGTH
+            if not (value.isascii() and value.isdigit()):
+                raise ValueError(f"Content-Length must be digits (RFC 9110 §8.6), got {value!r}")
             length = int(value)
-            if length < 0:
-                raise ValueError(f"negative Content-Length {value!r}")
+        elif lname == "date":
+            kind = _DATE
+        elif lname == "server":
+            kind = _SERVER
         else:
             kind = _NORMAL
         line = name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
@@ -261,7 +268,7 @@ class WSGIResponse:
 
     __slots__ = ("req", "_send", "_policy", "_keepalives", "_stopping", "_body", "status", "_status_text",
                  "_headers", "head_sent", "_length", "_chunked", "_no_body", "_app_close", "sent_body",
-                 "keep_alive", "bytes_sent")
+                 "keep_alive", "bytes_sent", "_own")
 
     def __init__(
         self,
@@ -287,6 +294,7 @@ class WSGIResponse:
         self._chunked = False
         self._no_body = False
         self._app_close = False
+        self._own = 0
         self.sent_body = 0
         self.keep_alive = False
         self.bytes_sent = 0
@@ -308,6 +316,7 @@ class WSGIResponse:
         lines = []
         length = None
         app_close = False
+        own = 0
         for item in headers:
             h = _HEADER_CACHE.get(item) if type(item) is tuple else None
             if h is None:
@@ -320,11 +329,16 @@ class WSGIResponse:
                 lines.append(h[0])
             elif kind == _CLOSE:
                 app_close = True  # the application asks to close; the field itself is ours (PEP 3333)
+            elif kind != _HOP:
+                # the application's own Date / Server replace ours (single fields, RFC 9110 §5.3)
+                own |= kind
+                lines.append(h[0])
         self.status = entry[0]
         self._status_text = entry[1]
         self._headers = lines
         self._length = length
         self._app_close = app_close
+        self._own = own
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -349,7 +363,9 @@ class WSGIResponse:
             # RFC 9110 §8.6: no Content-Length in 1xx and 204 responses
             headers = [line for line in headers if not line.lower().startswith(b"content-length:")]
             length = 0
-        elif length is None and total is not None:
+        elif length is None and total is not None and status != 304 and not (no_body and total == 0):
+            # a known total becomes Content-Length; but never invent one for a 304, nor a
+            # "0" for a HEAD whose application sent no body (RFC 9110 §8.6)
             length = added_length = total
         length_known = length is not None or self._no_body
         if not length_known and req.version >= (1, 1):
@@ -361,7 +377,15 @@ class WSGIResponse:
         )
         self.keep_alive = keep
         self._length = length
-        parts = [self._status_text, DATE.line(), _SERVER_LINE]
+        own = self._own
+        if own:
+            parts = [self._status_text]
+            if not own & _DATE:
+                parts.append(DATE.line())
+            if not own & _SERVER:
+                parts.append(_SERVER_LINE)
+        else:
+            parts = [self._status_text, DATE.line(), _SERVER_LINE]
         parts += headers
         if added_length is not None:
             parts.append(b"Content-Length: %d\r\n" % added_length)

@@ -14,10 +14,10 @@ to the server, in one place:
 * exact message boundaries, so pipelined requests are answered in order
   (RFC 9112 §9.3.2) and nothing after a body is ever read as part of it.
 
-One fresh llhttp parser is used per message. Only the head and chunked
-bodies go through llhttp; a Content-Length body is sliced directly, and a
-chunked body is fed up to each LF so the parser can never run past the end
-of its message into the next one.
+One fresh llhttp parser is used per message, for the head only: a
+Content-Length body is sliced off directly and a chunked body is decoded by
+``chunked.py``, so nothing can ever run past the end of a message into the
+next pipelined one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections import deque
 
 import httptools
 
+from .chunked import ChunkedDecoder
 from .errors import BodyTooLarge, ClientDisconnected, ProtocolError
 from .limits import Limits
 from .request import Request, check_host, check_request_line, split_target
@@ -61,38 +62,21 @@ _KNOWN_CODINGS = {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compres
 
 
 class _Callbacks:
-    """llhttp callbacks for one message; collects what the reader needs.
+    """llhttp callbacks for one request head; collects its fields.
 
-    Only the callbacks we need are defined (httptools skips missing ones): the
-    target comes from our own request-line split, and a field seen after the
-    first chunk header is a trailer field (RFC 9112 §7.1.2).
+    Only what is needed is defined (httptools skips missing callbacks): the
+    target comes from our own request-line split, and bodies never go
+    through llhttp (see the module docstring).
     """
 
-    __slots__ = ("headers", "trailers", "in_trailers", "body", "complete", "body_bytes", "limit")
+    __slots__ = ("headers", "complete")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
-        self.trailers: list[tuple[bytes, bytes]] = []
-        self.in_trailers = False
-        self.body: list[bytes] = []
         self.complete = False
-        self.body_bytes = 0
-        self.limit = limit
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.in_trailers:
-            self.trailers.append((name, value))
-        else:
-            self.headers.append((name, value))
-
-    def on_chunk_header(self) -> None:
-        self.in_trailers = True
-
-    def on_body(self, body: bytes) -> None:
-        self.body_bytes += len(body)
-        if self.limit and self.body_bytes > self.limit:
-            raise BodyTooLarge(self.limit)
-        self.body.append(body)
+        self.headers.append((name, value))
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -152,9 +136,8 @@ class RequestReader:
         self._state = _HEAD
         self._remaining = 0
         self._events: deque = deque()
-        self._cb: _Callbacks | None = None
-        self._parser: httptools.HttpRequestParser | None = None
-        self._body_seen = 0
+        self._chunked: ChunkedDecoder | None = None
+        self._failed: ProtocolError | None = None
 
     # -- input ---------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -191,14 +174,25 @@ class RequestReader:
 
     # -- output --------------------------------------------------------------
     def next_event(self):
-        """Return the next event; see the class docstring."""
+        """Return the next event; see the class docstring.
+
+        After a ProtocolError the reader stays failed: every later call raises
+        the same error, so no byte after a framing error is ever read as a request.
+        """
         if self._events:
             return self._events.popleft()
-        if self._state == _HEAD:
-            return self._next_head()
-        if self._state == _BODY_LENGTH:
-            return self._next_length_body()
-        return self._next_chunked_body()
+        if self._failed is not None:
+            raise self._failed
+        try:
+            if self._state == _HEAD:
+                return self._next_head()
+            if self._state == _BODY_LENGTH:
+                return self._next_length_body()
+            return self._next_chunked_body()
+        except ProtocolError as exc:
+            self._failed = exc
+            self._events.clear()
+            raise
 
     def _next_head(self):
         buf = self._buf
@@ -240,7 +234,7 @@ class RequestReader:
             raise ProtocolError(400, "bare LF line ending (RFC 9112 §2.2)")
         if lim.fields and lfs > lim.fields + 1:
             raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
-        if len(buf) - buf.rfind(b"\n") - 1 > lim.field_size:
+        if len(buf) - buf.rfind(b"\n") - 1 > lim.field_size + 1:  # + 1: the line's CR may be there
             raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
         if len(buf) > lim.max_head:
             raise ProtocolError(431, "request header section too large")
@@ -262,7 +256,7 @@ class RequestReader:
         rl = check_request_line(line)
         if rl.rewritten is not None:
             head = rl.rewritten + head[line_end:]
-        cb = _Callbacks(lim.body)
+        cb = _Callbacks()
         parser = httptools.HttpRequestParser(cb)
         try:
             parser.feed_data(head)
@@ -308,7 +302,15 @@ class RequestReader:
         else:
             path, query, authority = split_target(method, target, host)
         if te_seen:
-            # llhttp accepted the field, so chunked is the final coding (RFC 9112 §6.3).
+            # llhttp accepted the field, so chunked is the final coding (RFC 9112 §6.3);
+            # any other coding before it is one we do not decode (RFC 9112 §6.1: 501).
+            codings = [c.split(";")[0].strip().lower()
+                       for n, v in headers if n.lower() == "transfer-encoding" for c in v.split(",")]
+            codings = [c for c in codings if c]
+            if any(c != "chunked" for c in codings):
+                raise ProtocolError(501, f"transfer coding not implemented: {', '.join(codings)}")
+            if len(codings) > 1:
+                raise ProtocolError(400, "chunked applied more than once (RFC 9112 §6.1)")
             chunked = True
             content_length = None
         req = Request(
@@ -344,9 +346,8 @@ class RequestReader:
             self._events.append(EndOfMessage())
         elif chunked:
             self._state = _BODY_CHUNKED
-            self._cb = cb
-            cb.body = []
-            self._parser = parser
+            lim = self.limits
+            self._chunked = ChunkedDecoder(lim.field_size, lim.fields, lim.body)
         else:
             self._state = _BODY_LENGTH
             self._remaining = content_length
@@ -367,39 +368,16 @@ class RequestReader:
         return data
 
     def _next_chunked_body(self):
-        cb = self._cb
-        assert cb is not None and self._parser is not None
-        buf = self._buf
-        while buf and not cb.complete and not cb.body:
-            # Feed up to the next LF: a chunked message can only end right after one,
-            # so the parser never consumes bytes of the next pipelined request.
-            nl = buf.find(b"\n")
-            n = len(buf) if nl < 0 else nl + 1
-            piece = bytes(buf[:n])
-            del buf[:n]
-            try:
-                self._parser.feed_data(piece)
-            except httptools.HttpParserUpgrade:
-                pass
-            except Exception as exc:
-                raise _status_for_parser_error(exc, b"") from None
-        if cb.body:
-            data = b"".join(cb.body)
-            cb.body = []
-            if cb.complete:
-                self._finish_chunked()
-            return data
-        if cb.complete:
-            self._finish_chunked()
-            return self._events.popleft()
-        if self._eof:
-            raise ClientDisconnected("connection closed inside a chunked body")
-        return NEED_DATA
-
-    def _finish_chunked(self) -> None:
-        assert self._cb is not None
-        # Trailer fields are delivered separately and never merged into the head (RFC 9110 §6.5).
-        self._events.append(EndOfMessage(_latin1(self._cb.trailers)))
-        self._state = _HEAD
-        self._cb = None
-        self._parser = None
+        decoder = self._chunked
+        assert decoder is not None
+        out = decoder.next(self._buf)
+        if out is None:
+            if self._eof:
+                raise ClientDisconnected("connection closed inside a chunked body")
+            return NEED_DATA
+        if type(out) is tuple:
+            # Trailer fields are delivered separately, never merged into the head (RFC 9110 §6.5).
+            self._state = _HEAD
+            self._chunked = None
+            return EndOfMessage(out[1])
+        return out

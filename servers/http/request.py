@@ -24,7 +24,7 @@ _HOST = re.compile(
 )
 _ABSOLUTE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?#]*)(.*)\Z", re.S)
 # Only RFC 3986 characters may appear in a request-target; llhttp is laxer.
-_TARGET_BYTES = re.compile(rb"[!-~]+\Z")
+_TARGET_BYTES = re.compile(rb"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+\Z")
 _COMMON_METHODS = frozenset([b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"])
 
 

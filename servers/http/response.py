@@ -28,13 +28,13 @@ _REASONS[431] = "Request Header Fields Too Large"
 _REASONS[413] = "Request Entity Too Large"  # httpd's wording
 _REASONS[414] = "Request-URI Too Long"  # httpd's wording
 
-_STATUS_LINES: dict[tuple[int, int], bytes] = {}
+_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
 
 
 def status_line(status: int, reason: str | None = None, version: bytes = b"HTTP/1.1") -> bytes:
     """``HTTP/1.1 200 OK\\r\\n``; the common ones are cached."""
     if reason is None:
-        key = (status, 1)
+        key = (status, version)
         cached = _STATUS_LINES.get(key)
         if cached is None:
             cached = b"%s %d %s\r\n" % (version, status, _REASONS.get(status, "Unknown").encode())
@@ -115,7 +115,9 @@ def error_response(status: int, detail: str = "", *, method: str = "GET", extra:
 
 
 def chunk(data: bytes) -> bytes:
-    """One chunk of chunked transfer coding (RFC 9112 §7.1)."""
+    """One chunk of chunked transfer coding (RFC 9112 §7.1); empty data is no chunk (not the last-chunk)."""
+    if not data:
+        return b""
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
