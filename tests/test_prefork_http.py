@@ -206,3 +206,22 @@ def test_wsgi_compliance_under_validator(launch):
     assert r.status == 200, h.log_text()
     assert r.body == b"line1=ab\nrest=cdefghi\n"
     assert "compliance app ran" in h.log_text()
+
+
+def test_keepalive_timeout_closes_idle_connection(launch):
+    """httpd core: an idle persistent connection is closed after KeepAliveTimeout, silently."""
+    h = launch("prefork", {"StartServers": 1, "KeepAliveTimeout": 0.3, "Timeout": 5}, app=APP)
+    with Conn(h.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().status == 200
+        assert c.closed_by_peer(timeout=5)  # closed long before Timeout, with no bytes sent
+
+
+def test_stalled_partial_request_gets_408(launch):
+    """RFC 9110 §15.5.9: a request begun and not finished within Timeout -> 408, then close."""
+    h = launch("prefork", {"StartServers": 1, "Timeout": 0.5}, app=APP)
+    with Conn(h.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost:")
+        r = c.read_response(timeout=5)
+        assert r.status == 408
+        assert c.closed_by_peer()
