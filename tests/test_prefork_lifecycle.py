@@ -239,3 +239,18 @@ def test_port_in_use_is_a_clear_error(launch):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "could not bind to address" in out.stderr
+
+
+def test_graceful_restart_rereads_config_but_keeps_server_limit(launch, tmp_path):
+    """httpd re-reads its configuration on restart and ignores ServerLimit changes (they size the scoreboard)."""
+    cfg = tmp_path / "mpm.yaml"
+    cfg.write_text("StartServers: 1\nMinSpareServers: 1\nMaxSpareServers: 2\nServerLimit: 4\nMaxRequestWorkers: 4\n")
+    h = launch("prefork", {}, app=APP, config=cfg)
+    gen = h.status().generation
+    cfg.write_text("StartServers: 3\nMinSpareServers: 3\nMaxSpareServers: 4\nServerLimit: 40\nMaxRequestWorkers: 40\n")
+    h.graceful()
+    wait_until(lambda: len(children(h)) == 3, 10, what="three children from the new StartServers")
+    st = wait_until(lambda: _status(h), 5, what="status")
+    assert st.generation == gen + 1
+    assert len(st.scoreboard) == 4  # the scoreboard keeps its ServerLimit
+    assert "ServerLimit are ignored on restart" in h.log_text()

@@ -26,6 +26,7 @@ Each MPM module supplies only its child loop and a few numbers
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import os
@@ -437,10 +438,21 @@ class Parent:
         if self.reload_config is None:
             return
         try:
-            self.cfg = self.reload_config()
+            cfg = self.reload_config()
         except Exception as exc:  # keep serving with the old configuration
             self.log.log("error", f"configuration reload failed, keeping the old one: {exc}")
             return
+        old = self.cfg
+        # httpd ignores ServerLimit / ThreadLimit changes on restart (they size the
+        # scoreboard) and keeps its listeners; so do we, saying so in the log.
+        fixed = {k: getattr(old, k) for k in ("ServerLimit", "ThreadLimit", "Listen")
+                 if getattr(cfg, k) != getattr(old, k)}
+        if fixed:
+            self.log.log("warn", "changes to " + ", ".join(sorted(fixed)) + " are ignored on restart")
+            cfg = dataclasses.replace(cfg, **fixed)
+            if cfg.MaxRequestWorkers > cfg.ServerLimit * cfg.ThreadsPerChild:
+                cfg = dataclasses.replace(cfg, MaxRequestWorkers=cfg.ServerLimit * cfg.ThreadsPerChild)
+        self.cfg = cfg
         self.log.reopen()
 
     def _new_generation(self) -> None:
