@@ -82,7 +82,8 @@ def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
     if env.mpm == "prefork":
         active = min(cfg.MaxRequestWorkers, cfg.ServerLimit)  # type: ignore[attr-defined]
     else:
-        active = cfg.ServerLimit  # type: ignore[attr-defined]
+        # httpd shows MaxRequestWorkers / ThreadsPerChild processes' worth of slots
+        active = max(1, min(cfg.ServerLimit, cfg.MaxRequestWorkers // cfg.ThreadsPerChild))  # type: ignore[attr-defined]
     version = f"{SERVER_SOFTWARE} ({env.mpm})"
 
     def render(auto: bool) -> str:
