@@ -76,9 +76,11 @@ class _Callbacks:
         self.complete = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """llhttp: one complete header field (RFC 9112 §5)."""
         self.headers.append((name, value))
 
     def on_message_complete(self) -> None:
+        """llhttp: the message ended within the head (no body)."""
         self.complete = True
 
 
