@@ -98,20 +98,39 @@ def _no_body() -> bytes:
     return b""
 
 
-class _Connection:
-    """Per-connection state, so the per-request path allocates little (httpd recycles its pools too)."""
+class Connection:
+    """One client connection's state across its requests (httpd recycles a pool per connection too).
 
-    __slots__ = ("sock", "ctx", "reader", "long_wait", "req", "body", "body_error", "sent_100")
+    prefork and worker drive it with :func:`serve_connection`; the event MPM
+    reads heads itself and calls :func:`handle_request` per request.
+    """
 
-    def __init__(self, sock: socket.socket, ctx: ServeContext) -> None:
+    __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "long_wait",
+                 "req", "body", "body_error", "sent_100", "template")
+
+    def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
         self.ctx = ctx
         self.reader = RequestReader(ctx.limits)
+        self.client = addr[0] if isinstance(addr, tuple) else str(addr)
+        self.client_port = addr[1] if isinstance(addr, tuple) else 0
+        self.keepalives = 0  # keep-alive continuations granted so far
+        self.served = 0
         self.long_wait = True  # SO_RCVTIMEO holds Timeout (True) or KeepAliveTimeout (False)
         self.req = None
         self.body: InputStream | None = None
         self.body_error: BaseException | None = None
         self.sent_100 = False
+        self.template = ctx.environ_template()
+
+    def setup_blocking(self) -> None:
+        """Blocking socket with kernel timeouts: Timeout for writes and for a new connection's first read."""
+        sock = self.sock
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.ctx.timeout))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self.ctx.timeout))
+        self.long_wait = True
 
     def set_long(self, on: bool) -> None:
         """Switch SO_RCVTIMEO between Timeout and KeepAliveTimeout, only when it changes."""
@@ -147,108 +166,120 @@ class _Connection:
             self.body_error = exc
             raise
 
+    def fail(self, exc: ProtocolError) -> None:
+        """Answer a protocol error and close gracefully."""
+        self.ctx.log("info", f"{self.client}: {exc.status} {exc.detail}")
+        _send_error(self.sock, exc, self.ctx.set_status)
+
+
+def read_request(conn: Connection):
+    """Block until the next request head is parsed (prefork / worker).
+
+    Returns the Request, or None when the connection is over: closed by the
+    client, idle past KeepAliveTimeout, or a protocol error already answered.
+    """
+    reader = conn.reader
+    sock = conn.sock
+    set_status = conn.ctx.set_status
+    keepalives = conn.keepalives
+    set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
+    try:
+        while True:
+            event = reader.next_event()
+            if event is NEED_DATA:
+                # only the wait for the first byte of a next request is the keep-alive wait
+                conn.set_long(keepalives == 0 or reader.buffered > 0)
+                data = _recv(sock)
+                if data and keepalives:
+                    set_status(BUSY_READ)
+                reader.feed(data)
+            elif isinstance(event, EndOfMessage):
+                continue  # the end of a body-less request the application never read
+            elif event is CLOSED:
+                return None
+            else:
+                return event
+    except _Timeout:
+        if reader.buffered:
+            conn.fail(ProtocolError(408, "timed out reading the request"))
+        return None
+    except ProtocolError as exc:
+        conn.fail(exc)
+        return None
+    except ClientDisconnected:
+        return None
+
+
+def handle_request(conn: Connection, req) -> bool:
+    """Run the application for one request and write its response (scoreboard ``W``).
+
+    Returns True when the connection may carry another request; False when it
+    is over (a lingering close or an abort has already been done).
+    """
+    ctx = conn.ctx
+    sock = conn.sock
+    reader = conn.reader
+    ctx.set_status(BUSY_WRITE)
+    conn.req = req
+    conn.sent_100 = False
+    if req.chunked or req.content_length:
+        body = conn.body = InputStream(conn.pull)
+    else:
+        reader.skip_end()
+        body = conn.body = InputStream(_no_body)
+    response = WSGIResponse(req, sock.sendall, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
+                            body=body)
+    try:
+        run_app(ctx.app, build_environ(req, body, conn.template, conn.client, conn.client_port), response)
+    except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EPIPE, errno.ECONNRESET):
+            return False  # send timed out (SO_SNDTIMEO) or the peer went away
+        raise
+    except Exception as exc:  # the application failed
+        perr = protocol_error_of(exc) or conn.body_error
+        if isinstance(perr, ClientDisconnected):
+            return False
+        if perr is None:
+            ctx.log("error", f"{conn.client}: application error: {exc!r}")
+            for line in traceback.format_exception(exc)[1:]:
+                for part in line.rstrip().splitlines():
+                    ctx.log("error", f"{conn.client}:   {part}")
+            perr = ProtocolError(500, "")
+        if response.head_sent:
+            return False  # nothing sane can follow a half-sent response: abort
+        _send_error(sock, perr, ctx.set_status, method=req.method)
+        return False
+    conn.served += 1
+    ctx.record(req.request_line, conn.client, response.bytes_sent)
+    if conn.body_error is not None or not response.keep_alive:
+        _lingering_close(sock, ctx.set_status)
+        return False
+    if reader.in_body:
+        # The application left body bytes unread: drop them so the next request parses.
+        try:
+            complete = body.discard(DISCARD_LIMIT)
+        except Exception:
+            complete = False
+        if not complete:
+            _lingering_close(sock, ctx.set_status)
+            return False
+    conn.keepalives += 1
+    return True
+
 
 def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
     """Serve every request of one accepted connection, then close it; return the request count."""
-    set_status = ctx.set_status
-    policy = ctx.policy
-    stopping = ctx.stopping
-    app = ctx.app
-    record = ctx.record
-    client = addr[0] if isinstance(addr, tuple) else str(addr)
-    client_port = addr[1] if isinstance(addr, tuple) else 0
-    conn = _Connection(sock, ctx)
-    reader = conn.reader
-    template = ctx.environ_template()
-    send = sock.sendall
-    served = 0
-    keepalives = 0
+    conn = Connection(sock, addr, ctx)
     try:
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(ctx.timeout))
-        # A new connection's first read waits Timeout; later the idle wait is KeepAliveTimeout.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(ctx.timeout))
+        conn.setup_blocking()
         while True:
-            # --- read the next request head ---------------------------------
-            set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
-            try:
-                while True:
-                    event = reader.next_event()
-                    if event is NEED_DATA:
-                        # only the wait for the first byte of a next request is the keep-alive wait
-                        conn.set_long(keepalives == 0 or reader.buffered > 0)
-                        data = _recv(sock)
-                        if data and keepalives:
-                            set_status(BUSY_READ)
-                        reader.feed(data)
-                    elif isinstance(event, EndOfMessage):
-                        continue  # the end of a body-less request the application never read
-                    else:
-                        break
-            except _Timeout:
-                if reader.buffered:
-                    _send_error(sock, ProtocolError(408, "timed out reading the request"), set_status)
-                return served
-            except ProtocolError as exc:
-                ctx.log("info", f"{client}: {exc.status} {exc.detail}")
-                _send_error(sock, exc, set_status)
-                return served
-            except ClientDisconnected:
-                return served
-            if event is CLOSED:
-                return served
-            req = event
-            set_status(BUSY_WRITE)
-
-            # --- run the application ----------------------------------------
-            conn.req = req
-            conn.sent_100 = False
-            if req.chunked or req.content_length:
-                body = conn.body = InputStream(conn.pull)
-            else:
-                reader.skip_end()
-                body = conn.body = InputStream(_no_body)
-            response = WSGIResponse(req, send, policy, keepalives=keepalives, stopping=stopping, body=body)
-            try:
-                run_app(app, build_environ(req, body, template, client, client_port), response)
-            except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
-                return served
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EPIPE, errno.ECONNRESET):
-                    return served  # send timed out (SO_SNDTIMEO) or the peer went away
-                raise
-            except Exception as exc:  # the application failed
-                perr = protocol_error_of(exc) or conn.body_error
-                if isinstance(perr, ClientDisconnected):
-                    return served
-                if perr is None:
-                    ctx.log("error", f"{client}: application error: {exc!r}")
-                    for line in traceback.format_exception(exc)[1:]:
-                        for part in line.rstrip().splitlines():
-                            ctx.log("error", f"{client}:   {part}")
-                    perr = ProtocolError(500, "")
-                if response.head_sent:
-                    return served  # nothing sane can follow a half-sent response: abort
-                _send_error(sock, perr, set_status, method=req.method)
-                return served
-            served += 1
-            record(req.request_line, client, response.bytes_sent)
-            if conn.body_error is not None or not response.keep_alive:
-                _lingering_close(sock, set_status)
-                return served
-            if reader.in_body:
-                # The application left body bytes unread: drop them so the next request parses.
-                try:
-                    complete = body.discard(DISCARD_LIMIT)
-                except Exception:
-                    complete = False
-                if not complete:
-                    _lingering_close(sock, set_status)
-                    return served
-            keepalives += 1
+            req = read_request(conn)
+            if req is None or not handle_request(conn, req):
+                return conn.served
     except OSError:
-        return served
+        return conn.served
     finally:
         try:
             sock.close()
