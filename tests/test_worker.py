@@ -1,0 +1,435 @@
+"""The worker MPM, live on loopback: threads, reserve-before-accept, keep-alive pinning, lifecycle.
+
+Every wait polls a condition with a deadline (rawhttp.wait_until); nothing
+asserts on wall-clock durations. MaintenanceInterval is 0.1 s (conftest.FAST).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from servers.config import load_config
+from servers.mpm import worker
+
+from . import wsgi_apps
+from .rawhttp import Conn, request, wait_until
+
+APP = "tests.wsgi_apps:app"
+#: this module's own app (below): wsgi_apps.app plus /flags and /exit
+OWN_APP = "tests.test_worker:app"
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+GET_PID = b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n"
+GET_PID_CLOSE = b"GET /pid HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+
+
+def app(environ, start_response):
+    """tests.wsgi_apps.app plus /flags (the environ's wsgi.multi* flags) and /exit (SystemExit)."""
+    path = environ["PATH_INFO"]
+    if path == "/flags":
+        body = f"multithread={environ['wsgi.multithread']} multiprocess={environ['wsgi.multiprocess']}".encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/exit":
+        raise SystemExit(3)  # not an Exception: escapes serve_connection into the worker thread
+    return wsgi_apps.app(environ, start_response)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def children(h) -> list[int]:
+    return h.pids()[1:]
+
+
+def pid_of(port: int, conn: Conn | None = None) -> int:
+    if conn is None:
+        return int(request(port, GET_PID).body)
+    conn.send(GET_PID)
+    return int(conn.read_response().body)
+
+
+def _try_pid(port: int) -> int | None:
+    try:
+        return pid_of(port)
+    except (OSError, ValueError):
+        return None
+
+
+def _status(h):
+    try:
+        return h.status()
+    except Exception:
+        return None
+
+
+def row(st, pid: int, tpc: int) -> str | None:
+    """The scoreboard characters of the thread slots of process ``pid`` (None if not listed)."""
+    for p in st.processes_detail:
+        if p["pid"] == pid:
+            s = p["slot"]
+            return st.scoreboard[s * tpc:(s + 1) * tpc]
+    return None
+
+
+def process(st, pid: int) -> dict | None:
+    return next((p for p in st.processes_detail if p["pid"] == pid), None)
+
+
+def pinned(port: int) -> tuple[Conn, int]:
+    """A keep-alive connection that got one answer and now idles (holding a thread in K)."""
+    c = Conn(port)
+    return c, pid_of(port, c)
+
+
+class Hammer(threading.Thread):
+    """Sends requests back to back (new connection each, bounded in count and time); counts failures.
+
+    Copied from test_prefork_lifecycle.py.
+    """
+
+    def __init__(self, port: int, seconds: float, path: bytes = b"/") -> None:
+        super().__init__(daemon=True)
+        self.port, self.seconds, self.path = port, seconds, path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end and not self.stop_flag.is_set() and self.ok < 100000:
+            try:
+                with Conn(self.port, timeout=10) as c:
+                    for _ in range(3):  # a few keep-alive requests per connection
+                        c.send(b"GET " + self.path + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+                        r = c.read_response()
+                        if r.status != 200:
+                            self.failures.append(f"status {r.status}")
+                        else:
+                            self.ok += 1
+                        if r.header("Connection") == "close":
+                            break
+            except Exception as exc:  # any reset, refusal or timeout is a failed request
+                self.failures.append(repr(exc))
+
+
+# -- the numbers the parent asks of the module ----------------------------------------
+
+
+def test_module_numbers_follow_httpd():
+    cfg = load_config("worker", overrides={"ThreadsPerChild": 25, "MaxRequestWorkers": 130, "ServerLimit": 16})
+    assert cfg.MaxRequestWorkers == 125  # rounded down to a multiple of ThreadsPerChild
+    assert worker.process_limit(cfg) == 5
+    assert worker.threads_per_child(cfg) == 25
+    assert worker.spare_limits(cfg) == (cfg.MinSpareThreads, cfg.MaxSpareThreads)
+    small = load_config("worker", overrides={"ThreadsPerChild": 2, "MaxRequestWorkers": 40, "ServerLimit": 4})
+    assert worker.process_limit(small) == 4  # clamped to ServerLimit
+    assert worker.NAME == "worker" and worker.THREADED is True
+    assert (worker.MAXCLIENTS_CODE, worker.BUSY_CODE) == ("AH00286", "AH00289")
+    assert worker.busy_message(8, 3, 5) == (
+        "server seems busy, (you may need to increase StartServers, ThreadsPerChild or Min/MaxSpareThreads), "
+        "spawning 8 children, there are around 3 idle threads, and 5 total children")
+
+
+def test_connection_queue_reserves_an_idle_worker_before_anything_is_accepted():
+    published: list[int] = []
+    q = worker.ConnectionQueue(2, published.append)
+    reserved = threading.Event()
+    t = threading.Thread(target=lambda: q.reserve_idler() and reserved.set(), daemon=True)
+    t.start()
+    assert not reserved.wait(0.2)  # no idle worker, no reservation: the listener would not accept
+    popped: list = []
+    w = threading.Thread(target=lambda: popped.append(q.pop()), daemon=True)
+    w.start()
+    assert reserved.wait(5)  # the worker announced itself idle, the listener reserved it
+    q.push("conn", "addr")
+    w.join(5)
+    assert popped == [("conn", "addr")] and published == [1]
+    q.done()
+    assert published == [1, 0]
+    # terminate: what was queued is still served, then pop() says "no more"
+    drained: list = []
+
+    def drain() -> None:
+        while True:
+            item = q.pop()
+            drained.append(item)
+            if item is None:
+                return
+
+    d = threading.Thread(target=drain, daemon=True)
+    d.start()
+    wait_until(lambda: q.idlers >= 1, 5, what="an idle worker")
+    assert q.reserve_idler()
+    q.push("c2", "a2")
+    q.terminate()
+    d.join(5)
+    assert drained == [("c2", "a2"), None]
+    assert q.reserve_idler() is False
+
+
+# -- HTTP through worker ----------------------------------------------------------------
+
+
+def test_get_keep_alive_pipelining_and_error_statuses(launch):
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4,
+                          "MaxRequestWorkers": 4}, app=APP)
+    with Conn(h.port) as c:
+        c.send(GET)
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"Hello, World!")
+        first = pid_of(h.port, c)
+        assert pid_of(h.port, c) == first  # the same connection, kept alive
+        # three pipelined requests in one segment, answered in order
+        c.send(GET_PID + b"GET /bytes/5 HTTP/1.1\r\nHost: a\r\n\r\n" + b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+        answers = [c.read_response() for _ in range(3)]
+        assert [a.status for a in answers] == [200, 200, 404]
+        assert answers[0].body == str(first).encode() and answers[1].body == b"xxxxx"
+        # the 404 kept the connection; a malformed request gets 400 and a close
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+        assert c.read_response().status == 400
+        assert c.closed_by_peer()
+    assert request(h.port, b"GET /raise HTTP/1.1\r\nHost: a\r\n\r\n").status == 500
+
+
+def test_threads_of_one_child_serve_concurrently(launch):
+    """StartServers 1 x ThreadsPerChild 4: four slow requests run at once, seen as WWWW in one process."""
+    tpc = 4
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": tpc, "MinSpareThreads": 1, "MaxSpareThreads": 8,
+                          "MaxRequestWorkers": 8, "KeepAliveTimeout": 30}, app=APP)
+    conns = [Conn(h.port) for _ in range(tpc)]
+    try:
+        pids = {pid_of(h.port, c) for c in conns}
+        assert len(pids) == 1  # the only child took all four: it had four idle threads
+        busy = pids.pop()
+        # all four threads now idle in keep-alive, so maintenance forks a second child,
+        # which is the one that answers /server-status below
+        wait_until(lambda: len(children(h)) == 2 and _status(h), 10, what="a second child")
+        for c in conns:
+            c.send(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: a\r\n\r\n")
+        wait_until(lambda: row(h.status(), busy, tpc) == "W" * tpc, 5, what="four W in the busy child")
+        for c in conns:
+            r = c.read_response()
+            assert (r.status, r.body) == (200, b"slept 500 ms\n")
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_busy_child_leaves_new_connections_in_the_backlog_for_another(launch):
+    """Reserve-before-accept: a child whose threads are all pinned never accepts, so it never queues."""
+    tpc = 2
+    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": tpc, "MinSpareThreads": 1, "MaxSpareThreads": 4,
+                          "MaxRequestWorkers": 4, "KeepAliveTimeout": 30}, app=APP)
+    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
+    held: dict[int, list[Conn]] = {}
+    try:
+        while not any(len(v) == tpc for v in held.values()):  # at most 3 connections (4 threads)
+            c, pid = pinned(h.port)
+            held.setdefault(pid, []).append(c)
+        busy = next(p for p, v in held.items() if len(v) == tpc)
+        for p in [p for p in held if p != busy]:
+            for c in held.pop(p):
+                c.close()
+        st = wait_until(lambda: (lambda s: s if s and row(s, busy, tpc) == "KK" else None)(_status(h)), 5,
+                        what="both threads of the busy child in K")
+        other = next(p["pid"] for p in st.processes_detail if p["pid"] != busy)
+        # Each new client is answered at once by the other child. Had the busy child accepted
+        # and queued any of them, that client would wait for a pinned thread (30 s) and time out.
+        for _ in range(6):
+            assert int(request(h.port, GET_PID_CLOSE, timeout=5).body) == other
+        st = h.status()
+        assert row(st, busy, tpc) == "KK"
+        assert process(st, busy)["connections"] == tpc  # nothing accepted beyond its pinned two
+        assert set(children(h)) == {busy, other}
+    finally:
+        for v in held.values():
+            for c in v:
+                c.close()
+
+
+def test_idle_keep_alive_connection_pins_a_thread(launch):
+    """worker's keep-alive problem: an idle persistent connection holds a thread (K) for KeepAliveTimeout."""
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "ServerLimit": 1, "MaxRequestWorkers": 2,
+                          "MinSpareThreads": 1, "MaxSpareThreads": 4, "KeepAliveTimeout": 30}, app=APP)
+    a1, pid = pinned(h.port)
+    a2 = None
+    b = None
+    try:
+        # the status request runs on the second thread (W) while the first idles in K
+        st = wait_until(lambda: (lambda s: s if s and sorted(row(s, pid, 2) or "") == ["K", "W"] else None)(
+            _status(h)), 5, what="one thread in K")
+        assert process(st, pid)["connections"] == 2
+        a2, _ = pinned(h.port)
+        # both threads pinned by idle clients: a new client is not answered ...
+        b = Conn(h.port)
+        b.send(GET)
+        with pytest.raises(TimeoutError):
+            b.read_response(timeout=0.3)
+        # ... until one of them leaves; then at once
+        a1.close()
+        assert b.read_response(timeout=5).status == 200
+        wait_until(lambda: "AH00286" in h.log_text(), 5, what="the MaxRequestWorkers line")
+        assert "server reached MaxRequestWorkers setting" in h.log_text()
+    finally:
+        for c in (a1, a2, b):
+            if c is not None:
+                c.close()
+
+
+# -- spare-thread maintenance ----------------------------------------------------------------
+
+
+def test_spare_threads_grow_and_shrink_the_pool(launch):
+    """MinSpareThreads 2 / MaxSpareThreads 5 with 2 threads per child, under a step of 6 pinned connections."""
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "MinSpareThreads": 2, "MaxSpareThreads": 5,
+                          "MaxRequestWorkers": 12, "KeepAliveTimeout": 30}, app=APP)
+    wait_until(lambda: len(children(h)) == 1, 5, what="one child")
+    conns = []
+    try:
+        for _ in range(6):
+            c = Conn(h.port)
+            c.send(GET)
+            assert c.read_response().status == 200
+            conns.append(c)
+        # 6 busy threads + at least 2 idle = 4 children of 2 threads
+        wait_until(lambda: len(children(h)) >= 4, 10, what="pool to grow to 4 children")
+        assert len(children(h)) <= 6
+    finally:
+        for c in conns:
+            c.close()
+    # all 8 threads idle now: one child retired per tick while idle > 5, i.e. down to 2 children
+    wait_until(lambda: len(children(h)) == 2, 15, what="pool to shrink to 2 children")
+    assert request(h.port, GET).status == 200
+
+
+# -- errors, recycling, signals, restarts ----------------------------------------------------
+
+
+def test_thread_survives_app_errors_and_sees_multithread(launch):
+    """One child with ONE thread: after an app exception (500) and an escaping SystemExit it still serves."""
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 1, "ServerLimit": 1, "MaxRequestWorkers": 1,
+                          "MinSpareThreads": 1, "MaxSpareThreads": 3}, app=OWN_APP)
+    pid = pid_of(h.port)
+    assert request(h.port, b"GET /flags HTTP/1.1\r\nHost: a\r\n\r\n").body == b"multithread=True multiprocess=True"
+    assert request(h.port, b"GET /raise HTTP/1.1\r\nHost: a\r\n\r\n").status == 500
+    assert pid_of(h.port) == pid
+    with pytest.raises(ConnectionError):  # the connection is dropped, the thread is not
+        request(h.port, b"GET /exit HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert pid_of(h.port) == pid  # served by the same (only) thread of the same child
+    log = h.log_text()
+    assert "deliberate application error" in log and "Traceback" in log
+    assert "worker thread 0: uncaught SystemExit(3)" in log
+
+
+def test_max_connections_per_child_recycles_by_connection(launch):
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4,
+                          "MaxConnectionsPerChild": 3}, app=APP)
+    with Conn(h.port) as c:  # a keep-alive connection counts once, however many requests it carries
+        assert len({pid_of(h.port, c) for _ in range(6)}) == 1
+    served: dict[int, int] = {}
+    for _ in range(9):
+        pid = wait_until(lambda: _try_pid(h.port), 5, what="an answer")
+        served[pid] = served.get(pid, 0) + 1
+    assert all(n <= 3 for n in served.values()), served
+    assert len(served) >= 3
+
+
+def test_killed_child_is_replaced(launch):
+    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4},
+               app=APP)
+    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
+    victim = children(h)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in children(h) and len(children(h)) == 2, 5, what="a replacement child")
+    for _ in range(5):
+        assert request(h.port, GET).status == 200
+    assert f"child pid {victim} exit signal SIGKILL" in h.log_text()
+
+
+def test_graceful_restart_under_load_loses_nothing(launch):
+    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 4, "MinSpareThreads": 2, "MaxSpareThreads": 8,
+                          "MaxRequestWorkers": 16}, app=APP)
+    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
+    before = set(children(h))
+    gen0 = h.status().generation
+    hammers = [Hammer(h.port, 6) for _ in range(3)]
+    for t in hammers:
+        t.start()
+    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
+    h.graceful()
+    wait_until(lambda: not (set(children(h)) & before), 10, what="every old child to be replaced")
+    mid = sum(t.ok for t in hammers)
+    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
+    for t in hammers:
+        t.stop_flag.set()
+        t.join(15)
+    failures = [f for t in hammers for f in t.failures]
+    assert not failures, failures[:5]
+    assert h.status().generation == gen0 + 1
+
+
+def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch):
+    tpc = 2
+    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": tpc, "MinSpareThreads": 1, "MaxSpareThreads": 4,
+                          "MaxRequestWorkers": 8}, app=APP)
+    old = pid_of(h.port)
+    result: dict = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(h.port, b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n")
+        except Exception as exc:
+            result["err"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    try:
+        # the status request takes the child's other thread: W on both
+        wait_until(lambda: (lambda s: s and row(s, old, tpc) == "WW")(_status(h)), 5, what="the slow request")
+        h.graceful()
+        # The old child stops accepting and says so (quiescing), still holding its one in-flight
+        # connection. (Its slots read G: the shared parent marks every live slot G on a graceful
+        # restart, as httpd's prefork does; httpd's worker leaves that to the exiting threads.)
+        def quiescing(s):
+            p = process(s, old) if s else None
+            return s if p and p["stopping"] and p["connections"] == 1 else None
+
+        st = wait_until(lambda: quiescing(_status(h)), 5, what="the old child quiescing with one connection")
+        assert all(p["generation"] == st.generation for p in st.processes_detail if p["pid"] != old)
+    finally:
+        t.join(10)
+    assert "err" not in result and result["r"].status == 200
+    assert result["r"].header("Connection") == "close"  # stopping: no keep-alive past this request
+    wait_until(lambda: old not in children(h), 5, what="the old child to exit")
+
+
+def test_winch_drains_in_flight_request_and_exits(launch):
+    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4},
+               app=APP)
+    result: dict = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
+        except Exception as exc:
+            result["err"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    # two W: the slow request and the status request itself
+    wait_until(lambda: (lambda s: s is not None and s.scoreboard.count("W") >= 2)(_status(h)), 5,
+               what="the slow request")
+    h.graceful_stop()
+    assert h.wait(15) == 0
+    t.join(10)
+    assert "err" not in result and result["r"].status == 200
+    assert not os.path.exists(h.pidfile)
+    assert h.pids() == []
+    with pytest.raises(OSError):
+        socket.create_connection((h.host, h.port), timeout=1).close()
