@@ -394,14 +394,14 @@ def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch
         wait_until(lambda: (lambda s: s and row(s, old, tpc) == "WW")(_status(h)), 5, what="the slow request")
         h.graceful()
         # The old child stops accepting and says so (quiescing), still holding its one in-flight
-        # connection. (Its slots read G: the shared parent marks every live slot G on a graceful
-        # restart, as httpd's prefork does; httpd's worker leaves that to the exiting threads.)
+        # connection, whose thread keeps showing W (threads write G themselves as they exit).
         def quiescing(s):
             p = process(s, old) if s else None
             return s if p and p["stopping"] and p["connections"] == 1 else None
 
         st = wait_until(lambda: quiescing(_status(h)), 5, what="the old child quiescing with one connection")
         assert all(p["generation"] == st.generation for p in st.processes_detail if p["pid"] != old)
+        assert "W" in row(st, old, tpc)
     finally:
         t.join(10)
     assert "err" not in result and result["r"].status == 200

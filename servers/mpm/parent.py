@@ -111,6 +111,7 @@ class Parent:
         self.slot_generation: dict[int, int] = {}
         self.idle_spawn_rate = 1
         self.maxclients_reported = False  # once per server lifetime, surviving restarts
+        self.near_maxclients_reported = False  # worker/event's AH00287/AH10159, its own flag
         self.remaining_to_start = 0  # 1:1 replacement after a graceful restart
         self.hold_off = 0
         self.signal_deaths = 0
@@ -323,7 +324,7 @@ class Parent:
                     if self.signal_deaths <= 2 and gen == self.generation:
                         self._make_child(slot)  # replace at once, as worker/event do
                     elif self.signal_deaths == 3:
-                        self.log.log("error", "children are killed successively!", "AH00286")
+                        self.log.log("warn", "children are killed successively!", "AH10393")
                 continue
             code = os.WEXITSTATUS(status)
             if code == EXIT_CHILD_FATAL and gen == self.generation and not self.shutting_down:
@@ -383,14 +384,19 @@ class Parent:
         free = [s for s in self._free_slots(self.idle_spawn_rate)]
         room = max(0, limit - live_current)
         if at_limit or not free or room == 0:
-            if not self.maxclients_reported:
-                if idle == 0:
-                    msg = "server reached MaxRequestWorkers setting, consider raising the MaxRequestWorkers setting"
-                else:
-                    msg = ("server is within MinSpareThreads of MaxRequestWorkers, consider raising the "
-                           "MaxRequestWorkers setting")
-                self.log.log("error", msg, self.mpm.MAXCLIENTS_CODE)
-                self.maxclients_reported = True
+            if self.mpm.THREADED and not at_limit and room > 0:
+                # below the process limit but no free slot: old generations still draining
+                self.log.log("error", "scoreboard is full, not at MaxRequestWorkers", "AH00288")
+            elif idle == 0 or not self.mpm.THREADED:
+                if not self.maxclients_reported:
+                    self.log.log("error", "server reached MaxRequestWorkers setting, consider raising the "
+                                 "MaxRequestWorkers setting", self.mpm.MAXCLIENTS_CODE)
+                    self.maxclients_reported = True
+            elif not self.near_maxclients_reported:
+                self.log.log("error", "server is within MinSpareThreads of MaxRequestWorkers, consider raising "
+                             "the MaxRequestWorkers setting",
+                             getattr(self.mpm, "NEAR_MAXCLIENTS_CODE", self.mpm.MAXCLIENTS_CODE))
+                self.near_maxclients_reported = True
             self.idle_spawn_rate = 1
             return
         spawn = free[: min(room, self.idle_spawn_rate)]
@@ -464,9 +470,12 @@ class Parent:
         """Tell every child to finish its connections and exit (prefork: slot ``G`` + SIGUSR1)."""
         _, threads = self._limits()
         for pid, slot in list(self.children.items()):
-            for t in range(threads):
-                if self.sb.status(slot, t) != DEAD:
-                    self.sb.set_status(slot, t, GRACEFUL)
+            # prefork only ("mostly for debugging" in prefork.c); worker/event threads
+            # write G themselves as they exit, so busy ones keep showing W/K meanwhile
+            if not self.mpm.THREADED:
+                for t in range(threads):
+                    if self.sb.status(slot, t) != DEAD:
+                        self.sb.set_status(slot, t, GRACEFUL)
             try:
                 os.kill(pid, signal.SIGUSR1)
             except ProcessLookupError:
