@@ -66,6 +66,9 @@ class ServeContext:
     status_page: Callable[[bool], str] | None = None
     errors: TextIO = field(default_factory=lambda: sys.stderr)
     log: Callable[[str, str], None] = lambda level, msg: None
+    #: how a finished connection is closed: None = a blocking lingering close here;
+    #: the event MPM parks it in its listener instead (called with the shut-down socket)
+    linger: Callable[[socket.socket], None] | None = None
     _template: dict | None = field(default=None, repr=False)
 
     def environ_template(self) -> dict:
@@ -166,10 +169,27 @@ class Connection:
             self.body_error = exc
             raise
 
-    def fail(self, exc: ProtocolError) -> None:
-        """Answer a protocol error and close gracefully."""
-        self.ctx.log("info", f"{self.client}: {exc.status} {exc.detail}")
-        _send_error(self.sock, exc, self.ctx.set_status)
+    def fail(self, exc: ProtocolError, method: str = "GET", log: bool = True) -> None:
+        """Answer a protocol error, then close gracefully (RFC 9112 §9.6)."""
+        if log:
+            self.ctx.log("info", f"{self.client}: {exc.status} {exc.detail}")
+        try:
+            self.sock.sendall(error_response(exc.status, exc.detail, method=method))
+        except OSError:
+            return
+        self.close_gracefully()
+
+    def close_gracefully(self) -> None:
+        """httpd's lingering close: shut the write side and drain, here or in the event listener."""
+        ctx = self.ctx
+        if ctx.linger is None:
+            _lingering_close(self.sock, ctx.set_status)
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        ctx.linger(self.sock)
 
 
 def read_request(conn: Connection):
@@ -249,12 +269,12 @@ def handle_request(conn: Connection, req) -> bool:
             perr = ProtocolError(500, "")
         if response.head_sent:
             return False  # nothing sane can follow a half-sent response: abort
-        _send_error(sock, perr, ctx.set_status, method=req.method)
+        conn.fail(perr, method=req.method, log=False)
         return False
     conn.served += 1
     ctx.record(req.request_line, conn.client, response.bytes_sent)
     if conn.body_error is not None or not response.keep_alive:
-        _lingering_close(sock, ctx.set_status)
+        conn.close_gracefully()
         return False
     if reader.in_body:
         # The application left body bytes unread: drop them so the next request parses.
@@ -263,7 +283,7 @@ def handle_request(conn: Connection, req) -> bool:
         except Exception:
             complete = False
         if not complete:
-            _lingering_close(sock, ctx.set_status)
+            conn.close_gracefully()
             return False
     conn.keepalives += 1
     return True
@@ -285,15 +305,6 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
             sock.close()
         except OSError:
             pass
-
-
-def _send_error(sock: socket.socket, exc: ProtocolError, set_status, method: str = "GET") -> None:
-    """Answer a protocol error and close the connection gracefully (RFC 9112 §9.6)."""
-    try:
-        sock.sendall(error_response(exc.status, exc.detail, method=method))
-    except OSError:
-        return
-    _lingering_close(sock, set_status)
 
 
 def _lingering_close(sock: socket.socket, set_status, total: float = LINGER_TOTAL) -> None:
