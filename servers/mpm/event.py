@@ -1,0 +1,545 @@
+"""The event MPM's child: worker threads that handle requests, one listener that does all the waiting.
+
+httpd's ``server/mpm/event/event.c`` in Python: the same process and thread
+layout as worker (main thread on the pipe of death and signals, ThreadsPerChild
+worker threads; all of it inherited from :class:`worker.WorkerChild`), but the
+listener thread owns one epoll set holding the listening sockets **and every
+parked connection**:
+
+* **keep-alive**: after a response on a persistent connection the worker
+  hands the connection back to the listener and is free at once; the idle
+  connection waits in epoll, holding no thread, until its next request or
+  KeepAliveTimeout (an ordered queue: one timeout per queue, so expiry is
+  O(1) from its head);
+* **lingering close**: a finished connection is shut down for writing by the
+  worker and drained by the listener (2 s per read, 30 s at most);
+* the connection cap: the listener accepts only while an idle worker exists
+  and ``open - lingering < ThreadsPerChild + idle workers x
+  AsyncRequestWorkerFactor``; otherwise the listeners leave the epoll set and
+  the process shows ``not_accepting`` in the scoreboard;
+* when every worker is busy, parked keep-alive connections are closed rather
+  than left waiting (httpd: "All workers are busy or dying, will shutdown N
+  keep-alive connections"), so their clients reconnect, maybe elsewhere.
+
+**Beyond httpd** (httpd's event hands a new connection to a worker that then
+blocks reading the request): the listener also reads **request heads**,
+non-blocking, so a client that dribbles its header bytes (slowloris) holds no
+worker thread. A head must arrive within RequestReadTimeout's header stage
+(default 20 s, extended by 1 s per 500 bytes up to 40 s — mod_reqtimeout's
+defaults, built in here); otherwise a partial request gets 408 and an idle
+one is closed. A worker gets a connection only with a complete head, and
+reads the body itself (blocking, with Timeout).
+
+Requests are handled synchronously in worker threads (WSGI), exactly like
+prefork and worker; only the waiting is asynchronous. Not yet implemented:
+write completion (a worker writes its whole response, blocking with Timeout,
+instead of parking unsent bytes in the listener).
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import heapq
+import itertools
+import os
+import select
+import socket
+import threading
+import time
+
+from .child import ChildEnv, common_child_setup, serve_context
+from .scoreboard import GRACEFUL, READY
+from .serve import Connection, _timeval, handle_request
+from .worker import WorkerChild, process_limit, spare_limits, threads_per_child
+from ..http.errors import ClientDisconnected, ProtocolError
+from ..http.parser import CLOSED, NEED_DATA, EndOfMessage
+from ..http.response import error_response
+
+NAME = "event"
+THREADED = True
+#: httpd's AH codes for event's MaxRequestWorkers, "within MinSpareThreads" and "seems busy" lines
+MAXCLIENTS_CODE = "AH00484"
+NEAR_MAXCLIENTS_CODE = "AH10159"
+BUSY_CODE = "AH00486"
+
+__all__ = ["NAME", "THREADED", "child_main", "process_limit", "threads_per_child", "spare_limits", "busy_message"]
+
+# connection states in the listener
+_READ, _KEEPALIVE, _LINGER, _BUSY = range(4)
+#: httpd's SECONDS_TO_LINGER and MAX_SECS_TO_LINGER
+LINGER_READ = 2.0
+LINGER_MAX = 30.0
+RECV_SIZE = 65536
+ACCEPT_BATCH = 16
+#: how long a parked keep-alive connection may still wait once the child is dying
+DYING_KEEPALIVE = 0.5
+
+
+class _Parked:
+    """A connection as the listener sees it: the shared Connection plus its wait state."""
+
+    __slots__ = ("conn", "fd", "state", "token", "deadline", "hard_deadline", "linger_end", "blocking_ready")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.fd = conn.sock.fileno()
+        self.state = _READ
+        self.token = 0  # bumped on every state change: stale timer entries are skipped
+        self.deadline = 0.0
+        self.hard_deadline = 0.0
+        self.linger_end = 0.0
+        self.blocking_ready = False  # SO_RCVTIMEO / SO_SNDTIMEO already set for worker use
+
+
+class JobQueue:
+    """Complete requests waiting for a worker thread, and the count of idle workers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._items: collections.deque = collections.deque()
+        self.idlers = 0
+        self.busy = 0
+        self.terminated = False
+        self.on_idle = lambda: None
+
+    def free_workers(self) -> int:
+        """Idle workers not already promised to a queued request."""
+        return self.idlers - len(self._items)
+
+    def push(self, job) -> None:
+        """Queue one (parked connection, request) job for the workers."""
+        with self._cond:
+            self._items.append(job)
+            self._cond.notify()
+
+    def pop(self):
+        """Announce this worker idle and wait for a job; None once terminated."""
+        with self._cond:
+            self.idlers += 1
+            if self.idlers - len(self._items) == 1:
+                self.on_idle()  # the first free worker: the listener may be waiting for one
+            while not self._items and not self.terminated:
+                self._cond.wait()
+            self.idlers -= 1
+            if not self._items:
+                return None
+            self.busy += 1
+            return self._items.popleft()
+
+    def done(self) -> None:
+        """A popped job is finished (its connection handed back or closed)."""
+        with self._cond:
+            self.busy -= 1
+
+    def terminate(self) -> None:
+        """Wake every worker: they finish and exit once the queue is empty."""
+        with self._cond:
+            self.terminated = True
+            self._cond.notify_all()
+
+
+class EventChild(WorkerChild):
+    """One event child: the worker child's main thread and thread pool, with an event listener."""
+
+    def __init__(self, env: ChildEnv) -> None:
+        super().__init__(env)
+        cfg = env.cfg
+        self.jobs = JobQueue()
+        self.handback: collections.deque = collections.deque()
+        self.factor = float(cfg.AsyncRequestWorkerFactor)  # type: ignore[attr-defined]
+        self.ka_timeout = float(cfg.KeepAliveTimeout)  # type: ignore[attr-defined]
+        rrt = cfg.RequestReadTimeout.header  # type: ignore[attr-defined]
+        # without mod_reqtimeout httpd would wait Timeout for a head; the header stage is on by default
+        self.header_timeout = rrt.timeout or float(cfg.Timeout)  # type: ignore[attr-defined]
+        self.header_max = rrt.max_timeout if rrt.timeout else 0.0
+        self.header_rate = rrt.min_rate if rrt.timeout else 0
+        self.timeout = float(cfg.Timeout)  # type: ignore[attr-defined]
+        self.counts = [0, 0, 0, 0]  # listener-held connections by state (_READ, _KEEPALIVE, _LINGER, _BUSY)
+        self._published: tuple | None = None
+        self._next_busy_check = 0.0
+        self.jobs.on_idle = self._wake_listener  # a listener waiting for a free worker may accept again
+
+    # -- listener thread ---------------------------------------------------------------
+    def _listener(self) -> None:
+        try:
+            self._event_loop()
+        except BaseException as exc:  # pragma: no cover - the loop guards each connection
+            self.log_exception("listener thread", exc)
+        finally:
+            self.jobs.terminate()
+            self.queue.terminate()
+            self.sb.set_process(self.slot, quiescing=True)
+            self.begin_graceful()
+
+    def _wake_listener(self) -> None:
+        try:
+            os.eventfd_write(self._listen_wake, 1)
+        except OSError:
+            pass
+
+    def _set_state(self, p: _Parked, state: int) -> None:
+        self.counts[p.state] -= 1
+        self.counts[state] += 1
+        p.state = state
+        p.token += 1
+
+    def _event_loop(self) -> None:
+        env = self.env
+        self.ep = ep = select.epoll()
+        listeners = {lst.fileno(): lst for lst in env.listeners}
+        self.conns: dict[int, _Parked] = {}
+        self.ka_q: collections.deque = collections.deque()
+        self.hdr_q: list = []  # heap of (deadline, seq, parked, token)
+        self._seq = itertools.count()
+        self.linger_q: collections.deque = collections.deque()
+        self.base_ctx = serve_context(env, 0, self.is_stopping, multithread=True)
+        ep.register(self._listen_wake, select.EPOLLIN)
+        listening = False
+        accepted = 0
+        quiesced = False
+        try:
+            while True:
+                stopping = self.stopping
+                if stopping and not quiesced:
+                    quiesced = True
+                    self.sb.set_process(self.slot, quiescing=True)
+                    self._shorten_keepalive(time.monotonic())
+                # -- accept only below the connection cap (httpd's connections_above_limit)
+                want = not stopping and self._below_limit()
+                if want != listening:
+                    for fd in listeners:
+                        if want:
+                            ep.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+                        else:
+                            ep.unregister(fd)
+                    listening = want
+                    self.sb.set_process(self.slot, not_accepting=not want)
+                if stopping and not self.conns and self.jobs.busy == 0 and not self.handback:
+                    return
+                self._publish()
+                timeout = self._next_timeout()
+                try:
+                    events = ep.poll(timeout)
+                except InterruptedError:
+                    events = []
+                for fd, mask in events:
+                    if fd == self._listen_wake:
+                        try:
+                            os.eventfd_read(self._listen_wake)
+                        except BlockingIOError:
+                            pass
+                    elif fd in listeners:
+                        accepted += self._accept(listeners[fd], accepted)
+                    else:
+                        p = self.conns.get(fd)
+                        if p is not None:
+                            self._readable(p)
+                self._take_handbacks()
+                self._expire(time.monotonic())
+                if self.budget and accepted >= self.budget and not self.stopping:
+                    env.log.log("debug", f"MaxConnectionsPerChild ({self.budget}) reached, exiting")
+                    self.begin_graceful()
+        finally:
+            for p in list(self.conns.values()):
+                self._close(p)
+            ep.close()
+
+    def _below_limit(self) -> bool:
+        """httpd event: accept while a worker is idle and open - lingering < TPC + idle x factor."""
+        idle = self.jobs.free_workers()
+        if idle <= 0:
+            return False
+        c = self.counts
+        open_conns = c[_READ] + c[_KEEPALIVE] + c[_BUSY]
+        return open_conns < self.threads_per_child + idle * self.factor
+
+    def _next_timeout(self) -> float:
+        nearest = 1.0
+        now = time.monotonic()
+        for q in (self.ka_q, self.linger_q):
+            while q and q[0][1].token != q[0][2]:
+                q.popleft()  # stale: the connection moved on
+            if q:
+                nearest = min(nearest, max(0.0, q[0][0] - now))
+        hq = self.hdr_q
+        while hq and hq[0][2].token != hq[0][3]:
+            heapq.heappop(hq)
+        if hq:
+            nearest = min(nearest, max(0.0, hq[0][0] - now))
+        return nearest
+
+    def _publish(self) -> None:
+        c = self.counts
+        total = c[_READ] + c[_KEEPALIVE] + c[_LINGER] + c[_BUSY]
+        snap = (total, c[_KEEPALIVE], c[_LINGER])
+        if snap != self._published:
+            self._published = snap
+            self.sb.set_async_counters(self.slot, connections=total, write_completion=0,
+                                       keep_alive=c[_KEEPALIVE], lingering_close=c[_LINGER])
+
+    # -- connections -----------------------------------------------------------------
+    def _accept(self, lst: socket.socket, accepted: int) -> int:
+        n = 0
+        while n < ACCEPT_BATCH and (not self.budget or accepted + n < self.budget) and self._below_limit():
+            try:
+                sock, addr = lst.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.env.log.log("error", f"accept: {exc}; this child will exit gracefully")
+                    self.resource_shortage = True
+                    self.begin_graceful()
+                break
+            n += 1
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                sock.close()
+                continue
+            p = _Parked(Connection(sock, addr, self.base_ctx))
+            self.conns[p.fd] = p
+            self.counts[_READ] += 1
+            self.ep.register(p.fd, select.EPOLLIN)
+            self._start_header_timer(p, time.monotonic())
+        return n
+
+    def _start_header_timer(self, p: _Parked, now: float) -> None:
+        p.token += 1
+        p.deadline = now + self.header_timeout
+        p.hard_deadline = now + self.header_max if self.header_max else p.deadline
+        self._push_header(p)
+
+    def _push_header(self, p: _Parked) -> None:
+        # a heap, not a deque: MinRate moves deadlines, so they are not in append order
+        heapq.heappush(self.hdr_q, (p.deadline, next(self._seq), p, p.token))
+
+    def _readable(self, p: _Parked) -> None:
+        sock = p.conn.sock
+        try:
+            data = sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if p.state == _LINGER:
+            if not data or time.monotonic() >= p.linger_end:
+                self._close(p)
+            else:
+                p.token += 1  # more bytes: the per-read linger timeout starts again
+                self.linger_q.append((min(time.monotonic() + LINGER_READ, p.linger_end), p, p.token))
+            return
+        if not data:
+            self._close(p)
+            return
+        now = time.monotonic()
+        if p.state == _KEEPALIVE:
+            self._set_state(p, _READ)
+            self._start_header_timer(p, now)
+        elif self.header_rate:
+            # mod_reqtimeout MinRate: every min_rate bytes buy one more second, up to the maximum
+            p.token += 1
+            p.deadline = min(p.deadline + len(data) / self.header_rate, p.hard_deadline)
+            self._push_header(p)
+        p.conn.reader.feed(data)
+        self._dispatch(p)
+
+    def _dispatch(self, p: _Parked) -> None:
+        """Hand a connection with a complete request head to the workers."""
+        reader = p.conn.reader
+        try:
+            while True:
+                ev = reader.next_event()
+                if ev is NEED_DATA:
+                    return
+                if isinstance(ev, EndOfMessage):
+                    continue
+                if ev is CLOSED:
+                    self._close(p)
+                    return
+                self.ep.unregister(p.fd)
+                self._set_state(p, _BUSY)
+                self.jobs.push((p, ev))
+                return
+        except ProtocolError as exc:
+            self._fail(p, exc)
+        except ClientDisconnected:
+            self._close(p)
+
+    def _fail(self, p: _Parked, exc: ProtocolError) -> None:
+        """Answer a protocol error from the listener (non-blocking) and linger."""
+        self.env.log.log("info", f"{p.conn.client}: {exc.status} {exc.detail}")
+        try:
+            p.conn.sock.send(error_response(exc.status, exc.detail))  # small: fits the socket buffer
+            p.conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(p)
+            return
+        self._park_linger(p)
+
+    def _park_linger(self, p: _Parked) -> None:
+        now = time.monotonic()
+        self._set_state(p, _LINGER)
+        p.linger_end = now + LINGER_MAX if not self.stopping else now + LINGER_READ
+        self.linger_q.append((now + LINGER_READ, p, p.token))
+
+    def _close(self, p: _Parked) -> None:
+        if self.conns.pop(p.fd, None) is None:
+            return
+        self.counts[p.state] -= 1
+        p.token += 1
+        if p.state != _BUSY:
+            try:
+                self.ep.unregister(p.fd)
+            except (OSError, ValueError):
+                pass
+        try:
+            p.conn.sock.close()
+        except OSError:
+            pass
+
+    def _close_keepalive(self, why: str) -> None:
+        """httpd: "All workers are busy or dying, will shutdown N keep-alive connections"."""
+        parked = [p for p in self.conns.values() if p.state == _KEEPALIVE]
+        if parked:
+            self.env.log.log("debug", f"All workers are {why}, will shutdown {len(parked)} keep-alive connections")
+        for p in parked:
+            self._close(p)
+
+    def _shorten_keepalive(self, now: float) -> None:
+        """Dying: parked keep-alive connections get DYING_KEEPALIVE more seconds, not KeepAliveTimeout.
+
+        httpd closes them at once; a client that is just sending its next request
+        would then see the connection close under it. The short grace lets such a
+        request be answered (with ``Connection: close``) while idle clients go quickly.
+        """
+        for p in self.conns.values():
+            if p.state == _KEEPALIVE:
+                p.token += 1
+                self.ka_q.append((now + DYING_KEEPALIVE, p, p.token))
+        self.ka_q = collections.deque(sorted(self.ka_q, key=lambda e: e[0]))
+
+    def _take_handbacks(self) -> None:
+        handback = self.handback
+        now = time.monotonic()
+        while handback:
+            p, what = handback.popleft()
+            self.jobs.done()
+            if p.fd not in self.conns:
+                continue
+            if what == "keepalive":
+                self._set_state(p, _KEEPALIVE)
+                self.ep.register(p.fd, select.EPOLLIN)
+                self.ka_q.append((now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout), p, p.token))
+            elif what == "read":
+                # pipelined bytes were buffered but the next head is incomplete
+                self._set_state(p, _READ)
+                self.ep.register(p.fd, select.EPOLLIN)
+                self._start_header_timer(p, now)
+            elif what == "linger":
+                self.ep.register(p.fd, select.EPOLLIN)
+                self._park_linger(p)
+            else:
+                self._close(p)
+
+    def _expire(self, now: float) -> None:
+        for q, state in ((self.ka_q, _KEEPALIVE), (self.linger_q, _LINGER)):
+            while q and q[0][0] <= now:
+                _, p, token = q.popleft()
+                if token == p.token and p.state == state and p.fd in self.conns:
+                    self._close(p)
+        hq = self.hdr_q
+        while hq and hq[0][0] <= now:
+            _, _, p, token = heapq.heappop(hq)
+            if token != p.token or p.state != _READ or p.fd not in self.conns:
+                continue
+            if p.conn.reader.buffered:
+                self._fail(p, ProtocolError(408, "request head not received within RequestReadTimeout"))
+            else:
+                self._close(p)  # never sent a byte: closed without an answer, as httpd does
+        # httpd's queue maintenance: with every worker busy, parked keep-alive connections go
+        if now >= self._next_busy_check:
+            self._next_busy_check = now + 1.0
+            if self.jobs.free_workers() <= 0 and self.counts[_KEEPALIVE]:
+                self._close_keepalive("busy")
+
+    # -- worker threads ----------------------------------------------------------------
+    def _worker(self, i: int) -> None:
+        ctx = serve_context(self.env, i, self.is_stopping, multithread=True)
+        lingering: list = []
+        ctx.linger = lingering.append  # handle_request shut the socket down: the listener drains it
+        set_status = ctx.set_status
+        jobs = self.jobs
+        while True:
+            set_status(READY)
+            job = jobs.pop()
+            if job is None:
+                break
+            p, req = job
+            outcome = "close"
+            try:
+                outcome = self._serve(p, req, ctx, lingering)
+            except BaseException as exc:  # never let one connection take the thread down
+                self.log_exception(f"worker thread {i}", exc)
+            finally:
+                lingering.clear()
+                self.handback.append((p, outcome))
+                self._wake_listener()
+        set_status(GRACEFUL)
+
+    def _serve(self, p: _Parked, req, ctx, lingering: list) -> str:
+        """Run requests on one connection until it must wait again; returns the hand-back verdict."""
+        conn = p.conn
+        conn.ctx = ctx
+        sock = conn.sock
+        if not p.blocking_ready:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self.timeout))
+            conn.long_wait = True
+            p.blocking_ready = True
+        sock.setblocking(True)
+        try:
+            while True:
+                if not handle_request(conn, req):
+                    return "linger" if lingering else "close"
+                # pipelined input already here: serve it now, as httpd's event does
+                if not conn.reader.buffered:
+                    return "keepalive"
+                try:
+                    ev = conn.reader.next_event()
+                except ProtocolError as exc:
+                    conn.fail(exc)
+                    return "linger" if lingering else "close"
+                except ClientDisconnected:
+                    return "close"
+                while isinstance(ev, EndOfMessage):
+                    ev = conn.reader.next_event()
+                if ev is NEED_DATA:
+                    return "read"
+                if ev is CLOSED:
+                    return "close"
+                req = ev
+        except OSError:
+            return "close"
+        finally:
+            try:
+                sock.setblocking(False)
+            except OSError:
+                pass
+
+
+def child_main(env: ChildEnv) -> int:
+    """Run one event child until it is told to exit; returns its exit status."""
+    common_child_setup(env)
+    return EventChild(env).run()
+
+
+def busy_message(spawning: int, idle: int, total: int) -> str:
+    """httpd's AH00486 text (event.c perform_idle_server_maintenance)."""
+    return (
+        "server seems busy, (you may need to increase StartServers, ThreadsPerChild or Min/MaxSpareThreads), "
+        f"spawning {spawning} children, there are around {idle} idle threads, {total} active children, "
+        "and 0 children that are shutting down"
+    )
