@@ -14,21 +14,16 @@ import threading
 import time
 
 from .rawhttp import Conn, request, wait_until
+from .serverutil import Hammer, children, pid_of
+from .serverutil import status_or_none as _status
+from .serverutil import try_pid as _try_pid
 
 APP = "tests.wsgi_apps:app"
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
 
-def children(h) -> list[int]:
-    return h.pids()[1:]
 
 
-def pid_of(port: int, conn: Conn | None = None) -> int:
-    raw = b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n"
-    if conn is None:
-        return int(request(port, raw).body)
-    conn.send(raw)
-    return int(conn.read_response().body)
 
 
 def test_spare_servers_grow_and_shrink_with_a_step_of_connections(launch):
@@ -89,39 +84,8 @@ def test_max_connections_per_child_recycles_by_connection(launch):
     assert len(served) >= 3
 
 
-def _try_pid(port: int) -> int | None:
-    try:
-        return pid_of(port)
-    except (OSError, ValueError):
-        return None
 
 
-class Hammer(threading.Thread):
-    """Sends requests back to back (new connection each, bounded in count and time); counts failures."""
-
-    def __init__(self, port: int, seconds: float, path: bytes = b"/") -> None:
-        super().__init__(daemon=True)
-        self.port, self.seconds, self.path = port, seconds, path
-        self.ok = 0
-        self.failures: list[str] = []
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        end = time.monotonic() + self.seconds
-        while time.monotonic() < end and not self.stop_flag.is_set() and self.ok < 100000:
-            try:
-                with Conn(self.port, timeout=10) as c:
-                    for _ in range(3):  # a few keep-alive requests per connection
-                        c.send(b"GET " + self.path + b" HTTP/1.1\r\nHost: a\r\n\r\n")
-                        r = c.read_response()
-                        if r.status != 200:
-                            self.failures.append(f"status {r.status}")
-                        else:
-                            self.ok += 1
-                        if r.header("Connection") == "close":
-                            break
-            except Exception as exc:  # any reset, refusal or timeout is a failed request
-                self.failures.append(repr(exc))
 
 
 def test_graceful_restart_under_load_loses_nothing(launch):
@@ -168,7 +132,9 @@ def test_winch_drains_in_flight_request_and_exits(launch):
 
     t = threading.Thread(target=slow)
     t.start()
-    wait_until(lambda: "W" in h.status().scoreboard, 5, what="the slow request to be running")
+    # two W: the slow request and the status request itself (one W alone may be just the latter)
+    wait_until(lambda: (lambda st: st is not None and st.scoreboard.count("W") >= 2)(_status(h)), 5,
+               what="the slow request to be running")
     h.graceful_stop()
     assert h.wait(15) == 0
     t.join(10)
@@ -191,11 +157,6 @@ def test_hard_restart_resets_counters_and_bumps_generation(launch):
     assert st2.total_accesses <= 1  # only the status request itself
 
 
-def _status(h):
-    try:
-        return h.status()
-    except Exception:
-        return None
 
 
 def test_stop_leaves_no_process_behind(launch):

@@ -19,12 +19,14 @@ from servers.mpm import worker
 
 from . import wsgi_apps
 from .rawhttp import Conn, request, wait_until
+from .serverutil import Hammer, children, pid_of, process, row
+from .serverutil import status_or_none as _status
+from .serverutil import try_pid as _try_pid
 
 APP = "tests.wsgi_apps:app"
 #: this module's own app (below): wsgi_apps.app plus /flags and /exit
 OWN_APP = "tests.test_worker:app"
-GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
-GET_PID = b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n"
+from .serverutil import GET, GET_PID  # noqa: E402
 GET_PID_CLOSE = b"GET /pid HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 
 
@@ -43,79 +45,10 @@ def app(environ, start_response):
 # -- helpers ----------------------------------------------------------------------------
 
 
-def children(h) -> list[int]:
-    return h.pids()[1:]
-
-
-def pid_of(port: int, conn: Conn | None = None) -> int:
-    if conn is None:
-        return int(request(port, GET_PID).body)
-    conn.send(GET_PID)
-    return int(conn.read_response().body)
-
-
-def _try_pid(port: int) -> int | None:
-    try:
-        return pid_of(port)
-    except (OSError, ValueError):
-        return None
-
-
-def _status(h):
-    try:
-        return h.status()
-    except Exception:
-        return None
-
-
-def row(st, pid: int, tpc: int) -> str | None:
-    """The scoreboard characters of the thread slots of process ``pid`` (None if not listed)."""
-    for p in st.processes_detail:
-        if p["pid"] == pid:
-            s = p["slot"]
-            return st.scoreboard[s * tpc:(s + 1) * tpc]
-    return None
-
-
-def process(st, pid: int) -> dict | None:
-    return next((p for p in st.processes_detail if p["pid"] == pid), None)
-
-
 def pinned(port: int) -> tuple[Conn, int]:
     """A keep-alive connection that got one answer and now idles (holding a thread in K)."""
     c = Conn(port)
     return c, pid_of(port, c)
-
-
-class Hammer(threading.Thread):
-    """Sends requests back to back (new connection each, bounded in count and time); counts failures.
-
-    Copied from test_prefork_lifecycle.py.
-    """
-
-    def __init__(self, port: int, seconds: float, path: bytes = b"/") -> None:
-        super().__init__(daemon=True)
-        self.port, self.seconds, self.path = port, seconds, path
-        self.ok = 0
-        self.failures: list[str] = []
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        end = time.monotonic() + self.seconds
-        while time.monotonic() < end and not self.stop_flag.is_set() and self.ok < 100000:
-            try:
-                with Conn(self.port, timeout=10) as c:
-                    for _ in range(3):  # a few keep-alive requests per connection
-                        c.send(b"GET " + self.path + b" HTTP/1.1\r\nHost: a\r\n\r\n")
-                        r = c.read_response()
-                        if r.status != 200:
-                            self.failures.append(f"status {r.status}")
-                        else:
-                            self.ok += 1
-                        if r.header("Connection") == "close":
-                            break
-            except Exception as exc:  # any reset, refusal or timeout is a failed request
-                self.failures.append(repr(exc))
 
 
 # -- the numbers the parent asks of the module ----------------------------------------
