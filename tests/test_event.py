@@ -1,0 +1,158 @@
+"""The event MPM over real loopback sockets: what tells it apart from worker and prefork.
+
+Waits poll conditions with deadlines; nothing asserts wall-clock durations.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from .rawhttp import Conn, request, wait_until
+from .serverutil import GET, Hammer, children, status_or_none
+
+APP = "tests.wsgi_apps:app"
+#: one child with two worker threads; a generous AsyncRequestWorkerFactor so many idle connections fit
+ONE_CHILD = {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 2, "MaxRequestWorkers": 2,
+             "MinSpareThreads": 1, "MaxSpareThreads": 4, "AsyncRequestWorkerFactor": 10}
+
+
+def test_get_keepalive_pipelining_and_errors(launch):
+    h = launch("event", ONE_CHILD, app=APP)
+    with Conn(h.port) as c:
+        for _ in range(3):
+            c.send(GET)
+            assert c.read_response().body == b"Hello, World!"
+        c.send(b"GET /echo?a=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+               b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+               b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert json.loads(c.read_response().body)["target"] == "/echo?a=1"
+        assert json.loads(c.read_response().body)["body"] == "abc"
+        assert c.read_response().body == b"Hello, World!"
+    with Conn(h.port) as c:
+        c.send(b"GET / HTTP/1.1\r\n\r\n")  # no Host
+        r = c.read_response()
+        assert r.status == 400 and r.header("Connection") == "close"
+        assert c.closed_by_peer()
+    with Conn(h.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        assert json.loads(c.read_response().body)["body"] == "abc"
+
+
+def test_idle_keepalive_connections_hold_no_thread(launch):
+    """Ten idle keep-alive clients on a child with two threads: a new client is still served."""
+    h = launch("event", {**ONE_CHILD, "KeepAliveTimeout": 30}, app=APP)
+    idle = []
+    try:
+        for _ in range(10):
+            c = Conn(h.port)
+            c.send(GET)
+            assert c.read_response().status == 200
+            idle.append(c)
+        st = wait_until(lambda: (lambda s: s if s and s.conns_async_keep_alive >= 10 else None)(status_or_none(h)),
+                        5, what="ten parked keep-alive connections")
+        assert "K" not in st.scoreboard  # parked in the listener, not in a thread
+        assert request(h.port, GET).status == 200
+        for c in idle:  # and every parked connection still works
+            c.send(GET)
+            assert c.read_response().status == 200
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_slowloris_head_holds_no_worker(launch):
+    """Beyond httpd: heads are read by the listener, so a dribbling client does not take the only thread."""
+    h = launch("event", {**ONE_CHILD, "ThreadsPerChild": 1, "MaxRequestWorkers": 1}, app=APP)
+    slow = [Conn(h.port) for _ in range(3)]
+    try:
+        for c in slow:
+            c.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ")  # and never the end of the head
+        for _ in range(3):
+            assert request(h.port, GET, timeout=5).status == 200
+        for c in slow:  # finishing the head later still works
+            c.send(b"1\r\n\r\n")
+            assert c.read_response().status == 200
+    finally:
+        for c in slow:
+            c.close()
+
+
+def test_request_read_timeout_header_stage(launch):
+    """mod_reqtimeout semantics: a partial head past the header timeout gets 408; a silent client is closed."""
+    h = launch("event", {**ONE_CHILD, "RequestReadTimeout": "header=1"}, app=APP)
+    with Conn(h.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost:")
+        r = c.read_response(timeout=10)
+        assert r.status == 408
+        assert c.closed_by_peer()
+    with Conn(h.port) as c:
+        assert c.closed_by_peer(timeout=10)  # never sent a byte: closed without an answer
+
+
+def test_keepalive_closed_when_all_workers_busy(launch):
+    """httpd event: with every worker busy, parked keep-alive connections are shut down."""
+    h = launch("event", {**ONE_CHILD, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "KeepAliveTimeout": 30},
+               app=APP)
+    with Conn(h.port) as idle:
+        idle.send(GET)
+        assert idle.read_response().status == 200
+        result = {}
+        t = threading.Thread(target=lambda: result.setdefault(
+            "r", request(h.port, b"GET /sleep?ms=3000 HTTP/1.1\r\nHost: a\r\n\r\n", timeout=10)))
+        t.start()
+        try:
+            assert idle.closed_by_peer(timeout=5)
+        finally:
+            t.join(10)
+        assert result["r"].status == 200
+
+
+def test_threads_see_multithread_and_keep_serving_after_app_error(launch):
+    h = launch("event", ONE_CHILD, app=APP)
+    assert request(h.port, b"GET /raise HTTP/1.1\r\nHost: a\r\n\r\n").status == 500
+    assert request(h.port, GET).status == 200
+    st = status_or_none(h)
+    assert st is not None and st.server_mpm == "event"
+
+
+def test_graceful_restart_under_load_loses_nothing(launch):
+    h = launch("event", {"StartServers": 2, "ThreadsPerChild": 4, "MinSpareThreads": 2, "MaxSpareThreads": 12,
+                         "MaxRequestWorkers": 16}, app=APP)
+    before = set(children(h))
+    gen0 = h.status().generation
+    hammers = [Hammer(h.port, 6) for _ in range(3)]
+    for t in hammers:
+        t.start()
+    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
+    h.graceful()
+    wait_until(lambda: not (set(children(h)) & before), 15, what="every old child to be replaced")
+    mid = sum(t.ok for t in hammers)
+    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
+    for t in hammers:
+        t.stop_flag.set()
+        t.join(15)
+    failures = [f for t in hammers for f in t.failures]
+    assert not failures, failures[:5]
+    assert h.status().generation == gen0 + 1
+
+
+def test_winch_drains_in_flight_request_and_exits(launch):
+    h = launch("event", ONE_CHILD, app=APP)
+    result: dict = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
+        except Exception as exc:
+            result["err"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: (lambda s: s is not None and s.scoreboard.count("W") >= 2)(status_or_none(h)), 5,
+               what="the slow request to be running")
+    h.graceful_stop()
+    assert h.wait(15) == 0
+    t.join(10)
+    assert "err" not in result and result["r"].status == 200
+    assert h.pids() == []
