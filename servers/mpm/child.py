@@ -118,4 +118,11 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
         multiprocess=True,
         status_page=status_renderer(env),
         log=env.log.log,
+        header_timeout=_stage(cfg.RequestReadTimeout.header),  # type: ignore[attr-defined]
+        body_timeout=_stage(cfg.RequestReadTimeout.body),  # type: ignore[attr-defined]
     )
+
+
+def _stage(spec):
+    """A RequestReadTimeout stage, or None when it is off (timeout 0), as mod_reqtimeout."""
+    return spec if spec.timeout > 0 else None

@@ -72,6 +72,8 @@ LINGER_READ = 2.0
 LINGER_MAX = 30.0
 RECV_SIZE = 65536
 ACCEPT_BATCH = 16
+#: most connections a child holds while they send their request heads (see _below_limit)
+READING_LIMIT = 512
 #: how long a parked keep-alive connection may still wait once the child is dying
 DYING_KEEPALIVE = 0.5
 
@@ -158,6 +160,8 @@ class EventChild(WorkerChild):
         self.counts = [0, 0, 0, 0]  # listener-held connections by state (_READ, _KEEPALIVE, _LINGER, _BUSY)
         self._published: tuple | None = None
         self._next_busy_check = 0.0
+        # connections reading their head at once; well under the usual 1024 descriptors
+        self.reading_limit = max(READING_LIMIT, 4 * self.threads_per_child)
         self.jobs.on_idle = self._wake_listener  # a listener waiting for a free worker may accept again
 
     # -- listener thread ---------------------------------------------------------------
@@ -246,13 +250,20 @@ class EventChild(WorkerChild):
             ep.close()
 
     def _below_limit(self) -> bool:
-        """httpd event: accept while a worker is idle and open - lingering < TPC + idle x factor."""
+        """httpd event: accept while a worker is idle and open - lingering < TPC + idle x factor.
+
+        Beyond httpd: connections still sending their head are not counted there
+        (they hold no worker here), so slow-header clients cannot fill the cap and
+        lock everyone out; they have their own bound, READING_LIMIT, and the
+        header stage of RequestReadTimeout bounds how long each may take.
+        """
         idle = self.jobs.free_workers()
         if idle <= 0:
             return False
         c = self.counts
-        open_conns = c[_READ] + c[_KEEPALIVE] + c[_BUSY]
-        return open_conns < self.threads_per_child + idle * self.factor
+        if c[_READ] >= self.reading_limit:
+            return False
+        return c[_KEEPALIVE] + c[_BUSY] < self.threads_per_child + idle * self.factor
 
     def _next_timeout(self) -> float:
         nearest = 1.0
@@ -496,8 +507,8 @@ class EventChild(WorkerChild):
         sock = conn.sock
         if not p.blocking_ready:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self.timeout))
-            conn.long_wait = True
+            conn.rcv_timeout = -1.0
+            conn.set_rcv_timeout(self.timeout)
             p.blocking_ready = True
         sock.setblocking(True)
         try:

@@ -66,6 +66,9 @@ class ServeContext:
     status_page: Callable[[bool], str] | None = None
     errors: TextIO = field(default_factory=lambda: sys.stderr)
     log: Callable[[str, str], None] = lambda level, msg: None
+    #: mod_reqtimeout's header and body stages (None = stage off): see _Stage
+    header_timeout: object | None = None
+    body_timeout: object | None = None
     #: how a finished connection is closed: None = a blocking lingering close here;
     #: the event MPM parks it in its listener instead (called with the shut-down socket)
     linger: Callable[[socket.socket], None] | None = None
@@ -101,6 +104,30 @@ def _no_body() -> bytes:
     return b""
 
 
+class _Stage:
+    """One mod_reqtimeout stage in progress (RequestReadTimeout header= or body=).
+
+    The stage must finish by ``deadline``; with MinRate every ``rate`` bytes
+    received buy one more second, up to ``hard`` (the stage's maximum, or no
+    limit for a body stage without one, as mod_reqtimeout).
+    """
+
+    __slots__ = ("deadline", "hard", "rate")
+
+    def __init__(self, spec, now: float) -> None:
+        self.deadline = now + spec.timeout
+        if spec.max_timeout:
+            self.hard = now + spec.max_timeout
+        else:
+            self.hard = float("inf") if spec.min_rate else self.deadline
+        self.rate = spec.min_rate
+
+    def got(self, n: int) -> None:
+        """Extend the deadline for ``n`` bytes received (MinRate)."""
+        if self.rate:
+            self.deadline = min(self.deadline + n / self.rate, self.hard)
+
+
 class Connection:
     """One client connection's state across its requests (httpd recycles a pool per connection too).
 
@@ -108,8 +135,8 @@ class Connection:
     reads heads itself and calls :func:`handle_request` per request.
     """
 
-    __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "long_wait",
-                 "req", "body", "body_error", "sent_100", "template")
+    __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "rcv_timeout",
+                 "req", "body", "body_error", "sent_100", "template", "body_stage")
 
     def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
@@ -119,7 +146,8 @@ class Connection:
         self.client_port = addr[1] if isinstance(addr, tuple) else 0
         self.keepalives = 0  # keep-alive continuations granted so far
         self.served = 0
-        self.long_wait = True  # SO_RCVTIMEO holds Timeout (True) or KeepAliveTimeout (False)
+        self.rcv_timeout = 0.0  # the SO_RCVTIMEO now set on the socket
+        self.body_stage: _Stage | None = None
         self.req = None
         self.body: InputStream | None = None
         self.body_error: BaseException | None = None
@@ -127,22 +155,51 @@ class Connection:
         self.template = ctx.environ_template()
 
     def setup_blocking(self) -> None:
-        """Blocking socket with kernel timeouts: Timeout for writes and for a new connection's first read."""
+        """Blocking socket with kernel timeouts: Timeout for writes; a new connection's first
+        read waits Timeout, or less when the header stage of RequestReadTimeout is shorter."""
         sock = self.sock
+        ctx = self.ctx
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.ctx.timeout))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(self.ctx.timeout))
-        self.long_wait = True
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(ctx.timeout))
+        first = ctx.timeout
+        if ctx.header_timeout is not None:
+            first = min(first, ctx.header_timeout.timeout)
+        self.rcv_timeout = -1.0
+        self.set_rcv_timeout(first)
 
-    def set_long(self, on: bool) -> None:
-        """Switch SO_RCVTIMEO between Timeout and KeepAliveTimeout, only when it changes."""
-        if on != self.long_wait:
-            ctx = self.ctx
-            if ctx.policy.timeout != ctx.timeout:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                                     _timeval(ctx.timeout if on else ctx.policy.timeout))
-            self.long_wait = on
+    def set_rcv_timeout(self, seconds: float) -> None:
+        """Make the next recv wait at most ``seconds``: SO_RCVTIMEO, changed only when it must.
+
+        A wait more than 50 ms longer than wanted is never left in place; a shorter one is kept
+        unless it is over a second short (the caller just loops), so a dribbling
+        client does not cost one setsockopt per read.
+        """
+        cur = self.rcv_timeout
+        if cur > seconds + 0.05 or cur < seconds - 1.0:
+            seconds = max(seconds, 0.001)  # 0 would mean "wait forever"
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            self.rcv_timeout = seconds
+
+    def recv_within(self, stage: "_Stage | None", timeout: float) -> bytes:
+        """recv() bounded by Timeout and by ``stage``'s deadline; raises _Timeout when either passes."""
+        while True:
+            wait = timeout
+            if stage is not None:
+                left = stage.deadline - time.monotonic()
+                if left <= 0:
+                    raise _Timeout()
+                wait = min(wait, left)
+            self.set_rcv_timeout(wait)
+            try:
+                data = _recv(self.sock)
+            except _Timeout:
+                if stage is not None and stage.deadline - time.monotonic() > 0 and wait < timeout:
+                    continue  # woke before the stage deadline (SO_RCVTIMEO was shorter): wait on
+                raise
+            if stage is not None:
+                stage.got(len(data))
+            return data
 
     def pull(self) -> bytes:
         """The body reader behind wsgi.input: next body bytes, b"" at the end."""
@@ -155,8 +212,11 @@ class Connection:
             while True:
                 ev = reader.next_event()
                 if ev is NEED_DATA:
-                    self.set_long(True)
-                    reader.feed(_recv(self.sock))
+                    # the body stage of RequestReadTimeout starts with the first wait for body bytes
+                    stage = self.body_stage
+                    if stage is None and self.ctx.body_timeout is not None:
+                        stage = self.body_stage = _Stage(self.ctx.body_timeout, time.monotonic())
+                    reader.feed(self.recv_within(stage, self.ctx.timeout))
                     continue
                 if isinstance(ev, EndOfMessage):
                     return b""
@@ -199,19 +259,30 @@ def read_request(conn: Connection):
     client, idle past KeepAliveTimeout, or a protocol error already answered.
     """
     reader = conn.reader
-    sock = conn.sock
-    set_status = conn.ctx.set_status
+    ctx = conn.ctx
+    set_status = ctx.set_status
     keepalives = conn.keepalives
     set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
+    # mod_reqtimeout's header stage: from accept for a first request, else from the first
+    # byte; started lazily, when a head does not arrive in one read (the rare, slow case)
+    stage = None
+    header = ctx.header_timeout
+    if keepalives == 0 and header is not None:
+        stage = _Stage(header, time.monotonic())
     try:
         while True:
             event = reader.next_event()
             if event is NEED_DATA:
-                # only the wait for the first byte of a next request is the keep-alive wait
-                conn.set_long(keepalives == 0 or reader.buffered > 0)
-                data = _recv(sock)
-                if data and keepalives:
-                    set_status(BUSY_READ)
+                if keepalives and not reader.buffered and stage is None:
+                    # the keep-alive wait for the first byte of the next request
+                    conn.set_rcv_timeout(ctx.policy.timeout)
+                    data = _recv(conn.sock)
+                    if data:
+                        set_status(BUSY_READ)
+                else:
+                    if stage is None and header is not None:
+                        stage = _Stage(header, time.monotonic())
+                    data = conn.recv_within(stage, ctx.timeout)
                 reader.feed(data)
             elif isinstance(event, EndOfMessage):
                 continue  # the end of a body-less request the application never read
@@ -221,7 +292,7 @@ def read_request(conn: Connection):
                 return event
     except _Timeout:
         if reader.buffered:
-            conn.fail(ProtocolError(408, "timed out reading the request"))
+            conn.fail(ProtocolError(408, "request head not received in time (Timeout / RequestReadTimeout)"))
         return None
     except ProtocolError as exc:
         conn.fail(exc)
@@ -242,6 +313,7 @@ def handle_request(conn: Connection, req) -> bool:
     ctx.set_status(BUSY_WRITE)
     conn.req = req
     conn.sent_100 = False
+    conn.body_stage = None
     if req.chunked or req.content_length:
         body = conn.body = InputStream(conn.pull)
     else:
