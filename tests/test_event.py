@@ -6,6 +6,7 @@ Waits poll conditions with deadlines; nothing asserts wall-clock durations.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 
 from .rawhttp import Conn, request, wait_until
@@ -156,3 +157,27 @@ def test_winch_drains_in_flight_request_and_exits(launch):
     t.join(10)
     assert "err" not in result and result["r"].status == 200
     assert h.pids() == []
+
+
+def test_write_completion_frees_the_worker(launch):
+    """httpd's write completion: a response the client reads slowly is finished by the listener.
+
+    One worker thread; client A asks for 16 MiB and does not read. The worker hands the
+    unsent tail to the listener (ConnsAsyncWriting 1), so client B is served meanwhile;
+    then A reads all of it intact.
+    """
+    h = launch("event", {**ONE_CHILD, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "AsyncRequestWorkerFactor": 4},
+               app=APP)
+    size = 16 * 1024 * 1024  # more than the loopback socket buffers hold
+    with Conn(h.port, timeout=20) as a:
+        # a modest receive buffer (not a tiny one: TCP would crawl through silly-window avoidance)
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        a.send(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
+        st = wait_until(lambda: (lambda s: s if s and s.conns_async_writing >= 1 else None)(status_or_none(h)),
+                        10, what="the unsent tail parked in the listener")
+        assert "K" not in st.scoreboard
+        assert request(h.port, GET).status == 200  # the only worker is free
+        r = a.read_response(timeout=30)
+        assert r.status == 200 and len(r.body) == size and r.body == b"x" * size
+        a.send(GET)  # and the connection is still good for keep-alive
+        assert a.read_response().status == 200

@@ -66,7 +66,7 @@ BUSY_CODE = "AH00486"
 __all__ = ["NAME", "THREADED", "child_main", "process_limit", "threads_per_child", "spare_limits", "busy_message"]
 
 # connection states in the listener
-_READ, _KEEPALIVE, _LINGER, _BUSY = range(4)
+_READ, _KEEPALIVE, _LINGER, _BUSY, _WRITE = range(5)
 #: httpd's SECONDS_TO_LINGER and MAX_SECS_TO_LINGER
 LINGER_READ = 2.0
 LINGER_MAX = 30.0
@@ -81,7 +81,8 @@ DYING_KEEPALIVE = 0.5
 class _Parked:
     """A connection as the listener sees it: the shared Connection plus its wait state."""
 
-    __slots__ = ("conn", "fd", "state", "token", "deadline", "hard_deadline", "linger_end", "blocking_ready")
+    __slots__ = ("conn", "fd", "state", "token", "deadline", "hard_deadline", "linger_end", "blocking_ready",
+                 "writer", "after_write")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -92,6 +93,39 @@ class _Parked:
         self.hard_deadline = 0.0
         self.linger_end = 0.0
         self.blocking_ready = False  # SO_RCVTIMEO / SO_SNDTIMEO already set for worker use
+        self.writer = _Writer(conn.sock)
+        conn.send = self.writer.send
+        self.after_write = "close"  # what follows write completion: keepalive, linger or close
+
+
+class _Writer:
+    """Response output for a worker: what the kernel takes at once is sent, a tail is left pending.
+
+    Each write first finishes the pending tail of the previous one (blocking, bounded
+    by Timeout through SO_SNDTIMEO), then sends without blocking; whatever does not
+    fit stays pending. When the response is complete the worker hands a connection
+    with a pending tail to the listener, which finishes it on writability: httpd's
+    write completion (``W`` state, ConnsAsyncWriting).
+    """
+
+    __slots__ = ("sock", "pending")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending: bytes | memoryview = b""
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` after any pending tail; leave what the kernel cannot take now."""
+        if self.pending:
+            self.sock.sendall(self.pending)
+            self.pending = b""
+        try:
+            n = self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            n = 0
+        if n < len(data):
+            # a memoryview: the listener trims it as it goes without copying the rest
+            self.pending = memoryview(data)[n:]
 
 
 class JobQueue:
@@ -157,7 +191,7 @@ class EventChild(WorkerChild):
         self.header_max = rrt.max_timeout if rrt.timeout else 0.0
         self.header_rate = rrt.min_rate if rrt.timeout else 0
         self.timeout = float(cfg.Timeout)  # type: ignore[attr-defined]
-        self.counts = [0, 0, 0, 0]  # listener-held connections by state (_READ, _KEEPALIVE, _LINGER, _BUSY)
+        self.counts = [0, 0, 0, 0, 0]  # connections by state (_READ, _KEEPALIVE, _LINGER, _BUSY, _WRITE)
         self._published: tuple | None = None
         self._next_busy_check = 0.0
         # connections reading their head at once; well under the usual 1024 descriptors
@@ -197,6 +231,7 @@ class EventChild(WorkerChild):
         self.hdr_q: list = []  # heap of (deadline, seq, parked, token)
         self._seq = itertools.count()
         self.linger_q: collections.deque = collections.deque()
+        self.write_q: collections.deque = collections.deque()
         self.base_ctx = serve_context(env, 0, self.is_stopping, multithread=True)
         ep.register(self._listen_wake, select.EPOLLIN)
         listening = False
@@ -238,7 +273,10 @@ class EventChild(WorkerChild):
                     else:
                         p = self.conns.get(fd)
                         if p is not None:
-                            self._readable(p)
+                            if p.state == _WRITE:
+                                self._writable(p)
+                            else:
+                                self._readable(p)
                 self._take_handbacks()
                 self._expire(time.monotonic())
                 if self.budget and accepted >= self.budget and not self.stopping:
@@ -263,12 +301,12 @@ class EventChild(WorkerChild):
         c = self.counts
         if c[_READ] >= self.reading_limit:
             return False
-        return c[_KEEPALIVE] + c[_BUSY] < self.threads_per_child + idle * self.factor
+        return c[_KEEPALIVE] + c[_BUSY] + c[_WRITE] < self.threads_per_child + idle * self.factor
 
     def _next_timeout(self) -> float:
         nearest = 1.0
         now = time.monotonic()
-        for q in (self.ka_q, self.linger_q):
+        for q in (self.ka_q, self.linger_q, self.write_q):
             while q and q[0][1].token != q[0][2]:
                 q.popleft()  # stale: the connection moved on
             if q:
@@ -282,11 +320,11 @@ class EventChild(WorkerChild):
 
     def _publish(self) -> None:
         c = self.counts
-        total = c[_READ] + c[_KEEPALIVE] + c[_LINGER] + c[_BUSY]
-        snap = (total, c[_KEEPALIVE], c[_LINGER])
+        total = c[_READ] + c[_KEEPALIVE] + c[_LINGER] + c[_BUSY] + c[_WRITE]
+        snap = (total, c[_KEEPALIVE], c[_LINGER], c[_WRITE])
         if snap != self._published:
             self._published = snap
-            self.sb.set_async_counters(self.slot, connections=total, write_completion=0,
+            self.sb.set_async_counters(self.slot, connections=total, write_completion=c[_WRITE],
                                        keep_alive=c[_KEEPALIVE], lingering_close=c[_LINGER])
 
     # -- connections -----------------------------------------------------------------
@@ -419,6 +457,48 @@ class EventChild(WorkerChild):
         for p in parked:
             self._close(p)
 
+    def _writable(self, p: _Parked) -> None:
+        """Write completion: send the pending tail; then what the response decided."""
+        w = p.writer
+        try:
+            n = p.conn.sock.send(w.pending, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(p)
+            return
+        w.pending = w.pending[n:]
+        if w.pending:
+            if n:  # progress: Timeout starts again, as httpd re-queues the connection
+                p.token += 1
+                self.write_q.append((time.monotonic() + self.timeout, p, p.token))
+            return
+        w.pending = b""
+        self.ep.unregister(p.fd)
+        self._after_response(p, p.after_write, time.monotonic())
+
+    def _after_response(self, p: _Parked, what: str, now: float) -> None:
+        """Park a connection whose response is fully written: keep-alive, lingering close or close."""
+        if what == "keepalive":
+            self._set_state(p, _KEEPALIVE)
+            self.ep.register(p.fd, select.EPOLLIN)
+            self.ka_q.append((now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout), p, p.token))
+        elif what == "read":
+            # pipelined bytes were buffered but the next head is incomplete
+            self._set_state(p, _READ)
+            self.ep.register(p.fd, select.EPOLLIN)
+            self._start_header_timer(p, now)
+        elif what == "linger":
+            try:
+                p.conn.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                self._close(p)
+                return
+            self.ep.register(p.fd, select.EPOLLIN)
+            self._park_linger(p)
+        else:
+            self._close(p)
+
     def _shorten_keepalive(self, now: float) -> None:
         """Dying: parked keep-alive connections get DYING_KEEPALIVE more seconds, not KeepAliveTimeout.
 
@@ -440,23 +520,17 @@ class EventChild(WorkerChild):
             self.jobs.done()
             if p.fd not in self.conns:
                 continue
-            if what == "keepalive":
-                self._set_state(p, _KEEPALIVE)
-                self.ep.register(p.fd, select.EPOLLIN)
-                self.ka_q.append((now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout), p, p.token))
-            elif what == "read":
-                # pipelined bytes were buffered but the next head is incomplete
-                self._set_state(p, _READ)
-                self.ep.register(p.fd, select.EPOLLIN)
-                self._start_header_timer(p, now)
-            elif what == "linger":
-                self.ep.register(p.fd, select.EPOLLIN)
-                self._park_linger(p)
-            else:
-                self._close(p)
+            if p.writer.pending and what != "close":
+                # write completion: the listener finishes the response, then does `what`
+                p.after_write = what
+                self._set_state(p, _WRITE)
+                self.ep.register(p.fd, select.EPOLLOUT)
+                self.write_q.append((now + self.timeout, p, p.token))
+                continue
+            self._after_response(p, what, now)
 
     def _expire(self, now: float) -> None:
-        for q, state in ((self.ka_q, _KEEPALIVE), (self.linger_q, _LINGER)):
+        for q, state in ((self.ka_q, _KEEPALIVE), (self.linger_q, _LINGER), (self.write_q, _WRITE)):
             while q and q[0][0] <= now:
                 _, p, token = q.popleft()
                 if token == p.token and p.state == state and p.fd in self.conns:
@@ -480,7 +554,7 @@ class EventChild(WorkerChild):
     def _worker(self, i: int) -> None:
         ctx = serve_context(self.env, i, self.is_stopping, multithread=True)
         lingering: list = []
-        ctx.linger = lingering.append  # handle_request shut the socket down: the listener drains it
+        ctx.linger = lingering.append  # the listener shuts the socket down and drains it (after any write)
         set_status = ctx.set_status
         jobs = self.jobs
         while True:

@@ -70,8 +70,8 @@ class ServeContext:
     header_timeout: object | None = None
     body_timeout: object | None = None
     #: how a finished connection is closed: None = a blocking lingering close here;
-    #: the event MPM parks it in its listener instead (called with the shut-down socket)
-    linger: Callable[[socket.socket], None] | None = None
+    #: the event MPM hands the Connection to its listener instead
+    linger: Callable[["Connection"], None] | None = None
     _template: dict | None = field(default=None, repr=False)
 
     def environ_template(self) -> dict:
@@ -136,7 +136,7 @@ class Connection:
     """
 
     __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "rcv_timeout",
-                 "req", "body", "body_error", "sent_100", "template", "body_stage")
+                 "req", "body", "body_error", "sent_100", "template", "body_stage", "send")
 
     def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
@@ -153,6 +153,9 @@ class Connection:
         self.body_error: BaseException | None = None
         self.sent_100 = False
         self.template = ctx.environ_template()
+        #: writes response bytes; the event MPM swaps in a writer that can leave a tail
+        #: for its listener to finish (write completion)
+        self.send = sock.sendall
 
     def setup_blocking(self) -> None:
         """Blocking socket with kernel timeouts: Timeout for writes; a new connection's first
@@ -206,7 +209,7 @@ class Connection:
         req = self.req
         if req.expect_continue and not self.sent_100 and not self.body.consumed:
             self.sent_100 = True
-            self.sock.sendall(CONTINUE)  # RFC 9110 §10.1.1: the client waits for this
+            self.send(CONTINUE)  # RFC 9110 §10.1.1: the client waits for this
         reader = self.reader
         try:
             while True:
@@ -234,7 +237,7 @@ class Connection:
         if log:
             self.ctx.log("info", f"{self.client}: {exc.status} {exc.detail}")
         try:
-            self.sock.sendall(error_response(exc.status, exc.detail, method=method))
+            self.send(error_response(exc.status, exc.detail, method=method))
         except OSError:
             return
         self.close_gracefully()
@@ -244,12 +247,8 @@ class Connection:
         ctx = self.ctx
         if ctx.linger is None:
             _lingering_close(self.sock, ctx.set_status)
-            return
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return
-        ctx.linger(self.sock)
+        else:
+            ctx.linger(self)
 
 
 def read_request(conn: Connection):
@@ -319,7 +318,7 @@ def handle_request(conn: Connection, req) -> bool:
     else:
         reader.skip_end()
         body = conn.body = InputStream(_no_body)
-    response = WSGIResponse(req, sock.sendall, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
+    response = WSGIResponse(req, conn.send, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
                             body=body)
     try:
         run_app(ctx.app, build_environ(req, body, conn.template, conn.client, conn.client_port), response)
