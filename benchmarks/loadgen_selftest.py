@@ -39,7 +39,7 @@ for p in (str(ROOT), str(HERE)):
 from tabulate import tabulate  # noqa: E402
 
 from harness.drivers.loadgen import run_closed_loop  # noqa: E402
-from prefork_vs_gunicorn import Running, pick_cpus, start_gunicorn, stop_group, wait_for  # noqa: E402
+from side_by_side import Running, pick_cpus, start_gunicorn, stop_group, wait_for  # noqa: E402
 
 
 def start_echo(server_cpus: set[int], seconds: float) -> Running:

@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
-"""Our prefork MPM against gunicorn's sync worker (-w 2), side by side.
+"""Our MPMs against gunicorn, side by side in one run.
 
-    python benchmarks/prefork_vs_gunicorn.py [--trials 5] [--duration 5] [--connections 50]
-                                             [--prefork-workers 50] [--out runs/....json]
+    python benchmarks/side_by_side.py [--servers prefork50,gunicorn-sync-w2] [--trials 5] [--duration 5]
+                                      [--connections 50] [--out runs/....json]
+
+Servers (--servers, comma-separated, the LAST one is the baseline of the ratio columns):
+
+    prefork50             prefork sized for the load: 50 children (StartServers = MaxRequestWorkers = 50)
+    worker2x25            worker, 2 children x 25 threads (each keep-alive connection holds a thread)
+    event2x8              event, 2 children x 8 threads (keep-alive connections wait in the listener)
+    gunicorn-sync-w2      gunicorn -k sync -w 2 (closes every connection)
+    gunicorn-gthread-w2t8 gunicorn -k gthread -w 2 --threads 8
 
 Method (see "Measuring honestly" in the design notes):
 
@@ -58,8 +66,21 @@ from tabulate import tabulate  # noqa: E402
 from harness.drivers.loadgen import run_closed_loop  # noqa: E402
 
 WSGI_APP = "servers.apps:app"
-PREFORK = "prefork"
+PREFORK = "prefork50"
 GUNICORN = "gunicorn-sync-w2"
+#: our MPMs as the issues size them for 50 connections
+OURS = {
+    "prefork50": ("prefork", {"StartServers": 50, "MinSpareServers": 50, "MaxSpareServers": 60,
+                              "MaxRequestWorkers": 50, "ServerLimit": 50}),
+    "worker2x25": ("worker", {"StartServers": 2, "ServerLimit": 2, "ThreadsPerChild": 25, "MaxRequestWorkers": 50,
+                              "MinSpareThreads": 25, "MaxSpareThreads": 75}),
+    "event2x8": ("event", {"StartServers": 2, "ServerLimit": 2, "ThreadsPerChild": 8, "MaxRequestWorkers": 16,
+                           "MinSpareThreads": 8, "MaxSpareThreads": 32}),
+}
+GUNICORNS = {
+    "gunicorn-sync-w2": ("sync", []),
+    "gunicorn-gthread-w2t8": ("gthread", ["--threads", "8"]),
+}
 
 
 # --------------------------------------------------------------------------
@@ -226,21 +247,21 @@ def start_gunicorn(server_cpus: set[int], workers: int = 2, timeout: float = 30.
     )
 
 
-def start_prefork(server_cpus: set[int], workers: int, timeout: float = 60.0) -> Running:
-    from servers.launcher import start  # written alongside; imported late so --help works without it
+def start_ours(name: str, server_cpus: set[int], timeout: float = 60.0) -> Running:
+    """One of our MPMs (see OURS) through servers.launcher."""
+    from servers.launcher import start
 
-    overrides = {
-        "StartServers": workers, "MinSpareServers": workers, "MaxSpareServers": workers + 10,
-        "MaxRequestWorkers": workers, "ServerLimit": workers, "Listen": "127.0.0.1:0",
-    }
-    h = start(PREFORK, overrides, cpus=server_cpus or None)
+    mpm, overrides = OURS[name]
+    overrides = {**overrides, "Listen": "127.0.0.1:0"}
+    h = start(mpm, overrides, cpus=server_cpus or None)
+    procs = overrides["StartServers"] + 1
     try:
         h.wait_ready(timeout)
-        wait_for(lambda: len(h.pids()) >= workers + 1, 20)
+        wait_for(lambda: len(h.pids()) >= procs, 20)
     except BaseException:
         h.stop()
         raise
-    return Running(PREFORK, h.url, h.pids()[0], workers + 1, h.stop, {"overrides": overrides})
+    return Running(name, h.url, h.pids()[0], procs, h.stop, {"mpm": mpm, "overrides": overrides})
 
 
 def tail(path: str, n: int = 15) -> str:
@@ -318,15 +339,24 @@ def cell(med: dict, v, scale: float, fmt: str) -> str:
     return fmt.format(v * scale) if v is not None else "INVALID"
 
 
-def table(meds: dict) -> str:
-    a, b = meds[PREFORK], meds[GUNICORN]
+def table(meds: dict, order: list[str]) -> str:
+    """Medians per server, and each server's ratio to the last (the baseline)."""
+    base = order[-1]
+    b = meds[base]
     rows = []
     for label, key, scale, fmt in METRICS:
-        va, vb = a.get(key), b.get(key)
-        ratio = f"{va / vb:.2f}" if va is not None and vb else "-"
-        rows.append([label, cell(a, va, scale, fmt), cell(b, vb, scale, fmt), ratio])
-    rows.append(["valid trials", f"{a['valid_trials']}/{a['trials']}", f"{b['valid_trials']}/{b['trials']}", ""])
-    return tabulate(rows, headers=["median", "prefork", "gunicorn sync -w2", "prefork/gunicorn"], tablefmt="github")
+        row = [label]
+        for name in order:
+            row.append(cell(meds[name], meds[name].get(key), scale, fmt))
+        vb = b.get(key)
+        for name in order[:-1]:
+            va = meds[name].get(key)
+            row.append(f"{va / vb:.2f}" if va is not None and vb else "-")
+        rows.append(row)
+    rows.append(["valid trials", *[f"{meds[n]['valid_trials']}/{meds[n]['trials']}" for n in order],
+                 *["" for _ in order[:-1]]])
+    headers = ["median", *order, *[f"{n}/{base}" for n in order[:-1]]]
+    return tabulate(rows, headers=headers, tablefmt="github")
 
 
 # --------------------------------------------------------------------------
@@ -354,18 +384,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per trial")
     ap.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per trial (discarded)")
     ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--prefork-workers", type=int, default=50)
+    ap.add_argument("--servers", default=f"{PREFORK},{GUNICORN}",
+                    help="comma-separated names (see the module docstring); the last is the ratio baseline")
     ap.add_argument("--timeout", type=float, default=5.0, help="per-request timeout of the driver")
-    ap.add_argument("--only", choices=[PREFORK, GUNICORN], help="run one side only (for checking a set-up)")
-    ap.add_argument("--out", help="JSON with every trial (default runs/prefork_vs_gunicorn-<time>.json)")
+    ap.add_argument("--out", help="JSON with every trial (default runs/side_by_side-<time>.json)")
     args = ap.parse_args(argv)
+    order = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = [n for n in order if n not in OURS and n not in GUNICORNS]
+    if unknown or not order:
+        ap.error(f"unknown server(s) {unknown}; choose from {', '.join([*OURS, *GUNICORNS])}")
     if args.trials < 1 or args.duration <= 0 or args.connections < 1:
         ap.error("--trials, --duration and --connections must be positive")
     if args.trials < 5:
         print(f"note: {args.trials} trials per server; publish only medians of >= 5", file=sys.stderr)
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else ROOT / "runs" / f"prefork_vs_gunicorn-{stamp}.json"
+    out = Path(args.out) if args.out else ROOT / "runs" / f"side_by_side-{stamp}.json"
     server_cpus, driver_cpus, placement = pick_cpus()
 
     # SIGTERM (e.g. from a CI timeout) unwinds through the finally blocks below.
@@ -374,11 +408,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
 
-    starters = {
-        PREFORK: lambda: start_prefork(server_cpus, args.prefork_workers),
-        GUNICORN: lambda: start_gunicorn(server_cpus),
-    }
-    order = [args.only] if args.only else [PREFORK, GUNICORN]
+    starters = {name: (lambda n=name: start_ours(n, server_cpus)) for name in OURS}
+    for name, (klass, extra) in GUNICORNS.items():
+        starters[name] = lambda k=klass, e=extra: start_gunicorn(server_cpus, worker_class=k, extra=e)
     trials: list[dict] = []
     try:
         for i in range(args.trials):
@@ -409,13 +441,13 @@ def main(argv: list[str] | None = None) -> int:
                 rps = f"{rec['rps']:,.0f} req/s" if "rps" in rec else rec.get("error", "")
                 cpu = rec.get("server_cpu_us_per_req")
                 cpu_txt = f", {cpu:.0f} server CPU-us/req" if cpu else ""
-                print(f"[{i + 1}/{args.trials}] {name:18s} {status:16s} {rps}{cpu_txt}", file=sys.stderr, flush=True)
+                print(f"[{i + 1}/{args.trials}] {name:22s} {status:16s} {rps}{cpu_txt}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print("interrupted: servers stopped, partial results follow", file=sys.stderr)
     finally:
-        meds = {n: medians(trials, n) for n in (PREFORK, GUNICORN)}
+        meds = {n: medians(trials, n) for n in order}
         doc = {
-            "benchmark": "prefork_vs_gunicorn",
+            "benchmark": "side_by_side",
             "started": stamp,
             "commit": git_commit(),
             "python": sys.version.split()[0],
@@ -433,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(doc, indent=2))
     print(f"\nGET / keep-alive, {args.connections} connections, {args.duration:g} s x {args.trials} trials, "
           f"server on CPU {sorted(server_cpus)}, driver on CPU {driver_cpus} ({placement})\n")
-    print(table(meds))
+    print(table(meds, order))
     print(f"\nall trials: {out}")
     return 0 if all(m["valid_trials"] for n, m in meds.items() if n in order) else 1
 
