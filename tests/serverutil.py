@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -80,3 +81,50 @@ class Hammer(threading.Thread):
                             break
             except Exception as exc:  # any reset, refusal or timeout is a failed request
                 self.failures.append(repr(exc))
+
+
+def check_graceful_restart_under_load(h, replace_timeout: float = 15.0) -> None:
+    """USR1 while three Hammers send requests: every old child replaced, zero failures, generation + 1."""
+    from .rawhttp import wait_until
+
+    before = set(children(h))
+    gen0 = h.status().generation
+    hammers = [Hammer(h.port, 6) for _ in range(3)]
+    for t in hammers:
+        t.start()
+    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
+    h.graceful()
+    wait_until(lambda: not (set(children(h)) & before), replace_timeout, what="every old child to be replaced")
+    mid = sum(t.ok for t in hammers)
+    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
+    for t in hammers:
+        t.stop_flag.set()
+        t.join(15)
+    failures = [f for t in hammers for f in t.failures]
+    assert not failures, failures[:5]
+    assert h.status().generation == gen0 + 1
+
+
+def check_winch_drains(h) -> None:
+    """WINCH while a 700 ms request runs: it completes with 200, the server exits 0, nothing is left."""
+    from .rawhttp import wait_until
+
+    result: dict = {}
+
+    def slow() -> None:
+        try:
+            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
+        except Exception as exc:
+            result["err"] = exc
+
+    t = threading.Thread(target=slow)
+    t.start()
+    # two W: the slow request and the status request itself (one W alone may be just the latter)
+    wait_until(lambda: (lambda st: st is not None and st.scoreboard.count("W") >= 2)(status_or_none(h)), 5,
+               what="the slow request to be running")
+    h.graceful_stop()
+    assert h.wait(15) == 0
+    t.join(10)
+    assert "err" not in result and result["r"].status == 200
+    assert not os.path.exists(h.pidfile)  # graceful-stop removes the pidfile at once (httpd)
+    assert h.pids() == []

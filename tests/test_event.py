@@ -10,7 +10,8 @@ import socket
 import threading
 
 from .rawhttp import Conn, request, wait_until
-from .serverutil import GET, Hammer, children, status_or_none
+from .serverutil import check_graceful_restart_under_load, check_winch_drains
+from .serverutil import GET, status_or_none
 
 APP = "tests.wsgi_apps:app"
 #: one child with two worker threads; a generous AsyncRequestWorkerFactor so many idle connections fit
@@ -120,43 +121,12 @@ def test_threads_see_multithread_and_keep_serving_after_app_error(launch):
 def test_graceful_restart_under_load_loses_nothing(launch):
     h = launch("event", {"StartServers": 2, "ThreadsPerChild": 4, "MinSpareThreads": 2, "MaxSpareThreads": 12,
                          "MaxRequestWorkers": 16}, app=APP)
-    before = set(children(h))
-    gen0 = h.status().generation
-    hammers = [Hammer(h.port, 6) for _ in range(3)]
-    for t in hammers:
-        t.start()
-    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
-    h.graceful()
-    wait_until(lambda: not (set(children(h)) & before), 15, what="every old child to be replaced")
-    mid = sum(t.ok for t in hammers)
-    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
-    for t in hammers:
-        t.stop_flag.set()
-        t.join(15)
-    failures = [f for t in hammers for f in t.failures]
-    assert not failures, failures[:5]
-    assert h.status().generation == gen0 + 1
+    check_graceful_restart_under_load(h)
 
 
 def test_winch_drains_in_flight_request_and_exits(launch):
     h = launch("event", ONE_CHILD, app=APP)
-    result: dict = {}
-
-    def slow() -> None:
-        try:
-            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
-        except Exception as exc:
-            result["err"] = exc
-
-    t = threading.Thread(target=slow)
-    t.start()
-    wait_until(lambda: (lambda s: s is not None and s.scoreboard.count("W") >= 2)(status_or_none(h)), 5,
-               what="the slow request to be running")
-    h.graceful_stop()
-    assert h.wait(15) == 0
-    t.join(10)
-    assert "err" not in result and result["r"].status == 200
-    assert h.pids() == []
+    check_winch_drains(h)
 
 
 def test_write_completion_frees_the_worker(launch):

@@ -10,11 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from .rawhttp import Conn, request, wait_until
-from .serverutil import Hammer, children, pid_of
+from .serverutil import check_graceful_restart_under_load, check_winch_drains
+from .serverutil import children, pid_of
 from .serverutil import status_or_none as _status
 from .serverutil import try_pid as _try_pid
 
@@ -90,23 +90,7 @@ def test_max_connections_per_child_recycles_by_connection(launch):
 
 def test_graceful_restart_under_load_loses_nothing(launch):
     h = launch("prefork", {"StartServers": 3, "MinSpareServers": 2, "MaxSpareServers": 5}, app=APP)
-    before = set(children(h))
-    gen0 = h.status().generation
-    hammers = [Hammer(h.port, 6) for _ in range(3)]
-    for t in hammers:
-        t.start()
-    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
-    h.graceful()
-    wait_until(lambda: not (set(children(h)) & before), 10, what="every old child to be replaced")
-    wait_until(lambda: all(t.ok > 0 for t in hammers), 1)
-    mid = sum(t.ok for t in hammers)
-    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
-    for t in hammers:
-        t.stop_flag.set()
-        t.join(15)
-    assert not [f for t in hammers for f in t.failures], [f for t in hammers for f in t.failures][:5]
-    assert h.status().generation == gen0 + 1
-    assert os.path.exists(h.pidfile)
+    check_graceful_restart_under_load(h)
 
 
 def test_killed_child_is_replaced(launch):
@@ -122,25 +106,7 @@ def test_killed_child_is_replaced(launch):
 
 def test_winch_drains_in_flight_request_and_exits(launch):
     h = launch("prefork", {"StartServers": 2}, app=APP)
-    result: dict = {}
-
-    def slow() -> None:
-        try:
-            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
-        except Exception as exc:
-            result["err"] = exc
-
-    t = threading.Thread(target=slow)
-    t.start()
-    # two W: the slow request and the status request itself (one W alone may be just the latter)
-    wait_until(lambda: (lambda st: st is not None and st.scoreboard.count("W") >= 2)(_status(h)), 5,
-               what="the slow request to be running")
-    h.graceful_stop()
-    assert h.wait(15) == 0
-    t.join(10)
-    assert "err" not in result and result["r"].status == 200
-    assert not os.path.exists(h.pidfile)
-    assert h.pids() == []
+    check_winch_drains(h)
 
 
 def test_hard_restart_resets_counters_and_bumps_generation(launch):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
-import time
 
 import pytest
 
@@ -19,7 +17,8 @@ from servers.mpm import worker
 
 from . import wsgi_apps
 from .rawhttp import Conn, request, wait_until
-from .serverutil import Hammer, children, pid_of, process, row
+from .serverutil import check_graceful_restart_under_load, check_winch_drains
+from .serverutil import children, pid_of, process, row
 from .serverutil import status_or_none as _status
 from .serverutil import try_pid as _try_pid
 
@@ -289,22 +288,7 @@ def test_graceful_restart_under_load_loses_nothing(launch):
     h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 4, "MinSpareThreads": 2, "MaxSpareThreads": 8,
                           "MaxRequestWorkers": 16}, app=APP)
     wait_until(lambda: len(children(h)) == 2, 5, what="two children")
-    before = set(children(h))
-    gen0 = h.status().generation
-    hammers = [Hammer(h.port, 6) for _ in range(3)]
-    for t in hammers:
-        t.start()
-    wait_until(lambda: all(t.ok > 20 for t in hammers), 10, what="load to start")
-    h.graceful()
-    wait_until(lambda: not (set(children(h)) & before), 10, what="every old child to be replaced")
-    mid = sum(t.ok for t in hammers)
-    wait_until(lambda: sum(t.ok for t in hammers) > mid + 50, 10, what="requests after the restart")
-    for t in hammers:
-        t.stop_flag.set()
-        t.join(15)
-    failures = [f for t in hammers for f in t.failures]
-    assert not failures, failures[:5]
-    assert h.status().generation == gen0 + 1
+    check_graceful_restart_under_load(h)
 
 
 def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch):
@@ -345,24 +329,4 @@ def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch
 def test_winch_drains_in_flight_request_and_exits(launch):
     h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4},
                app=APP)
-    result: dict = {}
-
-    def slow() -> None:
-        try:
-            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
-        except Exception as exc:
-            result["err"] = exc
-
-    t = threading.Thread(target=slow)
-    t.start()
-    # two W: the slow request and the status request itself
-    wait_until(lambda: (lambda s: s is not None and s.scoreboard.count("W") >= 2)(_status(h)), 5,
-               what="the slow request")
-    h.graceful_stop()
-    assert h.wait(15) == 0
-    t.join(10)
-    assert "err" not in result and result["r"].status == 200
-    assert not os.path.exists(h.pidfile)
-    assert h.pids() == []
-    with pytest.raises(OSError):
-        socket.create_connection((h.host, h.port), timeout=1).close()
+    check_winch_drains(h)

@@ -51,7 +51,7 @@ import time
 from .child import ChildEnv, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
 from .serve import Connection, _timeval, handle_request
-from .worker import WorkerChild, process_limit, spare_limits, threads_per_child
+from .worker import WorkerChild, drain_eventfd, process_limit, spare_limits, threads_per_child
 from ..http.errors import ClientDisconnected, ProtocolError
 from ..http.parser import CLOSED, NEED_DATA, EndOfMessage
 from ..http.response import error_response
@@ -264,10 +264,7 @@ class EventChild(WorkerChild):
                     events = []
                 for fd, mask in events:
                     if fd == self._listen_wake:
-                        try:
-                            os.eventfd_read(self._listen_wake)
-                        except BlockingIOError:
-                            pass
+                        drain_eventfd(fd)
                     elif fd in listeners:
                         accepted += self._accept(listeners[fd], accepted)
                     else:

@@ -307,7 +307,6 @@ def handle_request(conn: Connection, req) -> bool:
     is over (a lingering close or an abort has already been done).
     """
     ctx = conn.ctx
-    sock = conn.sock
     reader = conn.reader
     ctx.set_status(BUSY_WRITE)
     conn.req = req

@@ -339,10 +339,7 @@ class WorkerChild:
             ready = []
             for fd, _ in events:
                 if fd == self._listen_wake:
-                    try:
-                        os.eventfd_read(self._listen_wake)
-                    except BlockingIOError:
-                        pass
+                    drain_eventfd(fd)
                 elif fd in listeners:
                     ready.append(fd)
             # Round-robin over the ready listeners so none starves (httpd's last_poll_idx).
@@ -385,6 +382,14 @@ class WorkerChild:
             except BaseException as exc:  # never let one connection take the thread down
                 self.log_exception(f"worker thread {i}", exc)
         set_status(GRACEFUL)
+
+
+def drain_eventfd(fd: int) -> None:
+    """Reset a non-blocking eventfd used to wake a thread from epoll."""
+    try:
+        os.eventfd_read(fd)
+    except BlockingIOError:
+        pass
 
 
 def _drain(fd: int) -> None:
