@@ -1,0 +1,152 @@
+"""Run the suites against any server: ``--server NAME`` (launched here) or ``--target URL`` (already running).
+
+    pytest suites --server prefork --server event      # launched through servers.launcher
+    pytest suites --server all                         # every server the launcher can start here
+    pytest suites --target http://127.0.0.1:8080       # anything already listening on loopback
+
+Without either option the suites run against ``prefork``. Every test that
+takes the ``server`` fixture runs once per server (its id names the server).
+``server`` is started once per pytest process (session scope; under
+pytest-xdist each worker starts its own, on its own free port).
+``configured_server(overrides)`` starts a fresh server of the same kind with
+some directives changed, for tests that need a particular configuration; it
+skips, naming the reason, when the target is a URL the suite cannot configure.
+
+Per-case verdicts are ordinary pytest results: ``--junitxml=FILE`` gives the
+harness a machine-readable table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+
+from servers.launcher import LaunchError, available, start
+
+#: short timeouts so that the suites fit a 2-core CI machine
+SUITE_DEFAULTS = {"MaintenanceInterval": 0.1, "Timeout": 5, "KeepAliveTimeout": 2, "GracefulShutdownTimeout": 10}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mpm-harness suites")
+    group.addoption("--server", action="append", default=[], metavar="NAME",
+                    help="launch server NAME through servers.launcher (repeatable; 'all' for every available one)")
+    group.addoption("--target", action="append", default=[], metavar="URL",
+                    help="test an already running server at URL (loopback addresses only; repeatable)")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What a test runs against: a launchable name, or a URL."""
+
+    name: str
+    url: str | None = None
+
+    @property
+    def launchable(self) -> bool:
+        return self.url is None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _loopback_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise pytest.UsageError(f"--target {url!r}: give http://HOST:PORT")
+    host = parts.hostname
+    if host != "localhost":
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(f"--target {url!r}: only loopback addresses may be tested") from None
+    return f"http://{'[' + host + ']' if ':' in host else host}:{parts.port}"
+
+
+def _specs(config: pytest.Config) -> list[ServerSpec]:
+    names: list[str] = []
+    for n in config.getoption("--server"):
+        if n == "all":
+            names += [k for k, why in available().items() if why is None]
+        else:
+            names.append(n)
+    specs = [ServerSpec(n) for n in dict.fromkeys(names)]
+    specs += [ServerSpec(_loopback_url(u), _loopback_url(u)) for u in config.getoption("--target")]
+    return specs or [ServerSpec("prefork")]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server_spec" in metafunc.fixturenames:
+        specs = _specs(metafunc.config)
+        metafunc.parametrize("server_spec", specs, ids=[s.name for s in specs], scope="session")
+
+
+@dataclass
+class Target:
+    """An already running server: the part of launcher.Handle a suite may use."""
+
+    name: str
+    url: str
+    mpm: str | None = None
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(urllib.parse.urlsplit(self.url).port or 80)
+
+    def status(self, timeout: float = 5.0):
+        """The parsed /server-status?auto, if the server has one (raises otherwise)."""
+        from servers.mpm.status import parse_auto
+
+        with urllib.request.urlopen(self.url + "/server-status?auto", timeout=timeout) as r:
+            return parse_auto(r.read().decode("latin-1"))
+
+
+def _launch(spec: ServerSpec, overrides: dict | None = None):
+    if spec.name not in available():
+        raise pytest.UsageError(f"--server {spec.name!r}: unknown; available: {', '.join(available())}")
+    why = available()[spec.name]
+    if why is not None:
+        pytest.skip(f"{spec.name} is not available here: {why}")
+    try:
+        h = start(spec.name, {**SUITE_DEFAULTS, **(overrides or {})}, app="servers.apps:app")
+    except LaunchError as exc:
+        pytest.fail(f"{spec.name} did not start: {exc}")
+    h.mpm = spec.name  # type: ignore[attr-defined]
+    return h
+
+
+@pytest.fixture(scope="session")
+def server(server_spec: ServerSpec):
+    """The server under test (a launcher Handle, or a Target for --target)."""
+    if not server_spec.launchable:
+        yield Target(server_spec.name, server_spec.url)
+        return
+    h = _launch(server_spec)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def configured_server(server_spec: ServerSpec):
+    """``configured_server(overrides)`` -> a fresh server of the same kind with those directives; stopped after the test."""
+    handles = []
+
+    def _make(overrides: dict):
+        if not server_spec.launchable:
+            pytest.skip(f"needs a server the suite can configure ({overrides}); run with --server NAME")
+        h = _launch(server_spec, overrides)
+        handles.append(h)
+        return h
+
+    yield _make
+    for h in handles:
+        h.stop()

@@ -1,0 +1,11 @@
+"""The smallest check that a server under test answers at all (RFC 9110 §6.6.1: Date on a 200)."""
+
+from tests.rawhttp import Conn
+
+
+def test_get_root_answers_with_date(server):
+    with Conn(server.port, host=server.host) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: " + server.host.encode() + b"\r\n\r\n")
+        r = c.read_response()
+    assert 200 <= r.status < 300
+    assert r.header("Date")
