@@ -92,3 +92,56 @@ def test_slow_header_clients(launch, mpm, read_timeout):
     finally:
         for c in slow:
             c.close()
+
+
+#: one process with 4 units on every MPM, so the scoreboard row is easy to read
+FOUR_UNITS = {
+    "prefork": {"StartServers": 4, "MinSpareServers": 1, "MaxSpareServers": 8, "MaxRequestWorkers": 4,
+                "ServerLimit": 4},
+    "worker": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 4, "MaxRequestWorkers": 4,
+               "MinSpareThreads": 1, "MaxSpareThreads": 8},
+    "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 4, "MaxRequestWorkers": 4,
+              "MinSpareThreads": 1, "MaxSpareThreads": 8},
+}
+
+
+@pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
+def test_scoreboard_states_match_httpd(launch, mpm):
+    """httpd's scoreboard under idle, keep-alive and load (mod_status key ``_SRWKDCLGI.``).
+
+    idle: every unit ``_`` except the one answering the status request (``W``);
+    keep-alive: prefork and worker show ``K`` for the unit the idle connection pins,
+    event shows none (the connection waits in the listener: ConnsAsyncKeepAlive 1);
+    load: a running request is ``W``.
+    """
+    import threading
+
+    from .serverutil import status_or_none
+
+    h = launch(mpm, {**FOUR_UNITS[mpm], "KeepAliveTimeout": 30}, app=APP)
+    st = wait_until(lambda: (lambda s: s if s and s.scoreboard[:4].count("_") == 3 else None)(status_or_none(h)),
+                    10, what="an idle scoreboard")
+    assert sorted(st.scoreboard[:4]) == ["W", "_", "_", "_"]  # W = this status request itself
+    assert set(st.scoreboard[4:]) <= {"."}
+    with Conn(h.port) as idle:
+        idle.send(GET)
+        assert idle.read_response().status == 200
+        if mpm == "event":
+            st = wait_until(lambda: (lambda s: s if s and s.conns_async_keep_alive == 1 else None)(status_or_none(h)),
+                            5, what="the parked connection counted")
+            assert "K" not in st.scoreboard
+        else:
+            st = wait_until(lambda: (lambda s: s if s and "K" in s.scoreboard else None)(status_or_none(h)),
+                            5, what="a K unit")
+            assert st.scoreboard[:4].count("K") == 1
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (request(h.port, b"GET /sleep?ms=800 HTTP/1.1\r\nHost: a\r\n\r\n"),
+                                             done.set()))
+        t.start()
+        try:
+            # two W: the sleeping request and the status request
+            wait_until(lambda: (lambda s: s is not None and s.scoreboard[:4].count("W") == 2)(status_or_none(h)),
+                       5, what="the running request shown as W")
+        finally:
+            t.join(10)
+        assert done.is_set()
