@@ -140,6 +140,8 @@ class RequestReader:
         self._events: deque = deque()
         self._chunked: ChunkedDecoder | None = None
         self._failed: ProtocolError | None = None
+        self._llhttp: httptools.HttpRequestParser | None = None
+        self._cb: _Callbacks | None = None
 
     # -- input ---------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -258,14 +260,25 @@ class RequestReader:
         rl = check_request_line(line)
         if rl.rewritten is not None:
             head = rl.rewritten + head[line_end:]
-        cb = _Callbacks()
-        parser = httptools.HttpRequestParser(cb)
+        # One llhttp parser per connection while messages end inside their head (no
+        # body): llhttp resets itself after each; any other outcome gets a fresh one.
+        cb = self._cb
+        parser = self._llhttp
+        if parser is None:
+            cb = self._cb = _Callbacks()
+            parser = self._llhttp = httptools.HttpRequestParser(cb)
+        else:
+            cb.headers = []
+            cb.complete = False
         try:
             parser.feed_data(head)
         except httptools.HttpParserUpgrade:
-            pass  # we never switch protocols; the request is served as a plain one
+            self._llhttp = None  # we never switch protocols; the request is served as a plain one
         except Exception as exc:  # llhttp's verdict on syntax and framing
+            self._llhttp = None
             raise _status_for_parser_error(exc, head) from None
+        if not cb.complete:
+            self._llhttp = None  # it now expects body bytes, which never go through llhttp
         return self._build_request(rl, cb, parser, line)
 
     def _build_request(self, rl, cb: _Callbacks, parser, line: bytes) -> Request:
