@@ -136,6 +136,35 @@ class InputStream:
         return self._done
 
 
+class EmptyInput(InputStream):
+    """``wsgi.input`` of a request without a body: always at its end, so one instance serves all."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(lambda: b"")
+        self._done = True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Nothing to read."""
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Nothing to read."""
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        """Nothing to read."""
+        return []
+
+    def discard(self, limit: int) -> bool:
+        """Nothing to drop."""
+        return True
+
+
+EMPTY_INPUT = EmptyInput()
+
+
 def environ_template(
     *,
     server_name: str,
@@ -441,10 +470,10 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
     try:
         if not response.head_sent and isinstance(result, (list, tuple)):
             # Known total length: one Content-Length and a single send of head + body.
-            total = sum(map(len, result))
             if response.status is None:
                 raise AssertionError("application returned without calling start_response")
-            response._send_head(total, b"".join(result))
+            body = result[0] if len(result) == 1 else b"".join(result)
+            response._send_head(len(body), body)
         else:
             for data in result:
                 if data:
@@ -466,6 +495,6 @@ def protocol_error_of(exc: BaseException) -> ProtocolError | None:
 
 
 __all__ = [
-    "InputStream", "WSGIResponse", "build_environ", "environ_template", "error_response", "load_app", "protocol_error_of",
+    "EMPTY_INPUT", "InputStream", "WSGIResponse", "build_environ", "environ_template", "error_response", "load_app", "protocol_error_of",
     "run_app",
 ]

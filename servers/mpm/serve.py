@@ -32,7 +32,7 @@ from ..http.limits import Limits
 from ..http.parser import CLOSED, NEED_DATA, EndOfMessage, RequestReader
 from ..http.persistence import KeepAlivePolicy
 from ..http.response import CONTINUE, error_response
-from ..wsgi import InputStream, WSGIApp, WSGIResponse, build_environ, environ_template, protocol_error_of, run_app
+from ..wsgi import EMPTY_INPUT, InputStream, WSGIApp, WSGIResponse, build_environ, environ_template, protocol_error_of, run_app
 from .scoreboard import BUSY_KEEPALIVE, BUSY_READ, BUSY_WRITE, CLOSING
 
 RECV_SIZE = 65536
@@ -98,10 +98,6 @@ def _recv(sock: socket.socket) -> bytes:
         raise _Timeout() from None
     except ConnectionResetError:
         return b""
-
-
-def _no_body() -> bytes:
-    return b""
 
 
 class _Stage:
@@ -316,7 +312,7 @@ def handle_request(conn: Connection, req) -> bool:
         body = conn.body = InputStream(conn.pull)
     else:
         reader.skip_end()
-        body = conn.body = InputStream(_no_body)
+        body = conn.body = EMPTY_INPUT
     response = WSGIResponse(req, conn.send, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
                             body=body)
     try:
