@@ -189,6 +189,26 @@ def environ_template(
     }
 
 
+#: field name as received -> its environ key ("" = left out); names repeat, so each is mapped once
+_ENV_KEYS: dict[str, str] = {}
+
+
+def _env_key(name: str) -> str:
+    """CGI's mapping of a field name (RFC 3875 §4.1.18), with httpd's rule that names with "_" are left out."""
+    if "_" in name:
+        key = ""
+    else:
+        key = name.upper().replace("-", "_")
+        if key == "HOST":
+            key = ""
+        elif key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_ENV_KEYS) >= 4096:
+        _ENV_KEYS.clear()
+    _ENV_KEYS[name] = key
+    return key
+
+
 def build_environ(req: Request, body: InputStream, template: dict, remote_addr: str, remote_port: int) -> dict:
     """The WSGI environ for ``req`` (PEP 3333 "environ Variables", CGI RFC 3875 §4.1)."""
     path = req.path
@@ -207,17 +227,14 @@ def build_environ(req: Request, body: InputStream, template: dict, remote_addr: 
     env["mpm_harness.headers"] = req.headers
     if req.host:
         env["HTTP_HOST"] = req.host
+    keys = _ENV_KEYS
     for name, value in req.headers:
-        if "_" in name:
-            continue
-        key = name.upper().replace("-", "_")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            env[key] = value
-            continue
-        if key == "HOST":
-            continue  # already the effective authority (absolute-form wins, RFC 9112 §3.2.2)
-        key = "HTTP_" + key
-        if key in env:
+        key = keys.get(name)
+        if key is None:
+            key = _env_key(name)
+        if not key:
+            continue  # a name with "_", or Host (already the effective authority, RFC 9112 §3.2.2)
+        if key in env and key[0] == "H":
             # RFC 9110 §5.3: repeated fields combine with commas (cookies with "; ").
             env[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
         else:
