@@ -57,6 +57,9 @@ class EndOfMessage:
         self.trailers = trailers or []
 
 
+#: the end of a message without trailers: immutable in practice, so one instance serves all
+_END = EndOfMessage()
+
 _HEAD, _BODY_LENGTH, _BODY_CHUNKED = range(3)
 _KNOWN_CODINGS = {"chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress", "identity"}
 
@@ -358,7 +361,7 @@ class RequestReader:
             raise BodyTooLarge(lim)
         self._events.append(req)
         if cb.complete or not (chunked or content_length):
-            self._events.append(EndOfMessage())
+            self._events.append(_END)
         elif chunked:
             self._state = _BODY_CHUNKED
             lim = self.limits
@@ -379,7 +382,7 @@ class RequestReader:
         self._remaining -= n
         if self._remaining == 0:
             self._state = _HEAD
-            self._events.append(EndOfMessage())
+            self._events.append(_END)
         return data
 
     def _next_chunked_body(self):

@@ -10,7 +10,7 @@ syntax (RFC 9112 §3.2, RFC 9110 §7.2).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import ProtocolError
 
@@ -51,7 +51,6 @@ class Request:
     must_close: bool = False
     #: version as received when it differed (HTTP/1.2 is served as 1.1, RFC 9110 §2.5)
     received_version: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def http_version(self) -> str:
