@@ -340,7 +340,8 @@ class EventChild(WorkerChild):
                 break
             n += 1
             try:
-                sock.setblocking(False)
+                # The socket stays blocking (workers read bodies and write with kernel timeouts);
+                # the listener never blocks on it because it only uses MSG_DONTWAIT.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 sock.close()
@@ -365,7 +366,7 @@ class EventChild(WorkerChild):
     def _readable(self, p: _Parked) -> None:
         sock = p.conn.sock
         try:
-            data = sock.recv(RECV_SIZE)
+            data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -418,7 +419,7 @@ class EventChild(WorkerChild):
         """Answer a protocol error from the listener (non-blocking) and linger."""
         self.env.log.log("info", f"{p.conn.client}: {exc.status} {exc.detail}")
         try:
-            p.conn.sock.send(error_response(exc.status, exc.detail))  # small: fits the socket buffer
+            p.conn.sock.send(error_response(exc.status, exc.detail), socket.MSG_DONTWAIT)  # small: fits
             p.conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(p)
@@ -581,7 +582,6 @@ class EventChild(WorkerChild):
             conn.rcv_timeout = -1.0
             conn.set_rcv_timeout(self.timeout)
             p.blocking_ready = True
-        sock.setblocking(True)
         try:
             while True:
                 if not handle_request(conn, req):
@@ -605,11 +605,6 @@ class EventChild(WorkerChild):
                 req = ev
         except OSError:
             return "close"
-        finally:
-            try:
-                sock.setblocking(False)
-            except OSError:
-                pass
 
 
 def child_main(env: ChildEnv) -> int:
