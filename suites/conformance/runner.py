@@ -327,6 +327,10 @@ def run(case: Case, host: str, port: int, probe_target: str, raw: list[bytes] | 
                     obs.probe_response = more[probe_idx]
         except Malformed as exc:
             obs.error = str(exc)
+            if obs.responses:
+                last = obs.responses[-1]
+                obs.error += (f" (after the response {last.status} to {last.method}: stray bytes, e.g. a body "
+                              f"on a HEAD response or a body longer than its framing)")
     finally:
         wire.close()
         obs.elapsed = time.monotonic() - t0
