@@ -225,3 +225,19 @@ def test_stalled_partial_request_gets_408(launch):
         r = c.read_response(timeout=5)
         assert r.status == 408
         assert c.closed_by_peer()
+
+
+def test_head_error_has_no_body_and_pipelined_upgrade_body_is_not_a_request(server):
+    """RFC 9110 §9.3.2: an error answering HEAD carries no body; §7.8: a POST with
+    Connection: upgrade is served as a plain request, its body never read as the next one."""
+    with Conn(server.port) as c:
+        c.send(b"HEAD * HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response(head_only=True)
+        assert r.status == 400
+        assert c.closed_by_peer()  # and no body bytes before the close
+    with Conn(server.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+               b"Content-Length: 5\r\n\r\nhello")
+        assert json.loads(c.read_response().body)["body"] == "hello"
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().body == b"Hello, World!"

@@ -144,6 +144,7 @@ class RequestReader:
         self._chunked: ChunkedDecoder | None = None
         self._failed: ProtocolError | None = None
         self._llhttp: httptools.HttpRequestParser | None = None
+        self._last_method = ""
         self._cb: _Callbacks | None = None
 
     # -- input ---------------------------------------------------------------
@@ -201,6 +202,12 @@ class RequestReader:
             self._events.clear()
             raise
 
+    @property
+    def method_hint(self) -> str:
+        """The method of the request being read, as far as it was received (for error answers:
+        a HEAD request gets its error without a body, RFC 9110 §9.3.2)."""
+        return self._last_method
+
     def _next_head(self):
         buf = self._buf
         if not buf:
@@ -215,6 +222,8 @@ class RequestReader:
             del buf[:start]
         end = buf.find(b"\r\n\r\n")
         if end < 0:
+            sp = buf.find(b" ", 0, 32)
+            self._last_method = buf[:sp].decode("latin-1") if sp > 0 else ""
             self._check_partial_head()
             if self._eof:
                 if buf:
@@ -223,6 +232,8 @@ class RequestReader:
             return NEED_DATA
         head = bytes(buf[: end + 4])
         del buf[: end + 4]
+        sp = head.find(b" ", 0, 32)
+        self._last_method = head[:sp].decode("latin-1") if sp > 0 else ""
         return self._parse_head(head)
 
     def _check_partial_head(self) -> None:
@@ -360,7 +371,10 @@ class RequestReader:
         if lim and content_length is not None and content_length > lim:
             raise BodyTooLarge(lim)
         self._events.append(req)
-        if cb.complete or not (chunked or content_length):
+        # Framing comes from the fields, never from llhttp's idea of completion: with
+        # "Connection: upgrade" llhttp ends the message at the head and would leave a
+        # body to be read as the next request (RFC 9110 §7.8: we never switch protocols).
+        if not (chunked or content_length):
             self._events.append(_END)
         elif chunked:
             self._state = _BODY_CHUNKED

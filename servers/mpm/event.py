@@ -419,7 +419,8 @@ class EventChild(WorkerChild):
         """Answer a protocol error from the listener (non-blocking) and linger."""
         self.env.log.log("info", f"{p.conn.client}: {exc.status} {exc.detail}")
         try:
-            p.conn.sock.send(error_response(exc.status, exc.detail), socket.MSG_DONTWAIT)  # small: fits
+            p.conn.sock.send(error_response(exc.status, exc.detail, method=p.conn.reader.method_hint),
+                             socket.MSG_DONTWAIT)  # small: fits the socket buffer
             p.conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(p)
@@ -592,7 +593,7 @@ class EventChild(WorkerChild):
                 try:
                     ev = conn.reader.next_event()
                 except ProtocolError as exc:
-                    conn.fail(exc)
+                    conn.fail(exc, method=conn.reader.method_hint)
                     return "linger" if lingering else "close"
                 except ClientDisconnected:
                     return "close"

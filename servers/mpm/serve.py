@@ -287,10 +287,11 @@ def read_request(conn: Connection):
                 return event
     except _Timeout:
         if reader.buffered:
-            conn.fail(ProtocolError(408, "request head not received in time (Timeout / RequestReadTimeout)"))
+            conn.fail(ProtocolError(408, "request head not received in time (Timeout / RequestReadTimeout)"),
+                      method=reader.method_hint)
         return None
     except ProtocolError as exc:
-        conn.fail(exc)
+        conn.fail(exc, method=reader.method_hint)
         return None
     except ClientDisconnected:
         return None
