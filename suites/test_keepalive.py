@@ -1,0 +1,308 @@
+"""Keep-alive: persistence rules, KeepAliveTimeout, MaxKeepAliveRequests, pipelining, idle capacity.
+
+What is checked (RFC 9112 §9.3, httpd's ``ap_set_keepalive``, docs/servers.md "Persistence"):
+
+* HTTP/1.1 is persistent by default; HTTP/1.0 only with the ``keep-alive``
+  token; ``Connection: close`` from the client ends the connection after the
+  response, which says ``Connection: close``.
+* KeepAliveTimeout 1: the server closes an idle connection no earlier than
+  1 s and no later than 1 s + 1.5 s after the response (a bounded wait on a
+  protocol property, measured with the monotonic clock; not a performance
+  assertion).
+* MaxKeepAliveRequests 3: a connection carries 4 responses; a client that
+  sent the ``keep-alive`` token sees ``Keep-Alive: timeout=5, max=3``, ``max=2``,
+  ``max=1`` then ``Connection: close``, a plain HTTP/1.1 client sees no
+  Keep-Alive header and ``Connection: close`` on the 4th, exactly as a live
+  httpd 2.4 does.
+* Pipelined requests (GET, POST with Content-Length, POST chunked, HEAD) are
+  answered in order, each exactly once.
+* Idle-connection capacity: 4 workers, 12 idle keep-alive connections, then a
+  new client. The model says: prefork and worker answer only 4 of the 12 (an
+  idle keep-alive client pins a process or a thread) and starve the new
+  client; event answers all 12 and serves the new client at once (parked
+  connections hold no thread). The figures are recorded with
+  ``record_property``.
+
+With ``--target URL`` the tests that need a configuration skip, and the
+capacity is recorded as "not measured".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from servers.launcher import LaunchError, available, start
+from suites.conftest import SUITE_DEFAULTS
+from tests.rawhttp import Conn, wait_until
+
+#: the server must close an idle connection within KeepAliveTimeout + this (seconds)
+EXPIRY_TOLERANCE = 1.5
+#: the client measures from the moment it has the response, the server from just after it
+#: sent it; this much earlier counts as "on time" (loopback delivery and scheduling)
+CLOCK_SLACK = 0.02
+#: "starved": no answer within this many seconds
+STARVED = 1.5
+
+
+@pytest.fixture(scope="module")
+def module_server(server_spec):
+    """``module_server(overrides)`` -> a launched server of the spec's kind, one per distinct config per module."""
+    cache: dict[str, object] = {}
+
+    def get(overrides: dict):
+        if not server_spec.launchable:
+            pytest.skip(f"needs a server the suite can configure ({overrides}); run with --server NAME")
+        if available().get(server_spec.name, "unknown") is not None:
+            pytest.skip(f"{server_spec.name} is not available here")
+        key = json.dumps(overrides, sort_keys=True)
+        if key not in cache:
+            try:
+                cache[key] = start(server_spec.name, {**SUITE_DEFAULTS, **overrides}, app="servers.apps:app")
+            except LaunchError as exc:
+                pytest.fail(f"{server_spec.name} did not start: {exc}")
+        return cache[key]
+
+    yield get
+    for h in cache.values():
+        h.stop()
+
+
+def _req(path: str = "/", version: str = "1.1", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/{version}\r\nHost: a\r\n{extra}\r\n".encode()
+
+
+def _status(h):
+    try:
+        return h.status(timeout=1)
+    except Exception:
+        return None
+
+
+def _tokens(r) -> set[str]:
+    return {t.strip().lower() for t in (r.header("Connection") or "").split(",") if t.strip()}
+
+
+# -- persistence defaults (any server) -------------------------------------------------------------
+
+def test_http11_is_persistent_by_default(server):
+    with Conn(server.port, host=server.host) as c:
+        for _ in range(3):
+            c.send(_req())
+            r = c.read_response()
+            assert r.status == 200
+            assert "close" not in _tokens(r), "an HTTP/1.1 request without Connection: close must stay open"
+        assert not c.closed_by_peer(0.2)
+
+
+def test_http10_without_keepalive_token_closes(server):
+    with Conn(server.port, host=server.host) as c:
+        c.send(_req(version="1.0"))
+        r = c.read_response()
+        assert r.status == 200
+        assert "keep-alive" not in _tokens(r)
+        assert c.closed_by_peer(5), "HTTP/1.0 without the keep-alive token is not persistent (RFC 9112 §9.3)"
+
+
+def test_http10_with_keepalive_token_persists(server):
+    with Conn(server.port, host=server.host) as c:
+        for _ in range(2):
+            c.send(_req(version="1.0", extra="Connection: keep-alive\r\n"))
+            r = c.read_response()
+            assert r.status == 200
+            assert "keep-alive" in _tokens(r), "a persistent HTTP/1.0 response must say Connection: keep-alive"
+            assert r.header("Content-Length") is not None
+        assert not c.closed_by_peer(0.2)
+
+
+def test_connection_close_ends_the_connection(server):
+    with Conn(server.port, host=server.host) as c:
+        c.send(_req(extra="Connection: close\r\n"))
+        r = c.read_response()
+        assert r.status == 200
+        assert "close" in _tokens(r), "the response to Connection: close says close (RFC 9112 §9.6)"
+        assert c.closed_by_peer(5)
+
+
+def test_pipelined_requests_answered_in_order(server):
+    """Six requests in one write (GET, POST Content-Length, POST chunked, HEAD, GET close, GET):
+    five responses in order, then the close; the request after ``Connection: close`` is not answered."""
+    with Conn(server.port, host=server.host) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+        probe = c.read_response()
+    if probe.status != 200 or not probe.body.startswith(b"{"):
+        pytest.skip(f"{server.name} has no /echo mirror (servers.apps:app)")
+    batch = (
+        b"GET /echo?seq=0 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"POST /echo?seq=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+        b"POST /echo?seq=2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /echo?seq=4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        b"GET /echo?seq=5 HTTP/1.1\r\nHost: a\r\n\r\n"  # after close: never answered (RFC 9112 §9.6)
+    )
+    with Conn(server.port, host=server.host) as c:
+        c.send(batch)
+        got = []
+        for i in range(5):
+            r = c.read_response(head_only=(i == 3))
+            assert r.status == 200, (i, r.status)
+            got.append(None if i == 3 else json.loads(r.body))
+        assert [d["target"] for d in got if d] == ["/echo?seq=0", "/echo?seq=1", "/echo?seq=2", "/echo?seq=4"]
+        assert [d["body"] for d in got if d] == ["", "hello", "abc", ""]
+        assert c.closed_by_peer(5)
+        assert not c.buf, f"bytes after the last response: {c.buf[:80]!r}"
+
+
+def test_many_pipelined_requests_answered_in_order(server):
+    """40 GETs of different sizes in one write: 40 responses, each the size asked for, in order."""
+    sizes = [(i * 977) % 5000 for i in range(40)]
+    with Conn(server.port, host=server.host) as c:
+        c.send(b"GET /bytes/7 HTTP/1.1\r\nHost: a\r\n\r\n")
+        probe = c.read_response()
+        if probe.status != 200 or len(probe.body) != 7:
+            pytest.skip(f"{server.name} has no /bytes/N (servers.apps:app)")
+        c.send(b"".join(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % n for n in sizes))
+        got = [len(c.read_response().body) for _ in sizes]
+        assert got == sizes
+        assert not c.closed_by_peer(0.2) and not c.buf
+
+
+# -- KeepAliveTimeout and MaxKeepAliveRequests (configured) ------------------------------------------
+
+def test_keepalive_timeout_expires_within_tolerance(module_server, record_property):
+    """KeepAliveTimeout 1: the idle connection is closed after >= 1 s and < 1 s + 1.5 s."""
+    h = module_server({"KeepAliveTimeout": 1})
+    elapsed = []
+    for requests in (1, 3):  # the timer runs from the last response
+        with Conn(h.port, host=h.host) as c:
+            for _ in range(requests):
+                c.send(_req())
+                assert c.read_response().status == 200
+            t0 = time.monotonic()
+            closed = c.closed_by_peer(1 + EXPIRY_TOLERANCE + 1)
+            elapsed.append(time.monotonic() - t0)
+            assert closed, "the idle connection was not closed"
+    record_property("keepalive_timeout_s", 1)
+    record_property("closed_after_s", json.dumps([round(e, 3) for e in elapsed]))
+    for e in elapsed:
+        assert 1 - CLOCK_SLACK <= e < 1 + EXPIRY_TOLERANCE, f"closed after {e:.3f} s"
+
+
+COUNTDOWN = {"MaxKeepAliveRequests": 3, "KeepAliveTimeout": 5}
+
+
+@pytest.mark.parametrize("variant", ["http11-token", "http10-token", "http11-plain"])
+def test_max_keepalive_requests_countdown(module_server, variant):
+    """MaxKeepAliveRequests 3: 4 responses; Keep-Alive max=3,2,1 for a token client, then close."""
+    h = module_server(COUNTDOWN)
+    version = "1.0" if variant == "http10-token" else "1.1"
+    extra = "" if variant == "http11-plain" else "Connection: keep-alive\r\n"
+    with Conn(h.port, host=h.host) as c:
+        seen = []
+        for _ in range(4):
+            c.send(_req(version=version, extra=extra))
+            r = c.read_response()
+            assert r.status == 200
+            seen.append((r.header("Keep-Alive"), r.header("Connection")))
+        if variant == "http11-plain":
+            assert seen == [(None, None), (None, None), (None, None), (None, "close")], seen
+        else:
+            assert seen == [("timeout=5, max=3", "Keep-Alive"), ("timeout=5, max=2", "Keep-Alive"),
+                            ("timeout=5, max=1", "Keep-Alive"), (None, "close")], seen
+        assert c.closed_by_peer(5), "the connection must close after the 4th response"
+
+
+def test_unlimited_keepalive_requests_has_no_max(module_server):
+    """MaxKeepAliveRequests 0 = unlimited: ``Keep-Alive: timeout=5`` without max=, and the
+    connection stays open past the default of 100."""
+    h = module_server({"MaxKeepAliveRequests": 0, "KeepAliveTimeout": 5})
+    with Conn(h.port, host=h.host) as c:
+        for _ in range(120):
+            c.send(_req(extra="Connection: keep-alive\r\n"))
+            r = c.read_response()
+            assert r.status == 200
+            assert (r.header("Keep-Alive"), r.header("Connection")) == ("timeout=5", "Keep-Alive")
+        assert not c.closed_by_peer(0.2)
+
+
+# -- idle-connection capacity ---------------------------------------------------------------------------
+
+WORKERS = 4
+IDLE = 12
+CAPACITY_CONFIGS = {
+    "prefork": {"StartServers": WORKERS, "MinSpareServers": 1, "MaxSpareServers": WORKERS,
+                "MaxRequestWorkers": WORKERS, "ServerLimit": WORKERS},
+    "worker": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": WORKERS, "MaxRequestWorkers": WORKERS,
+               "MinSpareThreads": 1, "MaxSpareThreads": 2 * WORKERS},
+    # the cap is ThreadsPerChild + idle workers x factor = 4 + 4 x 4 = 20 > 12 idle + 1 new
+    "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": WORKERS, "MaxRequestWorkers": WORKERS,
+              "MinSpareThreads": 1, "MaxSpareThreads": 2 * WORKERS, "AsyncRequestWorkerFactor": 4},
+}
+#: what each MPM's model predicts for a new client while IDLE keep-alive connections idle
+EXPECTED = {"prefork": "starved", "worker": "starved", "event": "served"}
+
+
+def test_idle_keepalive_capacity(server_spec, configured_server, record_property):
+    """12 idle keep-alive connections on 4 workers, then a new client: served or starved.
+
+    prefork/worker: each idle connection pins a process/thread, so only 4 of the 12 are
+    answered and the new client starves. event: idle connections wait in the listener,
+    all 12 are answered and the new client is served at once.
+    """
+    if not server_spec.launchable:
+        record_property("idle_capacity", "not measured")
+        pytest.skip("idle-connection capacity needs a configured server (WORKERS known): not measured")
+    name = server_spec.name
+    if name not in CAPACITY_CONFIGS:
+        record_property("idle_capacity", "not measured")
+        pytest.skip(f"no capacity configuration for {name}")
+    h = configured_server({**CAPACITY_CONFIGS[name], "KeepAliveTimeout": 30, "Timeout": 30})
+    idle: list[Conn] = []
+    try:
+        for _ in range(IDLE):
+            c = Conn(h.port, host=h.host, timeout=10)
+            c.send(_req())
+            idle.append(c)
+        # collect answers with one deadline for all: an answered connection has its bytes already
+        deadline = time.monotonic() + 3.0
+        answered = 0
+        for c in idle:
+            try:
+                if c.read_response(timeout=max(0.05, deadline - time.monotonic())).status == 200:
+                    answered += 1
+            except (TimeoutError, ConnectionError):
+                pass
+        t0 = time.monotonic()
+        try:
+            with Conn(h.port, host=h.host, timeout=STARVED) as c:
+                c.send(_req(extra="Connection: close\r\n"))
+                served = c.read_response(timeout=STARVED).status == 200
+        except (TimeoutError, OSError):
+            served = False
+        latency = time.monotonic() - t0
+        outcome = "served" if served else "starved"
+        record_property("workers", WORKERS)
+        record_property("idle_connections", IDLE)
+        record_property("idle_connections_answered", answered)
+        record_property("new_client", outcome)
+        record_property("new_client_latency_ms", round(latency * 1000, 1) if served else f">{STARVED * 1000:.0f}")
+        if name == "event":
+            assert answered == IDLE, f"event must answer all {IDLE} connections, answered {answered}"
+            for c in idle:  # every parked connection is still usable
+                c.send(_req())
+                assert c.read_response().status == 200
+            # and they wait in the listener, not in a thread: no K in the scoreboard
+            st = wait_until(lambda: (lambda s: s if s and s.conns_async_keep_alive == IDLE else None)(
+                _status(h)), 5, what=f"{IDLE} parked keep-alive connections")
+            record_property("conns_async_keep_alive", st.conns_async_keep_alive)
+            assert "K" not in st.scoreboard
+        else:
+            assert answered == WORKERS, f"{name}: {WORKERS} workers answer {WORKERS} connections, got {answered}"
+        assert outcome == EXPECTED[name], (
+            f"{name}: the model says a new client is {EXPECTED[name]} with {IDLE} idle connections "
+            f"on {WORKERS} workers, it was {outcome}")
+    finally:
+        for c in idle:
+            c.close()

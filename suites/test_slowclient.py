@@ -1,0 +1,451 @@
+"""Slow clients: slowloris, slow body (R-U-Dead-Yet) and slow read, below and above capacity.
+
+Every attack is bounded: a fixed number of loopback connections, driven by one
+thread, for a few seconds at most; the attacker never reconnects. While it
+runs, a probe client opens a new connection every PROBE_INTERVAL seconds and
+asks ``GET /``; *availability* is the fraction of those probes answered within
+PROBE_DEADLINE (2 s). The attack is kept up until every probe launched during
+it has had its full 2 s, so a probe is never rescued by the attack ending.
+*Recovery* is the time from the attack's end (every attack socket closed) to
+the first probe answered within 2 s. Both are recorded with record_property.
+
+The attacks (CAPACITY = 10 workers: prefork 10 children, worker/event one
+child of 10 threads):
+
+* slowloris: a request head that never ends, one more byte every TICK seconds;
+* slow body: ``POST /echo`` declaring 100000 bytes of body, one byte per TICK;
+* slow read: ``GET /bytes/8388608`` from a client with a 4 KiB receive buffer
+  that never reads.
+
+at BELOW = 9 connections (capacity - 10 %) and ABOVE = 40 (capacity x 4).
+
+Per-MPM expectations asserted (design/mpm-model.md §2-4, docs/event.md):
+
+* protected (``RequestReadTimeout header=1 body=1``, ``Timeout 1``): every MPM
+  bounds each slow connection's lifetime (slowloris and slow body: the server
+  answers 408 or closes within 1 s of taking the connection, i.e. within
+  waves x (1 s + 0.5 s) + 1.5 s where waves = ceil(connections / capacity)
+  for whatever holds a worker; slow read: the workers are released within
+  Timeout-bounded writes) and recovers after the attack;
+* event keeps serving probes during slowloris (it reads heads in the listener)
+  and during a slow read below capacity (write completion hands the unsent
+  tail to the listener);
+* unprotected (``RequestReadTimeout header=0 body=0``): slowloris at capacity
+  starves prefork and worker (availability 0) but not event; slow body at
+  capacity starves all three, event included (bodies are read by worker
+  threads, as in httpd);
+* against any server (``--target`` included): each attack at 20 connections
+  for a short window; availability recorded, recovery asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from tests.rawhttp import Conn
+
+CAPACITY = 10
+BELOW = 9  # capacity - 10 %
+ABOVE = 4 * CAPACITY
+TICK = 0.25  # seconds between two slow bytes; well under Timeout 1
+PROBE_INTERVAL = 0.2
+PROBE_DEADLINE = 2.0
+#: the longest an attack may run before the suite calls it unbounded
+MAX_ATTACK = 9.0
+RECOVERY_LIMIT = 5.0
+STAGE = 1.0  # RequestReadTimeout header=1 body=1 and Timeout 1
+LIFETIME_SLACK = 1.5
+SLOW_READ_BYTES = 8 * 1024 * 1024  # more than the loopback socket buffers take in
+
+PROTECTED = {"RequestReadTimeout": "header=1 body=1", "Timeout": 1}
+UNPROTECTED = {"RequestReadTimeout": "header=0 body=0", "Timeout": 5}
+
+CAPACITY_CONFIGS = {
+    "prefork": {"StartServers": CAPACITY, "MinSpareServers": 1, "MaxSpareServers": CAPACITY,
+                "MaxRequestWorkers": CAPACITY, "ServerLimit": CAPACITY},
+    "worker": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": CAPACITY, "MaxRequestWorkers": CAPACITY,
+               "MinSpareThreads": 1, "MaxSpareThreads": 2 * CAPACITY},
+    "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": CAPACITY, "MaxRequestWorkers": CAPACITY,
+              "MinSpareThreads": 1, "MaxSpareThreads": 2 * CAPACITY},
+}
+
+HEADS = {
+    "slowloris": b"GET / HTTP/1.1\r\nHost: a\r\n",
+    "slowbody": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n"
+                 b"Content-Length: 100000\r\n\r\n"),
+    "slowread": b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % SLOW_READ_BYTES,
+}
+DRIBBLE = {"slowloris": b"X-a: b\r\n", "slowbody": b"x"}  # never a blank line: the head never ends
+
+
+@dataclass
+class SlowConn:
+    sock: socket.socket
+    opened: float
+    ended_by_server: float | None = None  # answered (e.g. 408) or closed by the server
+    answer: bytes = b""
+
+
+class Attack(threading.Thread):
+    """``n`` slow connections of one kind, driven by one selector loop until stopped.
+
+    slowloris / slowbody: one more byte per connection every TICK; a connection the server
+    answers or closes is closed at once (so no lingering close waits on us) and its time
+    recorded. slowread: the request is sent, nothing is ever read. The attack stops on
+    ``stop()`` or, for the first two kinds, when the server has ended every connection.
+    """
+
+    def __init__(self, host: str, port: int, kind: str, n: int) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port, self.kind, self.n = host, port, kind, n
+        self.conns: list[SlowConn] = []
+        self.ready = threading.Event()
+        self._halt = threading.Event()
+        self.started = self.finished = 0.0
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def _open(self) -> None:
+        for _ in range(self.n):
+            s = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+            if self.kind == "slowread":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny receive window
+            s.settimeout(5)
+            s.connect((self.host, self.port))
+            s.sendall(HEADS[self.kind])
+            s.setblocking(False)
+            self.conns.append(SlowConn(s, time.monotonic()))
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            self.started = time.monotonic()
+            self._open()
+            if self.kind != "slowread":
+                for c in self.conns:
+                    sel.register(c.sock, selectors.EVENT_READ, c)
+            self.ready.set()
+            if self.kind == "slowread":
+                self._halt.wait(MAX_ATTACK + 5)  # hold the sockets, read nothing
+                return
+            next_tick = time.monotonic() + TICK
+            while not self._halt.is_set():
+                for key, _ in sel.select(max(0.0, next_tick - time.monotonic())):
+                    self._ended(sel, key.data)
+                now = time.monotonic()
+                if now >= next_tick:
+                    for c in self.conns:
+                        if c.ended_by_server is None:
+                            try:
+                                c.sock.send(DRIBBLE[self.kind])
+                            except BlockingIOError:
+                                pass
+                            except OSError:
+                                self._ended(sel, c)
+                    next_tick = now + TICK
+                if all(c.ended_by_server is not None for c in self.conns):
+                    break
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            self.ready.set()
+            for c in self.conns:
+                try:
+                    c.sock.close()
+                except OSError:
+                    pass
+            sel.close()
+            self.finished = time.monotonic()
+
+    def _ended(self, sel, c: SlowConn) -> None:
+        if c.ended_by_server is not None:
+            return
+        c.ended_by_server = time.monotonic()
+        try:
+            c.answer = c.sock.recv(64)
+        except OSError:
+            pass
+        try:
+            sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        c.sock.close()
+
+    # -- figures
+    def ended_by_server(self) -> int:
+        return sum(1 for c in self.conns if c.ended_by_server is not None)
+
+    def max_lifetime(self) -> float | None:
+        done = [c.ended_by_server - c.opened for c in self.conns if c.ended_by_server is not None]
+        return max(done) if done else None
+
+    def answers(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.conns:
+            if c.ended_by_server is not None:
+                k = c.answer.split(b"\r\n", 1)[0].decode("latin-1") or "closed without an answer"
+                out[k] = out.get(k, 0) + 1
+        return out
+
+
+class Prober(threading.Thread):
+    """A new connection with ``GET /`` every PROBE_INTERVAL until stopped; each judged on PROBE_DEADLINE."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port = host, port
+        self.results: list[bool] = []
+        self._halt = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            slot = len(self.results)
+            self.results.append(False)
+            t = threading.Thread(target=self._one, args=(slot,), daemon=True)
+            t.start()
+            self._threads.append(t)
+            self._halt.wait(PROBE_INTERVAL)
+        for t in self._threads:
+            t.join(PROBE_DEADLINE + 1)
+
+    def _one(self, slot: int) -> None:
+        self.results[slot] = probe(self.host, self.port)
+
+    @property
+    def availability(self) -> float:
+        return sum(self.results) / len(self.results) if self.results else float("nan")
+
+
+def probe(host: str, port: int, deadline: float = PROBE_DEADLINE) -> bool:
+    """One normal client: answered with a 2xx within ``deadline`` seconds (connect included)?"""
+    end = time.monotonic() + deadline
+    try:
+        with Conn(port, host=host, timeout=deadline) as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            r = c.read_response(timeout=max(0.01, end - time.monotonic()))
+        return 200 <= r.status < 300 and time.monotonic() <= end
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Outcome:
+    attack: Attack
+    availability: float
+    probes: int
+    duration: float
+    recovery: float | None
+
+
+def run_attack(host: str, port: int, kind: str, n: int, *, window: float | None = None,
+               until=None, until_limit: float = MAX_ATTACK) -> Outcome:
+    """Run one bounded attack with probes, then measure recovery.
+
+    ``window``: launch probes for this long, keep the attack up until they are all judged,
+    then stop it. Otherwise the attack runs until the server ended every connection or
+    ``until()`` (e.g. "the server released its workers") is true, at most ``until_limit``.
+    """
+    attack = Attack(host, port, kind, n)
+    prober = Prober(host, port)
+    attack.start()
+    attack.ready.wait(10)
+    if attack.error is not None:
+        raise attack.error
+    prober.start()
+    if window is not None:
+        time.sleep(window)  # the probing window itself: the measurement, not a wait for a condition
+        prober.stop()
+        prober.join(PROBE_DEADLINE + 2)  # every probe judged while the attack still runs
+    else:
+        end = time.monotonic() + until_limit
+        while attack.is_alive() and time.monotonic() < end and not (until is not None and until()):
+            attack.join(0.05)
+        prober.stop()
+        prober.join(PROBE_DEADLINE + 2)
+    attack.stop()
+    attack.join(10)
+    assert not attack.is_alive(), "the attack thread did not stop"
+    duration = attack.finished - attack.started
+    stopped = time.monotonic()
+    recovery = None
+    while time.monotonic() - stopped < RECOVERY_LIMIT:
+        if probe(host, port, deadline=max(0.1, min(PROBE_DEADLINE, RECOVERY_LIMIT - (time.monotonic() - stopped)))):
+            recovery = time.monotonic() - stopped
+            break
+        time.sleep(0.05)  # poll interval after a refused or failed probe
+    return Outcome(attack, prober.availability, len(prober.results), duration, recovery)
+
+
+def record(record_property, mpm: str, kind: str, level: str, n: int, o: Outcome, protected: str) -> None:
+    record_property("mpm", mpm)
+    record_property("attack", kind)
+    record_property("level", level)
+    record_property("connections", n)
+    record_property("capacity", CAPACITY if level != "running-server" else "unknown")
+    record_property("protection", protected)
+    record_property("attack_s", round(o.duration, 2))
+    record_property("probes", o.probes)
+    record_property("availability", round(o.availability, 3))
+    record_property("recovery_s", round(o.recovery, 3) if o.recovery is not None else f">{RECOVERY_LIMIT}")
+    record_property("ended_by_server", o.attack.ended_by_server())
+    lifetime = o.attack.max_lifetime()
+    record_property("max_lifetime_s", round(lifetime, 2) if lifetime is not None else "n/a")
+    record_property("server_answers", json.dumps(o.attack.answers()))
+
+
+def _configured(server_spec, configured_server, overrides: dict):
+    if not server_spec.launchable:
+        pytest.skip("needs a configured server (capacity and read timeouts known); run with --server NAME")
+    if server_spec.name not in CAPACITY_CONFIGS:
+        pytest.skip(f"no capacity configuration for {server_spec.name}")
+    return configured_server({**CAPACITY_CONFIGS[server_spec.name], **overrides})
+
+
+LEVELS = {"below": BELOW, "above": ABOVE}
+
+
+# -- slowloris and slow body, protected by RequestReadTimeout ----------------------------------------
+
+@pytest.mark.parametrize("level", ["below", "above"])
+@pytest.mark.parametrize("kind", ["slowloris", "slowbody"])
+def test_read_timeout_bounds_slow_senders(server_spec, configured_server, record_property, kind, level):
+    """RequestReadTimeout header=1 body=1: each slow sender is cut (408) within 1 s of holding
+    a worker, the attack ends on its own and the server recovers. event also keeps
+    answering probes during slowloris (heads are read in its listener)."""
+    h = _configured(server_spec, configured_server, PROTECTED)
+    mpm, n = server_spec.name, LEVELS[level]
+    # what holds a worker waits for one: slowloris on event holds none
+    waves = 1 if (kind == "slowloris" and mpm == "event") else math.ceil(n / CAPACITY)
+    bound = waves * (STAGE + 0.5) + LIFETIME_SLACK
+    o = run_attack(h.host, h.port, kind, n, until_limit=min(MAX_ATTACK, bound + 1))
+    record(record_property, mpm, kind, level, n, o, PROTECTED["RequestReadTimeout"])
+    record_property("lifetime_bound_s", bound)
+    assert o.attack.error is None, o.attack.error
+    assert o.attack.ended_by_server() == n, (
+        f"{n - o.attack.ended_by_server()} of {n} slow connections were still open after {o.duration:.1f} s")
+    assert o.duration <= bound, f"the attack lasted {o.duration:.2f} s, bound {bound:.2f} s"
+    if waves == 1:
+        assert o.attack.max_lifetime() <= STAGE + LIFETIME_SLACK
+    assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
+    if kind == "slowloris" and mpm == "event":
+        assert o.availability == 1.0, f"event must keep serving during slowloris: {o.availability:.0%}"
+
+
+# -- slow read, protected by Timeout --------------------------------------------------------------------
+
+class SlowReadWatch:
+    """Watches the scoreboard: first every slow reader held (a worker in W, or on event the
+    listener's write-completion queue), then all of them released by the server."""
+
+    def __init__(self, h, n: int) -> None:
+        self.h, self.n = h, n
+        self.t0 = time.monotonic()
+        self.held_at: float | None = None
+        self.released_at: float | None = None
+        self.peak = 0
+
+    def __call__(self) -> bool:
+        try:
+            st = self.h.status(timeout=1)
+        except Exception:
+            return False
+        holding = st.scoreboard.count("W") - 1 + (st.conns_async_writing or 0)  # - the status request
+        self.peak = max(self.peak, holding)
+        now = time.monotonic() - self.t0
+        if self.held_at is None:
+            if holding >= self.n:
+                self.held_at = now
+            return False
+        if holding <= 0:
+            self.released_at = now
+            return True
+        return False
+
+
+@pytest.mark.parametrize("level", ["below", "above"])
+def test_timeout_bounds_slow_readers(server_spec, configured_server, record_property, level):
+    """Clients that never read an 8 MiB response: writes are bounded by Timeout 1, so every
+    worker is released while the readers still hold their sockets (below capacity), and the
+    server recovers. event keeps answering probes below capacity (write completion: the
+    listener holds the unsent tail, not a worker)."""
+    h = _configured(server_spec, configured_server, PROTECTED)
+    mpm, n = server_spec.name, LEVELS[level]
+    if level == "below":
+        watch = SlowReadWatch(h, n)
+        o = run_attack(h.host, h.port, "slowread", n, until=watch, until_limit=MAX_ATTACK)
+    else:
+        o = run_attack(h.host, h.port, "slowread", n, window=2.0)
+    record(record_property, mpm, "slowread", level, n, o, "Timeout 1")
+    assert o.attack.error is None, o.attack.error
+    if level == "below":
+        record_property("held_at_s", watch.held_at if watch.held_at is None else round(watch.held_at, 2))
+        record_property("released_at_s", watch.released_at if watch.released_at is None
+                        else round(watch.released_at, 2))
+        assert watch.held_at is not None, (
+            f"the {n} slow readers never all held the server (at most {watch.peak}): the response fit "
+            "in the socket buffers?")
+        assert watch.released_at is not None, f"slow readers still held after {o.duration:.1f} s"
+        if mpm == "event":
+            assert o.availability == 1.0, f"event must keep serving during a slow read: {o.availability:.0%}"
+    assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
+
+
+# -- no read timeout ------------------------------------------------------------------------------------
+
+#: what each MPM's model predicts at capacity with RequestReadTimeout off
+STARVES = {
+    "slowloris": {"prefork": True, "worker": True, "event": False},
+    "slowbody": {"prefork": True, "worker": True, "event": True},
+}
+
+
+@pytest.mark.parametrize("kind", ["slowloris", "slowbody"])
+def test_without_read_timeout_at_capacity(server_spec, configured_server, record_property, kind):
+    """RequestReadTimeout header=0 body=0, CAPACITY slow senders for a 2 s probing window.
+
+    slowloris starves prefork and worker (every process/thread waits on a head) but not
+    event (heads are read in the listener); slow body starves all three (the body is read
+    by a worker thread on event too, as in httpd). All recover when the attack stops.
+    """
+    h = _configured(server_spec, configured_server, UNPROTECTED)
+    mpm = server_spec.name
+    o = run_attack(h.host, h.port, kind, CAPACITY, window=2.0)
+    record(record_property, mpm, kind, "capacity", CAPACITY, o, UNPROTECTED["RequestReadTimeout"])
+    assert o.attack.error is None, o.attack.error
+    if STARVES[kind][mpm]:
+        assert o.availability == 0.0, f"{mpm} should be starved by {kind} without a read timeout: " \
+                                      f"{o.availability:.0%} of probes answered"
+    else:
+        assert o.availability == 1.0, f"{mpm} should keep serving during {kind}: {o.availability:.0%}"
+    assert o.attack.ended_by_server() == 0, "no read timeout: the server must not have cut anyone"
+    assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
+
+
+# -- any server, as configured (works with --target) ----------------------------------------------------
+
+RUNNING_N = 20
+
+
+@pytest.mark.parametrize("kind", ["slowloris", "slowbody", "slowread"])
+def test_running_server_recovers(server, record_property, kind):
+    """Each attack at 20 connections for a 1.5 s window against the server as it runs
+    (its own configuration, ``--target`` included): availability recorded, recovery asserted."""
+    o = run_attack(server.host, server.port, kind, RUNNING_N, window=1.5)
+    record(record_property, getattr(server, "mpm", None) or server.name, kind, "running-server", RUNNING_N, o,
+           "as configured")
+    assert o.attack.error is None, o.attack.error
+    assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"

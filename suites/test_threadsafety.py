@@ -1,0 +1,487 @@
+"""Thread safety: what a non-thread-safe application does on each MPM, and the server's own.
+
+design/mpm-model.md section 11, with the apps in ``servers/apps/threadsafety.py``.
+
+Demonstrations (the ``test_demo_*`` tests) show an *application's* unsafety.
+They are meant to show failure on the threaded MPMs: on worker and event they
+PASS when corruption is detected (mismatches > 0, lost updates > 0), and on
+prefork they pass when there is none (one request per process at a time, so
+zero by construction). They are never xfail: a threaded MPM that showed no
+corruption would mean the demonstration no longer demonstrates anything.
+
+The ``test_control_*`` tests run the same handlers made safe (threading.local,
+a lock); they must show zero corruption on every MPM, which proves that what
+the demonstrations count is the application's fault, not the server's.
+
+The threaded MPMs run with ONE child (ServerLimit 1, ThreadsPerChild 8) so
+that concurrent requests meet in one process; otherwise the race can hide in
+separate processes. prefork runs 8 children. Every test records the
+concurrency, the request count, the child PIDs that answered and the Python
+build (GIL or free-threaded) with ``record_property``.
+
+``test_server_no_crosstalk_*`` is the server's own thread safety: many
+concurrent keep-alive clients, each request carrying a unique id in its
+target, a header and the body, every response checked against its own
+request.
+
+With ``--target URL`` the demonstrations run when the target serves
+``servers.apps.threadsafety:app`` (e.g. ``python -m servers worker --app
+servers.apps.threadsafety:app``); the expectations then follow the target's
+``wsgi.multithread``, and corruption on a threaded target is recorded, not
+asserted (the suite cannot make it run one child). The crash test only runs on
+servers the suite launches.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import sysconfig
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from servers.apps.threadsafety import (
+    AH00013,
+    LEGACY_MESSAGE,
+    LegacyModuleError,
+    is_async,
+    is_forked,
+    is_threaded,
+    legacy_pre_config,
+    mpm_query,
+)
+from servers.config import MPMS
+from servers.launcher import LaunchError, available, start
+from suites.conftest import SUITE_DEFAULTS
+from tests.rawhttp import Conn, wait_until
+
+APP = "servers.apps.threadsafety:app"
+CONCURRENCY = 8
+PER_CLIENT = 25
+REQUESTS = CONCURRENCY * PER_CLIENT
+
+#: prefork: 8 single-threaded children; worker/event: ONE child with 8 threads
+CONFIGS = {
+    "prefork": {"StartServers": 8, "MinSpareServers": 1, "MaxSpareServers": 8, "MaxRequestWorkers": 8,
+                "ServerLimit": 8},
+    "worker": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 8, "MaxRequestWorkers": 8,
+               "MinSpareThreads": 1, "MaxSpareThreads": 16},
+    "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 8, "MaxRequestWorkers": 8,
+              "MinSpareThreads": 1, "MaxSpareThreads": 16},
+}
+
+
+def python_build() -> str:
+    """"GIL" or "free-threaded (GIL off|on)" for the interpreter the servers run on (this one)."""
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return f"CPython {sys.version.split()[0]} with the GIL"
+    enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+    return f"CPython {sys.version.split()[0]} free-threaded (GIL {'on' if enabled else 'off'})"
+
+
+@dataclass
+class TSServer:
+    """A server running the thread-safety apps: launched here (``handle``) or a --target."""
+
+    host: str
+    port: int
+    mpm: str | None  # None for a --target: only its wsgi.multithread is known
+    multithread: bool
+    handle: object | None = None
+
+    @property
+    def launched(self) -> bool:
+        return self.handle is not None
+
+
+def _get_json(host: str, port: int, path: str, timeout: float = 10.0) -> dict:
+    with Conn(port, host=host, timeout=timeout) as c:
+        c.send(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 200, (path, r.status, r.body[:200])
+    return json.loads(r.body)
+
+
+def _launch(name: str, extra: dict | None = None):
+    if name not in available():
+        raise pytest.UsageError(f"--server {name!r}: unknown; available: {', '.join(available())}")
+    if available()[name] is not None:
+        pytest.skip(f"{name} is not available here: {available()[name]}")
+    if name not in CONFIGS:
+        pytest.skip(f"{name}: the thread-safety configurations are written for {', '.join(CONFIGS)}")
+    try:
+        return start(name, {**SUITE_DEFAULTS, **CONFIGS[name], **(extra or {})}, app=APP)
+    except LaunchError as exc:
+        pytest.fail(f"{name} did not start with {APP}: {exc}")
+
+
+def _ts_server_for(spec) -> TSServer:
+    if spec.launchable:
+        h = _launch(spec.name)
+        doc = _get_json(h.host, h.port, "/ts/mpm")
+        return TSServer(h.host, h.port, spec.name, doc["multithread"], h)
+    parts = urllib.parse.urlsplit(spec.url)
+    host, port = parts.hostname or "127.0.0.1", int(parts.port or 80)
+    try:
+        doc = _get_json(host, port, "/ts/mpm", timeout=5)
+    except (AssertionError, OSError, ValueError):
+        doc = {}
+    if doc.get("app") != "threadsafety":
+        pytest.skip(f"{spec.url} does not serve {APP}; start one with "
+                    f"`python -m servers worker --app {APP}` or run with --server NAME")
+    return TSServer(host, port, None, doc["multithread"])
+
+
+@pytest.fixture(scope="module")
+def ts_server(server_spec):
+    """One thread-safety server per MPM for this module (tests use their own keys, so they share it)."""
+    s = _ts_server_for(server_spec)
+    yield s
+    if s.handle is not None:
+        s.handle.stop()
+
+
+def _record_common(record_property, s: TSServer, pids: collections.Counter) -> None:
+    record_property("mpm", s.mpm or "target")
+    record_property("wsgi_multithread", s.multithread)
+    record_property("concurrency", CONCURRENCY)
+    record_property("requests", sum(pids.values()))
+    record_property("child_pids", json.dumps({str(p): n for p, n in sorted(pids.items())}))
+    record_property("python", python_build())
+
+
+def _run_clients(s: TSServer, path_for) -> list[dict]:
+    """CONCURRENCY keep-alive clients, PER_CLIENT requests each, started together; every answer's JSON."""
+    barrier = threading.Barrier(CONCURRENCY)
+    results: list[list[dict]] = [[] for _ in range(CONCURRENCY)]
+    errors: list[str] = []
+
+    def client(i: int) -> None:
+        c = None
+        try:
+            barrier.wait(10)
+            for j in range(PER_CLIENT):
+                if c is None:
+                    c = Conn(s.port, host=s.host, timeout=10)
+                c.send(b"GET " + path_for(i, j).encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+                r = c.read_response()
+                if r.status != 200:
+                    errors.append(f"client {i} request {j}: status {r.status}")
+                else:
+                    results[i].append(json.loads(r.body))
+                if (r.header("Connection") or "").lower() == "close":
+                    c.close()
+                    c = None
+        except Exception as exc:  # any failure is reported, never hidden
+            errors.append(f"client {i}: {exc!r}")
+        finally:
+            if c is not None:
+                c.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CONCURRENCY)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a client did not finish within 60 s"
+    assert not errors, errors[:5]
+    docs = [d for r in results for d in r]
+    assert len(docs) == REQUESTS
+    return docs
+
+
+def _expect_corruption(s: TSServer) -> bool | None:
+    """True/False: the model's prediction; None: a threaded --target, where it cannot be forced."""
+    if not s.multithread:
+        return False
+    return True if s.launched else None
+
+
+# -- (1) MPM query and the legacy module ---------------------------------------------------------
+
+def test_mpm_query_matches_httpd_and_the_wsgi_environ(ts_server, record_property):
+    """is_threaded/is_forked/is_async give httpd's ap_mpm_query answers, and the server's
+    wsgi.multithread agrees with is_threaded for the MPM it runs."""
+    expected = {  # httpd 2.4: AP_MPMQ_IS_THREADED / AP_MPMQ_IS_FORKED / AP_MPMQ_IS_ASYNC
+        "prefork": ("AP_MPMQ_NOT_SUPPORTED", "AP_MPMQ_DYNAMIC", 0),
+        "worker": ("AP_MPMQ_STATIC", "AP_MPMQ_DYNAMIC", 0),
+        "event": ("AP_MPMQ_STATIC", "AP_MPMQ_DYNAMIC", 1),
+    }
+    for mpm in MPMS:
+        q = mpm_query(mpm)
+        assert (q["AP_MPMQ_IS_THREADED"], q["AP_MPMQ_IS_FORKED"], q["AP_MPMQ_IS_ASYNC"]) == expected[mpm]
+        assert (is_threaded(mpm), is_forked(mpm), is_async(mpm)) == (mpm != "prefork", True, mpm == "event")
+    s = ts_server
+    docs = [_get_json(s.host, s.port, "/ts/mpm") for _ in range(3)]
+    assert len({d["multithread"] for d in docs}) == 1
+    assert all(d["multiprocess"] for d in docs)
+    record_property("wsgi_multithread", s.multithread)
+    if s.mpm is not None:
+        record_property("mpm_query", json.dumps(mpm_query(s.mpm)))
+        assert s.multithread == is_threaded(s.mpm)
+
+
+def test_legacy_module_refuses_threaded_mpm_with_AH00013(ts_server, record_property):
+    """A non-thread-safe "legacy module" (mod_php without ZTS) refuses to run on a threaded MPM.
+
+    Deterministic: its pre-config check raises for worker and event only, and the live
+    handler answers 500 with mod_php's message and AH00013 on every request of a threaded
+    server (and logs it), 200 on prefork.
+    """
+    s = ts_server
+    for mpm in MPMS:
+        if is_threaded(mpm):
+            with pytest.raises(LegacyModuleError, match="AH00013: Pre-configuration failed"):
+                legacy_pre_config(mpm)
+        else:
+            legacy_pre_config(mpm)
+    answers = []
+    for _ in range(5):
+        with Conn(s.port, host=s.host) as c:
+            c.send(b"GET /ts/legacy HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            answers.append(c.read_response())
+    record_property("legacy_statuses", json.dumps([r.status for r in answers]))
+    if s.multithread:
+        for r in answers:
+            assert r.status == 500
+            assert LEGACY_MESSAGE.encode() in r.body and AH00013.encode() in r.body
+        if s.launched:
+            wait_until(lambda: AH00013 in s.handle.log_text(), 5, what="AH00013 in the error log")
+    else:
+        assert [r.status for r in answers] == [200] * 5
+
+
+# -- (2) per-request global "current request" -----------------------------------------------------
+
+def _current_run(s: TSServer, route: str, record_property) -> tuple[int, dict]:
+    tag = uuid.uuid4().hex[:8]
+    docs = _run_clients(s, lambda i, j: f"{route}?id={tag}-{i}-{j}&ms=5")
+    pids = collections.Counter(d["pid"] for d in docs)
+    per_pid = collections.Counter(d["pid"] for d in docs if d["seen"] != d["id"])
+    mismatches = sum(per_pid.values())
+    _record_common(record_property, s, pids)
+    record_property("mismatches", mismatches)
+    record_property("mismatch_rate", round(mismatches / len(docs), 3))
+    record_property("mismatches_per_pid", json.dumps({str(p): per_pid.get(p, 0) for p in sorted(pids)}))
+    return mismatches, pids
+
+
+def test_demo_unsafe_current_request_global__corrupted_on_threaded_mpms(ts_server, record_property):
+    """DEMONSTRATION, meant to show failure on worker/event: PASSES when mismatches are found there.
+
+    Each request stores its id in a module global, yields 5 ms and answers with the global.
+    prefork: 0 mismatches by construction. worker/event (one child, 8 threads, 8 concurrent
+    keep-alive clients): requests overwrite each other's "current request", mismatches > 0.
+    """
+    s = ts_server
+    mismatches, pids = _current_run(s, "/ts/current", record_property)
+    expect = _expect_corruption(s)
+    if expect is False:
+        assert mismatches == 0, f"a non-threaded server mixed up requests: {mismatches}/{REQUESTS}"
+    elif expect is True:
+        assert len(pids) == 1, f"the threaded MPM must run one child here, answers came from {dict(pids)}"
+        assert mismatches > 0, ("no request saw another's id: the demonstration failed to demonstrate "
+                                "(were the requests really concurrent in one process?)")
+
+
+def test_control_threading_local_current_request__never_corrupted(ts_server, record_property):
+    """CONTROL: the same handler with threading.local shows 0 mismatches on every MPM."""
+    mismatches, _ = _current_run(ts_server, "/ts/current-safe", record_property)
+    assert mismatches == 0
+
+
+# -- (3) unsynchronised read-modify-write counter --------------------------------------------------
+
+def _count_run(s: TSServer, route: str, record_property) -> tuple[int, collections.Counter]:
+    key = uuid.uuid4().hex
+    docs = _run_clients(s, lambda i, j: f"{route}?key={key}&ms=2")
+    pids = collections.Counter(d["pid"] for d in docs)
+    # each process has its own counter; its highest answer is its final value
+    final = {}
+    for d in docs:
+        final[d["pid"]] = max(final.get(d["pid"], 0), d["value"])
+    counted = sum(final.values())
+    lost = len(docs) - counted
+    _record_common(record_property, s, pids)
+    record_property("counted", counted)
+    record_property("lost_updates", lost)
+    record_property("final_per_pid", json.dumps({str(p): v for p, v in sorted(final.items())}))
+    assert lost >= 0, f"more increments than requests: {final}"
+    return lost, pids
+
+
+def test_demo_unsafe_counter__lost_updates_on_threaded_mpms(ts_server, record_property):
+    """DEMONSTRATION, meant to show failure on worker/event: PASSES when updates are lost there.
+
+    ``/ts/count`` reads a counter, yields 2 ms, writes it + 1. prefork: the per-process
+    counters summed over the children equal the number of requests. worker/event (one
+    child): concurrent requests read the same value and overwrite each other, lost > 0.
+    """
+    s = ts_server
+    lost, pids = _count_run(s, "/ts/count", record_property)
+    expect = _expect_corruption(s)
+    if expect is False:
+        assert lost == 0
+    elif expect is True:
+        assert len(pids) == 1, f"the threaded MPM must run one child here, answers came from {dict(pids)}"
+        assert lost > 0, "no update was lost: the demonstration failed to demonstrate"
+
+
+def test_control_locked_counter__never_loses_updates(ts_server, record_property):
+    """CONTROL: the same counter under a lock loses nothing on every MPM."""
+    lost, _ = _count_run(ts_server, "/ts/count-safe", record_property)
+    assert lost == 0
+
+
+# -- (5) crash isolation ----------------------------------------------------------------------------
+
+IN_FLIGHT = 4
+HOLD_MS = 2000
+
+
+def test_crash_isolation__collateral_failures(server_spec, record_property):
+    """A request kills its process (os._exit, as a segfaulting extension would).
+
+    prefork: only the crashing connection fails; the IN_FLIGHT requests running in other
+    children complete (0 collateral). worker/event (one child): every in-flight request of
+    that child fails with it (collateral = IN_FLIGHT). The server then serves again.
+    """
+    if not server_spec.launchable:
+        pytest.skip("destructive (kills a server process): runs only on servers the suite launches")
+    h = _launch(server_spec.name)
+    try:
+        results: list[object] = [None] * IN_FLIGHT
+
+        def hold(i: int) -> None:
+            try:
+                with Conn(h.port, host=h.host, timeout=10) as c:
+                    c.send(b"GET /ts/hold?ms=%d HTTP/1.1\r\nHost: a\r\n\r\n" % HOLD_MS)
+                    results[i] = c.read_response().status
+            except Exception as exc:
+                results[i] = repr(exc)
+
+        threads = [threading.Thread(target=hold, args=(i,), daemon=True) for i in range(IN_FLIGHT)]
+        for t in threads:
+            t.start()
+
+        def in_flight():
+            try:
+                st = h.status()
+            except Exception:
+                return None
+            return st if st.scoreboard.count("W") >= IN_FLIGHT + 1 else None  # + the status request
+
+        st = wait_until(in_flight, 5, what=f"{IN_FLIGHT} requests in flight")
+        pids_before = [p["pid"] for p in st.processes_detail]
+        crashed: object
+        t0 = time.monotonic()
+        try:
+            with Conn(h.port, host=h.host, timeout=5) as c:
+                c.send(b"GET /ts/crash HTTP/1.1\r\nHost: a\r\n\r\n")
+                crashed = c.read_response().status
+        except (ConnectionError, OSError) as exc:
+            crashed = repr(exc)
+        # the server serves again at once (prefork: other children) or once the parent replaced the child
+        doc = wait_until(lambda: _try_json(h, "/ts/mpm"), 15, what="the server to serve again")
+        record_property("served_again_after_s", round(time.monotonic() - t0, 2))
+        for t in threads:
+            t.join(15)
+        collateral = sum(1 for r in results if r != 200)
+        record_property("mpm", server_spec.name)
+        record_property("in_flight", IN_FLIGHT)
+        record_property("collateral_failures", collateral)
+        record_property("crash_request", str(crashed))
+        record_property("child_pids_before", json.dumps(pids_before))
+        record_property("python", python_build())
+        assert not isinstance(crashed, int), f"the crashing request got an answer: {crashed}"
+        if is_threaded(server_spec.name):
+            assert collateral == IN_FLIGHT, f"every in-flight request of the child must fail: {results}"
+        else:
+            assert collateral == 0, f"prefork isolates requests in processes: {results}"
+        assert doc["pid"] in h.pids()
+    finally:
+        h.stop()
+
+
+def _try_json(h, path: str) -> dict | None:
+    try:
+        return _get_json(h.host, h.port, path, timeout=2)
+    except (AssertionError, OSError, ValueError):
+        return None
+
+
+# -- the server's own thread safety ------------------------------------------------------------------
+
+XT_CLIENTS = 16
+XT_ROUNDS = 10  # each round pipelines two requests on the keep-alive connection
+
+
+def test_server_no_crosstalk_between_concurrent_keepalive_clients(server, record_property):
+    """Many concurrent keep-alive clients, each request with a unique id in its target, a header
+    and its body (POST /echo): every response matches its own request, in order; none lost,
+    none duplicated."""
+    with Conn(server.port, host=server.host) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        r = c.read_response()
+    if r.status != 200 or not r.body.startswith(b"{"):
+        pytest.skip(f"{server.name} has no /echo mirror (servers.apps:app)")
+
+    def req(rid: str, size: int) -> tuple[bytes, bytes]:
+        body = (rid + ":" + "x" * size).encode()
+        raw = (f"POST /echo?rid={rid} HTTP/1.1\r\nHost: a\r\nX-Request-Id: {rid}\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        return raw, body
+
+    problems: list[str] = []
+    answered = [0] * XT_CLIENTS
+    barrier = threading.Barrier(XT_CLIENTS)
+
+    def check(rid: str, body: bytes, r) -> None:
+        if r.status != 200:
+            problems.append(f"{rid}: status {r.status}")
+            return
+        doc = json.loads(r.body)
+        hdr = [v for n, v in doc["headers"] if n.lower() == "x-request-id"]
+        if doc["target"] != f"/echo?rid={rid}" or hdr != [rid] or doc["body"].encode("latin-1") != body:
+            problems.append(f"{rid}: answered with {doc['target']!r} / {hdr} / {doc['body'][:40]!r}")
+
+    def client(i: int) -> None:
+        try:
+            barrier.wait(10)
+            with Conn(server.port, host=server.host, timeout=15) as c:
+                for k in range(XT_ROUNDS):
+                    a, b = f"c{i}-r{k}a-{uuid.uuid4().hex[:6]}", f"c{i}-r{k}b-{uuid.uuid4().hex[:6]}"
+                    (ra, ba), (rb, bb) = req(a, (i * 37 + k * 101) % 3000), req(b, (i * 53 + k) % 200)
+                    c.send(ra + rb)  # pipelined
+                    check(a, ba, c.read_response())
+                    check(b, bb, c.read_response())
+                    answered[i] += 2
+                # nothing more may arrive: no duplicated or stray response
+                c.sock.settimeout(0.05)
+                try:
+                    extra = c.buf + c.sock.recv(65536)
+                except (TimeoutError, BlockingIOError):
+                    extra = c.buf
+                if extra:
+                    problems.append(f"client {i}: {len(extra)} unexpected bytes after the last response")
+        except Exception as exc:
+            problems.append(f"client {i}: {exc!r}")
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(XT_CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    total = sum(answered)
+    record_property("clients", XT_CLIENTS)
+    record_property("requests", XT_CLIENTS * XT_ROUNDS * 2)
+    record_property("answered", total)
+    record_property("problems", len(problems))
+    assert not problems, problems[:5]
+    assert total == XT_CLIENTS * XT_ROUNDS * 2
