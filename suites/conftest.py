@@ -4,7 +4,7 @@
     pytest suites --server all                         # every server the launcher can start here
     pytest suites --target http://127.0.0.1:8080       # anything already listening on loopback
 
-Without either option the suites run against ``prefork``. Every test that
+Without either option the suites run against our three MPMs (prefork, worker, event). Every test that
 takes the ``server`` fixture runs once per server (its id names the server).
 ``server`` is started once per pytest process (session scope; under
 pytest-xdist each worker starts its own, on its own free port).
@@ -77,7 +77,7 @@ def _specs(config: pytest.Config) -> list[ServerSpec]:
             names.append(n)
     specs = [ServerSpec(n) for n in dict.fromkeys(names)]
     specs += [ServerSpec(_loopback_url(u), _loopback_url(u)) for u in config.getoption("--target")]
-    return specs or [ServerSpec("prefork")]
+    return specs or [ServerSpec(n) for n in ("prefork", "worker", "event")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

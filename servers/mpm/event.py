@@ -31,9 +31,8 @@ one is closed. A worker gets a connection only with a complete head, and
 reads the body itself (blocking, with Timeout).
 
 Requests are handled synchronously in worker threads (WSGI), exactly like
-prefork and worker; only the waiting is asynchronous. Not yet implemented:
-write completion (a worker writes its whole response, blocking with Timeout,
-instead of parking unsent bytes in the listener).
+prefork and worker; only the waiting is asynchronous, write completion included:
+a response tail the kernel cannot take at once is finished by the listener.
 """
 
 from __future__ import annotations
