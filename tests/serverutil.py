@@ -128,3 +128,33 @@ def check_winch_drains(h) -> None:
     assert "err" not in result and result["r"].status == 200
     assert not os.path.exists(h.pidfile)  # graceful-stop removes the pidfile at once (httpd)
     assert h.pids() == []
+
+
+def check_recycling_by_connection(h, budget: int = 3) -> None:
+    """MaxConnectionsPerChild = ``budget``: a keep-alive connection counts once; no child serves more."""
+    from .rawhttp import wait_until
+
+    with Conn(h.port) as c:  # a keep-alive connection counts once, however many requests it carries
+        assert len({pid_of(h.port, c) for _ in range(6)}) == 1
+    served: dict[int, int] = {}
+    for _ in range(3 * budget):
+        pid = wait_until(lambda: try_pid(h.port), 5, what="an answer")
+        served[pid] = served.get(pid, 0) + 1
+    assert all(n <= budget for n in served.values()), served
+    assert len(served) >= 3
+
+
+def check_killed_child_replaced(h, children_expected: int = 2) -> None:
+    """SIGKILL one child: it is logged, replaced at once, and the server keeps answering."""
+    import signal
+
+    from .rawhttp import wait_until
+
+    wait_until(lambda: len(children(h)) == children_expected, 5, what=f"{children_expected} children")
+    victim = children(h)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in children(h) and len(children(h)) == children_expected, 5,
+               what="a replacement child")
+    for _ in range(5):
+        assert request(h.port, GET).status == 200
+    assert f"child pid {victim} exit signal SIGKILL" in h.log_text()

@@ -7,23 +7,18 @@ All waits poll a condition with a deadline; MaintenanceInterval is 0.1 s so a
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 
 from .rawhttp import Conn, request, wait_until
-from .serverutil import check_graceful_restart_under_load, check_winch_drains
-from .serverutil import children, pid_of
+from .serverutil import (check_graceful_restart_under_load, check_killed_child_replaced,
+                         check_recycling_by_connection, check_winch_drains)
+from .serverutil import children
 from .serverutil import status_or_none as _status
-from .serverutil import try_pid as _try_pid
 
 APP = "tests.wsgi_apps:app"
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
-
-
-
-
 
 
 def test_spare_servers_grow_and_shrink_with_a_step_of_connections(launch):
@@ -72,20 +67,7 @@ def test_max_request_workers_logged_once(launch):
 def test_max_connections_per_child_recycles_by_connection(launch):
     h = launch("prefork", {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1,
                            "MaxConnectionsPerChild": 3}, app=APP)
-    # a keep-alive connection counts once, however many requests it carries
-    with Conn(h.port) as c:
-        pids = {pid_of(h.port, c) for _ in range(6)}
-    assert len(pids) == 1
-    served: dict[int, int] = {}
-    for _ in range(9):
-        pid = wait_until(lambda: _try_pid(h.port), 5, what="an answer")
-        served[pid] = served.get(pid, 0) + 1
-    assert all(n <= 3 for n in served.values()), served
-    assert len(served) >= 3
-
-
-
-
+    check_recycling_by_connection(h, 3)
 
 
 def test_graceful_restart_under_load_loses_nothing(launch):
@@ -95,13 +77,7 @@ def test_graceful_restart_under_load_loses_nothing(launch):
 
 def test_killed_child_is_replaced(launch):
     h = launch("prefork", {"StartServers": 2, "MinSpareServers": 1, "MaxSpareServers": 4}, app=APP)
-    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
-    victim = children(h)[0]
-    os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: victim not in children(h) and len(children(h)) == 2, 5, what="a replacement child")
-    for _ in range(5):
-        assert request(h.port, GET).status == 200
-    assert f"child pid {victim} exit signal SIGKILL" in h.log_text()
+    check_killed_child_replaced(h)
 
 
 def test_winch_drains_in_flight_request_and_exits(launch):
@@ -121,8 +97,6 @@ def test_hard_restart_resets_counters_and_bumps_generation(launch):
     st2 = wait_until(lambda: _status(h), 5, what="status after restart")
     assert st2.generation == st.generation + 1
     assert st2.total_accesses <= 1  # only the status request itself
-
-
 
 
 def test_stop_leaves_no_process_behind(launch):

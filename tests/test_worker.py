@@ -6,8 +6,6 @@ asserts on wall-clock durations. MaintenanceInterval is 0.1 s (conftest.FAST).
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import pytest
@@ -17,10 +15,10 @@ from servers.mpm import worker
 
 from . import wsgi_apps
 from .rawhttp import Conn, request, wait_until
-from .serverutil import check_graceful_restart_under_load, check_winch_drains
+from .serverutil import (check_graceful_restart_under_load, check_killed_child_replaced,
+                         check_recycling_by_connection, check_winch_drains)
 from .serverutil import children, pid_of, process, row
 from .serverutil import status_or_none as _status
-from .serverutil import try_pid as _try_pid
 
 APP = "tests.wsgi_apps:app"
 #: this module's own app (below): wsgi_apps.app plus /flags and /exit
@@ -262,26 +260,13 @@ def test_thread_survives_app_errors_and_sees_multithread(launch):
 def test_max_connections_per_child_recycles_by_connection(launch):
     h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4,
                           "MaxConnectionsPerChild": 3}, app=APP)
-    with Conn(h.port) as c:  # a keep-alive connection counts once, however many requests it carries
-        assert len({pid_of(h.port, c) for _ in range(6)}) == 1
-    served: dict[int, int] = {}
-    for _ in range(9):
-        pid = wait_until(lambda: _try_pid(h.port), 5, what="an answer")
-        served[pid] = served.get(pid, 0) + 1
-    assert all(n <= 3 for n in served.values()), served
-    assert len(served) >= 3
+    check_recycling_by_connection(h, 3)
 
 
 def test_killed_child_is_replaced(launch):
     h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4},
                app=APP)
-    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
-    victim = children(h)[0]
-    os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: victim not in children(h) and len(children(h)) == 2, 5, what="a replacement child")
-    for _ in range(5):
-        assert request(h.port, GET).status == 200
-    assert f"child pid {victim} exit signal SIGKILL" in h.log_text()
+    check_killed_child_replaced(h)
 
 
 def test_graceful_restart_under_load_loses_nothing(launch):
