@@ -87,11 +87,6 @@ class _Callbacks:
         self.complete = True
 
 
-def _latin1(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    # Field values are octets (RFC 9110 §5.5); latin-1 keeps every byte, as PEP 3333 requires.
-    return [(n.decode("latin-1"), v.decode("latin-1").rstrip(" \t")) for n, v in pairs]
-
-
 def _status_for_parser_error(exc: Exception, head: bytes) -> ProtocolError:
     """Map an llhttp error to the status RFC 9110/9112 asks for."""
     if isinstance(exc, ProtocolError):

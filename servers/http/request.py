@@ -83,7 +83,7 @@ _HOST_CACHE: dict[str, bool] = {}
 _CACHE_MAX = 1024
 
 
-def check_request_line(line: bytes, known_method: bool = True) -> RequestLine:
+def check_request_line(line: bytes) -> RequestLine:
     """Validated request-line, memoised: most traffic repeats a few lines (see ``_check_request_line``).
 
     Validation is a pure function of the bytes, so a bounded cache of lines already
