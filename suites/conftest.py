@@ -3,6 +3,7 @@
     pytest suites --server prefork --server event      # launched through servers.launcher
     pytest suites --server all                         # every server the launcher can start here
     pytest suites --target http://127.0.0.1:8080       # anything already listening on loopback
+    pytest suites --server prefork --server-set MaxRequestWorkers=50   # directives for every launched server
 
 Without either option the suites run against our three MPMs (prefork, worker, event). Every test that
 takes the ``server`` fixture runs once per server (its id names the server).
@@ -24,11 +25,17 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
-from servers.launcher import LaunchError, available, start
+from servers.launcher import available
 
-#: short timeouts so that the suites fit a 2-core CI machine
-SUITE_DEFAULTS = {"MaintenanceInterval": 0.1, "Timeout": 5, "KeepAliveTimeout": 2, "GracefulShutdownTimeout": 10}
+from . import launching
+
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    launching.SERVER_SETS.clear()
+    launching.SERVER_SETS.update(_server_sets(config))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +44,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="launch server NAME through servers.launcher (repeatable; 'all' for every available one)")
     group.addoption("--target", action="append", default=[], metavar="URL",
                     help="test an already running server at URL (loopback addresses only; repeatable)")
+    group.addoption("--server-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="directive for every launched server, over the suite's short-timeout defaults "
+                         "(repeatable; VALUE is YAML, e.g. --server-set MaxRequestWorkers=50)")
+
+
+def _server_sets(config: pytest.Config) -> dict:
+    """The --server-set directives, values parsed as YAML scalars."""
+    out = {}
+    for item in config.getoption("--server-set"):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise pytest.UsageError(f"--server-set {item!r}: give KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
 
 
 @dataclass(frozen=True)
@@ -110,27 +131,13 @@ class Target:
             return parse_auto(r.read().decode("latin-1"))
 
 
-def _launch(spec: ServerSpec, overrides: dict | None = None):
-    if spec.name not in available():
-        raise pytest.UsageError(f"--server {spec.name!r}: unknown; available: {', '.join(available())}")
-    why = available()[spec.name]
-    if why is not None:
-        pytest.skip(f"{spec.name} is not available here: {why}")
-    try:
-        h = start(spec.name, {**SUITE_DEFAULTS, **(overrides or {})}, app="servers.apps:app")
-    except LaunchError as exc:
-        pytest.fail(f"{spec.name} did not start: {exc}")
-    h.mpm = spec.name  # type: ignore[attr-defined]
-    return h
-
-
 @pytest.fixture(scope="session")
 def server(server_spec: ServerSpec):
     """The server under test (a launcher Handle, or a Target for --target)."""
     if not server_spec.launchable:
         yield Target(server_spec.name, server_spec.url)
         return
-    h = _launch(server_spec)
+    h = launching.launch(server_spec.name)
     yield h
     h.stop()
 
@@ -143,7 +150,7 @@ def configured_server(server_spec: ServerSpec):
     def _make(overrides: dict):
         if not server_spec.launchable:
             pytest.skip(f"needs a server the suite can configure ({overrides}); run with --server NAME")
-        h = _launch(server_spec, overrides)
+        h = launching.launch(server_spec.name, overrides)
         handles.append(h)
         return h
 

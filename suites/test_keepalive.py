@@ -34,8 +34,7 @@ import time
 
 import pytest
 
-from servers.launcher import LaunchError, available, start
-from suites.conftest import SUITE_DEFAULTS
+from suites.launching import launch
 from tests.rawhttp import Conn, wait_until
 
 #: the server must close an idle connection within KeepAliveTimeout + this (seconds)
@@ -55,14 +54,9 @@ def module_server(server_spec):
     def get(overrides: dict):
         if not server_spec.launchable:
             pytest.skip(f"needs a server the suite can configure ({overrides}); run with --server NAME")
-        if available().get(server_spec.name, "unknown") is not None:
-            pytest.skip(f"{server_spec.name} is not available here")
         key = json.dumps(overrides, sort_keys=True)
         if key not in cache:
-            try:
-                cache[key] = start(server_spec.name, {**SUITE_DEFAULTS, **overrides}, app="servers.apps:app")
-            except LaunchError as exc:
-                pytest.fail(f"{server_spec.name} did not start: {exc}")
+            cache[key] = launch(server_spec.name, overrides)
         return cache[key]
 
     yield get

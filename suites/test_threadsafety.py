@@ -57,8 +57,8 @@ from servers.apps.threadsafety import (
     mpm_query,
 )
 from servers.config import MPMS
-from servers.launcher import LaunchError, available, start
-from suites.conftest import SUITE_DEFAULTS
+from servers.launcher import available
+from suites.launching import launch
 from tests.rawhttp import Conn, wait_until
 
 APP = "servers.apps.threadsafety:app"
@@ -109,16 +109,9 @@ def _get_json(host: str, port: int, path: str, timeout: float = 10.0) -> dict:
 
 
 def _launch(name: str, extra: dict | None = None):
-    if name not in available():
-        raise pytest.UsageError(f"--server {name!r}: unknown; available: {', '.join(available())}")
-    if available()[name] is not None:
-        pytest.skip(f"{name} is not available here: {available()[name]}")
-    if name not in CONFIGS:
+    if name in available() and name not in CONFIGS:
         pytest.skip(f"{name}: the thread-safety configurations are written for {', '.join(CONFIGS)}")
-    try:
-        return start(name, {**SUITE_DEFAULTS, **CONFIGS[name], **(extra or {})}, app=APP)
-    except LaunchError as exc:
-        pytest.fail(f"{name} did not start with {APP}: {exc}")
+    return launch(name, {**CONFIGS[name], **(extra or {})}, app=APP)
 
 
 def _ts_server_for(spec) -> TSServer:

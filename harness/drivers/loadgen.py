@@ -96,18 +96,14 @@ import select
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["LoadResult", "run_closed_loop", "new_histogram", "parse_loopback_url"]
+from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
 
-# Histogram range: 1 us .. 60 s, 3 significant digits.
-HIST_LOWEST_US = 1
-HIST_HIGHEST_US = 60_000_000
-HIST_DIGITS = 3
+__all__ = ["LoadResult", "run_closed_loop", "new_histogram", "parse_loopback_url"]
 
 # Largest response head accepted before calling the response a protocol error.
 _MAX_HEAD = 64 * 1024
@@ -129,98 +125,8 @@ _EPOLLOUT = select.EPOLLOUT
 _EPOLLERR_HUP = select.EPOLLERR | select.EPOLLHUP
 
 
-def new_histogram() -> HdrHistogram:
-    """An empty latency histogram in microseconds, 1 us .. 60 s, 3 digits."""
-    return HdrHistogram(HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS)
-
-
-@dataclass
-class LoadResult:
-    """Outcome of one run (merged over driver processes)."""
-
-    requests: int  # complete responses, of any status
-    status_counts: dict[int, int]
-    errors: dict[str, int]
-    duration: float  # measured seconds
-    per_connection: list[int]  # responses per connection slot
-    starved_connections: int  # slots with zero responses
-    reconnects: int
-    histogram: HdrHistogram  # latency, microseconds
-    driver_cpu_seconds: float
-    driver_cpu_fraction: float  # cpu seconds / (duration * processes)
-    cpus: list[int] | None  # CPU of each driver process, when pinned
-    processes: int = 1
-    closed_idle: int = 0  # unannounced keep-alive closes (see module doc)
-    requests_sent: int = 0
-    connections: int = 0
-    url: str = ""
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.duration if self.duration > 0 else 0.0
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def non_2xx(self) -> int:
-        return sum(n for s, n in self.status_counts.items() if not 200 <= s < 300)
-
-    @property
-    def generator_bound(self) -> bool:
-        """The driver used > 90% of its CPUs: the figure is the driver's, not the server's."""
-        return self.driver_cpu_fraction > 0.9
-
-    @property
-    def ok(self) -> bool:
-        """No errors, only 2xx, and every connection slot was served."""
-        return (
-            self.requests > 0
-            and self.error_count == 0
-            and self.non_2xx == 0
-            and self.starved_connections == 0
-        )
-
-    def percentile(self, p: float) -> float:
-        """Latency at percentile ``p`` (0-100), microseconds."""
-        if self.histogram.get_total_count() == 0:
-            return 0.0
-        return float(self.histogram.get_value_at_percentile(p))
-
-    def to_dict(self) -> dict:
-        h = self.histogram
-        empty = h.get_total_count() == 0
-        enc = h.encode()
-        return {
-            "url": self.url,
-            "connections": self.connections,
-            "processes": self.processes,
-            "requests": self.requests,
-            "requests_sent": self.requests_sent,
-            "rps": self.rps,
-            "duration": self.duration,
-            "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
-            "errors": dict(sorted(self.errors.items())),
-            "ok": self.ok,
-            "per_connection": list(self.per_connection),
-            "starved_connections": self.starved_connections,
-            "reconnects": self.reconnects,
-            "closed_idle": self.closed_idle,
-            "driver_cpu_seconds": self.driver_cpu_seconds,
-            "driver_cpu_fraction": self.driver_cpu_fraction,
-            "generator_bound": self.generator_bound,
-            "cpus": self.cpus,
-            "latency_us": {
-                "p50": self.percentile(50),
-                "p90": self.percentile(90),
-                "p99": self.percentile(99),
-                "p99.9": self.percentile(99.9),
-                "max": 0 if empty else h.get_max_value(),
-                "count": h.get_total_count(),
-                "hdr": enc.decode("ascii") if isinstance(enc, bytes) else enc,
-            },
-        }
+#: the closed-loop driver's result is the common driver result
+LoadResult = DriverResult
 
 
 # --------------------------------------------------------------------------
