@@ -1,4 +1,4 @@
-"""Built-in fast closed-loop HTTP/1.1 load driver.
+"""Built-in fast HTTP/1.1 load driver: closed loop and open loop (fixed rate).
 
 Why a driver of our own
 -----------------------
@@ -27,10 +27,44 @@ would have sent during the stall are never issued, so they are never
 measured -- this is *coordinated omission*.  Throughput from a closed loop
 is meaningful (it is the server's capacity at that concurrency), but its
 latency percentiles understate the tail, sometimes by orders of magnitude.
-Headline latency must come from an open-loop run at a fixed rate, timed
-from each request's *intended* send time; that mode is a later addition to
-this module.  Until then, treat ``histogram`` here as service time under
-saturation, not as user-visible latency.
+Headline latency must come from an open-loop run (below); treat a closed
+loop's ``histogram`` as service time under saturation, not as user-visible
+latency.
+
+Open loop (``run_open_loop``)
+-----------------------------
+Requests arrive at a constant rate, as from an independent population of
+clients: request i is *intended* at start + i / rate (with ``processes``
+> 1, process k takes requests k, k + P, ... at rate / P, so they
+interleave), and its latency runs from that intended time to the end of its
+response, as wrk2 does it.  A stalled server therefore shows in the tail:
+the requests that fell due during the stall are measured, not omitted.
+
+It is the same loop as the closed one with a different scheduling rule.
+HTTP/1.1 without pipelining carries one request at a time per connection,
+so ``connections`` bounds the requests in flight.  Each wake-up (the epoll
+timeout runs to the next intended time) sends every request that has
+fallen due on an idle connection; one that falls due while every
+connection is busy waits in the queue with its clock already running, is
+sent by the next connection that frees up, and counts in ``late_sends``.
+The queue is a counter, not a list: the schedule itself bounds the run at
+ceil(duration x rate) requests (or ``max_requests``).  At the stop, the
+requests that were due but never sent are counted as errors of kind
+``unsent``, never dropped silently.  A connection slot that was never given
+a request (rate x duration < connections) is not counted as starved.
+
+The wake-up is not exact: ``epoll`` timeouts have millisecond granularity
+(Python rounds up), so an on-time request is sent up to ~1 ms after its
+intended time, more when the driver's CPU is busy.  That delay is part of
+the measured latency (it errs towards overstating it) and is reported as
+``extra["dispatch_lag_us"]`` (p50, p99, max over on-time sends).
+
+Throughput over time
+--------------------
+``timeline`` counts the responses completed in each whole second since the
+start (index = second); it sums to ``requests``.  It is bucketed once per
+epoll batch, not per response.  The last bucket is usually a fraction of a
+second: the stop and the drain.  Processes' timelines are added per index.
 
 Per-connection accounting
 -------------------------
@@ -67,7 +101,7 @@ Connection handling
 Stopping
 --------
 The driver stops *sending* at ``duration`` or after ``max_requests``
-requests, whichever comes first.  Requests already in flight then get the
+requests, whichever comes first (open loop: or when the schedule is done).  Requests already in flight then get the
 rest of their own ``timeout`` to complete: each one ends as a response
 (counted in ``requests``, the histogram and ``per_connection``) or as a
 ``timeout`` error; none is silently dropped.  ``duration`` runs from the
@@ -80,7 +114,8 @@ Safety
 Only loopback targets (127.0.0.0/8, ::1, ``localhost``) are accepted; any
 other host raises ``ValueError``.  Every run is bounded in time
 (``duration`` + ``timeout`` for the drain) and in count (``max_requests``,
-or ``duration * 200_000`` per process when it is not given).
+or ``duration * 200_000`` per process when it is not given; open loop: the
+schedule, ceil(``duration`` x ``rate``)).
 """
 
 from __future__ import annotations
@@ -103,7 +138,7 @@ from hdrh.histogram import HdrHistogram
 
 from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
 
-__all__ = ["LoadResult", "run_closed_loop", "new_histogram", "parse_loopback_url"]
+__all__ = ["LoadResult", "run_closed_loop", "run_open_loop", "new_histogram", "parse_loopback_url"]
 
 # Largest response head accepted before calling the response a protocol error.
 _MAX_HEAD = 64 * 1024
@@ -125,7 +160,7 @@ _EPOLLOUT = select.EPOLLOUT
 _EPOLLERR_HUP = select.EPOLLERR | select.EPOLLHUP
 
 
-#: the closed-loop driver's result is the common driver result
+#: this driver's result (both modes) is the common driver result
 LoadResult = DriverResult
 
 
@@ -212,7 +247,7 @@ class _Conn:
     __slots__ = (
         "slot", "sock", "fd", "state", "buf", "mode", "need", "status", "close",
         "inflight", "sent_ns", "t0", "out", "nsock", "got_bytes", "retry_at",
-        "resend", "connected",
+        "resend", "connected", "idle",
     )
 
     def __init__(self, slot: int):
@@ -234,6 +269,7 @@ class _Conn:
         self.retry_at = 0.0
         self.resend = False
         self.connected = False  # the handshake is known to be complete
+        self.idle = False  # open loop: queued in the idle-connection deque
 
 
 def _parse_head(head: bytes, head_only: bool, keep_alive: bool):
@@ -287,10 +323,17 @@ def _run_loop(
     timeout: float,
     keep_alive: bool,
     max_requests: int | None,
+    rate: float | None = None,
+    phase: float = 0.0,
 ) -> dict:
-    """Run the closed loop in the calling thread; return a picklable summary."""
+    """Run the loop in the calling thread; return a picklable summary.
+
+    ``rate`` None: closed loop.  Otherwise open loop at ``rate`` requests/s
+    (this process's share), request i intended at start + phase + i / rate.
+    """
     monotonic = time.monotonic
     now_ns = time.monotonic_ns
+    is_open = rate is not None
     ep = select.epoll(max(connections, 1) + 1)
     poll = ep.poll
     ep_register = ep.register
@@ -306,7 +349,26 @@ def _run_loop(
     lat_append = lat.append
     hist = new_histogram()
     counters = {"reconnects": 0, "closed_idle": 0}
-    limit = max_requests if max_requests is not None else int(duration * _MAX_RATE_BOUND) + connections
+    if is_open:
+        # The schedule is the bound: request i is intended at phase + i * period
+        # for every i whose time falls inside the run.  Due-but-unsent requests
+        # are a counter (next_i .. seen_due), never a growing list.
+        period_ns = 1e9 / rate
+        phase_ns = int(phase * 1e9)
+        n_sched = max(0, math.ceil((duration * 1e9 - phase_ns) / period_ns))
+        if max_requests is not None:
+            n_sched = min(n_sched, max_requests)
+        limit = n_sched
+    else:
+        limit = max_requests if max_requests is not None else int(duration * _MAX_RATE_BOUND) + connections
+    idle: collections.deque = collections.deque()  # open loop: connections with nothing in flight
+    used = [False] * connections  # open loop: slots that were given a request
+    lags: list[int] = []  # open loop: dispatch lag (us) of on-time sends
+    lag_hist = new_histogram()
+    next_i = 0  # open loop: next request index to send
+    seen_due = 0  # open loop: requests due as of the last scheduling pass
+    late = 0
+    base_ns = 0
     req_len = len(request)
     sent = 0
     completed = 0
@@ -323,6 +385,9 @@ def _run_loop(
                 v = HIST_HIGHEST_US
             hist.record_value(v, c)
         lat.clear()
+        for v, c in collections.Counter(lags).items():
+            lag_hist.record_value(min(max(v, HIST_LOWEST_US), HIST_HIGHEST_US), c)
+        lags.clear()
 
     def err(kind: str):
         errors[kind] = errors.get(kind, 0) + 1
@@ -387,7 +452,7 @@ def _run_loop(
         c.state = _OPEN
         c.connected = rc == 0
         ep_register(fd, _EPOLLIN)
-        send_next(c, now)
+        on_free(c, now)
 
     def reconnect(c: _Conn, now: float):
         nonlocal running
@@ -398,8 +463,11 @@ def _run_loop(
             counters["reconnects"] += 1
             connect(c, now)
 
-    def send_next(c: _Conn, now: float):
-        """Send a request on an open connection (or stop, when no longer running)."""
+    def send_next(c: _Conn, now: float, t_ns: int = 0):
+        """Send a request on an open connection (or stop, when no longer running).
+
+        Its latency runs from ``t_ns`` (open loop: the intended send time),
+        else from now."""
         nonlocal sent, running
         if not c.resend:
             if running and sent >= limit:
@@ -413,7 +481,7 @@ def _run_loop(
         c.got_bytes = False
         c.mode = _HEAD
         c.t0 = now
-        c.sent_ns = now_ns()
+        c.sent_ns = t_ns if t_ns else now_ns()
         try:
             n = c.sock.send(request)
         except BlockingIOError:
@@ -426,6 +494,60 @@ def _run_loop(
         if n < req_len:
             c.out = request[n:]
             ep_modify(c.fd, _EPOLLIN | _EPOLLOUT)
+
+    def open_free(c: _Conn, now: float):
+        """Open loop: a connection can take a request (fresh, or its response is done).
+
+        It takes the oldest request that is already queued -- one that fell
+        due while every connection was busy, so a late send -- or waits in
+        the idle deque for the next intended send time."""
+        nonlocal next_i, late
+        if c.resend:  # re-send after an unannounced close: same intended time
+            send_next(c, now, c.sent_ns)
+            return
+        if not running:
+            drop(c)
+            return
+        if next_i < seen_due:
+            late += 1
+            t = base_ns + int(next_i * period_ns)
+            next_i += 1
+            used[c.slot] = True
+            send_next(c, now, t)
+        elif not c.idle:
+            c.idle = True
+            idle.append(c)
+
+    def dispatch(tnow: int, now: float):
+        """Open loop: send every request whose intended time has come on idle connections."""
+        nonlocal next_i, seen_due, late
+        due = int((tnow - base_ns) // period_ns) + 1 if tnow >= base_ns else 0
+        if due > n_sched:
+            due = n_sched
+        while next_i < due and idle:
+            c = idle.popleft()
+            c.idle = False
+            if c.sock is None or c.inflight or c.resend:
+                continue  # a stale entry: the slot moved on since it queued
+            t = base_ns + int(next_i * period_ns)
+            if next_i < seen_due:
+                late += 1  # it fell due at an earlier pass, when no connection was free
+            else:
+                lags.append((tnow - t) // 1000)
+            next_i += 1
+            used[c.slot] = True
+            send_next(c, now, t)
+            if len(lags) >= _FLUSH_EVERY:
+                flush()
+            if c.buf and c.inflight:
+                # bytes that arrived while the connection was idle answer this request
+                data = c.buf
+                c.buf = b""
+                try:
+                    feed(c, data, tnow, now)
+                except _ProtocolError:
+                    fail(c, "protocol", now)
+        seen_due = due
 
     def on_eof(c: _Conn, now: float, reset: bool):
         """The peer closed (FIN or RST) the connection, or the connect failed."""
@@ -482,9 +604,10 @@ def _run_loop(
                 if not running or c.state != _OPEN:
                     c.buf = b""
                     return
-                send_next(c, now)
+                on_free(c, now)
                 if not c.inflight:
-                    c.buf = b""
+                    # open loop, nothing due: keep the bytes for the next request
+                    c.buf = data[pos:] if is_open and c.sock is sock else b""
                     return
                 tnow = max(tnow, c.sent_ns)
             c.got_bytes = True
@@ -509,7 +632,7 @@ def _run_loop(
                         reconnect(c, now)
                         return
                     if pos >= end:
-                        send_next(c, now)
+                        on_free(c, now)
                     continue
             if mode == _BODY:
                 avail = end - pos
@@ -525,7 +648,7 @@ def _run_loop(
                     reconnect(c, now)
                     return
                 if pos >= end:
-                    send_next(c, now)
+                    on_free(c, now)
                 continue
             if mode == _CHUNKED:
                 done = False
@@ -574,31 +697,47 @@ def _run_loop(
                     reconnect(c, now)
                     return
                 if pos >= end:
-                    send_next(c, now)
+                    on_free(c, now)
                 continue
             if mode == _UNTIL_EOF:
                 pos = end  # body runs to EOF
                 break
         c.buf = data[pos:] if pos < end else b""
 
+    on_free = open_free if is_open else send_next
+    tick = min(0.05, timeout / 4)
+    # timeline: responses completed per whole second, counted once per poll
+    # batch (not per response) to keep the hot path as it was
+    timeline = [0] * (int(duration + timeout + 2 * tick) + 3)
+    tl_last = len(timeline) - 1
+    counted = 0
+
     cpu0 = _cpu_now()
-    start = monotonic()
-    last_done = now_ns()
+    start_ns = now_ns()
+    start = start_ns / 1e9
+    base_ns = start_ns + (phase_ns if is_open else 0)
+    last_done = start_ns
     stop_at = start + duration
     for c in conns:
         connect(c, start)
-    tick = min(0.05, timeout / 4)
     next_tick = start + tick
     stopped_at = None
     drain_until = None
 
     while True:
         now = monotonic()
-        if running and (now >= stop_at or sent >= limit):
-            running = False
+        if running:
+            if is_open:
+                dispatch(now_ns(), now)
+            if now >= stop_at or sent >= limit:
+                running = False
         if not running and stopped_at is None:
             stopped_at = now
             drain_until = now + timeout + tick
+            if is_open and next_i < n_sched:
+                # due (the run got to their intended time) but never sent:
+                # every connection stayed busy, or none could connect
+                errors["unsent"] = n_sched - next_i
             # close slots that have nothing in flight
             for c in conns:
                 if c.sock is not None and not c.inflight and not c.resend:
@@ -619,6 +758,8 @@ def _run_loop(
         wait = (next_tick if running else min(next_tick, drain_until)) - now
         if running:
             wait = min(wait, stop_at - now)
+            if is_open and seen_due < n_sched:  # wake at the next intended send time
+                wait = min(wait, (base_ns + seen_due * period_ns) / 1e9 - now)
         events = poll(max(wait, 0.0))
         if not events:
             continue
@@ -662,6 +803,10 @@ def _run_loop(
                 fail(c, "protocol", now)
             if len(lat) >= _FLUSH_EVERY:
                 flush()
+        if completed != counted:
+            i = (tnow - start_ns) // 1_000_000_000
+            timeline[i if i < tl_last else tl_last] += completed - counted
+            counted = completed
 
     end_t = monotonic()
     for c in conns:
@@ -675,6 +820,9 @@ def _run_loop(
     cpu1 = _cpu_now()
     stopped_at = stopped_at if stopped_at is not None else end_t
     finish = max(stopped_at, last_done / 1e9)
+    if completed != counted:  # completions outside a poll batch (leftover bytes parsed at a dispatch)
+        i = (last_done - start_ns) // 1_000_000_000
+        timeline[min(max(i, 0), tl_last)] += completed - counted
     return {
         "requests": completed,
         "requests_sent": sent,
@@ -687,7 +835,25 @@ def _run_loop(
         "closed_idle": counters["closed_idle"],
         "hist": hist.encode(),
         "cpu": cpu1 - cpu0,
+        "timeline": _fold_timeline(timeline, finish - start),
+        "late_sends": late,
+        "used": used if is_open else None,
+        "lag_hist": lag_hist.encode() if is_open else None,
     }
+
+
+def _fold_timeline(buckets: list[int], seconds: float, shift: int = 0, out: list[int] | None = None) -> list[int]:
+    """Add ``buckets`` (shifted by ``shift`` whole seconds) into ``out``, or a new list.
+
+    A new list has ceil(``seconds``) buckets (at least 1); whatever falls
+    beyond the last bucket of ``out`` is added to it, so the sum is kept."""
+    if out is None:
+        out = [0] * max(1, math.ceil(seconds))
+    last = len(out) - 1
+    for i, v in enumerate(buckets):
+        if v:
+            out[min(i + shift, last)] += v
+    return out
 
 
 def _cpu_now() -> float:
@@ -830,6 +996,43 @@ def run_closed_loop(
     ``cpus[0]`` for the run when ``cpus`` is given (previous affinity restored).
     ``max_requests`` bounds the total requests sent over all processes.
     """
+    return _run(url, None, connections, duration, method, headers, body, processes, timeout,
+                keep_alive, cpus, max_requests)
+
+
+def run_open_loop(
+    url: str,
+    *,
+    rate: float,
+    connections: int,
+    duration: float,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    processes: int = 1,
+    timeout: float = 5.0,
+    keep_alive: bool = True,
+    cpus: Iterable[int] | None = None,
+    max_requests: int | None = None,
+) -> LoadResult:
+    """Send ``rate`` requests/s to ``url`` for ``duration`` s, whatever the server does.
+
+    Request i is intended at start + i / ``rate`` (each of ``processes``
+    takes every processes-th one); its latency runs from that intended time
+    to the end of its response.  ``connections`` bounds the requests in
+    flight (one per connection, no pipelining): a request due while every
+    connection is busy waits, its clock running, and counts in
+    ``late_sends``; one still waiting at the stop is an ``unsent`` error.
+    The other arguments are those of :func:`run_closed_loop`.
+    """
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError("rate must be a positive number of requests/s")
+    return _run(url, float(rate), connections, duration, method, headers, body, processes, timeout,
+                keep_alive, cpus, max_requests)
+
+
+def _run(url, rate, connections, duration, method, headers, body, processes, timeout, keep_alive,
+         cpus, max_requests) -> LoadResult:
     family, addr, hosthdr, target = parse_loopback_url(url)
     if connections < 1:
         raise ValueError("connections must be >= 1")
@@ -854,6 +1057,9 @@ def run_closed_loop(
         family=family, addr=addr, request=request, head_only=head_only,
         duration=duration, timeout=timeout, keep_alive=keep_alive,
     )
+    # open loop: process k sends global requests k, k + P, k + 2P, ... so
+    # the processes interleave, each at rate / P
+    sched = [{} if rate is None else {"rate": rate / processes, "phase": k / rate} for k in range(processes)]
     counts = _split(connections, processes)
     if processes == 1:
         prev = None
@@ -861,7 +1067,7 @@ def run_closed_loop(
             prev = os.sched_getaffinity(0)
             os.sched_setaffinity(0, {pins[0]})
         try:
-            parts = [_run_loop(connections=connections, max_requests=max_requests, **common)]
+            parts = [_run_loop(connections=connections, max_requests=max_requests, **sched[0], **common)]
         finally:
             if prev is not None:
                 os.sched_setaffinity(0, prev)
@@ -871,32 +1077,54 @@ def run_closed_loop(
             if max_requests < processes:
                 raise ValueError("max_requests must be >= processes")
             limits = _split(max_requests, processes)
-        jobs = [dict(connections=n, max_requests=m, **common) for n, m in zip(counts, limits)]
+        jobs = [dict(connections=n, max_requests=m, **sc, **common) for n, m, sc in zip(counts, limits, sched)]
         parts = _run_forked(jobs, pins, duration, timeout)
-    return _merge(parts, url, connections, processes, pins)
+    return _merge(parts, url, connections, processes, pins, rate)
 
 
-def _merge(parts: list[dict], url: str, connections: int, processes: int, pins) -> LoadResult:
+def _merge(parts: list[dict], url: str, connections: int, processes: int, pins, rate: float | None) -> LoadResult:
     hist = new_histogram()
+    lag = new_histogram()
     status: collections.Counter = collections.Counter()
     errors: collections.Counter = collections.Counter()
     per_conn: list[int] = []
+    used: list[bool] = []
     for p in parts:
         hist.add(HdrHistogram.decode(p["hist"]))
+        if p["lag_hist"] is not None:
+            lag.add(HdrHistogram.decode(p["lag_hist"]))
         status.update(p["status_counts"])
         errors.update(p["errors"])
         per_conn.extend(p["per_connection"])
+        used.extend(p["used"] if p["used"] is not None else [True] * len(p["per_connection"]))
     start = min(p["start"] for p in parts)
     end = max(p["end"] for p in parts)
     duration = max(end - start, 1e-9)
     cpu = sum(p["cpu"] for p in parts)
+    # timelines: each process counted from its own start; they started
+    # together on the "go" byte, so whole-second shifts are normally 0
+    timeline = [0] * max(1, math.ceil(duration))
+    for p in parts:
+        _fold_timeline(p["timeline"], 0, int(p["start"] - start), timeline)
+    extra = {}
+    if rate is not None:
+        n = lag.get_total_count()
+        # the driver's own delay in sending on-time requests (timer granularity,
+        # its CPU): open-loop latency includes it, so it is reported
+        extra["dispatch_lag_us"] = {
+            "count": n,
+            "p50": float(lag.get_value_at_percentile(50)) if n else 0.0,
+            "p99": float(lag.get_value_at_percentile(99)) if n else 0.0,
+            "max": lag.get_max_value() if n else 0,
+        }
     return LoadResult(
         requests=sum(p["requests"] for p in parts),
         status_counts=dict(status),
         errors=dict(errors),
         duration=duration,
         per_connection=per_conn,
-        starved_connections=sum(1 for n in per_conn if n == 0),
+        # open loop: a slot never given a request (rate x duration < connections) is not starved
+        starved_connections=sum(1 for n, u in zip(per_conn, used) if n == 0 and u),
         reconnects=sum(p["reconnects"] for p in parts),
         histogram=hist,
         driver_cpu_seconds=cpu,
@@ -907,4 +1135,9 @@ def _merge(parts: list[dict], url: str, connections: int, processes: int, pins) 
         requests_sent=sum(p["requests_sent"] for p in parts),
         connections=connections,
         url=url,
+        mode="closed" if rate is None else "open",
+        target_rate=rate,
+        timeline=timeline,
+        late_sends=sum(p["late_sends"] for p in parts),
+        extra=extra,
     )
