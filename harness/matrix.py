@@ -1,0 +1,342 @@
+"""Matrices: which servers, suites and load profiles a harness run covers, read from YAML.
+
+A matrix is one YAML document (docs/harness.md has the full reference):
+
+    description: what this matrix is for
+    trials: 3            # measured trials per server and profile, interleaved A B C A B C
+    warmup: 1            # seconds of load before each measured profile, discarded
+    reference: event     # the server label the ratio columns divide by
+    servers:             # a launcher name, or a mapping with a label and directives
+      - prefork
+      - {label: prefork50, server: prefork, set: {StartServers: 50, MaxRequestWorkers: 50}}
+    suites: [conformance, keepalive, slowclient, threadsafety]
+    profiles:
+      hello: {driver: loadgen, mode: closed, connections: 50, duration: 3}
+
+Built-in matrices live in ``harness/matrices/*.yaml`` (``all``, ``quick``,
+``ci``); :func:`load_matrix` takes one of those names or a path.  Every
+error names the file and the key path (``profiles.hello.conections``), and
+suggests the closest valid key, as the server config does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "MatrixError", "Matrix", "ServerEntry", "Profile", "SUITES", "DRIVERS",
+    "builtin_matrices", "load_matrix", "parse_matrix",
+]
+
+MATRIX_DIR = Path(__file__).with_name("matrices")
+
+#: suite name -> pytest path (relative to the project root)
+SUITES: dict[str, str] = {
+    "smoke": "suites/test_smoke.py",
+    "conformance": "suites/conformance",
+    "keepalive": "suites/test_keepalive.py",
+    "slowclient": "suites/test_slowclient.py",
+    "threadsafety": "suites/test_threadsafety.py",
+}
+
+# Per driver: every profile key it accepts, with its type and default (None: required).
+_COMMON = {"driver": (str, None), "duration": ((int, float), None), "description": (str, ""),
+           "trials": (int, 0)}  # 0: the matrix's trials
+DRIVERS: dict[str, dict[str, tuple]] = {
+    "loadgen": {
+        **_COMMON,
+        "mode": (str, "closed"),
+        "connections": (int, 50),
+        "rate": ((int, float), 0),
+        "processes": (int, 1),
+        "path": (str, "/"),
+        "method": (str, "GET"),
+        "body_bytes": (int, 0),
+        "keep_alive": (bool, True),
+        "timeout": ((int, float), 5.0),
+    },
+    "locust": {
+        **_COMMON,
+        "users": (int, 20),
+        "spawn_rate": ((int, float), 10),
+        "user_classes": (list, ["HelloUser"]),
+        "load_profile": (str, "none"),
+        "processes": (int, 1),
+    },
+    "idle": {
+        **_COMMON,
+        "connections": (int, 100),
+        "path": (str, "/"),
+        "timeout": ((int, float), 5.0),
+    },
+    "wrk": {
+        **_COMMON,
+        "connections": (int, 50),
+        "threads": (int, 1),
+        "path": (str, "/"),
+        "timeout": ((int, float), 5.0),
+    },
+}
+
+_TOP = {
+    "description": (str, ""),
+    "trials": (int, 3),
+    "warmup": ((int, float), 1.0),
+    "reference": (str, ""),
+    "servers": (list, None),
+    "suites": (list, []),
+    "profiles": (dict, {}),
+    "quiet": (dict, {}),
+    "pinning": (str, "auto"),
+    "timeouts": (dict, {}),
+    "suite_workers": (int, 2),
+    "peers": (dict, {}),
+}
+_QUIET = {"seconds": ((int, float), 0.5), "max_other_cpu_percent": ((int, float), 25.0)}
+_TIMEOUTS = {"start": ((int, float), 60.0), "suite": ((int, float), 600.0), "profile_grace": ((int, float), 30.0)}
+_SERVER = {"label": (str, ""), "server": (str, None), "set": (dict, {}), "app": (str, ""),
+           "suite_set": (dict, {}), "description": (str, "")}
+
+
+class MatrixError(ValueError):
+    """A matrix that cannot run; the message names the file and the key path."""
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    """One server of the matrix: a launcher name, its label in the tables, and its directives."""
+
+    label: str
+    server: str
+    set: dict = field(default_factory=dict)  # directives for the load profiles
+    suite_set: dict = field(default_factory=dict)  # directives for the suites (over the suites' own defaults)
+    app: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One load profile: a driver and its parameters (every key validated against DRIVERS)."""
+
+    name: str
+    driver: str
+    duration: float
+    params: dict
+
+    def get(self, key: str) -> Any:
+        """The parameter ``key``, or the driver's default for it."""
+        if key in self.params:
+            return self.params[key]
+        return DRIVERS[self.driver][key][1]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix."""
+
+    name: str
+    source: str
+    description: str
+    trials: int
+    warmup: float
+    reference: str
+    servers: tuple[ServerEntry, ...]
+    suites: tuple[str, ...]
+    profiles: tuple[Profile, ...]
+    quiet_seconds: float
+    max_other_cpu_percent: float
+    pinning: str
+    start_timeout: float
+    suite_timeout: float
+    profile_grace: float
+    suite_workers: int
+    peers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> the reference servers beside it
+
+    def trials_of(self, profile: "Profile") -> int:
+        """How many measured trials ``profile`` gets (its own ``trials``, else the matrix's)."""
+        return profile.params.get("trials") or self.trials
+
+    def to_dict(self) -> dict:
+        """The effective matrix (defaults filled in), JSON-ready, for the results document."""
+        return {
+            "name": self.name, "source": self.source, "description": self.description,
+            "trials": self.trials, "warmup": self.warmup, "reference": self.reference,
+            "servers": [dataclasses.asdict(s) for s in self.servers],
+            "peers": {k: list(v) for k, v in self.peers.items()},
+            "suites": list(self.suites),
+            "profiles": {p.name: {"driver": p.driver, "duration": p.duration,
+                                  **{k: p.get(k) for k in DRIVERS[p.driver] if k not in ("driver", "duration")}}
+                         for p in self.profiles},
+            "quiet": {"seconds": self.quiet_seconds, "max_other_cpu_percent": self.max_other_cpu_percent},
+            "pinning": self.pinning,
+            "timeouts": {"start": self.start_timeout, "suite": self.suite_timeout,
+                         "profile_grace": self.profile_grace},
+            "suite_workers": self.suite_workers,
+        }
+
+
+def builtin_matrices() -> dict[str, Path]:
+    """Name -> file of every built-in matrix."""
+    return {p.stem: p for p in sorted(MATRIX_DIR.glob("*.yaml"))}
+
+
+def load_matrix(name_or_path: str | os.PathLike) -> Matrix:
+    """Load a built-in matrix by name (``all``, ``quick``, ``ci``) or a YAML file by path."""
+    text_name = os.fspath(name_or_path)
+    builtins = builtin_matrices()
+    if text_name in builtins:
+        path = builtins[text_name]
+    else:
+        path = Path(text_name)
+        if not path.is_file():
+            raise MatrixError(
+                f"{text_name}: no such matrix file, and not a built-in matrix ({', '.join(builtins)})")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise MatrixError(f"{path}: not valid YAML: {exc}") from None
+    return parse_matrix(doc, source=str(path), name=path.stem)
+
+
+def _suggest(key: str, allowed) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(src: str, where: str, doc: dict, schema: dict) -> dict:
+    """Type-check ``doc`` against ``schema``; return it with defaults filled in."""
+    out = {}
+    for key in doc:
+        if key not in schema:
+            raise MatrixError(f"{src}: unknown key {where}{key!r}{_suggest(str(key), schema)}; "
+                              f"valid keys: {', '.join(schema)}")
+    for key, (typ, default) in schema.items():
+        if key not in doc:
+            if default is None:
+                raise MatrixError(f"{src}: {where}{key!r} is required")
+            out[key] = default
+            continue
+        value = doc[key]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if not isinstance(value, typ) or (isinstance(value, bool) and bool not in types):
+            raise MatrixError(f"{src}: {where}{key!r} must be {_typename(typ)}, not {value!r}")
+        out[key] = value
+    return out
+
+
+def _typename(typ) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping",
+             bool: "true or false"}
+    if isinstance(typ, tuple):
+        return "a number" if set(typ) == {int, float} else " or ".join(names[t] for t in typ)
+    return names[typ]
+
+
+def _positive(src: str, where: str, value: float, *, zero_ok: bool = False) -> None:
+    if value < 0 or (value == 0 and not zero_ok):
+        raise MatrixError(f"{src}: {where} must be {'>= 0' if zero_ok else '> 0'}, not {value!r}")
+
+
+def _server(src: str, i: int, item: Any) -> ServerEntry:
+    where = f"servers[{i}]."
+    if isinstance(item, str):
+        return ServerEntry(label=item, server=item)
+    if not isinstance(item, dict):
+        raise MatrixError(f"{src}: servers[{i}] must be a server name or a mapping, not {item!r}")
+    d = _check_keys(src, where, item, _SERVER)
+    for key in ("set", "suite_set"):
+        for k in d[key]:
+            if not isinstance(k, str):
+                raise MatrixError(f"{src}: {where}{key} has a non-text directive name {k!r}")
+    return ServerEntry(label=d["label"] or d["server"], server=d["server"], set=dict(d["set"]),
+                       suite_set=dict(d["suite_set"]), app=d["app"], description=d["description"])
+
+
+def _profile(src: str, name: str, item: Any) -> Profile:
+    where = f"profiles.{name}."
+    if not isinstance(item, dict):
+        raise MatrixError(f"{src}: profiles.{name} must be a mapping, not {item!r}")
+    driver = item.get("driver")
+    if driver not in DRIVERS:
+        raise MatrixError(f"{src}: {where}driver must be one of {', '.join(DRIVERS)}, not {driver!r}"
+                          f"{_suggest(str(driver), DRIVERS)}")
+    d = _check_keys(src, where, item, DRIVERS[driver])
+    _positive(src, where + "duration", d["duration"])
+    if driver == "loadgen":
+        if d["mode"] not in ("closed", "open"):
+            raise MatrixError(f"{src}: {where}mode must be closed or open, not {d['mode']!r}")
+        if d["mode"] == "open" and "rate" not in item:
+            raise MatrixError(f"{src}: {where}rate (requests/s) is required when mode is open")
+        if d["mode"] == "open":
+            _positive(src, where + "rate", d["rate"])
+        if d["processes"] > d["connections"]:
+            raise MatrixError(f"{src}: {where}processes must not exceed connections")
+        if not d["path"].startswith("/"):
+            raise MatrixError(f"{src}: {where}path must start with '/', not {d['path']!r}")
+    _positive(src, where + "trials", d["trials"], zero_ok=True)
+    for key in ("connections", "processes", "threads", "users"):
+        if key in d:
+            _positive(src, where + key, d[key])
+    if driver in ("idle", "wrk") and not d["path"].startswith("/"):
+        raise MatrixError(f"{src}: {where}path must start with '/', not {d['path']!r}")
+    if driver == "locust" and not all(isinstance(u, str) for u in d["user_classes"]):
+        raise MatrixError(f"{src}: {where}user_classes must be a list of class names")
+    params = {k: v for k, v in d.items() if k not in ("driver", "duration")}
+    return Profile(name=name, driver=driver, duration=float(d["duration"]), params=params)
+
+
+def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") -> Matrix:
+    """Validate a matrix document (already parsed YAML) and fill in the defaults."""
+    src = source
+    if not isinstance(doc, dict):
+        raise MatrixError(f"{src}: a matrix is a YAML mapping with at least a 'servers' key")
+    d = _check_keys(src, "", doc, _TOP)
+    _positive(src, "trials", d["trials"])
+    _positive(src, "warmup", d["warmup"], zero_ok=True)
+    _positive(src, "suite_workers", d["suite_workers"])
+    quiet = _check_keys(src, "quiet.", d["quiet"], _QUIET)
+    timeouts = _check_keys(src, "timeouts.", d["timeouts"], _TIMEOUTS)
+    for k, v in timeouts.items():
+        _positive(src, f"timeouts.{k}", v)
+    if d["pinning"] not in ("auto", "none"):
+        raise MatrixError(f"{src}: pinning must be auto or none, not {d['pinning']!r}")
+    if not d["servers"]:
+        raise MatrixError(f"{src}: servers must list at least one server")
+    servers = tuple(_server(src, i, s) for i, s in enumerate(d["servers"]))
+    labels = [s.label for s in servers]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise MatrixError(f"{src}: server label {dup[0]!r} appears twice; give one a label")
+    for i, s in enumerate(d["suites"]):
+        if s not in SUITES:
+            raise MatrixError(f"{src}: suites[{i}] {s!r} is not a suite{_suggest(str(s), SUITES)}; "
+                              f"suites: {', '.join(SUITES)}")
+    profiles = tuple(_profile(src, str(k), v) for k, v in d["profiles"].items())
+    if not profiles and not d["suites"]:
+        raise MatrixError(f"{src}: nothing to run: give suites or profiles")
+    if d["reference"] and d["reference"] not in labels:
+        raise MatrixError(f"{src}: reference {d['reference']!r} is not a server label of this matrix "
+                          f"({', '.join(labels)})")
+    peers: dict[str, tuple[str, ...]] = {}
+    for label, others in d["peers"].items():
+        if not isinstance(others, list) or not all(isinstance(o, str) for o in others):
+            raise MatrixError(f"{src}: peers.{label} must be a list of server labels")
+        for x in [label, *others]:
+            if x not in labels:
+                raise MatrixError(f"{src}: peers: {x!r} is not a server label of this matrix{_suggest(str(x), labels)}")
+        peers[str(label)] = tuple(others)
+    return Matrix(
+        peers=peers,
+        name=name, source=src, description=d["description"], trials=d["trials"], warmup=float(d["warmup"]),
+        reference=d["reference"], servers=servers, suites=tuple(dict.fromkeys(d["suites"])), profiles=profiles,
+        quiet_seconds=float(quiet["seconds"]), max_other_cpu_percent=float(quiet["max_other_cpu_percent"]),
+        pinning=d["pinning"], start_timeout=float(timeouts["start"]), suite_timeout=float(timeouts["suite"]),
+        profile_grace=float(timeouts["profile_grace"]), suite_workers=d["suite_workers"],
+    )

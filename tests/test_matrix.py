@@ -1,0 +1,127 @@
+"""The matrix parser: built-in matrices load, defaults fill in, and every bad key is named with its file."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from harness.cli import _select
+from harness.matrix import DRIVERS, MatrixError, builtin_matrices, load_matrix, parse_matrix
+
+MINIMAL = {"servers": ["event"], "profiles": {"hello": {"driver": "loadgen", "duration": 2}}}
+
+
+def write(tmp_path, doc, name="m.yaml"):
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize("name", ["all", "quick", "ci"])
+def test_builtin_matrices_load(name):
+    m = load_matrix(name)
+    assert m.name == name
+    assert m.servers and (m.profiles or m.suites)
+    assert m.reference in [s.label for s in m.servers]
+    # every profile parameter is one its driver knows
+    for p in m.profiles:
+        assert set(p.params) <= set(DRIVERS[p.driver])
+
+
+def test_builtins_cover_the_issue():
+    assert set(builtin_matrices()) >= {"all", "quick", "ci"}
+    labels = [s.label for s in load_matrix("all").servers]
+    for name in ("prefork", "worker", "event", "apache-event", "gunicorn-sync", "gunicorn-gthread"):
+        assert name in labels
+    assert load_matrix("quick").trials == 1
+    assert load_matrix("ci").suites == ()
+
+
+def test_defaults_fill_in(tmp_path):
+    m = load_matrix(write(tmp_path, MINIMAL))
+    assert m.trials == 3 and m.warmup == 1.0 and m.suites == ()
+    (p,) = m.profiles
+    assert p.get("mode") == "closed" and p.get("connections") == 50 and p.get("path") == "/"
+    assert m.trials_of(p) == 3
+    assert m.servers[0].label == m.servers[0].server == "event"
+    doc = m.to_dict()
+    assert doc["profiles"]["hello"]["connections"] == 50
+    assert doc["servers"][0]["server"] == "event"
+
+
+def test_server_mapping_with_label_and_directives(tmp_path):
+    doc = dict(MINIMAL, servers=[{"label": "p50", "server": "prefork", "set": {"MaxRequestWorkers": 50}}, "event"])
+    m = load_matrix(write(tmp_path, doc))
+    assert [s.label for s in m.servers] == ["p50", "event"]
+    assert m.servers[0].set == {"MaxRequestWorkers": 50}
+
+
+@pytest.mark.parametrize("doc, words", [
+    (dict(MINIMAL, trails=3), ["'trails'", "did you mean 'trials'"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 2, "conections": 5}}),
+     ["profiles.hello.", "'conections'", "did you mean 'connections'"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgn", "duration": 2}}), ["profiles.hello.driver", "loadgen"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen"}}), ["'duration' is required"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": "5s"}}), ["'duration' must be a number"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 0}}), ["duration must be > 0"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 1, "mode": "open"}}), ["rate"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 1, "mode": "half"}}), ["mode"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 1, "path": "x"}}), ["path"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 1, "connections": True}}),
+     ["'connections' must be an integer"]),
+    (dict(MINIMAL, profiles={"hello": {"driver": "loadgen", "duration": 1, "connections": 2, "processes": 3}}),
+     ["processes must not exceed connections"]),
+    (dict(MINIMAL, suites=["conformence"]), ["suites[0]", "did you mean 'conformance'"]),
+    (dict(MINIMAL, servers=["event", "event"]), ["appears twice"]),
+    (dict(MINIMAL, servers=[]), ["at least one server"]),
+    (dict(MINIMAL, servers=[{"label": "x"}]), ["servers[0].", "'server' is required"]),
+    (dict(MINIMAL, servers=[{"server": "event", "sett": {}}]), ["servers[0].", "'sett'", "did you mean 'set'"]),
+    (dict(MINIMAL, reference="apache"), ["reference 'apache'"]),
+    (dict(MINIMAL, peers={"event": ["nginx"]}), ["peers", "'nginx'"]),
+    (dict(MINIMAL, quiet={"second": 1}), ["quiet.", "'second'"]),
+    (dict(MINIMAL, timeouts={"start": -1}), ["timeouts.start must be > 0"]),
+    (dict(MINIMAL, pinning="cpu0"), ["pinning"]),
+    (dict(MINIMAL, trials=0), ["trials must be > 0"]),
+    ({"servers": ["event"]}, ["nothing to run"]),
+    (["event"], ["a YAML mapping"]),
+])
+def test_bad_matrix_names_the_key_and_the_file(tmp_path, doc, words):
+    path = write(tmp_path, doc)
+    with pytest.raises(MatrixError) as err:
+        load_matrix(path)
+    msg = str(err.value)
+    assert msg.startswith(str(path)), msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    path = write(tmp_path, "servers: [event\nprofiles: {", "broken.yaml")
+    with pytest.raises(MatrixError, match="broken.yaml: not valid YAML"):
+        load_matrix(path)
+    with pytest.raises(MatrixError, match="no such matrix file.*all, ci, quick|no such matrix file"):
+        load_matrix(tmp_path / "absent.yaml")
+
+
+def test_parse_matrix_without_a_file_uses_the_given_source():
+    with pytest.raises(MatrixError, match=r"^<cli>: unknown key 'bogus'"):
+        parse_matrix(dict(MINIMAL, bogus=1), source="<cli>")
+
+
+def test_profile_trials_override():
+    m = parse_matrix(dict(MINIMAL, trials=5, profiles={
+        "a": {"driver": "loadgen", "duration": 1},
+        "b": {"driver": "locust", "duration": 1, "trials": 1}}))
+    a, b = m.profiles
+    assert m.trials_of(a) == 5 and m.trials_of(b) == 1
+
+
+def test_command_line_selection_narrows_the_matrix():
+    m = load_matrix("all")
+    sel = _select(m, ["prefork", "apache-prefork"], trials=1, no_suites=True)
+    assert [s.label for s in sel.servers] == ["prefork", "apache-prefork"]
+    assert sel.peers == {"prefork": ("apache-prefork",)}
+    assert sel.trials == 1 and sel.suites == ()
+    assert sel.reference == ""  # event was not selected
+    with pytest.raises(MatrixError, match="no server labelled 'nginx'"):
+        _select(m, ["nginx"], None, False)
