@@ -1,0 +1,143 @@
+"""The ``harness`` command: ``run``, ``list``, ``report``.
+
+    harness run --matrix all            # every server x every suite and profile -> results/runs/<id>/
+    harness run --matrix quick --publish --reference event
+    harness run --matrix my.yaml --server prefork --server event
+    harness list                        # servers (and why one is unavailable), suites, profiles, matrices
+    harness report results/runs/<id>    # rewrite the tables from run.json
+
+Exit status: 0 the run completed (cells that failed are results, not
+errors), 2 bad input (an unknown matrix, a bad YAML key: the message names
+the key and the file), 130 interrupted (the partial results are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="harness", description="Run the server x suite x profile matrix and "
+                                 "publish comparison tables (mpm-harness).")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a matrix")
+    run.add_argument("--matrix", default="quick", metavar="NAME|FILE",
+                     help=f"a built-in matrix ({', '.join(builtin_matrices())}) or a YAML file (default: quick)")
+    run.add_argument("--server", action="append", default=[], metavar="LABEL",
+                     help="run only these servers of the matrix (repeatable)")
+    run.add_argument("--trials", type=int, help="override the matrix's number of trials")
+    run.add_argument("--no-suites", action="store_true", help="skip the suites")
+    run.add_argument("--reference", metavar="LABEL", help="the server the ratio columns divide by")
+    run.add_argument("--results-dir", default="results/runs", metavar="DIR",
+                     help="where run folders are created (default: results/runs)")
+    run.add_argument("--publish", action="store_true", help="also write the tables to results/README.md")
+    lst = sub.add_parser("list", help="servers, suites, profiles and matrices")
+    lst.add_argument("--matrix", metavar="NAME|FILE", help="also show this matrix's servers and profiles")
+    rep = sub.add_parser("report", help="write the tables of a run folder again from its run.json")
+    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument("--reference", metavar="LABEL")
+    rep.add_argument("--publish", action="store_true", help="also write the tables to results/README.md")
+    return ap
+
+
+def _select(matrix, labels: list[str], trials: int | None, no_suites: bool):
+    """The matrix narrowed by the command line (--server, --trials, --no-suites)."""
+    if labels:
+        known = [s.label for s in matrix.servers]
+        unknown = [x for x in labels if x not in known]
+        if unknown:
+            raise MatrixError(f"{matrix.source}: no server labelled {unknown[0]!r}; labels: {', '.join(known)}")
+        servers = tuple(s for s in matrix.servers if s.label in labels)
+        peers = {k: tuple(x for x in v if x in labels) for k, v in matrix.peers.items() if k in labels}
+        ref = matrix.reference if matrix.reference in labels else ""
+        matrix = dataclasses.replace(matrix, servers=servers, peers=peers, reference=ref)
+    if trials is not None:
+        if trials < 1:
+            raise MatrixError("--trials must be >= 1")
+        matrix = dataclasses.replace(matrix, trials=trials)
+    if no_suites:
+        matrix = dataclasses.replace(matrix, suites=())
+    return matrix
+
+
+def _cmd_run(args) -> int:
+    from . import report
+    from .runner import run_matrix
+
+    matrix = _select(load_matrix(args.matrix), args.server, args.trials, args.no_suites)
+    if args.reference and args.reference not in [s.label for s in matrix.servers]:
+        raise MatrixError(f"--reference {args.reference!r} is not a server of the matrix; "
+                          f"labels: {', '.join(s.label for s in matrix.servers)}")
+    run = run_matrix(matrix, results_dir=args.results_dir, argv=sys.argv)
+    paths = report.write_tables(run.doc, run.run_dir, reference=args.reference)
+    print(report.render_markdown(run.doc, reference=args.reference))
+    for p in paths.values():
+        print(f"wrote {p}")
+    print(f"wrote {run.path}")
+    if args.publish:
+        print(f"published {report.publish(run.doc, Path('results'), reference=args.reference)}")
+    return 130 if run.doc["status"] == "interrupted" else 0
+
+
+def _cmd_list(args) -> int:
+    from servers.launcher import available
+
+    from .runner import driver_unavailable
+
+    rows = [(name, "yes" if why is None else "no", why or "") for name, why in available().items()]
+    print(tabulate(rows, headers=["server", "available", "why not"], tablefmt="github"))
+    print()
+    print(tabulate([(k, v) for k, v in SUITES.items()], headers=["suite", "pytest path"], tablefmt="github"))
+    print()
+    rows = [(d, "yes" if driver_unavailable(d) is None else "no", driver_unavailable(d) or "") for d in DRIVERS]
+    print(tabulate(rows, headers=["driver", "available", "why not"], tablefmt="github"))
+    print()
+    rows = []
+    for name, path in builtin_matrices().items():
+        m = load_matrix(path)
+        rows.append((name, len(m.servers), m.trials, ", ".join(m.suites) or "-",
+                     ", ".join(p.name for p in m.profiles) or "-"))
+    print(tabulate(rows, headers=["matrix", "servers", "trials", "suites", "profiles"], tablefmt="github"))
+    if args.matrix:
+        m = load_matrix(args.matrix)
+        print(f"\nmatrix {m.name} ({m.source}): {m.description}")
+        srv = available()
+        print(tabulate([(s.label, s.server, srv.get(s.server, "unknown server") or "available",
+                         " ".join(f"{k}={v}" for k, v in s.set.items())) for s in m.servers],
+                       headers=["label", "server", "here", "directives"], tablefmt="github"))
+        print(tabulate([(p.name, p.driver, p.duration, m.trials_of(p), p.get("description")) for p in m.profiles],
+                       headers=["profile", "driver", "seconds", "trials", "what"], tablefmt="github"))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from . import report
+
+    report.report_command(args.run_dir, reference=args.reference, publish=args.publish)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``harness`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}[args.command](args)
+    except (MatrixError, ValueError) as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""Run a matrix: start each server, drive its load profiles, sample it, run its suites, record everything.
+
+Order of a run (docs/harness.md, "How a run is measured"):
+
+1. **Load profiles, interleaved.**  For trial 1..N, for each server A, B,
+   C (A B C A B C ...): start the server fresh through the launcher, pinned
+   to the server CPUs; start the sampler (a separate process) on its tree;
+   run the warm-up (closed-loop load, discarded); then for each profile: a
+   quiet-machine check (other processes' CPU; above the matrix threshold the
+   cell is flagged ``noisy``), a sampler mark, the driver pinned to the
+   driver CPUs, a mark; then stop the sampler and the server and turn the
+   marks into cells.  A server whose parent exits, or that stops answering
+   ``GET /`` after a profile, is stopped and recorded as failed cells with the
+   reason (its error log kept under ``logs/``); the run goes on with the next
+   server.  Measurements come first, while nothing else runs.
+2. **Suites.**  For each server, one pytest subprocess runs every suite of
+   the matrix against it (``--server NAME --server-set ...``), with a
+   deadline; verdicts become suite cells.
+3. **Tables.**  The summary (medians over ``ok`` trials) and the tables.
+
+Ctrl-C (or SIGTERM) stops what is running -- the driver, the sampler, the
+server, a suite run -- by PID, marks the document ``interrupted`` and writes
+the tables of what was measured.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, TextIO
+
+from servers.launcher import Handle, LaunchError, available, start
+
+from .drivers.base import DriverResult
+from .drivers.idle import run_idle
+from .drivers.loadgen import run_closed_loop, run_open_loop
+from .matrix import Matrix, Profile, ServerEntry
+from .results import RunDocument, environment, new_run_dir
+from .sampler import Sampler, SamplerSeries, quiet_check
+from .suiterun import run_suites
+
+__all__ = ["run_matrix", "choose_pinning", "driver_unavailable", "MatrixRunner"]
+
+#: rough wall-clock seconds per step, for the progress estimate only
+_EST_START = 3.0
+_EST_SUITE = {"smoke": 3.0, "conformance": 10.0, "keepalive": 10.0, "slowclient": 14.0, "threadsafety": 6.0}
+_EST_PROFILE_OVERHEAD = {"loadgen": 1.0, "idle": 2.0, "wrk": 1.5, "locust": 5.0}
+#: a server must answer GET / within this after each profile, or it is recorded as hung
+_HEALTH_TIMEOUT = 5.0
+
+
+def choose_pinning(mode: str = "auto") -> dict:
+    """Split the usable CPUs between the server tree and the load driver (and the sampler).
+
+    With two or more CPUs (``mode="auto"``) the server gets the first half
+    and the driver the rest; the sampler shares the driver's CPUs, so it
+    never steals from the server.  With one CPU, or ``mode="none"``, nothing
+    is pinned and the lists are empty.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if mode == "none" or len(cpus) < 2:
+        return {"server_cpus": [], "driver_cpus": [], "sampler_cpus": []}
+    half = len(cpus) // 2
+    return {"server_cpus": cpus[:half], "driver_cpus": cpus[half:], "sampler_cpus": cpus[half:]}
+
+
+def driver_unavailable(driver: str) -> str | None:
+    """Why ``driver`` cannot run on this machine (naming what to install), or None."""
+    if driver == "wrk":
+        from .drivers.wrk import wrk_available
+
+        return wrk_available()
+    if driver == "locust":
+        from .drivers.locust import locust_available
+
+        return locust_available()
+    return None
+
+
+def drive(profile: Profile, url: str, cpus: list[int], on_hold: Callable[[int], None] | None = None
+          ) -> DriverResult:
+    """Run one load profile against ``url`` with its driver, pinned to ``cpus`` (empty: unpinned)."""
+    pins = cpus or None
+    p = profile.get
+    if profile.driver == "loadgen":
+        target = url + p("path")
+        common = dict(connections=p("connections"), duration=profile.duration, method=p("method"),
+                      body=b"x" * p("body_bytes"), processes=p("processes"), timeout=p("timeout"),
+                      keep_alive=p("keep_alive"), cpus=pins)
+        if p("mode") == "open":
+            return run_open_loop(target, rate=p("rate"), **common)
+        return run_closed_loop(target, **common)
+    if profile.driver == "idle":
+        return run_idle(url + p("path"), connections=p("connections"), duration=profile.duration,
+                        timeout=p("timeout"), on_hold=on_hold)
+    if profile.driver == "wrk":
+        from .drivers.wrk import run_wrk
+
+        return run_wrk(url + p("path"), connections=p("connections"), duration=profile.duration,
+                       threads=p("threads"), cpus=pins, timeout=p("timeout"))
+    if profile.driver == "locust":
+        from .drivers.locust import run_locust
+
+        return run_locust(url, users=p("users"), spawn_rate=p("spawn_rate"), duration=profile.duration,
+                          user_classes=tuple(p("user_classes")), load_profile=p("load_profile"),
+                          processes=p("processes"), cpus=pins)
+    raise ValueError(f"unknown driver {profile.driver!r}")
+
+
+def _mib(n: float | None) -> float | None:
+    return None if n is None else round(n / 2**20, 2)
+
+
+def _ms(us: float) -> float:
+    return round(us / 1000.0, 3)
+
+
+class Progress:
+    """One line per step: elapsed, estimated time left, and what runs now."""
+
+    def __init__(self, total_estimate: float, out: TextIO):
+        self.t0 = time.monotonic()
+        self.left = total_estimate
+        self.out = out
+
+    def step(self, text: str, estimate: float = 0.0) -> None:
+        """Announce a step that is expected to take ``estimate`` seconds."""
+        elapsed = time.monotonic() - self.t0
+        print(f"[{_clock(elapsed)} elapsed, ~{_clock(max(self.left, 0.0))} left] {text}", file=self.out, flush=True)
+        self.left -= estimate
+
+    def note(self, text: str) -> None:
+        """An indented remark about the step that just ran."""
+        print(f"    {text}", file=self.out, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds + 0.5), 60)
+    return f"{m:02d}:{s:02d}"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class MatrixRunner:
+    """Runs one matrix into one run folder (see the module doc for the order)."""
+
+    def __init__(self, matrix: Matrix, run_dir: Path, *, out: TextIO = sys.stdout, argv: list[str] | None = None):
+        self.m = matrix
+        self.run_dir = Path(run_dir)
+        self.out = out
+        self.pinning = choose_pinning(matrix.pinning)
+        self.doc = RunDocument.create(self.run_dir, matrix.to_dict(), environment(self.pinning), argv)
+        self.avail = available()
+        self.unavailable: dict[str, str] = {}  # label -> reason
+        self.driver_reason = {p.driver: driver_unavailable(p.driver) for p in matrix.profiles}
+        self.progress = Progress(self._estimate(), out)
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def _estimate(self) -> float:
+        runnable = [s for s in self.m.servers if self.avail.get(s.server, "unknown") is None]
+        per_trial = {}
+        for t in range(1, max([self.m.trials] + [self.m.trials_of(p) for p in self.m.profiles]) + 1):
+            profiles = [p for p in self.m.profiles if self.m.trials_of(p) >= t and not self.driver_reason[p.driver]]
+            if profiles:
+                per_trial[t] = _EST_START + self.m.warmup + sum(
+                    p.duration + self.m.quiet_seconds + _EST_PROFILE_OVERHEAD[p.driver] for p in profiles)
+        suites = sum(_EST_SUITE.get(s, 10.0) for s in self.m.suites) / max(1, self.m.suite_workers / 2)
+        return len(runnable) * (sum(per_trial.values()) + (suites + 3 if self.m.suites else 0))
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> RunDocument:
+        """Run everything; on Ctrl-C/SIGTERM keep what was measured and mark the run interrupted."""
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        status = "complete"
+        try:
+            self._record_servers()
+            self._profiles()
+            self._suites()
+        except (KeyboardInterrupt, _Interrupted):
+            status = "interrupted"
+            self.progress.note("interrupted: everything started was stopped; partial results kept")
+        except BaseException:
+            self.doc.finish("failed")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self.doc.finish(status)
+        return self.doc
+
+    def _record_servers(self) -> None:
+        for s in self.m.servers:
+            why = self.avail.get(s.server, f"unknown server {s.server!r}; known: {', '.join(self.avail)}")
+            info = {"server": s.server, "set": s.set, "suite_set": s.suite_set, "app": s.app,
+                    "available": why is None, "unavailable_reason": why or "",
+                    "effective_config": _effective_config(s)}
+            if why is not None:
+                self.unavailable[s.label] = why
+            self.doc.set_server(s.label, info)
+            if why is not None:
+                self.progress.note(f"{s.label}: skipped ({why})")
+                for p in self.m.profiles:
+                    self.doc.add_cell(_skipped_profile(s, p, why))
+                for suite in self.m.suites:
+                    self.doc.add_cell(_suite_cell(s.label, suite, "skipped", why))
+
+    def _profiles(self) -> None:
+        if not self.m.profiles:
+            return
+        runnable = [s for s in self.m.servers if s.label not in self.unavailable]
+        for s in runnable:
+            for p in self.m.profiles:
+                if self.driver_reason[p.driver]:
+                    self.doc.add_cell(_skipped_profile(s, p, self.driver_reason[p.driver]))
+        trials = max([self.m.trials_of(p) for p in self.m.profiles])
+        for trial in range(1, trials + 1):
+            profiles = [p for p in self.m.profiles
+                        if self.m.trials_of(p) >= trial and not self.driver_reason[p.driver]]
+            if not profiles:
+                continue
+            for s in runnable:
+                self._trial(s, trial, trials, profiles)
+
+    def _trial(self, s: ServerEntry, trial: int, trials: int, profiles: list[Profile]) -> None:
+        self.progress.step(f"{s.label}: trial {trial}/{trials}: starting", _EST_START + self.m.warmup)
+        handle: Handle | None = None
+        sampler: Sampler | None = None
+        windows: list[tuple[Profile, str, DriverResult | None, dict, str, list[str]]] = []
+        failure = ""
+        try:
+            try:
+                handle = start(s.server, s.set, app=s.app or None, cpus=self.pinning["server_cpus"] or None,
+                               timeout=self.m.start_timeout)
+            except LaunchError as exc:
+                failure = f"server did not start: {_first_line(exc)}"
+                self._keep_log_text(s, trial, str(exc))
+            if handle is not None:
+                if trial == 1 and hasattr(handle, "config_text"):
+                    self.doc.set_server(s.label, {"effective_config": handle.config_text})
+                sampler = Sampler(handle.pid, generator_pid=os.getpid(),
+                                  cpus=self.pinning["sampler_cpus"] or None).start()
+                self._warmup(handle, profiles)
+            for p in profiles:
+                if failure:
+                    windows.append((p, "", None, {}, failure, []))
+                    continue
+                self.progress.step(f"{s.label}: trial {trial}/{trials}: {p.name} ({p.driver}, {p.duration:g} s)",
+                                   p.duration + self.m.quiet_seconds + _EST_PROFILE_OVERHEAD[p.driver])
+                quiet = quiet_check(self.m.quiet_seconds, exclude_pids=[os.getpid()])
+                quiet["threshold"] = self.m.max_other_cpu_percent
+                quiet["noisy"] = quiet["other_cpu_percent"] > self.m.max_other_cpu_percent
+                key = f"{p.name}.{trial}"
+                sampler.mark(key + ":start")
+
+                def on_hold(answered: int, key: str = key) -> None:
+                    sampler.mark(key + ":hold")
+
+                started = _now()
+                try:
+                    result = drive(p, handle.url, self.pinning["driver_cpus"], on_hold)
+                    reason = ""
+                except (KeyboardInterrupt, _Interrupted):
+                    raise
+                except Exception as exc:  # a driver that errors is a failed cell, never the end of the run
+                    result, reason = None, f"driver failed: {type(exc).__name__}: {_first_line(exc)}"
+                sampler.mark(key + ":end")
+                flags: list[str] = ["noisy"] if quiet["noisy"] else []
+                if not handle.alive():
+                    code = handle.proc.returncode
+                    failure = f"server exited (status {code}) during {p.name}"
+                    reason, flags = reason or failure, flags + ["server_exited"]
+                elif not _answers(handle.url):
+                    failure = f"server stopped answering GET / after {p.name} (hung)"
+                    reason, flags = reason or failure, flags + ["server_hung"]
+                windows.append((p, key, result, quiet | {"started": started}, reason, flags))
+                if failure:
+                    self.progress.note(failure + "; stopping it and going on")
+        finally:
+            series = None
+            if sampler is not None:
+                try:
+                    series = sampler.stop()
+                except Exception as exc:  # the cells still record the driver's figures
+                    self.progress.note(f"sampler failed: {exc}")
+            if handle is not None:
+                if failure:
+                    self._keep_log_text(s, trial, handle.log_text())
+                handle.stop()
+            for p, key, result, quiet, reason, flags in windows:
+                self.doc.add_cell(_profile_cell(s, p, trial, key, result, series, quiet, reason, flags))
+
+    def _warmup(self, handle: Handle, profiles: list[Profile]) -> None:
+        """Discarded closed-loop load, so the first profile does not measure a cold server."""
+        if self.m.warmup <= 0:
+            return
+        conns = next((p.get("connections") for p in profiles if p.driver == "loadgen"), 50)
+        try:
+            run_closed_loop(handle.url + "/", connections=conns, duration=self.m.warmup, timeout=5.0,
+                            cpus=self.pinning["driver_cpus"] or None)
+        except OSError:
+            pass  # a server that fails here fails its first profile, with the reason
+
+    def _suites(self) -> None:
+        if not self.m.suites:
+            return
+        (self.run_dir / "suites").mkdir(exist_ok=True)
+        for s in self.m.servers:
+            if s.label in self.unavailable:
+                continue
+            est = sum(_EST_SUITE.get(x, 10.0) for x in self.m.suites) / max(1, self.m.suite_workers / 2) + 3
+            self.progress.step(f"{s.label}: suites {', '.join(self.m.suites)}", est)
+            xml = self.run_dir / "suites" / f"{s.label}.xml"
+            results = run_suites(s.server, self.m.suites, xml_path=xml, sets=s.suite_set,
+                                 workers=self.m.suite_workers, timeout=self.m.suite_timeout,
+                                 log_path=self.run_dir / "suites" / f"{s.label}.log")
+            for suite, r in results.items():
+                cell = {"kind": "suite", "server": s.label, **r.to_dict(),
+                        "junit": str(xml.relative_to(self.run_dir))}
+                self.doc.add_cell(cell)
+                c = r.counts
+                self.progress.note(f"{suite}: {r.status} (passed {c.get('passed', 0)}, failed {c.get('failed', 0)}, "
+                                   f"error {c.get('error', 0)}, skipped {c.get('skipped', 0)})"
+                                   + (f": {r.reason}" if r.reason else ""))
+
+    def _keep_log_text(self, s: ServerEntry, trial: int, text: str) -> None:
+        logs = self.run_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        (logs / f"{s.label}-{trial}.log").write_text(text)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise _Interrupted()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/", timeout=_HEALTH_TIMEOUT) as r:
+            r.read()
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except OSError:
+        return False
+
+
+def _effective_config(s: ServerEntry) -> str:
+    from servers.config import MPMS, ConfigError, format_config, load_config
+
+    if s.server not in MPMS:
+        return ""  # reference servers: filled in from their handle when started
+    try:
+        return format_config(load_config(s.server, overrides={"Listen": "127.0.0.1:0", **s.set}))
+    except ConfigError as exc:
+        return f"# invalid configuration: {exc}"
+
+
+def _suite_cell(label: str, suite: str, status: str, reason: str) -> dict:
+    return {"kind": "suite", "server": label, "suite": suite, "status": status, "reason": reason,
+            "counts": {"passed": 0, "failed": 0, "error": 0, "skipped": 0}, "cases": [], "duration": 0.0,
+            "junit": ""}
+
+
+def _skipped_profile(s: ServerEntry, p: Profile, why: str) -> dict:
+    return {"kind": "profile", "server": s.label, "profile": p.name, "driver": p.driver, "trial": 1,
+            "status": "skipped", "reason": why, "flags": [], "started": _now(), "quiet": {}, "metrics": {},
+            "result": None, "sampler": None, "series": None}
+
+
+def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: DriverResult | None,
+                  series: SamplerSeries | None, quiet: dict, reason: str, flags: list[str]) -> dict:
+    """One profile cell: the driver's result, the sampler's window, the metrics and the verdict."""
+    window = None
+    metrics: dict = {}
+    if series is not None and key and f"{key}:end" in series.mark_names():
+        window = series.window(f"{key}:start", f"{key}:end")
+    if result is not None:
+        metrics = {
+            "rps": round(result.rps, 1),
+            "p50_ms": _ms(result.percentile(50)), "p90_ms": _ms(result.percentile(90)),
+            "p99_ms": _ms(result.percentile(99)), "p999_ms": _ms(result.percentile(99.9)),
+            "driver_cpu_fraction": round(result.driver_cpu_fraction, 3),
+            "answered_fraction": (None if result.starved_connections is None or not result.connections
+                                  else round(1 - result.starved_connections / result.connections, 3)),
+        }
+        if result.generator_bound:
+            flags.append("generator_bound")
+        if result.error_count:
+            flags.append("errors")
+        if result.non_2xx:
+            flags.append("non_2xx")
+        if result.starved_connections:
+            flags.append("starved")
+        if result.late_sends:
+            flags.append("late_sends")
+    if window is not None:
+        metrics.update({
+            "cpu_us_per_request": (None if result is None or window.cpu_us_per_request(result.requests) is None
+                                   else round(window.cpu_us_per_request(result.requests), 1)),
+            "pss_peak_mib": _mib(window.pss_peak), "pss_steady_mib": _mib(window.pss_steady),
+            "rss_peak_mib": _mib(window.rss_peak),
+            "other_cpu_percent": round(window.other_cpu_fraction * 100, 1),
+        })
+        if p.driver == "idle" and result is not None and result.requests and f"{key}:hold" in series.mark_names():
+            held = series.window(f"{key}:hold", f"{key}:end")
+            before = series.sample_at(f"{key}:start").get("pss")
+            if held.pss_steady is not None and before is not None:
+                metrics["pss_per_idle_conn_kib"] = round((held.pss_steady - before) / result.requests / 1024, 2)
+            metrics["cpu_us_per_request"] = None  # an idle profile's CPU is not per request
+        if not window.root_alive and "server_exited" not in flags:
+            flags.append("server_exited")
+    if reason:
+        status = "failed"
+    elif result is None:
+        status, reason = "failed", "no result"
+    elif {"generator_bound", "errors", "non_2xx", "starved"} & set(flags) and p.driver != "idle":
+        status = "invalid"
+    elif p.driver == "idle" and ({"errors", "non_2xx"} & set(flags) or result.requests == 0):
+        status = "invalid"
+    else:
+        status = "ok"
+    return {
+        "kind": "profile", "server": s.label, "profile": p.name, "driver": p.driver, "trial": trial,
+        "status": status, "reason": reason, "flags": sorted(set(flags)), "started": quiet.pop("started", _now()),
+        "quiet": quiet, "metrics": metrics,
+        "result": None if result is None else result.to_dict(),
+        "sampler": None if window is None else window.to_dict(),
+        "series": None if window is None else series.slice(window.start, window.end),
+    }
+
+
+def run_matrix(matrix: Matrix, *, results_dir: str | os.PathLike = "results/runs", out: TextIO = sys.stdout,
+               argv: list[str] | None = None) -> RunDocument:
+    """Run ``matrix`` into a new folder under ``results_dir``; the finished (or interrupted) document."""
+    run_dir = new_run_dir(results_dir, matrix.name)
+    print(f"run folder: {run_dir}", file=out, flush=True)
+    return MatrixRunner(matrix, run_dir, out=out, argv=argv).run()
