@@ -1,12 +1,16 @@
-"""Tests of the built-in closed-loop driver against tiny raw-socket servers.
+"""Tests of the built-in driver (closed and open loop) against tiny raw-socket servers.
 
 Each server runs in threads of this process on 127.0.0.1, port 0.  Nothing
-here asserts on timing: only on counts, which the driver must get exactly.
+here asserts on throughput: only on counts, which the driver must get
+exactly, on the schedule's request count, and on latencies that a server
+stall of a full second forces (the open loop must show it, the closed loop
+can hide it).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -14,7 +18,7 @@ import time
 
 import pytest
 
-from harness.drivers.loadgen import HdrHistogram, LoadResult, parse_loopback_url, run_closed_loop
+from harness.drivers.loadgen import HdrHistogram, LoadResult, parse_loopback_url, run_closed_loop, run_open_loop
 
 OK_CL = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
 OK_CHUNKED = (
@@ -447,3 +451,236 @@ def test_garbage_response_is_a_protocol_error():
         r = run_closed_loop(srv.url, connections=1, duration=0.3, timeout=1)
     assert not r.ok and r.requests == 0
     assert set(r.errors) == {"protocol"} and r.starved_connections == 1
+
+
+# --------------------------------------------------------------------------
+# throughput over time
+
+
+def check_timeline(r: LoadResult, duration: float):
+    """The timeline sums to the responses and has about ``duration`` one-second buckets."""
+    assert sum(r.timeline) == r.requests
+    assert math.ceil(duration) <= len(r.timeline) <= math.ceil(duration) + 1, r.timeline
+    assert all(n >= 0 for n in r.timeline)
+    assert LoadResult.from_dict(json.loads(json.dumps(r.to_dict()))).timeline == r.timeline
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_timeline_closed_loop(processes):
+    with TinyServer(keepalive(OK_CL)) as srv:
+        r = run_closed_loop(srv.url, connections=4, duration=2, timeout=2, processes=processes)
+    check_consistent(r, 4)
+    check_timeline(r, 2)
+    assert r.timeline[0] > 0 and r.timeline[1] > 0  # the server answers all along
+    assert r.mode == "closed" and r.late_sends == 0 and r.target_rate is None
+
+
+def test_timeline_max_requests_run_is_short():
+    with TinyServer(keepalive(OK_CL)) as srv:
+        r = run_closed_loop(srv.url, connections=2, duration=30, timeout=2, max_requests=10)
+    assert r.requests == 10
+    assert sum(r.timeline) == 10 and len(r.timeline) == math.ceil(r.duration)
+
+
+# --------------------------------------------------------------------------
+# open loop
+
+
+def check_open(r: LoadResult, connections: int, rate: float, duration: float):
+    """Counts of an open-loop run: exact where the schedule fixes them."""
+    assert r.mode == "open" and r.target_rate == rate
+    assert len(r.per_connection) == connections
+    assert sum(r.per_connection) == r.requests == sum(r.status_counts.values())
+    assert r.histogram.get_total_count() == r.requests
+    # a slot never given a request is not starved; every other zero is
+    assert r.starved_connections <= sum(1 for n in r.per_connection if n == 0)
+    # the schedule: every request due within the run was sent or is an "unsent" error
+    assert r.requests_sent + r.errors.get("unsent", 0) == math.ceil(rate * duration)
+    assert 0 <= r.late_sends <= r.requests_sent
+    lag = r.extra["dispatch_lag_us"]
+    assert lag["count"] + r.late_sends == r.requests_sent  # every send was on time or late
+    check_timeline(r, duration)
+    d = LoadResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert (d.mode, d.target_rate, d.late_sends) == ("open", rate, r.late_sends)
+
+
+def count_at_least(r: LoadResult, us: int) -> int:
+    """Responses whose latency was at least ``us`` microseconds."""
+    return sum(it.count_at_value_iterated_to for it in r.histogram.get_recorded_iterator()
+               if it.value_iterated_to >= us)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_open_loop_sends_the_scheduled_count(processes):
+    rate, duration = 200, 2
+    with TinyServer(keepalive(OK_CL)) as srv:
+        r = run_open_loop(srv.url, rate=rate, connections=8, duration=duration, timeout=2, processes=processes)
+    check_open(r, 8, rate, duration)
+    assert 0.8 * rate * duration <= r.requests_sent <= 1.2 * rate * duration
+    # every request sent reached the server and was answered
+    assert r.requests == r.requests_sent == srv.requests_seen
+    assert set(r.errors) <= {"unsent"}, r.errors
+    assert set(r.status_counts) == {200}
+    assert srv.accepted == 8  # keep-alive: one connection per slot
+    assert r.processes == processes
+
+
+def test_open_loop_unused_slots_are_not_starved():
+    """3 requests over 8 connections: 5 slots are never used, and that is fine."""
+    with TinyServer(keepalive(OK_CL)) as srv:
+        r = run_open_loop(srv.url, rate=10, connections=8, duration=0.3, timeout=2)
+    check_open(r, 8, 10, 0.3)
+    assert r.requests == 3 == srv.requests_seen
+    assert r.starved_connections == 0 and r.ok, r.to_dict()
+    assert sorted(r.per_connection) == [0] * 5 + [1] * 3
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_open_loop_max_requests(processes):
+    with TinyServer(keepalive(OK_CL)) as srv:
+        r = run_open_loop(srv.url, rate=1000, connections=4, duration=30, timeout=2, processes=processes,
+                          max_requests=25)
+    assert r.requests == r.requests_sent == 25 == srv.requests_seen
+    assert r.errors == {} and r.duration < 30
+
+
+class StallOnce:
+    """Answers at once, except that every request arriving in the window
+    [first request + ``after``, + ``length``) is held until the window ends."""
+
+    def __init__(self, after: float = 1.0, length: float = 1.0):
+        self.after = after
+        self.length = length
+        self.window: tuple[float, float] | None = None
+        self.lock = threading.Lock()
+        self.stalled = 0
+
+    def __call__(self, peer: Peer, index: int):
+        while peer.read_request() is not None:
+            now = time.monotonic()
+            with self.lock:
+                if self.window is None:
+                    self.window = (now + self.after, now + self.after + self.length)
+                w0, w1 = self.window
+                if w0 <= now < w1:
+                    self.stalled += 1
+            if w0 <= now < w1:
+                peer.server.stopping.wait(w1 - now)
+            if not peer.send(OK_CL):
+                return
+
+
+def test_open_loop_shows_a_server_stall_in_the_tail():
+    """The issue's stall test: 200 req/s for 3 s, the server stalls for 1 s in the middle.
+
+    Every request intended during the stall's first half waits at least
+    half a second (its clock starts at its intended time), so the tail
+    shows the stall; and with 10 connections busy, requests queue: late.
+    """
+    rate, duration, connections = 200, 3, 10
+    stall = StallOnce(after=1.0, length=1.0)
+    with TinyServer(stall) as srv:
+        r = run_open_loop(srv.url, rate=rate, connections=connections, duration=duration, timeout=5)
+    check_open(r, connections, rate, duration)
+    assert r.requests == r.requests_sent == srv.requests_seen
+    assert set(r.errors) <= {"unsent"}, r.errors
+    assert stall.stalled >= 1
+    assert r.late_sends > 0
+    # requests intended in the first 0.5 s of the stall: 100 at 200 req/s
+    assert count_at_least(r, 500_000) >= 50, r.to_dict()["latency_us"]
+    assert r.percentile(99) >= 500_000
+
+
+def test_closed_loop_hides_the_same_stall():
+    """Contrast: the closed loop stops sending during the stall, so at most one
+    request per connection waits through it (coordinated omission)."""
+    connections = 4
+    stall = StallOnce(after=1.0, length=1.0)
+    with TinyServer(stall) as srv:
+        r = run_closed_loop(srv.url, connections=connections, duration=3, timeout=5)
+    check_consistent(r, connections)
+    assert r.errors == {}
+    assert 1 <= count_at_least(r, 500_000) <= connections
+    assert stall.stalled <= connections
+
+
+def wait_until(cond, timeout: float) -> bool:
+    """Poll ``cond`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            return cond()
+        time.sleep(0.01)
+    return True
+
+
+def silent(peer: Peer, index: int):
+    peer.hold()
+
+
+@pytest.mark.parametrize("target", ["dead-port", "silent-server"])
+def test_open_loop_against_a_dead_server_is_counted_and_bounded(target):
+    rate, duration, timeout = 100, 1.0, 0.5
+    if target == "dead-port":
+        s = socket.create_server(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+        s.close()  # nothing listens there now
+        t0 = time.monotonic()
+        r = run_open_loop(url, rate=rate, connections=4, duration=duration, timeout=timeout)
+        elapsed = time.monotonic() - t0
+        kinds = {"connect", "connect_timeout", "reset", "closed_early", "unsent", "timeout"}
+    else:
+        with TinyServer(silent) as srv:
+            t0 = time.monotonic()
+            r = run_open_loop(srv.url, rate=rate, connections=4, duration=duration, timeout=timeout)
+            elapsed = time.monotonic() - t0
+            # every request sent reaches the server (which reads and never answers)
+            assert wait_until(lambda: srv.requests_seen >= r.requests_sent, 10)
+            assert srv.requests_seen == r.requests_sent
+        assert r.late_sends > 0  # 4 connections held: the requests after them queued
+        kinds = {"timeout", "unsent"}
+    # bounded: the run ends after duration + the drain's timeout, never hangs
+    assert elapsed < duration + timeout + 3
+    check_open(r, 4, rate, duration)
+    assert r.requests == 0 and not r.ok
+    assert set(r.errors) <= kinds, r.errors
+    # nothing was dropped silently: every request due is an error of some kind
+    assert r.error_count >= rate * duration
+    assert sum(r.timeline) == 0
+
+
+def test_open_loop_reconnects_when_the_server_closes():
+    """Connection: close after each response, and silent closes of kept-alive connections."""
+
+    def handler(peer, index):
+        if peer.read_request() is not None:
+            peer.send(CLOSE_CL if index % 2 else OK_CL)
+
+    with TinyServer(handler) as srv:
+        r = run_open_loop(srv.url, rate=100, connections=3, duration=1, timeout=2)
+    check_open(r, 3, 100, 1)
+    assert r.requests == r.requests_sent == srv.requests_seen
+    assert set(r.errors) <= {"unsent"}, r.errors
+    assert r.reconnects >= r.requests - 3
+
+
+def test_open_loop_response_arriving_early_answers_the_next_request():
+    """Two responses in one write: the second waits in the idle connection's buffer."""
+
+    def handler(peer, index):
+        n = 0
+        while peer.read_request() is not None:
+            n += 1
+            if n % 2 and not peer.send(OK_CL + OK_CHUNKED):
+                return
+
+    with TinyServer(handler) as srv:
+        r = run_open_loop(srv.url, rate=200, connections=1, duration=5, timeout=2, max_requests=20)
+    assert r.requests == 20 == r.requests_sent and r.errors == {}
+    assert r.status_counts == {200: 20} and r.reconnects == 0
+
+
+@pytest.mark.parametrize("rate", [0, -5, float("inf"), float("nan")])
+def test_open_loop_bad_rate(rate):
+    with pytest.raises(ValueError):
+        run_open_loop("http://127.0.0.1:1/", rate=rate, connections=1, duration=1)
