@@ -182,6 +182,13 @@ class Matrix:
         }
 
 
+def known_servers() -> list[str]:
+    """Every name the launcher knows, whether or not it can start on this machine."""
+    from servers.launcher import available
+
+    return list(available())
+
+
 def builtin_matrices() -> dict[str, Path]:
     """Name -> file of every built-in matrix."""
     return {p.stem: p for p in sorted(MATRIX_DIR.glob("*.yaml"))}
@@ -310,6 +317,11 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
     if not d["servers"]:
         raise MatrixError(f"{src}: servers must list at least one server")
     servers = tuple(_server(src, i, s) for i, s in enumerate(d["servers"]))
+    known = known_servers()
+    for i, s in enumerate(servers):
+        if s.server not in known:
+            raise MatrixError(f"{src}: servers[{i}]: unknown server {s.server!r}{_suggest(s.server, known)}; "
+                              f"servers: {', '.join(known)}")
     labels = [s.label for s in servers]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:

@@ -149,6 +149,7 @@ class RunDocument:
             "cells": [],
             "summary": {},
         }
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
         rd = cls(Path(run_dir), doc)
         rd.save()
         return rd

@@ -389,7 +389,7 @@ def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: Driv
     """One profile cell: the driver's result, the sampler's window, the metrics and the verdict."""
     window = None
     metrics: dict = {}
-    if series is not None and key and f"{key}:end" in series.mark_names():
+    if series is not None and key and f"{key}:end" in series.mark_names:
         window = series.window(f"{key}:start", f"{key}:end")
     if result is not None:
         metrics = {
@@ -418,7 +418,7 @@ def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: Driv
             "rss_peak_mib": _mib(window.rss_peak),
             "other_cpu_percent": round(window.other_cpu_fraction * 100, 1),
         })
-        if p.driver == "idle" and result is not None and result.requests and f"{key}:hold" in series.mark_names():
+        if p.driver == "idle" and result is not None and result.requests and f"{key}:hold" in series.mark_names:
             held = series.window(f"{key}:hold", f"{key}:end")
             before = series.sample_at(f"{key}:start").get("pss")
             if held.pss_steady is not None and before is not None:

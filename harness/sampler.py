@@ -768,6 +768,19 @@ class SamplerSeries:
             root_alive=self.root_alive_at(t1),
         )
 
+    def slice(self, start: str | float, end: str | float) -> dict:
+        """The samples between two marks (or monotonic times), columnar, with ``t`` relative to the start.
+
+        For the plots of one measured window (PSS and CPU over time); CPU
+        columns stay cumulative, as in :meth:`to_dict`.
+        """
+        t0, _, _ = self._pos(start)
+        t1, _, _ = self._pos(end)
+        idx = self._indices(t0, t1)
+        out = {c: [self.samples[c][i] for i in idx] for c in COLUMNS}
+        out["t"] = [round(t - t0, 4) for t in out["t"]]
+        return out
+
     def slope(self, metric: str, start: str | float | None = None, end: str | float | None = None) -> float | None:
         """Least-squares slope of ``metric`` in units per second over [start, end] (the whole series by default).
 

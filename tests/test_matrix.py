@@ -125,3 +125,9 @@ def test_command_line_selection_narrows_the_matrix():
     assert sel.reference == ""  # event was not selected
     with pytest.raises(MatrixError, match="no server labelled 'nginx'"):
         _select(m, ["nginx"], None, False)
+
+
+def test_unknown_server_name_is_an_error_with_a_suggestion(tmp_path):
+    path = write(tmp_path, dict(MINIMAL, servers=["prefrok"]))
+    with pytest.raises(MatrixError, match=r"servers\[0\]: unknown server 'prefrok' \(did you mean 'prefork'\?\)"):
+        load_matrix(path)

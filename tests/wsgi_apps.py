@@ -46,3 +46,16 @@ def _compliance(environ, start_response):
 
 
 compliance = validator(_compliance)
+
+
+def kills_its_server(environ, start_response):
+    """Any request SIGKILLs the server's parent process: a server that crashes mid-run (harness tests).
+
+    The parent of a prefork child, or of a worker/event child's threads, is
+    the server's control process; its children follow it (PR_SET_PDEATHSIG).
+    """
+    import signal
+
+    os.kill(os.getppid(), signal.SIGKILL)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]

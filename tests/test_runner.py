@@ -1,0 +1,189 @@
+"""The matrix runner end to end on tiny matrices: cells, failures recorded, the run goes on, Ctrl-C keeps results.
+
+Each test runs a one-trial matrix of 1-s profiles against small servers on
+loopback; no figure is asserted against a timing goal (those live in the
+harness's own benchmarks), only what was recorded and that everything
+started was stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness import runner as runner_mod
+from harness.matrix import parse_matrix
+from harness.results import load_run
+from harness.runner import MatrixRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_EVENT = {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 4, "MaxRequestWorkers": 4,
+               "MinSpareThreads": 1, "MaxSpareThreads": 8}
+SMALL_PREFORK = {"StartServers": 2, "MinSpareServers": 1, "MaxSpareServers": 4, "MaxRequestWorkers": 4}
+
+
+def matrix(servers, profiles=None, **top):
+    doc = {"trials": 1, "warmup": 0, "quiet": {"seconds": 0.1}, "timeouts": {"start": 20},
+           "servers": servers,
+           "profiles": profiles or {"hello": {"driver": "loadgen", "duration": 1, "connections": 4}}}
+    doc.update(top)
+    return parse_matrix(doc, source="<test>", name="test")
+
+
+def run(m, tmp_path) -> dict:
+    out = io.StringIO()
+    r = MatrixRunner(m, tmp_path / "run", out=out)
+    r.run()
+    doc = load_run(tmp_path / "run")
+    doc["_progress"] = out.getvalue()
+    return doc
+
+
+def cells(doc, **match):
+    return [c for c in doc["cells"] if all(c.get(k) == v for k, v in match.items())]
+
+
+def test_a_run_records_each_cell_with_driver_sampler_and_metrics(tmp_path):
+    m = matrix([{"label": "ev", "server": "event", "set": SMALL_EVENT}],
+               {"hello": {"driver": "loadgen", "duration": 1, "connections": 4},
+                "open": {"driver": "loadgen", "mode": "open", "rate": 100, "duration": 1, "connections": 4},
+                "idle": {"driver": "idle", "connections": 6, "duration": 0.5}})
+    doc = run(m, tmp_path)
+    assert doc["status"] == "complete"
+    hello, = cells(doc, profile="hello")
+    assert hello["status"] == "ok", hello["reason"]
+    assert hello["result"]["requests"] > 0 and hello["result"]["driver"] == "loadgen"
+    assert hello["metrics"]["rps"] > 0
+    assert hello["metrics"]["cpu_us_per_request"] > 0
+    assert hello["metrics"]["pss_peak_mib"] > 1
+    assert hello["sampler"]["root_alive"] is True
+    assert hello["quiet"]["machine_cpus"] >= 1 and "noisy" in hello["quiet"]
+    opened, = cells(doc, profile="open")
+    assert opened["result"]["mode"] == "open" and opened["result"]["target_rate"] == 100
+    idle, = cells(doc, profile="idle")
+    assert idle["result"]["requests"] == 6  # 4 workers, but event parks idle connections
+    assert idle["metrics"]["pss_per_idle_conn_kib"] is not None
+    # the summary holds the medians of ok trials; the server record its effective config
+    summ = doc["summary"]["profiles"]["ev"]["hello"]
+    assert summ["ok"] == 1 and summ["metrics"]["rps"]["median"] == hello["metrics"]["rps"]
+    assert "ThreadsPerChild 4" in doc["servers"]["ev"]["effective_config"]
+    assert doc["environment"]["python"] and "pinning" in doc["environment"]
+    assert "ev: trial 1/1: hello" in doc["_progress"]
+
+
+def test_a_server_that_never_becomes_ready_is_a_failed_cell_and_the_run_goes_on(tmp_path):
+    m = matrix([{"label": "hangs", "server": "event", "set": SMALL_EVENT, "app": "tests.wsgi_hang:app"},
+                {"label": "fine", "server": "event", "set": SMALL_EVENT}], timeouts={"start": 3})
+    doc = run(m, tmp_path)
+    bad, = cells(doc, server="hangs")
+    assert bad["status"] == "failed" and "server did not start" in bad["reason"]
+    good, = cells(doc, server="fine")
+    assert good["status"] == "ok"
+    assert (tmp_path / "run" / "logs" / "hangs-1.log").exists()
+
+
+def test_a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on(tmp_path):
+    m = matrix([{"label": "dies", "server": "prefork", "set": SMALL_PREFORK, "app": "tests.wsgi_apps:kills_its_server"},
+                {"label": "fine", "server": "prefork", "set": SMALL_PREFORK}],
+               {"first": {"driver": "loadgen", "duration": 1, "connections": 2, "timeout": 2},
+                "second": {"driver": "loadgen", "duration": 1, "connections": 2}})
+    doc = run(m, tmp_path)
+    first, = cells(doc, server="dies", profile="first")
+    assert first["status"] == "failed"
+    assert "server exited" in first["reason"] and "during first" in first["reason"]
+    assert "server_exited" in first["flags"]
+    second, = cells(doc, server="dies", profile="second")
+    assert second["status"] == "failed" and "during first" in second["reason"]
+    assert [c["status"] for c in cells(doc, server="fine")] == ["ok", "ok"]
+
+
+def test_a_driver_that_errors_is_a_failed_cell(tmp_path, monkeypatch):
+    real = runner_mod.drive
+
+    def drive(profile, url, cpus, on_hold=None):
+        if profile.name == "bad":
+            raise RuntimeError("boom")
+        return real(profile, url, cpus, on_hold)
+
+    monkeypatch.setattr(runner_mod, "drive", drive)
+    m = matrix([{"label": "ev", "server": "event", "set": SMALL_EVENT}],
+               {"bad": {"driver": "loadgen", "duration": 1, "connections": 2},
+                "good": {"driver": "loadgen", "duration": 1, "connections": 2}})
+    doc = run(m, tmp_path)
+    bad, = cells(doc, profile="bad")
+    assert bad["status"] == "failed" and bad["reason"] == "driver failed: RuntimeError: boom"
+    good, = cells(doc, profile="good")
+    assert good["status"] == "ok"
+
+
+def test_unavailable_driver_and_trials_are_interleaved(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner_mod, "driver_unavailable",
+                        lambda d: "wrk not on PATH: apt-get install wrk" if d == "wrk" else None)
+    m = matrix([{"label": "a", "server": "event", "set": SMALL_EVENT},
+                {"label": "b", "server": "prefork", "set": SMALL_PREFORK}],
+               {"hello": {"driver": "loadgen", "duration": 0.5, "connections": 2},
+                "w": {"driver": "wrk", "duration": 1}}, trials=2)
+    doc = run(m, tmp_path)
+    skipped = cells(doc, profile="w")
+    assert {c["server"] for c in skipped} == {"a", "b"}
+    assert all(c["status"] == "skipped" and "apt-get install wrk" in c["reason"] for c in skipped)
+    order = [(c["server"], c["trial"]) for c in cells(doc, profile="hello")]
+    assert order == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+
+
+def test_ctrl_c_stops_everything_and_keeps_partial_results(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(json.dumps({
+        "trials": 3, "warmup": 0, "quiet": {"seconds": 0.1},
+        "servers": [{"label": "ev", "server": "event", "set": SMALL_EVENT}],
+        "profiles": {"hello": {"driver": "loadgen", "duration": 1, "connections": 2}}}))
+    results = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--matrix", str(path),
+                             "--results-dir", str(results)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                seen.add(p.pid)
+            docs = list(results.glob("*/run.json"))
+            if docs and json.loads(docs[0].read_text())["cells"]:
+                break
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.05)
+        else:
+            pytest.fail("no cell was recorded within 60 s")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    assert proc.returncode == 130, out.decode()
+    doc = load_run(docs[0].parent)
+    assert doc["status"] == "interrupted"
+    assert doc["cells"] and doc["cells"][0]["status"] in ("ok", "invalid")
+    assert (docs[0].parent / "tables.md").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(running, seen)):
+        time.sleep(0.05)
+    alive = [p for p in seen if running(p)]
+    assert not alive, f"left running after Ctrl-C: {alive}"
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
