@@ -15,9 +15,11 @@ Method (see "Measuring honestly" in the design notes):
   over the trials and the ratio loadgen/wrk, both as the ratio of the
   medians and as the median of the per-round ratios (paired, less
   sensitive to drift on a shared machine).
-* Each driver's own CPU fraction is recorded (wrk's from the rusage of the
-  reaped child): a driver above 0.9 is GENERATOR-BOUND, its figure is its
-  own limit, not the server's.
+* Each driver's own CPU is recorded (wrk's from the rusage of the reaped
+  child): a driver above 0.9 of its CPU is GENERATOR-BOUND, its figure is
+  its own limit, not the server's.  Its CPU-us per request is the robust
+  figure on a noisy machine: 1e6 / CPU-us is the most it can generate on
+  one core, and "capacity loadgen/wrk" is the ratio of those.
 
 Targets:
 
@@ -131,6 +133,7 @@ def run_wrk(wrk: str, url: str, connections: int, duration: float, cpus: list[in
         "errors": errors,
         "driver_cpu_seconds": cpu,
         "driver_cpu_fraction": frac,
+        "driver_cpu_us_per_req": cpu / int(t.group(1)) * 1e6 if t and int(t.group(1)) else None,
         "generator_bound": frac > GENERATOR_BOUND_FRACTION,
         # wrk cannot tell how many connections got no answer: unknown, not zero
         "starved_connections": None,
@@ -149,6 +152,7 @@ def run_loadgen(url: str, connections: int, duration: float, cpus: list[int] | N
         "errors": r.errors,
         "driver_cpu_seconds": r.driver_cpu_seconds,
         "driver_cpu_fraction": r.driver_cpu_fraction,
+        "driver_cpu_us_per_req": r.driver_cpu_seconds / r.requests * 1e6 if r.requests else None,
         "generator_bound": r.generator_bound,
         "starved_connections": r.starved_connections,
         "ok": r.ok,
@@ -172,6 +176,8 @@ def summarize(trials: list[dict], target: str) -> dict:
             "rps_max": max((t["rps"] for t in ts), default=None),
             "driver_cpu_fraction": statistics.median(t["driver_cpu_fraction"] for t in ts) if ts else None,
             "generator_bound_trials": sum(1 for t in ts if t["generator_bound"]),
+            "cpu_us_per_req": statistics.median(us) if (us := [t["driver_cpu_us_per_req"] for t in ts
+                                                              if t.get("driver_cpu_us_per_req")]) else None,
         }
     w, g = out["wrk"]["rps"], out["loadgen"]["rps"]
     out["ratio_of_medians"] = g / w if w and g is not None else None
@@ -183,6 +189,9 @@ def summarize(trials: list[dict], target: str) -> dict:
             paired.append(b[0]["rps"] / a[0]["rps"])
     out["paired_ratios"] = paired
     out["median_paired_ratio"] = statistics.median(paired) if paired else None
+    wu, gu = out["wrk"]["cpu_us_per_req"], out["loadgen"]["cpu_us_per_req"]
+    # requests per CPU-second, loadgen over wrk: the drivers' own capacities
+    out["capacity_ratio"] = wu / gu if wu and gu else None
     return out
 
 
@@ -200,11 +209,14 @@ def table(summaries: list[dict]) -> str:
                 f"{fmt(x['rps_min'], '{:,.0f}')}..{fmt(x['rps_max'], '{:,.0f}')}",
                 fmt(x["driver_cpu_fraction"], "{:.2f}"),
                 f"{x['generator_bound_trials']}/{x['trials']}",
+                fmt(x["cpu_us_per_req"], "{:.1f}"),
                 fmt(s["ratio_of_medians"], "{:.2f}") if d == "loadgen" else "",
                 fmt(s["median_paired_ratio"], "{:.2f}") if d == "loadgen" else "",
+                fmt(s["capacity_ratio"], "{:.2f}") if d == "loadgen" else "",
             ])
     return tabulate(rows, headers=["target", "driver", "req/s (median)", "range", "driver CPU fraction",
-                                   "generator-bound", "loadgen/wrk (medians)", "loadgen/wrk (paired)"],
+                                   "generator-bound", "driver CPU-us/req", "loadgen/wrk (medians)",
+                                   "loadgen/wrk (paired)", "capacity loadgen/wrk"],
                     tablefmt="github")
 
 
