@@ -3,6 +3,7 @@
 
     python benchmarks/loadgen_selftest.py [--targets echo,gunicorn-sync,gunicorn-gthread]
                                           [--duration 5] [--connections 50] [--trials 3]
+                                          [--open-rate 2000]
 
 Runs harness.drivers.loadgen against servers pinned to one CPU while the
 driver is pinned to another (when there are two), and prints, per target,
@@ -10,6 +11,12 @@ the median requests/s, the driver's CPU fraction and the driver's CPU
 microseconds per request.  The last figure is the robust one: 1e6 divided
 by it is the most the driver can generate on one core against that kind of
 server, whatever the noise of a shared machine does to the requests/s.
+
+With ``--open-rate R`` each target also gets one open-loop run at R
+requests/s, and a second table shows what the open loop adds: the rate it
+achieved, its latency (from the intended send times), how late the driver
+itself sent its on-time requests (``dispatch_lag_us``: epoll's millisecond
+timer and the driver's CPU), late sends and unsent requests.
 
 Targets:
   echo              benchmarks/_echo_server.py: a minimal keep-alive epoll
@@ -38,7 +45,7 @@ for p in (str(ROOT), str(HERE)):
 
 from tabulate import tabulate  # noqa: E402
 
-from harness.drivers.loadgen import run_closed_loop  # noqa: E402
+from harness.drivers.loadgen import run_closed_loop, run_open_loop  # noqa: E402
 from side_by_side import Running, pick_cpus, start_gunicorn, stop_group, wait_for  # noqa: E402
 
 
@@ -65,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--open-rate", type=float, default=0.0,
+                    help="also one open-loop run per target at this many requests/s (0: none)")
     args = ap.parse_args(argv)
     server_cpus, driver_cpus, placement = pick_cpus()
     starters = {
@@ -73,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "gunicorn-gthread": lambda: start_gunicorn(server_cpus, worker_class="gthread", extra=["--threads", "8"]),
     }
     rows = []
+    open_rows = []
     for name in args.targets.split(","):
         srv = None
         runs = []
@@ -82,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.trials):
                 runs.append(run_closed_loop(srv.url + "/", connections=args.connections,
                                             duration=args.duration, cpus=driver_cpus))
+            if args.open_rate > 0:
+                o = run_open_loop(srv.url + "/", rate=args.open_rate, connections=args.connections,
+                                  duration=args.duration, cpus=driver_cpus)
+                lag = o.extra["dispatch_lag_us"]
+                open_rows.append([
+                    name, f"{args.open_rate:,.0f}", f"{o.rps:,.0f}", f"{o.percentile(50) / 1e3:.2f}",
+                    f"{o.percentile(99) / 1e3:.2f}", f"{lag['p50'] / 1e3:.2f}", f"{lag['p99'] / 1e3:.2f}",
+                    o.late_sends, o.errors.get("unsent", 0),
+                    f"{o.driver_cpu_seconds / o.requests * 1e6:.1f}" if o.requests else "-",
+                ])
         except Exception as e:
             rows.append([name, f"failed: {e}", "", "", "", ""])
             continue
@@ -100,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{sorted(server_cpus)}, driver CPU {driver_cpus} ({placement})\n")
     print(tabulate(rows, headers=["target", "req/s (median)", "range", "driver CPU fraction",
                                   "driver CPU-us/req", "ok"], tablefmt="github"))
+    if open_rows:
+        print(f"\nopen loop, {args.duration:g} s, one run per target\n")
+        print(tabulate(open_rows, headers=["target", "rate", "req/s", "p50 ms", "p99 ms", "dispatch lag p50 ms",
+                                           "dispatch lag p99 ms", "late sends", "unsent", "driver CPU-us/req"],
+                       tablefmt="github"))
     return 0
 
 
