@@ -1,0 +1,987 @@
+"""locust as a load driver: always a subprocess, never imported here.
+
+locust monkey-patches the standard library with gevent as soon as it is
+imported, which breaks threaded code (DESIGN.md, "Measuring honestly"), so
+this module only ever *runs* it::
+
+    python -m locust -f suites/load.py,<report plugin> --headless --host URL
+        -u USERS -r RATE --run-time Ns --csv PREFIX --csv-full-history
+        --only-summary --exit-code-on-error 0 [--processes N ...] [UserClass ...]
+
+in its own session (so the whole process tree can be signalled as one
+group), with its working directory in a scratch folder (so no
+``locust.conf`` or ``pyproject.toml`` ``[tool.locust]`` of the caller's
+directory changes the run; ``~/.locust.conf`` still applies and ``LOCUST_*``
+environment variables are removed), pinned to ``cpus`` when given, and
+stopped by process group if it overruns ``duration`` plus a grace.
+
+What is measured, and from where
+--------------------------------
+locust's own outputs are not enough for a driver result: it keeps no status
+codes, it rounds response times to two significant digits, and its CSV
+files are rewritten once a second by a background greenlet, so the final
+``_stats.csv`` and ``_failures.csv`` routinely miss the last fraction of a
+second of the run (a few requests to a few hundred; measured here).  So the
+driver loads a small *report plugin* next to the locustfile (the
+``_PLUGIN_SOURCE`` below, written to the scratch folder and given to ``-f``
+after the locustfile).  In every locust process (the local runner, or the
+master and each worker with ``processes > 1``) it listens to locust's
+``request`` event and records, exactly:
+
+* ``status_counts``: every response by status code (locust's ``status_code``);
+* ``errors`` by kind for requests that got no complete response, classified
+  from the exception: ``connect`` (refused), ``timeout``, ``reset``,
+  ``closed_early`` (EOF before the response was complete), ``protocol``,
+  ``connection`` (any other socket error), ``other``;  ``check`` for a
+  complete 2xx/3xx response that the user class marked as failed
+  (``catch_response`` + ``failure()``, e.g. EchoUser's body mismatch); and
+  ``user_error`` for an exception raised in a user's task outside a request
+  (locust logs it and carries on: a broken locustfile would otherwise look
+  like an idle run).
+  Responses with status >= 400 are *not* errors here: they are in
+  ``status_counts`` (as in the built-in driver), which makes
+  ``DriverResult.ok`` false;
+* ``histogram``: each response's time as measured by locust (start of the
+  request to the end of the body, FastHttpUser's ``perf_counter``), in
+  microseconds, in an HdrHistogram -- not rounded, not rebuilt;
+* ``timeline``: responses completed in second 0, 1, 2 ... after the
+  process's ``test_start``;
+* the process's CPU between ``test_start`` and ``test_stop``.
+
+``requests`` is the number of complete responses (of any status); locust's
+own request count, which also counts failed connections, is in
+``extra["locust_requests"]``; the final CSV total is kept for comparison in
+``extra["csv_requests"]``.  ``duration`` runs from the master's (or local
+runner's) ``test_start`` to its ``test_stop``.
+
+If a process's report is missing (a worker killed, a locustfile that stops
+the plugin from loading), the driver falls back to the CSV files
+(:func:`parse_locust_csv`): totals from ``_stats.csv`` (possibly up to a
+second stale), error kinds from the failure messages (HTTP failures become
+``http_4xx``/``http_5xx`` errors there, since no status counts exist), the
+timeline from ``_stats_history.csv``, and an *approximate* histogram rebuilt
+from locust's percentiles (:func:`histogram_from_percentiles`);
+``extra["source"]`` says ``"csv"`` and ``extra["histogram_approximated"]``
+is then True.
+
+Limits that remain
+------------------
+* Closed loop: each user waits for its response (plus the user's
+  ``wait_time``) before the next request, so when the server stalls the
+  offered load drops with it -- coordinated omission.  The histogram is
+  service time under this load, not user-visible latency.
+* locust saturates its own CPU near 2k requests/s per process
+  (FastHttpUser, this machine).  ``driver_cpu_fraction`` is the locust
+  processes' CPU during the test divided by (duration x the CPUs it could
+  use: ``min(processes, usable CPUs)``); above 0.9 the result is
+  ``generator_bound``.  locust's own warning ("CPU usage above 90%") is
+  reported as ``extra["locust_cpu_warning"]``.  The CPU of the whole tree
+  over its whole life (startup, imports, shutdown), taken from ``os.wait4``
+  through a small reaper wrapper (see :func:`run_bounded`), is in
+  ``extra["driver_cpu_total_seconds"]``.
+* Requests in flight when the run stops are abandoned (locust kills its
+  users), so the server may have answered up to ``users`` requests more
+  than ``requests``.
+* ``per_connection``/``starved_connections`` are None: locust cannot tell.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import importlib.util
+import io
+import json
+import math
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from hdrh.histogram import HdrHistogram
+
+from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
+from .loadgen import parse_loopback_url
+
+__all__ = [
+    "DriverError", "run_locust", "locust_available", "parse_locust_csv", "result_from_locust_csv",
+    "result_from_reports", "histogram_from_percentiles", "run_bounded", "BoundedRun", "usable_cpus",
+    "DEFAULT_LOCUSTFILE", "LOAD_PROFILES",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the project's locustfile (users and load profiles)
+DEFAULT_LOCUSTFILE = ROOT / "suites" / "load.py"
+#: the profiles of suites/load.py (not imported from there: it imports locust)
+LOAD_PROFILES = ("none", "ramp", "step", "spike", "soak")
+#: what locust logs when its process is above 90% CPU
+CPU_WARNING_TEXT = "CPU usage above"
+#: seconds allowed beyond the run for locust's startup and shutdown (imports, workers connecting)
+STARTUP_GRACE_S = 30.0
+_REPORT_MODULE = "mpm_harness_locust_report.py"
+_PROCESSES_MIN_VERSION = (2, 19)
+
+
+class DriverError(RuntimeError):
+    """A load driver could not produce a result (not installed, failed, overran, wrote nothing).
+
+    ``stderr_tail`` holds the end of the driver's stderr; it is also part of
+    the message, so the harness can record the failed cell with its cause.
+    """
+
+    def __init__(self, message: str, *, stderr_tail: str = "", returncode: int | None = None,
+                 command: Sequence[str] | None = None) -> None:
+        self.stderr_tail = stderr_tail
+        self.returncode = returncode
+        self.command = list(command) if command is not None else None
+        full = message
+        if stderr_tail.strip():
+            full += "\n--- stderr (tail) ---\n" + stderr_tail.rstrip()
+        super().__init__(full)
+
+
+# --------------------------------------------------------------------------
+# running a driver process tree, bounded, with its CPU
+
+
+# Runs as `python -I -S -c _WRAPPER CPUS REPORT ARGV...`, the session leader
+# of the driver's process group: pins itself (children inherit it), becomes
+# the child subreaper (so the processes locust forks are reaped here even when
+# their parent does not wait for them, and their CPU reaches os.wait4 in the
+# caller), spawns ARGV with default signal dispositions, waits for every
+# descendant, writes its own CPU and the child's exit status to REPORT and
+# exits with the child's status.
+_WRAPPER = r"""
+import ctypes, json, os, resource, signal, sys
+cpus, report, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+if cpus:
+    os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+try:
+    reaper = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    reaper = False
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's TERM is for the driver; we wait for it
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+reset = [s for s in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, getattr(signal, "SIGXFSZ", None)) if s]
+code = 127
+try:
+    pid = os.posix_spawnp(argv[0], argv, os.environ, setsigdef=reset)
+except OSError as exc:
+    sys.stderr.write(f"cannot run {argv[0]}: {exc}\n")
+    pid = None
+while pid is not None:
+    try:
+        p, status = os.wait()
+    except ChildProcessError:
+        break
+    if p == pid:
+        code = os.waitstatus_to_exitcode(status)
+ru = resource.getrusage(resource.RUSAGE_SELF)
+with open(report + ".tmp", "w") as f:
+    json.dump({"child_exit": code, "self_cpu": ru.ru_utime + ru.ru_stime, "subreaper": reaper}, f)
+os.replace(report + ".tmp", report)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+@dataclass
+class BoundedRun:
+    """Outcome of :func:`run_bounded`."""
+
+    returncode: int  # the driver's exit status (negative: killed by that signal)
+    cpu_seconds: float  # user + system CPU of the driver and every descendant it had
+    wall_seconds: float
+    stdout: str
+    stderr: str
+    subreaper: bool  # False: descendants orphaned by the driver were not reaped (their CPU is missing)
+
+
+def usable_cpus(cpus: Iterable[int] | None) -> int:
+    """How many CPUs a driver pinned to ``cpus`` (None: this process's affinity) can run on."""
+    if cpus is not None:
+        return max(1, len(set(cpus)))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` (our child) has exited, without reaping it; False on timeout."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    fd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            fd = None
+    try:
+        while True:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is not None and info.si_pid == pid:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if fd is not None:
+                select.select([fd], [], [], left)
+            else:
+                time.sleep(min(0.02, left))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_bounded(
+    argv: Sequence[str],
+    *,
+    deadline: float,
+    workdir: str | os.PathLike,
+    cpus: Iterable[int] | None = None,
+    cwd: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    term_grace: float = 5.0,
+) -> BoundedRun:
+    """Run ``argv`` as a process tree in its own session, bounded by ``deadline`` seconds.
+
+    The tree runs under a small reaper wrapper (``_WRAPPER``): the group is
+    pinned to ``cpus`` before the driver starts, every descendant is reaped
+    inside the tree, and ``os.wait4`` on the wrapper then gives the CPU of the
+    driver and all its descendants (the wrapper's own startup CPU is
+    subtracted).  stdout and stderr go to files in ``workdir``.  If the tree
+    is still running at the deadline, its process group gets SIGTERM, then
+    SIGKILL after ``term_grace`` seconds, and :class:`DriverError` is raised;
+    an exception during the wait (KeyboardInterrupt) stops the tree the same
+    way before it propagates.  Processes left in the group after the driver
+    exits are killed too.
+    """
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    out_path, err_path, rep_path = work / "driver.stdout", work / "driver.stderr", work / "wrapper.json"
+    rep_path.unlink(missing_ok=True)
+    cpu_arg = ",".join(str(int(c)) for c in sorted(set(cpus))) if cpus is not None else ""
+    cmd = [sys.executable, "-I", "-S", "-c", _WRAPPER, cpu_arg, str(rep_path), *argv]
+    started = time.monotonic()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+                                env=dict(env) if env is not None else None, start_new_session=True)
+    pid = pgid = proc.pid  # the wrapper leads its own session and process group
+
+    def stop_tree() -> None:
+        _killpg(pgid, signal.SIGTERM)
+        if not _wait_exit(pid, term_grace):
+            _killpg(pgid, signal.SIGKILL)
+            _wait_exit(pid, 10.0)
+
+    overran = False
+    try:
+        if not _wait_exit(pid, deadline):
+            overran = True
+            stop_tree()
+    except BaseException:  # interrupted (Ctrl-C): the tree must not outlive this call
+        stop_tree()
+        raise
+    finally:
+        # The wrapper has exited (or is being killed here) and stays a zombie until wait4, so
+        # its pgid cannot be reused yet: kill whatever is left in the group, then reap it.
+        _killpg(pgid, signal.SIGKILL)
+        _, status, ru = os.wait4(pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    stdout, stderr = _read(out_path), _read(err_path)
+    if overran:
+        raise DriverError(f"{argv[0]} overran its deadline of {deadline:.0f} s and was stopped",
+                          stderr_tail=_tail(stderr), returncode=proc.returncode, command=argv)
+    try:
+        rep = json.loads(rep_path.read_text())
+    except (OSError, ValueError):
+        rep = {}
+    total = ru.ru_utime + ru.ru_stime
+    code = rep.get("child_exit", proc.returncode)
+    return BoundedRun(returncode=int(code), cpu_seconds=max(0.0, total - float(rep.get("self_cpu", 0.0))),
+                      wall_seconds=wall, stdout=stdout, stderr=stderr, subreaper=bool(rep.get("subreaper")))
+
+
+# --------------------------------------------------------------------------
+# the report plugin (runs inside locust; text only here)
+
+
+_PLUGIN_SOURCE = r'''"""Written by harness/drivers/locust.py: exact per-process counts for the driver. Do not edit."""
+import json
+import os
+import resource
+import time
+
+from hdrh.histogram import HdrHistogram
+from locust import events
+
+_DIR = os.environ.get("MPM_LOCUST_REPORT_DIR")
+_LOW, _HIGH, _DIGITS = %(low)d, %(high)d, %(digits)d
+_MAX_MESSAGES = 50
+_S = {"role": None, "t_start": None, "t_stop": None, "cpu_start": None, "cpu_stop": None,
+      "statuses": {}, "errors": {}, "messages": {}, "timeline": [], "locust_requests": 0,
+      "cpu_warning_max": 0.0, "clamped": 0}
+_H = HdrHistogram(_LOW, _HIGH, _DIGITS)
+
+_KIND_BY_NAME = {
+    "ConnectionRefusedError": "connect", "ConnectError": "connect", "ConnectTimeout": "timeout",
+    "TimeoutError": "timeout", "timeout": "timeout", "Timeout": "timeout", "ReadTimeout": "timeout",
+    "ConnectionResetError": "reset", "BrokenPipeError": "reset",
+    "HTTPConnectionClosed": "closed_early", "EmptyResponse": "closed_early", "IncompleteRead": "closed_early",
+    "HTTPParseError": "protocol", "HTTPProtocolViolationError": "protocol",
+}
+
+
+def _cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _chain(exc):
+    out = []
+    while isinstance(exc, BaseException) and len(out) < 8 and all(e is not exc for e in out):
+        out.append(exc)
+        original = getattr(exc, "original", None)
+        exc = original if isinstance(original, BaseException) else (exc.__cause__ or exc.__context__)
+    return out
+
+
+def _kind(exc):
+    chain = _chain(exc)
+    for e in chain:
+        for cls in type(e).__mro__:
+            kind = _KIND_BY_NAME.get(cls.__name__)
+            if kind:
+                return kind
+    if any(isinstance(e, OSError) for e in chain):
+        return "connection"
+    return "other"
+
+
+def _bump(d, key, n=1):
+    d[key] = d.get(key, 0) + n
+
+
+def _start(environment=None):
+    if _S["t_start"] is None:
+        _S["t_start"] = time.time()
+        _S["cpu_start"] = _cpu()
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kw):
+    _start()
+
+
+@events.request.add_listener
+def _on_request(request_type=None, name=None, response_time=None, response=None, exception=None, **_kw):
+    if _S["t_start"] is None:
+        _start()
+    _S["locust_requests"] += 1
+    code = getattr(response, "status_code", None) or 0
+    cls = type(exception).__name__ if exception is not None else ""
+    if exception is None or cls in ("LocustBadStatusCode", "BadStatusCode") or (cls == "CatchResponseError" and code > 0):
+        if code <= 0:
+            _bump(_S["errors"], "protocol")
+        else:
+            _bump(_S["statuses"], str(code))
+            if exception is not None and code < 400:
+                _bump(_S["errors"], "check")
+            sec = int(time.time() - _S["t_start"])
+            tl = _S["timeline"]
+            if sec >= 0:
+                if sec >= len(tl):
+                    tl.extend([0] * (sec + 1 - len(tl)))
+                tl[sec] += 1
+            if response_time is not None:
+                us = int(round(float(response_time) * 1000.0))
+                if us > _HIGH:
+                    us = _HIGH
+                    _S["clamped"] += 1
+                _H.record_value(max(_LOW, us))
+    else:
+        _bump(_S["errors"], _kind(exception))
+    if exception is not None:
+        msgs = _S["messages"]
+        key = f"{request_type} {name}: {exception!r}"[:200]
+        if key in msgs or len(msgs) < _MAX_MESSAGES:
+            _bump(msgs, key)
+        else:
+            _bump(msgs, "(other messages)")
+
+
+@events.user_error.add_listener
+def _on_user_error(user_instance=None, exception=None, tb=None, **_kw):
+    _bump(_S["errors"], "user_error")
+    msgs = _S["messages"]
+    key = f"user error in {type(user_instance).__name__}: {exception!r}"[:200]
+    if key in msgs or len(msgs) < _MAX_MESSAGES:
+        _bump(msgs, key)
+    else:
+        _bump(msgs, "(other messages)")
+
+
+@events.cpu_warning.add_listener
+def _on_cpu_warning(environment=None, cpu_usage=0.0, **_kw):
+    _S["cpu_warning_max"] = max(_S["cpu_warning_max"], float(cpu_usage or 0.0))
+
+
+def _write(environment):
+    if not _DIR:
+        return
+    runner = getattr(environment, "runner", None)
+    _S["role"] = type(runner).__name__ if runner is not None else None
+    doc = dict(_S, pid=os.getpid(), hist=_H.encode().decode("ascii") if _H.get_total_count() else "",
+               cpu_now=_cpu())
+    path = os.path.join(_DIR, f"report-{os.getpid()}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f)
+    os.replace(path + ".tmp", path)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kw):
+    if _S["t_stop"] is None:
+        _S["t_stop"] = time.time()
+        _S["cpu_stop"] = _cpu()
+    _write(environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kw):
+    _write(environment)
+''' % {"low": HIST_LOWEST_US, "high": HIST_HIGHEST_US, "digits": 3}
+
+
+# --------------------------------------------------------------------------
+# availability
+
+
+def locust_available() -> str | None:
+    """None when locust can be run here; otherwise the reason, with the fix.
+
+    Only looks the package up (``importlib.util.find_spec``): importing it
+    would monkey-patch this process.
+    """
+    try:
+        if importlib.util.find_spec("locust") is None:
+            return "locust is not installed: pip install 'locust>=2.20'"
+    except (ImportError, ValueError) as exc:
+        return f"locust cannot be found ({exc}): pip install 'locust>=2.20'"
+    return None
+
+
+def _locust_version() -> tuple[int, ...]:
+    try:
+        text = importlib.metadata.version("locust")
+    except importlib.metadata.PackageNotFoundError:
+        return ()
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+# --------------------------------------------------------------------------
+# histogram rebuilt from percentiles (the CSV fallback; wrk when its spectrum is too costly)
+
+
+def histogram_from_percentiles(points: Iterable[tuple[float, float]], total: int) -> HdrHistogram:
+    """An approximate HdrHistogram of ``total`` values from (percentile, value in us) points.
+
+    Each percentile's value is recorded with the count between it and the
+    previous percentile (``round(total * p / 100)`` minus the same for the
+    previous point), i.e. every value is placed at the *upper* end of its
+    step.  The rebuilt histogram reproduces each given percentile (to the
+    histogram's 3 digits) and the total count; values between two given
+    percentiles are pushed up to the higher one, so the shape between them is
+    lost.  Points with no value (None, NaN) are skipped.
+    """
+    hist = new_histogram()
+    pts = sorted((float(p), float(v)) for p, v in points if v is not None and not math.isnan(float(v)))
+    if total <= 0 or not pts:
+        return hist
+    prev_cum = 0
+    for p, v in pts:
+        cum = min(total, max(prev_cum, int(round(total * min(p, 100.0) / 100.0))))
+        n = cum - prev_cum
+        if n > 0:
+            hist.record_value(min(HIST_HIGHEST_US, max(HIST_LOWEST_US, int(round(v)))), n)
+        prev_cum = cum
+    if prev_cum < total:  # percentiles that stop short of 100: the rest at the last value
+        hist.record_value(min(HIST_HIGHEST_US, max(HIST_LOWEST_US, int(round(pts[-1][1])))), total - prev_cum)
+    return hist
+
+
+# --------------------------------------------------------------------------
+# parsing: the plugin's reports
+
+
+def _num(x, default: float = 0.0) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return default
+
+
+def result_from_reports(
+    reports: Sequence[Mapping],
+    *,
+    url: str = "",
+    users: int = 0,
+    processes: int = 1,
+    cpus: Sequence[int] | None = None,
+    usable: int | None = None,
+    total_cpu_seconds: float | None = None,
+    cpu_warning_logged: bool = False,
+    duration_hint: float = 0.0,
+) -> DriverResult:
+    """Merge the report plugin's per-process documents into one :class:`DriverResult`.
+
+    ``reports`` holds one document per locust process (the local runner, or
+    the master and each worker).  Status counts, errors, timelines (aligned on
+    each process's ``test_start``) and histograms are added; ``duration`` is
+    the master's (or local runner's) ``t_stop - t_start`` (``duration_hint``
+    when it has none); the driver's CPU is the sum of each process's CPU
+    between its ``test_start`` and ``test_stop``, divided by duration x
+    ``min(processes, usable)`` (``total_cpu_seconds``, the tree's whole-life
+    CPU, when no process has both marks).
+    """
+    statuses: dict[int, int] = {}
+    errors: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    timeline: list[int] = []
+    hist = new_histogram()
+    run_cpu = 0.0
+    have_cpu = False
+    locust_requests = clamped = 0
+    warn_max = 0.0
+    lead = None
+    for rep in reports:
+        for k, n in (rep.get("statuses") or {}).items():
+            statuses[int(k)] = statuses.get(int(k), 0) + int(n)
+        for k, n in (rep.get("errors") or {}).items():
+            errors[str(k)] = errors.get(str(k), 0) + int(n)
+        for k, n in (rep.get("messages") or {}).items():
+            messages[str(k)] = messages.get(str(k), 0) + int(n)
+        for i, n in enumerate(rep.get("timeline") or []):
+            if i >= len(timeline):
+                timeline.extend([0] * (i + 1 - len(timeline)))
+            timeline[i] += int(n)
+        if rep.get("hist"):
+            hist.add(HdrHistogram.decode(rep["hist"]))
+        c0 = rep.get("cpu_start")
+        c1 = rep.get("cpu_stop") if rep.get("cpu_stop") is not None else rep.get("cpu_now")
+        if c0 is not None and c1 is not None:
+            run_cpu += max(0.0, float(c1) - float(c0))
+            have_cpu = True
+        locust_requests += int(rep.get("locust_requests") or 0)
+        clamped += int(rep.get("clamped") or 0)
+        warn_max = max(warn_max, _num(rep.get("cpu_warning_max")))
+        if rep.get("role") in ("MasterRunner", "LocalRunner") and lead is None:
+            lead = rep
+    if lead is None and reports:
+        lead = reports[0]
+    duration = 0.0
+    if lead is not None and lead.get("t_start") is not None and lead.get("t_stop") is not None:
+        duration = max(0.0, float(lead["t_stop"]) - float(lead["t_start"]))
+    if duration <= 0:
+        duration = float(duration_hint)
+    cpu = run_cpu if have_cpu else float(total_cpu_seconds or 0.0)
+    par = min(max(1, processes), usable or usable_cpus(cpus))
+    errors = {k: v for k, v in errors.items() if v}
+    extra = {
+        "source": "plugin",
+        "histogram_approximated": False,
+        "locust_requests": locust_requests,
+        "failures": dict(sorted(messages.items(), key=lambda kv: -kv[1])[:20]),
+        "locust_cpu_warning": bool(warn_max > 0 or cpu_warning_logged),
+        "locust_cpu_warning_max_pct": warn_max,
+        "processes_reported": len(reports),
+        "latency_clamped": clamped,
+        "cpu_parallelism": par,
+    }
+    if total_cpu_seconds is not None:
+        extra["driver_cpu_total_seconds"] = float(total_cpu_seconds)
+    return DriverResult(
+        requests=sum(statuses.values()),
+        status_counts=dict(sorted(statuses.items())),
+        errors=dict(sorted(errors.items())),
+        duration=duration,
+        per_connection=None,
+        starved_connections=None,
+        reconnects=0,
+        histogram=hist,
+        driver_cpu_seconds=cpu,
+        driver_cpu_fraction=cpu / (duration * par) if duration > 0 else 0.0,
+        cpus=sorted(set(cpus)) if cpus is not None else None,
+        processes=max(1, processes),
+        connections=users,
+        url=url,
+        driver="locust",
+        mode="closed",
+        timeline=timeline,
+        extra=extra,
+    )
+
+
+# --------------------------------------------------------------------------
+# parsing: locust's CSV files (fallback, and for recorded runs)
+
+
+_STATUS_RES = (
+    re.compile(r"BadStatusCode\(.*?\bcode=(\d{3})\b"),  # FastHttpUser: LocustBadStatusCode(code=404)
+    re.compile(r"HTTPError\(\s*'?(\d{3})\b"),  # HttpUser (requests): HTTPError('500 Server Error: ...')
+)
+_MESSAGE_KINDS = (
+    ("ConnectionRefused", "connect"),
+    ("ConnectTimeout", "timeout"),
+    ("timed out", "timeout"),
+    ("Timeout", "timeout"),
+    ("ConnectionReset", "reset"),
+    ("BrokenPipe", "reset"),
+    ("HTTPConnectionClosed", "closed_early"),
+    ("EmptyResponse", "closed_early"),
+    ("IncompleteRead", "closed_early"),
+    ("ParseError", "protocol"),
+    ("ProtocolViolation", "protocol"),
+)
+
+
+def _classify_message(msg: str) -> tuple[str, bool]:
+    """(error kind, whether a complete response was received) for a locust failure message."""
+    for regex in _STATUS_RES:
+        m = regex.search(msg)
+        if m:
+            return f"http_{m.group(1)[0]}xx", True
+    for needle, kind in _MESSAGE_KINDS:
+        if needle in msg:
+            return kind, False
+    if msg.startswith("CatchResponseError") or "(" not in msg:
+        return "check", True  # a user's own failure() on a received response
+    return "other", False
+
+
+def _pct_label(label: str) -> float | None:
+    if not label.endswith("%"):
+        return None
+    try:
+        return float(label[:-1])
+    except ValueError:
+        return None
+
+
+def parse_locust_csv(stats_csv: str, failures_csv: str = "", history_csv: str = "") -> dict:
+    """Figures from the text of locust's ``_stats.csv``, ``_failures.csv`` and ``_stats_history.csv``.
+
+    Returns a dict: ``requests`` and ``failures`` (locust's Aggregated
+    counts; locust counts a failed connection as a request), ``responses``
+    (requests minus failures that got no response), ``errors`` by kind (from
+    the failure messages: ``connect``, ``timeout``, ``reset``,
+    ``closed_early``, ``protocol``, ``http_4xx``/``http_5xx`` for bad
+    statuses, ``check`` for a user's own ``failure()``, ``other``),
+    ``percentiles`` as (percent, microseconds) pairs, ``min_us``/``max_us``/
+    ``avg_us``, ``rps``, ``timeline`` (per-second deltas of the Aggregated
+    history rows, indexed from the first row) and ``failure_messages``.
+    Locust writes these files once a second, so the final totals may miss the
+    last second of a run.
+    """
+    agg = None
+    for row in csv.DictReader(io.StringIO(stats_csv)):
+        if row.get("Name") == "Aggregated":
+            agg = row
+    if agg is None:
+        raise ValueError("locust stats CSV has no Aggregated row")
+    requests = int(_num(agg.get("Request Count")))
+    failures = int(_num(agg.get("Failure Count")))
+    pcts: list[tuple[float, float]] = []
+    for label, value in agg.items():
+        p = _pct_label(label or "")
+        if p is None or value in (None, "", "N/A"):
+            continue
+        pcts.append((p, _num(value) * 1000.0))
+    max_us = _num(agg.get("Max Response Time")) * 1000.0
+    if pcts and requests:
+        # locust's "100%" is its rounded bucket; the exact maximum is in the Max column
+        pcts = [(p, max_us if p >= 100.0 and max_us > 0 else v) for p, v in pcts]
+    errors: dict[str, int] = {}
+    messages: dict[str, int] = {}
+    no_response = 0
+    for row in csv.DictReader(io.StringIO(failures_csv)) if failures_csv.strip() else ():
+        n = int(_num(row.get("Occurrences")))
+        msg = row.get("Error") or ""
+        kind, answered = _classify_message(msg)
+        errors[kind] = errors.get(kind, 0) + n
+        messages[f"{row.get('Method', '')} {row.get('Name', '')}: {msg}"] = n
+        if not answered:
+            no_response += n
+    timeline: list[int] = []
+    if history_csv.strip():
+        rows = [r for r in csv.DictReader(io.StringIO(history_csv)) if r.get("Name") == "Aggregated"]
+        by_ts: dict[int, int] = {}
+        for r in rows:
+            by_ts[int(_num(r.get("Timestamp")))] = int(_num(r.get("Total Request Count")))
+        if by_ts:
+            first = min(by_ts)
+            prev = 0
+            for ts in range(first, max(by_ts) + 1):
+                total = by_ts.get(ts, prev)
+                timeline.append(max(0, total - prev))
+                prev = total
+    return {
+        "requests": requests,
+        "failures": failures,
+        "responses": max(0, requests - no_response),
+        "errors": errors,
+        "percentiles": pcts,
+        "min_us": _num(agg.get("Min Response Time")) * 1000.0,
+        "max_us": max_us,
+        "avg_us": _num(agg.get("Average Response Time")) * 1000.0,
+        "rps": _num(agg.get("Requests/s")),
+        "timeline": timeline,
+        "failure_messages": messages,
+    }
+
+
+def result_from_locust_csv(
+    stats_csv: str,
+    failures_csv: str = "",
+    history_csv: str = "",
+    *,
+    duration: float,
+    url: str = "",
+    users: int = 0,
+    processes: int = 1,
+    cpus: Sequence[int] | None = None,
+    usable: int | None = None,
+    cpu_seconds: float = 0.0,
+    cpu_warning_logged: bool = False,
+) -> DriverResult:
+    """A :class:`DriverResult` from locust's CSV text alone (see :func:`parse_locust_csv`).
+
+    ``status_counts`` stays empty: locust does not keep status codes, and
+    calling every non-failure "2xx" would hide 3xx answers (FastHttpUser
+    follows redirects) and count a user's rejected 200 as a failure only.
+    Bad statuses therefore appear as ``http_4xx``/``http_5xx`` *errors*, so
+    ``ok`` still fails on them.  The histogram is rebuilt from locust's
+    percentiles (``extra["histogram_approximated"]`` is True); ``cpu_seconds``
+    is the tree's whole-life CPU.
+    """
+    d = parse_locust_csv(stats_csv, failures_csv, history_csv)
+    hist = histogram_from_percentiles(d["percentiles"], d["responses"])
+    par = min(max(1, processes), usable or usable_cpus(cpus))
+    return DriverResult(
+        requests=d["responses"],
+        status_counts={},
+        errors=dict(sorted((k, v) for k, v in d["errors"].items() if v)),
+        duration=float(duration),
+        per_connection=None,
+        starved_connections=None,
+        reconnects=0,
+        histogram=hist,
+        driver_cpu_seconds=float(cpu_seconds),
+        driver_cpu_fraction=cpu_seconds / (duration * par) if duration > 0 else 0.0,
+        cpus=sorted(set(cpus)) if cpus is not None else None,
+        processes=max(1, processes),
+        connections=users,
+        url=url,
+        driver="locust",
+        mode="closed",
+        timeline=d["timeline"],
+        extra={
+            "source": "csv",
+            "histogram_approximated": True,
+            "locust_requests": d["requests"],
+            "locust_failures": d["failures"],
+            "csv_requests": d["requests"],
+            "failures": dict(sorted(d["failure_messages"].items(), key=lambda kv: -kv[1])[:20]),
+            "locust_cpu_warning": cpu_warning_logged,
+            "locust_latency_ms": {"min": d["min_us"] / 1000, "avg": d["avg_us"] / 1000, "max": d["max_us"] / 1000},
+            "driver_cpu_total_seconds": float(cpu_seconds),
+            "cpu_parallelism": par,
+        },
+    )
+
+
+# --------------------------------------------------------------------------
+# running
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_locust(
+    url: str,
+    *,
+    users: int,
+    spawn_rate: float,
+    duration: float,
+    user_classes: Sequence[str] = ("HelloUser",),
+    load_profile: str = "none",
+    processes: int = 1,
+    cpus: Iterable[int] | None = None,
+    locustfile: str | os.PathLike = DEFAULT_LOCUSTFILE,
+    timeout: float | None = None,
+    workdir: str | os.PathLike | None = None,
+) -> DriverResult:
+    """Run locust headless against ``url`` for ``duration`` seconds and return its :class:`DriverResult`.
+
+    ``url``'s scheme, host and port (and path, without its trailing slash)
+    become locust's ``--host``, the base of every user's request path; a
+    query is dropped.
+
+    ``users`` is the user count (the peak for a ``load_profile`` other than
+    ``"none"``: ramp, step, spike, soak, see suites/load.py) started at
+    ``spawn_rate`` per second; ``user_classes`` picks the locustfile's
+    classes.  locust's ``--run-time`` takes whole seconds, so ``duration`` is
+    rounded up to one (the profiles take it exactly, via ``LOAD_SECONDS``).
+    ``processes > 1`` uses locust's own distributed mode (``--processes N``:
+    a master and N forked workers, talking over 127.0.0.1 on a free port).
+    ``cpus`` pins the whole locust tree.  ``timeout`` bounds the whole
+    subprocess (default: ``duration`` + 30 s for startup and shutdown); an
+    overrun is stopped by process group.  ``workdir`` keeps the CSV files,
+    the reports and locust's output (default: a scratch folder, removed
+    afterwards).
+
+    Raises ValueError for a non-loopback ``url`` or bad arguments (before
+    anything runs) and :class:`DriverError` when locust is missing, exits
+    non-zero, overruns or writes no CSV.  Failed requests are not an error
+    of the driver: they are counted in the result (see the module doc for
+    every figure).
+    """
+    parse_loopback_url(url)
+    parts = urlsplit(url)
+    host = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    if int(users) < 1:
+        raise ValueError(f"users must be >= 1, not {users!r}")
+    if not float(spawn_rate) > 0:
+        raise ValueError(f"spawn_rate must be > 0, not {spawn_rate!r}")
+    if not float(duration) > 0:
+        raise ValueError(f"duration must be > 0, not {duration!r}")
+    if int(processes) < 1:
+        raise ValueError(f"processes must be >= 1, not {processes!r}")
+    if load_profile not in LOAD_PROFILES:
+        raise ValueError(f"load_profile must be one of {', '.join(LOAD_PROFILES)}, not {load_profile!r}")
+    classes = [str(c) for c in user_classes]
+    for c in classes:
+        if not c.isidentifier():
+            raise ValueError(f"not a user class name: {c!r}")
+    locustfile = Path(locustfile).resolve()
+    if not locustfile.is_file() or "," in str(locustfile):
+        raise ValueError(f"locustfile {str(locustfile)!r} does not exist (or has a comma in its path)")
+    cpu_list = sorted({int(c) for c in cpus}) if cpus is not None else None
+    reason = locust_available()
+    if reason:
+        raise DriverError(reason)
+    if processes > 1 and _locust_version() < _PROCESSES_MIN_VERSION:
+        raise DriverError(f"locust {'.'.join(map(str, _locust_version())) or '?'} has no --processes: "
+                          "pip install 'locust>=2.20'")
+
+    run_time = max(1, math.ceil(float(duration)))
+    own = workdir is None
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="locust-driver-"))
+    work.mkdir(parents=True, exist_ok=True)
+    reports_dir = work / "reports"
+    shutil.rmtree(reports_dir, ignore_errors=True)
+    reports_dir.mkdir()
+    plugin = work / _REPORT_MODULE
+    plugin.write_text(_PLUGIN_SOURCE)
+    prefix = work / "locust"
+    for suffix in ("_stats.csv", "_failures.csv", "_stats_history.csv", "_exceptions.csv"):
+        Path(f"{prefix}{suffix}").unlink(missing_ok=True)
+
+    argv = [
+        sys.executable, "-m", "locust", "-f", f"{locustfile},{plugin}", "--headless", "--host", host,
+        "-u", str(int(users)), "-r", f"{float(spawn_rate):g}", "--run-time", f"{run_time}s",
+        "--csv", str(prefix), "--csv-full-history", "--only-summary", "--exit-code-on-error", "0",
+    ]
+    if processes > 1:
+        port = _free_loopback_port()
+        argv += ["--processes", str(int(processes)), "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port),
+                 "--expect-workers-max-wait", str(int(STARTUP_GRACE_S))]
+    argv += classes
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    env.update({
+        "LOAD_PROFILE": load_profile,
+        "LOAD_SECONDS": f"{float(duration):g}",
+        "MPM_LOCUST_REPORT_DIR": str(reports_dir),
+        "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+    })
+    deadline = float(timeout) if timeout is not None else run_time + STARTUP_GRACE_S + 5.0 * processes
+    try:
+        run = run_bounded(argv, deadline=deadline, workdir=work, cpus=cpu_list, cwd=work, env=env)
+        tail = _tail(run.stderr)
+        if run.returncode != 0:
+            raise DriverError(f"locust exited with status {run.returncode}",
+                              stderr_tail=tail, returncode=run.returncode, command=argv)
+        stats_text = _read(Path(f"{prefix}_stats.csv"))
+        if "Aggregated" not in stats_text:
+            raise DriverError(f"locust wrote no CSV stats ({prefix.name}_stats.csv)",
+                              stderr_tail=tail, returncode=run.returncode, command=argv)
+        failures_text = _read(Path(f"{prefix}_failures.csv"))
+        history_text = _read(Path(f"{prefix}_stats_history.csv"))
+        warned = CPU_WARNING_TEXT in run.stderr or "exceeded cpu threshold" in run.stderr
+        reports = []
+        for path in sorted(reports_dir.glob("report-*.json")):
+            try:
+                reports.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                pass
+        expected = 1 if processes == 1 else processes + 1
+        usable = usable_cpus(cpu_list)
+        csv_requests = parse_locust_csv(stats_text)["requests"]
+        if len(reports) >= expected:
+            result = result_from_reports(
+                reports, url=url, users=int(users), processes=int(processes), cpus=cpu_list, usable=usable,
+                total_cpu_seconds=run.cpu_seconds, cpu_warning_logged=warned, duration_hint=float(run_time))
+        else:
+            result = result_from_locust_csv(
+                stats_text, failures_text, history_text, duration=float(run_time), url=url, users=int(users),
+                processes=int(processes), cpus=cpu_list, usable=usable, cpu_seconds=run.cpu_seconds,
+                cpu_warning_logged=warned)
+            result.extra["reports_missing"] = expected - len(reports)
+        result.extra.update({
+            "csv_requests": csv_requests,
+            "user_classes": classes,
+            "load_profile": load_profile,
+            "users": int(users),
+            "spawn_rate": float(spawn_rate),
+            "run_time_s": run_time,
+            "subreaper": run.subreaper,
+            "locust_version": ".".join(map(str, _locust_version())),
+        })
+        if workdir is not None:
+            result.extra["workdir"] = str(work)
+        return result
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
