@@ -10,6 +10,14 @@ the pidfile and the error log. The handle controls it with httpd's signals.
         h.url            # http://127.0.0.1:PORT
         h.status()       # parsed /server-status?auto
         h.graceful()     # SIGUSR1
+
+The same call starts the reference servers (``servers/external/``): Apache
+httpd with each of its MPMs (``apache-prefork``, ``apache-worker``,
+``apache-event``) and gunicorn's sync and gthread workers (``gunicorn-sync``,
+``gunicorn-gthread``). ``available()`` says which can start here and, for a
+missing one, what to install. Every handle has the same interface; what
+differs per server (how it is spawned, how readiness is seen, which signal
+means what) lives in a small :class:`Handle` subclass.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import yaml
 
@@ -35,8 +44,30 @@ from .mpm.status import parse_auto
 READY_PREFIX = "listening on "
 
 
+#: reference servers: launcher name -> (module under servers.external, flavour)
+EXTERNAL: dict[str, tuple[str, str]] = {
+    "apache-prefork": ("apache", "prefork"),
+    "apache-worker": ("apache", "worker"),
+    "apache-event": ("apache", "event"),
+    "gunicorn-sync": ("gunicorn", "sync"),
+    "gunicorn-gthread": ("gunicorn", "gthread"),
+}
+
+#: each of our MPMs and the reference servers closest to it: Apache's same MPM, gunicorn's closest worker
+PEERS: dict[str, tuple[str, str]] = {
+    "prefork": ("apache-prefork", "gunicorn-sync"),
+    "worker": ("apache-worker", "gunicorn-gthread"),
+    "event": ("apache-event", "gunicorn-gthread"),
+}
+
+
 class LaunchError(RuntimeError):
     """The server did not start or did not become ready; the message carries its log's tail."""
+
+
+class NotApplicable(LaunchError):
+    """The server cannot do what was asked: a directive it has no equivalent for (among
+    ``required``), an application it cannot serve, a /server-status it does not have."""
 
 
 def _log_tail(path: str, lines: int = 20) -> str:
@@ -47,9 +78,56 @@ def _log_tail(path: str, lines: int = 20) -> str:
         return ""
 
 
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a launched server: ours, ``env`` on top, the project root on PYTHONPATH."""
+    child = dict(os.environ)
+    child.update(env or {})
+    # the project root on the path, so `python -m servers` (or gunicorn's app import) works from any cwd
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child["PYTHONPATH"] = root + os.pathsep + child.get("PYTHONPATH", "")
+    return child
+
+
+def spawn(argv: list[str], *, log_path: str, cpus: Iterable[int] | None = None,
+          env: Mapping[str, str] | None = None, stdout: int = subprocess.DEVNULL,
+          cwd: str | None = None) -> subprocess.Popen:
+    """Run ``argv`` in its own session (so ``stop()`` can kill its whole group and no group
+    signal reaches the caller), stderr appended to ``log_path``, pinned to ``cpus`` (set
+    before exec, inherited by every child it forks)."""
+    cpu_set = set(cpus) if cpus is not None else None
+
+    def preexec() -> None:
+        if cpu_set:
+            os.sched_setaffinity(0, cpu_set)
+
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=log, cwd=cwd,
+            start_new_session=True, preexec_fn=preexec if cpu_set else None, env=dict(env) if env else None,
+        )
+
+
+def listening_ports(pid: int) -> list[int]:
+    """TCP ports process ``pid`` itself listens on (not its children's), via psutil."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        conns = proc.net_connections(kind="tcp") if hasattr(proc, "net_connections") else proc.connections("tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+    return sorted({c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN})
+
+
 @dataclass
 class Handle:
-    """A running server started by :func:`start`."""
+    """A running server started by :func:`start` (the part every kind of server shares).
+
+    ``SIGNALS`` maps each control verb to the signal the server understands:
+    httpd's (and our MPMs') by default; a reference server's subclass maps its own.
+    ``notes`` lists what the launcher could not apply exactly (a directive the
+    server has no equivalent for, a value rounded to what it accepts).
+    """
 
     name: str
     proc: subprocess.Popen
@@ -57,8 +135,16 @@ class Handle:
     log_path: str
     pidfile: str
     url: str = ""
+    notes: tuple[str, ...] = ()
     _own_run_dir: bool = True
     _stopped: bool = field(default=False, repr=False)
+
+    SIGNALS: ClassVar[dict[str, int]] = {
+        "graceful": signal.SIGUSR1,  # apachectl -k graceful
+        "restart": signal.SIGHUP,  # apachectl -k restart
+        "graceful_stop": signal.SIGWINCH,  # apachectl -k graceful-stop
+        "stop": signal.SIGTERM,  # apachectl -k stop
+    }
 
     @property
     def pid(self) -> int:
@@ -75,43 +161,30 @@ class Handle:
         """The listening address (without brackets)."""
         return self.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
 
-    def wait_ready(self, timeout: float = 15.0) -> None:
-        """Block until the server printed its ``listening on`` line and accepts a connection."""
-        deadline = time.monotonic() + timeout
+    def _not_ready(self, why: str) -> LaunchError:
+        return LaunchError(f"{self.name}: {why}\n{_log_tail(self.log_path)}")
+
+    def _find_url(self, deadline: float, timeout: float) -> None:
+        """Learn ``url`` if it is not known yet (a kernel-chosen port); raise LaunchError on failure."""
         if not self.url:
-            sel = selectors.DefaultSelector()
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            buf = b""
-            try:
-                while b"\n" not in buf:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise LaunchError(f"{self.name}: not ready after {timeout:.0f}s\n{_log_tail(self.log_path)}")
-                    if not sel.select(min(left, 0.2)):
-                        if self.proc.poll() is not None:
-                            break
-                        continue
-                    chunk = os.read(self.proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        break
-                    buf += chunk
-            finally:
-                sel.close()
-            line = buf.decode(errors="replace").strip()
-            if not line.startswith(READY_PREFIX):
-                code = self.proc.poll()
-                raise LaunchError(
-                    f"{self.name}: server exited (status {code}) before it was ready\n{_log_tail(self.log_path)}"
-                )
-            self.url = line[len(READY_PREFIX):]
+            raise self._not_ready("no address to wait on")
+
+    def _check_ready(self, deadline: float) -> None:
+        """Beyond an accepted connection, what this kind of server needs before it counts as ready."""
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Block until the server listens, accepts a connection and passes its kind's readiness check."""
+        deadline = time.monotonic() + timeout
+        self._find_url(deadline, timeout)
         while True:
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0):
-                    return
+                    break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise LaunchError(f"{self.name}: port {self.port} never accepted\n{_log_tail(self.log_path)}")
+                    raise self._not_ready(f"port {self.port} never accepted") from None
                 time.sleep(0.02)
+        self._check_ready(deadline)
 
     def pids(self) -> list[int]:
         """The whole process tree: parent first, then every descendant."""
@@ -133,16 +206,16 @@ class Handle:
         os.kill(self.pid, sig)
 
     def graceful(self) -> None:
-        """Graceful restart (SIGUSR1, apachectl -k graceful)."""
-        self._signal(signal.SIGUSR1)
+        """Graceful restart (httpd: SIGUSR1, apachectl -k graceful)."""
+        self._signal(self.SIGNALS["graceful"])
 
     def restart(self) -> None:
-        """Hard restart (SIGHUP, apachectl -k restart)."""
-        self._signal(signal.SIGHUP)
+        """Hard restart (httpd: SIGHUP, apachectl -k restart)."""
+        self._signal(self.SIGNALS["restart"])
 
     def graceful_stop(self) -> None:
-        """Graceful stop (SIGWINCH, apachectl -k graceful-stop); use wait() or stop() afterwards."""
-        self._signal(signal.SIGWINCH)
+        """Graceful stop (httpd: SIGWINCH, apachectl -k graceful-stop); use wait() or stop() afterwards."""
+        self._signal(self.SIGNALS["graceful_stop"])
 
     def wait(self, timeout: float) -> int | None:
         """Wait for the parent to exit; its status, or None on timeout."""
@@ -152,13 +225,13 @@ class Handle:
             return None
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """Stop (SIGTERM), then SIGKILL the whole process group after ``timeout``; never leaves orphans."""
+        """Stop (httpd: SIGTERM), then SIGKILL the whole process group after ``timeout``; never leaves orphans."""
         if self._stopped:
             return self.proc.returncode
         tree = self.pids()
         if self.proc.poll() is None:
             try:
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid, self.SIGNALS["stop"])
             except ProcessLookupError:
                 pass
         code = self.wait(timeout)
@@ -211,15 +284,85 @@ class Handle:
         self.stop()
 
 
+@dataclass
+class MPMHandle(Handle):
+    """One of our MPMs (``python -m servers NAME``): it prints ``listening on URL`` when ready."""
+
+    def _find_url(self, deadline: float, timeout: float) -> None:
+        if self.url:
+            return
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        buf = b""
+        try:
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise LaunchError(f"{self.name}: not ready after {timeout:.0f}s\n{_log_tail(self.log_path)}")
+                if not sel.select(min(left, 0.2)):
+                    if self.proc.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            sel.close()
+        line = buf.decode(errors="replace").strip()
+        if not line.startswith(READY_PREFIX):
+            code = self.proc.poll()
+            raise LaunchError(
+                f"{self.name}: server exited (status {code}) before it was ready\n{_log_tail(self.log_path)}"
+            )
+        self.url = line[len(READY_PREFIX):]
+
+
+def finish_start(handle: Handle, wait: bool, timeout: float) -> Handle:
+    """Wait until ``handle`` is ready (when asked); a server that fails is stopped, never left behind."""
+    if wait:
+        try:
+            handle.wait_ready(timeout)
+        except BaseException:
+            handle.stop(5.0)
+            raise
+    return handle
+
+
 def _set_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def _external(name: str):
+    import importlib
+
+    module, flavour = EXTERNAL[name]
+    return importlib.import_module(f"servers.external.{module}"), flavour
+
+
 def available() -> dict[str, str | None]:
-    """Every launchable name and why it is unavailable (None when it can start here)."""
-    return {name: None for name in MPM_NAMES}
+    """Every launchable name and why it is unavailable here (None when it can start).
+
+    A missing reference server's reason names what to install, e.g.
+    ``apache2 not found: apt-get install apache2``.
+    """
+    out: dict[str, str | None] = {name: None for name in MPM_NAMES}
+    for name in EXTERNAL:
+        module, flavour = _external(name)
+        out[name] = module.unavailable(flavour)
+    return out
+
+
+def server_version(name: str) -> str | None:
+    """What runs under ``name`` (e.g. ``Apache/2.4.62 (Debian)``, ``gunicorn 23.0.0``), None if unavailable."""
+    if name in MPM_NAMES:
+        return f"mpm-harness {name} (Python {sys.version.split()[0]})"
+    if name not in EXTERNAL:
+        raise LaunchError(f"unknown server {name!r}; available: {', '.join(available())}")
+    module, flavour = _external(name)
+    return module.version() if module.unavailable(flavour) is None else None
 
 
 def start(
@@ -233,12 +376,28 @@ def start(
     wait: bool = True,
     timeout: float = 20.0,
     env: Mapping[str, str] | None = None,
+    required: Iterable[str] = (),
 ) -> Handle:
     """Start server ``name`` with directive ``overrides``; by default wait until it is ready.
 
     ``cpus`` pins the whole server tree (set before exec, inherited by every
     child). Listen defaults to 127.0.0.1 with a kernel-chosen port.
+
+    Reference servers map the directives to their own settings (docs/reference-servers.md);
+    what they have no equivalent for is ignored and listed in ``Handle.notes``, except
+    the names in ``required``, which raise :class:`NotApplicable` instead (a test that
+    configures a directive needs it honoured).
     """
+    if name in EXTERNAL:
+        module, flavour = _external(name)
+        why = module.unavailable(flavour)
+        if why is not None:
+            raise LaunchError(f"{name} is not available here: {why}")
+        handle = module.start(
+            name, flavour, dict(overrides or {}), app=app, config=config, cpus=cpus, run_dir=run_dir,
+            env=env, required=tuple(required), timeout=timeout,
+        )
+        return finish_start(handle, wait, timeout)
     if name not in MPM_NAMES:
         raise LaunchError(f"unknown server {name!r}; available: {', '.join(available())}")
     own = run_dir is None
@@ -256,27 +415,6 @@ def start(
         argv += ["--app", app]
     for key, value in overrides.items():
         argv += ["--set", f"{key}={_set_value(value)}"]
-    cpu_set = set(cpus) if cpus is not None else None
-
-    def preexec() -> None:
-        if cpu_set:
-            os.sched_setaffinity(0, cpu_set)
-
-    child_env = dict(os.environ)
-    child_env.update(env or {})
-    # the project root on the path, so `python -m servers` works from any cwd
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-            start_new_session=True, preexec_fn=preexec if cpu_set else None, env=child_env,
-        )
-    handle = Handle(name=name, proc=proc, run_dir=run_dir, log_path=log_path, pidfile=pidfile, _own_run_dir=own)
-    if wait:
-        try:
-            handle.wait_ready(timeout)
-        except BaseException:
-            handle.stop(5.0)
-            raise
-    return handle
+    proc = spawn(argv, log_path=log_path, cpus=cpus, env=child_env(env), stdout=subprocess.PIPE)
+    handle = MPMHandle(name=name, proc=proc, run_dir=run_dir, log_path=log_path, pidfile=pidfile, _own_run_dir=own)
+    return finish_start(handle, wait, timeout)

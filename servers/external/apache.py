@@ -1,0 +1,491 @@
+"""Apache httpd 2.4 with one of its MPMs (``apache-prefork``, ``apache-worker``, ``apache-event``).
+
+The system's httpd binary (``apache2`` or ``httpd``; ``MPM_HARNESS_APACHE`` names
+another) runs in the foreground (``-D FOREGROUND``) in its own session, from a
+complete ``httpd.conf`` written into a private run directory: no system
+service, no Debian wrapper scripts, no ``apache2ctl``/``envvars``. The file
+holds:
+
+* ``LoadModule`` lines for ``mpm_<name>``, mod_authz_core, mod_alias,
+  mod_status and mod_reqtimeout (always: our MPMs apply mod_reqtimeout's
+  compiled-in default even when RequestReadTimeout is not set, so httpd loads
+  the module to behave the same); no mod_log_config access log;
+* ``Listen`` on the loopback address of our Listen directive, on a free port
+  the launcher picked (httpd cannot report a kernel-chosen port), PidFile and
+  ErrorLog in the run directory, ``ServerName``, ``User``/``Group`` (only
+  when started as root: ``www-data`` or ``nobody``);
+* every directive of our configuration mapped to httpd's (:func:`directives`):
+  the values are the *effective* ones from :func:`servers.config.load_config`,
+  so they are validated exactly as for our MPMs (a bad key or value raises the
+  same :class:`~servers.config.ConfigError`, naming the key) and httpd's limit
+  arithmetic has already been applied; ``MaintenanceInterval`` (our knob) is
+  ignored; ``AcceptFilter``, ``ListenCoresBucketsRatio`` and ``MaxMemFree``
+  given as overrides are passed to httpd verbatim (our MPMs ignore them);
+* the same resources as the built-in app where httpd can serve them as files:
+  ``/`` the 13 bytes ``Hello, World!`` (``text/plain``), ``/bytes/N`` N bytes
+  of ``x`` (``application/octet-stream``) for the sizes in :data:`BYTES_SIZES`,
+  pre-generated once per machine in a shared cache directory, and
+  ``/server-status`` (mod_status). ``/echo`` is a static text file: httpd reads
+  and discards a request body sent to it (so framing, persistence and status
+  rules are still httpd's own), but there is no JSON mirror of the parsed
+  request -- see docs/reference-servers.md for why -- and ``/sleep`` does not
+  exist (404).
+
+Signals are httpd's, as for our MPMs: USR1 graceful restart, HUP restart,
+WINCH graceful stop, TERM stop. Readiness: the parent process itself listens
+on the port (so a stranger that took the port first is never mistaken for
+it) and ``/server-status?auto`` answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from ..config import ConfigError, ServerConfig, load_config
+from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
+
+MPMS = ("prefork", "worker", "event")
+INSTALL = "apt-get install apache2"
+DEFAULT_APP = "servers.apps:app"
+HELLO = b"Hello, World!"
+ECHO_TEXT = (b"no request mirror here: httpd serves /echo as a static file "
+             b"(it reads and discards a request body); see docs/reference-servers.md\n")
+
+#: the N of /bytes/N httpd can serve: every N below 5000 (the suites' pipelined sizes), powers of
+#: two up to 16 MiB and 1, 2, 5 x 10^k up to 10 MB (65536 for locust's BytesUser, 8388608 for slow reads)
+BYTES_SIZES: frozenset[int] = frozenset(
+    set(range(5000))
+    | {1 << k for k in range(25)}
+    | {m * 10 ** k for k in range(8) for m in (1, 2, 5) if m * 10 ** k <= 1 << 24}
+)
+_BYTES_CACHE_VERSION = 1
+
+#: directives of ours that httpd has no use for (our own knobs): ignored, noted
+KNOBS = {"MaintenanceInterval": "an mpm-harness knob (httpd's maintenance tick is fixed at 1 s)"}
+#: real httpd directives our MPMs accept and ignore (servers.config._NOT_IMPLEMENTED): passed through
+PASSTHROUGH = ("AcceptFilter", "ListenCoresBucketsRatio", "MaxMemFree")
+
+_BINARY_CANDIDATES = ("apache2", "httpd")
+_SBIN = ("/usr/sbin", "/usr/local/sbin", "/usr/local/apache2/bin")
+_MODULE_DIRS = ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules",
+                "/usr/local/apache2/modules", "/etc/httpd/modules")
+
+
+# ------------------------------------------------------------------ discovery
+
+
+@functools.lru_cache(maxsize=None)
+def find_binary() -> str | None:
+    """The httpd binary: ``$MPM_HARNESS_APACHE``, else ``apache2`` / ``httpd`` on PATH or in an sbin directory."""
+    given = os.environ.get("MPM_HARNESS_APACHE")
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    path = os.environ.get("PATH", "") + os.pathsep + os.pathsep.join(_SBIN)
+    for name in _BINARY_CANDIDATES:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_in(binary: str) -> frozenset[str]:
+    try:
+        out = subprocess.run([binary, "-l"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(line.strip() for line in out.splitlines() if line.strip().endswith(".c"))
+
+
+@functools.lru_cache(maxsize=None)
+def modules_dir() -> str | None:
+    """Where the shared modules are (the directory holding mod_status.so)."""
+    given = os.environ.get("MPM_HARNESS_APACHE_MODULES")
+    candidates = [given] if given else list(_MODULE_DIRS)
+    binary = find_binary()
+    if binary and not given:
+        candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(binary))), "modules"))
+    for d in candidates:
+        if d and os.path.isfile(os.path.join(d, "mod_status.so")):
+            return d
+    return None
+
+
+def _mpm_load_line(mpm: str) -> str | None:
+    """``LoadModule`` for the MPM, "" when it is compiled in, None when this httpd lacks it."""
+    binary, mods = find_binary(), modules_dir()
+    if binary and f"{mpm}.c" in _compiled_in(binary):
+        return ""
+    if mods and os.path.isfile(os.path.join(mods, f"mod_mpm_{mpm}.so")):
+        return f"LoadModule mpm_{mpm}_module {mods}/mod_mpm_{mpm}.so"
+    return None
+
+
+def unavailable(mpm: str) -> str | None:
+    """Why ``apache-<mpm>`` cannot start here (naming what to install), or None."""
+    binary = find_binary()
+    if binary is None:
+        return f"apache2 not found: {INSTALL}"
+    if modules_dir() is None:
+        return f"{binary} found but not its modules (mod_status.so); set MPM_HARNESS_APACHE_MODULES or {INSTALL}"
+    if _mpm_load_line(mpm) is None:
+        return f"{binary} has no {mpm} MPM (mod_mpm_{mpm}.so not in {modules_dir()}): {INSTALL}"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def version() -> str | None:
+    """``Apache/2.4.x (...)`` as ``httpd -v`` prints it."""
+    binary = find_binary()
+    if binary is None:
+        return None
+    try:
+        out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("Server version:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+# ------------------------------------------------------------------ configuration mapping
+
+
+def _duration(seconds: float) -> str:
+    """httpd's time syntax (ap_timeout_parameter_parse): whole seconds, else milliseconds."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _whole_seconds(name: str, seconds: float) -> str:
+    if not float(seconds).is_integer():
+        raise ConfigError(f"<overrides>: {name} {seconds:g}: httpd takes whole seconds here", source="<overrides>",
+                          key=name)
+    return str(int(seconds))
+
+
+def _rrt(cfg: ServerConfig) -> str:
+    parts = []
+    for stage in ("handshake", "header", "body"):
+        t = getattr(cfg.RequestReadTimeout, stage)
+        if stage == "handshake" and not t.enabled:
+            continue  # TLS only, and only httpd >= 2.4.39 knows the word
+        for label, value in (("timeout", t.timeout), ("maximum", t.max_timeout)):
+            _whole_seconds(f"RequestReadTimeout {stage} {label}", value)
+        parts.append(f"{stage}={t}")
+    return " ".join(parts)
+
+
+def directives(cfg: ServerConfig) -> list[tuple[str, str]]:
+    """Our effective configuration as httpd directives, in httpd.conf order: (name, value)."""
+    out: list[tuple[str, str]] = []
+    mpm = cfg.mpm
+    out.append(("ServerLimit", str(cfg.ServerLimit)))
+    if mpm != "prefork":
+        out.append(("ThreadLimit", str(cfg.ThreadLimit)))
+    out.append(("StartServers", str(cfg.StartServers)))
+    if mpm == "prefork":
+        out += [("MinSpareServers", str(cfg.MinSpareServers)), ("MaxSpareServers", str(cfg.MaxSpareServers))]
+    else:
+        out += [("MinSpareThreads", str(cfg.MinSpareThreads)), ("MaxSpareThreads", str(cfg.MaxSpareThreads)),
+                ("ThreadsPerChild", str(cfg.ThreadsPerChild))]
+    out += [("MaxRequestWorkers", str(cfg.MaxRequestWorkers)),
+            ("MaxConnectionsPerChild", str(cfg.MaxConnectionsPerChild))]
+    if mpm == "event":
+        factor = cfg.AsyncRequestWorkerFactor
+        out.append(("AsyncRequestWorkerFactor", str(int(factor)) if float(factor).is_integer() else f"{factor:g}"))
+    out += [
+        ("KeepAlive", "On" if cfg.KeepAlive else "Off"),
+        ("KeepAliveTimeout", _duration(cfg.KeepAliveTimeout)),
+        ("MaxKeepAliveRequests", str(cfg.MaxKeepAliveRequests)),
+        ("Timeout", _duration(cfg.Timeout)),
+        ("RequestReadTimeout", _rrt(cfg)),
+        ("ListenBacklog", str(cfg.ListenBacklog)),
+        ("LimitRequestLine", str(cfg.LimitRequestLine)),
+        ("LimitRequestFieldSize", str(cfg.LimitRequestFieldSize)),
+        ("LimitRequestFields", str(cfg.LimitRequestFields)),
+        ("LimitRequestBody", str(cfg.LimitRequestBody)),
+        ("GracefulShutdownTimeout", _whole_seconds("GracefulShutdownTimeout", cfg.GracefulShutdownTimeout)),
+        ("LogLevel", cfg.LogLevel),
+    ]
+    return out
+
+
+def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """(what servers.config validates, httpd-only directives passed through verbatim)."""
+    ours: dict[str, Any] = {}
+    passed: list[tuple[str, str]] = []
+    canon = {p.lower(): p for p in PASSTHROUGH}
+    for key, value in overrides.items():
+        name = canon.get(str(key).strip().lower())
+        if name is None:
+            ours[key] = value
+        else:
+            passed.append((name, str(value)))
+    return ours, passed
+
+
+def notes_for(overrides: Mapping[str, Any], config_set: bool) -> list[str]:
+    """What is not applied exactly (our knobs), for Handle.notes."""
+    lower = {str(k).strip().lower() for k in overrides}
+    return [f"{k} ignored: {why}" for k, why in KNOBS.items() if k.lower() in lower or config_set]
+
+
+def _quote(path: str) -> str:
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fmt_listen(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def run_as() -> tuple[str, str] | None:
+    """(User, Group) for httpd's children when started as root (httpd refuses to serve as root), else None."""
+    if os.geteuid() != 0:
+        return None
+    for user in ("www-data", "nobody", "daemon"):
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            continue
+        try:
+            group = grp.getgrgid(pw.pw_gid).gr_name
+        except KeyError:
+            group = f"#{pw.pw_gid}"
+        return user, group
+    return "#65534", "#65534"
+
+
+def render_conf(
+    cfg: ServerConfig,
+    *,
+    listen: Iterable[tuple[str, int]],
+    run_dir: str,
+    pidfile: str,
+    error_log: str,
+    docroot: str,
+    bytes_dir: str,
+    modules: str,
+    mpm_load: str,
+    user_group: tuple[str, str] | None = None,
+    passthrough: Iterable[tuple[str, str]] = (),
+    notes: Iterable[str] = (),
+) -> str:
+    """The complete httpd.conf for ``cfg`` (pure: no file is read or written)."""
+    lines = [
+        f"# written by mpm-harness (servers/external/apache.py) for the {cfg.mpm} MPM",
+        *(f"# note: {n}" for n in (*cfg.notes, *notes)),
+        f"ServerRoot {_quote(run_dir)}",
+        f"DefaultRuntimeDir {_quote(run_dir)}",
+        f"PidFile {_quote(pidfile)}",
+        f"ErrorLog {_quote(error_log)}",
+        f"ServerName {cfg.ServerName or 'localhost'}",
+    ]
+    if mpm_load:
+        lines.append(mpm_load)
+    for mod in ("authz_core", "alias", "status", "reqtimeout"):
+        lines.append(f"LoadModule {mod}_module {modules}/mod_{mod}.so")
+    if user_group:
+        lines += [f"User {user_group[0]}", f"Group {user_group[1]}"]
+    lines += [f"Listen {_fmt_listen(h, p)}" for h, p in listen]
+    lines += [f"{name} {value}" for name, value in directives(cfg)]
+    lines += [f"{name} {value}" for name, value in passthrough]
+    lines += [
+        "# the built-in app's resources, as files",
+        f"DocumentRoot {_quote(docroot)}",
+        f'AliasMatch "^/$" {_quote(os.path.join(docroot, "hello"))}',
+        f'AliasMatch "^/bytes/([0-9]+)$" {_quote(bytes_dir + "/$1")}',
+        f"<Directory {_quote(docroot)}>",
+        "    ForceType text/plain",
+        "</Directory>",
+        f"<Directory {_quote(bytes_dir)}>",
+        "    ForceType application/octet-stream",
+        "</Directory>",
+        "<Location /server-status>",
+        "    SetHandler server-status",
+        "</Location>",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ files
+
+
+def bytes_dir() -> str:
+    """The shared directory of pre-generated ``/bytes/N`` files (built once per machine and user)."""
+    base = os.path.join(tempfile.gettempdir(), f"mpm-harness-bytes-{os.getuid()}-v{_BYTES_CACHE_VERSION}")
+    marker = os.path.join(base, ".complete")
+    try:
+        st = os.lstat(base)
+        if st.st_uid == os.getuid() and not (st.st_mode & 0o022) and os.path.isfile(marker):
+            return base
+    except FileNotFoundError:
+        pass
+    work = tempfile.mkdtemp(prefix=os.path.basename(base) + ".tmp-", dir=os.path.dirname(base))
+    data = b"x" * max(BYTES_SIZES)
+    for n in BYTES_SIZES:
+        with open(os.path.join(work, str(n)), "wb") as f:
+            f.write(data[:n])
+        os.chmod(os.path.join(work, str(n)), 0o644)
+    with open(os.path.join(work, ".complete"), "w") as f:
+        f.write(f"{len(BYTES_SIZES)} files\n")
+    os.chmod(work, 0o755)
+    try:
+        os.rename(work, base)  # atomic; fails if another process got there first
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+        st = os.lstat(base)
+        if st.st_uid != os.getuid() or st.st_mode & 0o022 or not os.path.isfile(marker):
+            raise LaunchError(f"{base} exists but is not a complete /bytes cache of this user; remove it") from None
+    return base
+
+
+def _write_docroot(run_dir: str) -> str:
+    docroot = os.path.join(run_dir, "htdocs")
+    os.makedirs(docroot, exist_ok=True)
+    for name, body in (("hello", HELLO), ("echo", ECHO_TEXT)):
+        with open(os.path.join(docroot, name), "wb") as f:
+            f.write(body)
+        os.chmod(os.path.join(docroot, name), 0o644)
+    os.chmod(docroot, 0o755)
+    return docroot
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ the handle
+
+
+@dataclass
+class ApacheHandle(Handle):
+    """A running httpd (signals: httpd's own, as the base class maps them)."""
+
+    mpm: str = ""
+    conf_path: str = ""
+
+    def _check_ready(self, deadline: float) -> None:
+        # the port must be ours (the parent listens on it), and a child must answer mod_status
+        while True:
+            if self.proc.poll() is not None:
+                raise self._not_ready(f"httpd exited (status {self.proc.returncode}) before it was ready")
+            if self.port in listening_ports(self.pid):
+                try:
+                    left = max(0.1, min(2.0, deadline - time.monotonic()))
+                    code, body = self.get("/server-status?auto", timeout=left)
+                    if code == 200 and b"Scoreboard:" in body:
+                        return
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise self._not_ready("/server-status?auto never answered")
+            time.sleep(0.02)
+
+
+def build_conf(mpm: str, overrides: Mapping[str, Any], config: str | os.PathLike | None,
+               run_dir: str, ports: Iterable[int] | None = None) -> tuple[str, ServerConfig, list[tuple[str, int]],
+                                                                       str, str, list[str]]:
+    """(httpd.conf text, effective config, listen addresses, pidfile, error log, notes) for one launch."""
+    ours, passed = split_overrides(overrides)
+    ours.setdefault("Listen", "127.0.0.1:0")
+    cfg = load_config(mpm, config, ours)
+    pidfile = cfg.PidFile or os.path.join(run_dir, "httpd.pid")
+    error_log = cfg.ErrorLog or os.path.join(run_dir, "error.log")
+    picked = list(ports or [])
+    listen = []
+    for i, (host, port) in enumerate(cfg.Listen):
+        if port == 0:
+            port = picked[i] if i < len(picked) else _free_port(host)
+        listen.append((host, port))
+    notes = notes_for(ours, config is not None)
+    text = render_conf(
+        cfg, listen=listen, run_dir=run_dir, pidfile=pidfile, error_log=error_log,
+        docroot=os.path.join(run_dir, "htdocs"), bytes_dir=bytes_dir(), modules=modules_dir() or "",
+        mpm_load=_mpm_load_line(mpm) or "", user_group=run_as(), passthrough=passed, notes=notes,
+    )
+    return text, cfg, listen, pidfile, error_log, notes
+
+
+_BIND_FAILED = ("AH00072", "Address already in use", "could not bind")
+
+
+def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus, run_dir: str | None,
+          env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> ApacheHandle:
+    """Write the run directory and start httpd (not yet waited on, except for a port taken meanwhile)."""
+    if app not in (None, DEFAULT_APP):
+        raise NotApplicable(f"not applicable to {name}: httpd serves files, it cannot run the WSGI app {app}")
+    own = run_dir is None
+    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
+    os.chmod(run_dir, 0o755)  # httpd's children (User) read the document root below it
+    _write_docroot(run_dir)
+    binary = find_binary()
+    assert binary is not None
+    conf_path = os.path.join(run_dir, "httpd.conf")
+    for attempt in range(3):
+        text, cfg, listen, pidfile, error_log, notes = build_conf(mpm, overrides, config, run_dir)
+        with open(conf_path, "w") as f:
+            f.write(text)
+        argv = [binary, "-f", conf_path, "-D", "FOREGROUND"]
+        log_size = os.path.getsize(error_log) if os.path.exists(error_log) else 0
+        proc = spawn(argv, log_path=error_log, cpus=cpus, env=child_env(env), cwd=run_dir)
+        host, port = listen[0]
+        url = f"http://{_fmt_listen(host, port)}"
+        handle = ApacheHandle(name=name, proc=proc, run_dir=run_dir, log_path=error_log, pidfile=pidfile, url=url,
+                              notes=tuple(notes), _own_run_dir=own, mpm=mpm, conf_path=conf_path)
+        # a port picked here may be taken by someone else before httpd binds it: then httpd exits at
+        # once (it binds before it forks); try another port rather than fail the launch
+        if any(p == 0 for _, p in cfg.Listen) and attempt < 2 and _exited_on_bind(handle, log_size, min(timeout, 5.0)):
+            _reap(handle)
+            continue
+        return handle
+    return handle  # pragma: no cover - the loop always returns
+
+
+def _exited_on_bind(handle: ApacheHandle, log_size: int, timeout: float) -> bool:
+    """True if httpd exited because its port was taken (waits only until it listens or exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.proc.poll() is not None:
+            return any(m in handle.log_text()[log_size:] for m in _BIND_FAILED)
+        if handle.port in listening_ports(handle.pid):
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def _reap(handle: ApacheHandle) -> None:
+    handle.proc.wait()
+    with open(handle.log_path, "a") as f:
+        f.write(f"[mpm-harness] port {handle.port} was taken before httpd bound it; trying another\n")
+
+
+def conf_values(text: str) -> dict[str, list[str]]:
+    """Directive -> values of an httpd.conf text (top level and sections alike); for tests and docs."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "<")):
+            continue
+        name, _, value = line.partition(" ")
+        out.setdefault(name, []).append(value.strip())
+    return out
+
+
+__all__ = ["ApacheHandle", "BYTES_SIZES", "MPMS", "build_conf", "bytes_dir", "conf_values", "directives",
+           "find_binary", "modules_dir", "render_conf", "start", "unavailable", "version"]
