@@ -157,6 +157,9 @@ class Case:
     health: bool = False  # afterwards a fresh connection must still be served (no crash)
     needs_validator: bool = False  # request bytes use {etag} / {last_modified} from GET /
     smuggle: bool = False  # a request is hidden behind the framing boundary
+    #: premise: ``/`` refuses POST (405/501) and never reads a body, as servers.apps:app does; a server
+    #: whose ``/`` accepts POST (httpd's static file handler) makes the case not applicable
+    get_only_root: bool = False
     note: str = ""
     family: str = field(default="", compare=False)
 

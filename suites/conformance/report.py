@@ -1,7 +1,8 @@
 """Tabulate a conformance JUnit XML: ``python -m suites.conformance.report FILE.xml [...]``.
 
-Prints, per server, the Pass/Warn/Fail counts, the count per family (row),
-and every Warn and Fail with its status and reasons.
+Prints, per server, the Pass/Warn/Fail counts (and n/a: cases whose premise does
+not hold on that server), the count per family (row), and every Warn, Fail and n/a
+with its status and reasons.
 """
 
 from __future__ import annotations
@@ -12,13 +13,31 @@ import sys
 import xml.etree.ElementTree as ET
 
 
+def _split(param: str, props: dict) -> tuple[str, str]:
+    """(server, case id) of ``SERVER-CASEID``; server names may contain dashes (apache-event)."""
+    server = props.get("server")
+    if server and param.startswith(server + "-"):
+        return server, param[len(server) + 1:]
+    from .cases import CASES
+
+    for cid in sorted((c.id for c in CASES), key=len, reverse=True):
+        if param.endswith("-" + cid):
+            return param[: -len(cid) - 1], cid
+    server, _, cid = param.partition("-")
+    return server, cid
+
+
 def rows(path: str):
     for tc in ET.parse(path).iter("testcase"):
-        m = re.match(r"test_conformance\[([^-\]]+)-(.+)\]", tc.get("name", ""))
+        m = re.match(r"test_conformance\[(.+)\]", tc.get("name", ""))
         if not m:
             continue
         props = {p.get("name"): p.get("value") for p in tc.iter("property")}
-        yield m.group(1), m.group(2), props
+        skipped = tc.find("skipped")
+        if skipped is not None:
+            props.setdefault("verdict", "skipped")
+            props.setdefault("reasons", skipped.get("message", ""))
+        yield (*_split(m.group(1), props), props)
 
 
 def main(paths: list[str]) -> None:
@@ -30,10 +49,12 @@ def main(paths: list[str]) -> None:
             v = p.get("verdict", "error")
             per[srv][v] += 1
             fam[srv][p.get("row", "?")] += 1
-            if v != "pass":
+            if v not in ("pass", "skipped"):
                 notes.append((srv, v, cid, p.get("status"), p.get("closed"), p.get("reasons", "")))
     for srv, c in per.items():
-        print(f"{srv}: pass={c['pass']} warn={c['warn']} fail={c['fail']} total={sum(c.values())}")
+        na = f" n/a={c['n/a']}" if c["n/a"] else ""
+        skipped = f" skipped={c['skipped']}" if c["skipped"] else ""
+        print(f"{srv}: pass={c['pass']} warn={c['warn']} fail={c['fail']}{na}{skipped} total={sum(c.values())}")
     for srv, v, cid, st, cl, why in sorted(notes):
         print(f"  {srv} {v.upper():4} {cid}: status={st} closed={cl} :: {why[:300]}")
 

@@ -159,6 +159,10 @@ class Wire:
     def read_response(self, method: str, version: str, timeout: float) -> Resp:
         """Parse one final response (after any 1xx). Raises _Eof, _Pending or Malformed."""
         deadline = time.monotonic() + timeout
+        if self.eof and not self.buf:
+            # the server closed after a close-delimited response (no Content-Length, e.g. httpd's 400
+            # to a bad chunk): nothing more can come; h11 would call EOF here a protocol error
+            raise _Eof()
         conn = h11.Connection(h11.CLIENT)
         h11_method = "GET" if method.upper() == "CONNECT" else method
         # h11 only speaks 1.1 as a client; the request's real version is kept in Resp.req_version
@@ -387,7 +391,10 @@ def response_rule_violations(r: Resp) -> list[str]:
     return out
 
 
-def outcome_matches(o: Outcome, obs: Observed) -> bool:
+def outcome_matches(o: Outcome, obs: Observed, persistent: bool = True) -> bool:
+    """Whether ``obs`` is outcome ``o``. ``persistent=False``: the server keeps no connection open
+    (it says ``Connection: close`` on every response, RFC 9112 §9.3), so a close it announced
+    satisfies an outcome that forbids closing."""
     if len(o.statuses) != len(obs.responses):
         return False
     if not all(status_matches(spec, r.status) for spec, r in zip(o.statuses, obs.responses)):
@@ -398,7 +405,9 @@ def outcome_matches(o: Outcome, obs: Observed) -> bool:
         if o.closed == REQUIRED and not obs.closed:
             return False
         if o.closed == FORBIDDEN and obs.closed:
-            return False
+            announced = bool(obs.responses) and obs.responses[-1].announces_close
+            if persistent or not announced:
+                return False
     if o.interim is not None:
         seen = tuple(c for c, _ in obs.responses[0].interim) if obs.responses else ()
         if seen != o.interim:
@@ -440,8 +449,8 @@ def echo_mismatches(e: Echo, doc: dict) -> list[str]:
     return out
 
 
-def judge(case: Case, obs: Observed, echo_available: bool) -> Judgement:
-    """Pass / Warn / Fail for ``obs`` (see model.py)."""
+def judge(case: Case, obs: Observed, echo_available: bool, persistent: bool = True) -> Judgement:
+    """Pass / Warn / Fail for ``obs`` (see model.py); ``persistent``: see :func:`outcome_matches`."""
     reasons: list[str] = []
     verdict = PASS
     if obs.error:
@@ -458,9 +467,9 @@ def judge(case: Case, obs: Observed, echo_available: bool) -> Judgement:
         reasons.append("the connection neither answered a valid follow-up request nor closed")
         verdict = FAIL
     matched = ""
-    if any(outcome_matches(o, obs) for o in case.expect):
+    if any(outcome_matches(o, obs, persistent) for o in case.expect):
         matched = "expected"
-    elif any(outcome_matches(o, obs) for o in case.lenient):
+    elif any(outcome_matches(o, obs, persistent) for o in case.lenient):
         matched = "lenient"
         verdict = worst(verdict, WARN)
         reasons.append("lenient outcome accepted where the RFC prefers: "
