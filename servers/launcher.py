@@ -365,6 +365,22 @@ def server_version(name: str) -> str | None:
     return module.version() if module.unavailable(flavour) is None else None
 
 
+def lacks(name: str) -> dict[str, str]:
+    """Features server ``name`` does not have, each with the reason (empty for our MPMs).
+
+    Features: ``keepalive`` (persistent connections), ``keepalive-header`` (httpd's
+    ``Keep-Alive: timeout=N, max=M`` response header), ``echo`` (the /echo JSON mirror of
+    the parsed request), ``wsgi`` (serving an arbitrary WSGI app), ``scoreboard``
+    (/server-status). Suites skip a test that needs one as not applicable.
+    """
+    if name in MPM_NAMES:
+        return {}
+    if name not in EXTERNAL:
+        raise LaunchError(f"unknown server {name!r}; available: {', '.join(available())}")
+    module, flavour = _external(name)
+    return dict(module.lacks(flavour))
+
+
 def start(
     name: str,
     overrides: Mapping[str, Any] | None = None,

@@ -5,6 +5,11 @@
     pytest suites --target http://127.0.0.1:8080       # anything already listening on loopback
     pytest suites --server prefork --server-set MaxRequestWorkers=50   # directives for every launched server
 
+``--server all`` includes the reference servers (apache-prefork/worker/event, gunicorn-sync/gthread)
+that can start here. A test whose premise a reference server cannot meet is skipped as "not
+applicable to NAME: why": a directive the server has no equivalent for (suites/launching.py), or a
+feature it lacks (``servers.launcher.lacks``; the ``needs`` marker or the ``NEEDS`` table below).
+
 Without either option the suites run against our three MPMs (prefork, worker, event). Every test that
 takes the ``server`` fixture runs once per server (its id names the server).
 ``server`` is started once per pytest process (session scope; under
@@ -27,15 +32,48 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from servers.launcher import available
+from servers.launcher import LaunchError, available, lacks
 
 from . import launching
 
+#: tests that need a server feature (servers.launcher.lacks) but carry no ``needs`` marker;
+#: on a server without the feature they are skipped as not applicable
+NEEDS: dict[str, str] = {
+    "test_keepalive.py::test_http11_is_persistent_by_default": "keepalive",
+    "test_keepalive.py::test_http10_with_keepalive_token_persists": "keepalive",
+    "test_keepalive.py::test_pipelined_requests_answered_in_order": "keepalive",
+    "test_keepalive.py::test_many_pipelined_requests_answered_in_order": "keepalive",
+    "test_keepalive.py::test_unlimited_keepalive_requests_has_no_max": "keepalive-header",
+    "test_threadsafety.py::test_server_no_crosstalk_between_concurrent_keepalive_clients": "keepalive",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     launching.SERVER_SETS.clear()
     launching.SERVER_SETS.update(_server_sets(config))
+    config.addinivalue_line(
+        "markers", "needs(feature): skip as not applicable on a server that lacks the feature "
+                   "(servers.launcher.lacks: keepalive, keepalive-header, echo, wsgi, scoreboard)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip, as not applicable, a test that needs a feature the launched server lacks."""
+    spec = getattr(item, "callspec", None) and item.callspec.params.get("server_spec")
+    if not isinstance(spec, ServerSpec) or not spec.launchable:
+        return
+    try:
+        missing = lacks(spec.name)
+    except LaunchError:
+        return  # an unknown name fails where the server is launched, with the list of names
+    if not missing:
+        return
+    needed = [m.args[0] for m in item.iter_markers("needs")]
+    key = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+    if key in NEEDS:
+        needed.append(NEEDS[key])
+    for feature in needed:
+        if feature in missing:
+            pytest.skip(f"not applicable to {spec.name}: {missing[feature]}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

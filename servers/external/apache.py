@@ -143,6 +143,14 @@ def unavailable(mpm: str) -> str | None:
     return None
 
 
+def lacks(mpm: str) -> dict[str, str]:
+    """Features of the launcher's interface httpd does not provide here (see launcher.lacks)."""
+    return {
+        "echo": "httpd has no /echo mirror of the parsed request (/echo is a static file here)",
+        "wsgi": "httpd serves files here, it cannot run a WSGI app",
+    }
+
+
 @functools.lru_cache(maxsize=None)
 def version() -> str | None:
     """``Apache/2.4.x (...)`` as ``httpd -v`` prints it."""
@@ -488,4 +496,4 @@ def conf_values(text: str) -> dict[str, list[str]]:
 
 
 __all__ = ["ApacheHandle", "BYTES_SIZES", "MPMS", "build_conf", "bytes_dir", "conf_values", "directives",
-           "find_binary", "modules_dir", "render_conf", "start", "unavailable", "version"]
+           "find_binary", "lacks", "modules_dir", "render_conf", "start", "unavailable", "version"]

@@ -67,6 +67,17 @@ def unavailable(kind: str) -> str | None:
     return None
 
 
+def lacks(kind: str) -> dict[str, str]:
+    """Features of the launcher's interface gunicorn does not provide (see launcher.lacks)."""
+    out = {
+        "scoreboard": "gunicorn keeps no scoreboard (no /server-status)",
+        "keepalive-header": "gunicorn sends no Keep-Alive: timeout=N, max=M response header",
+    }
+    if kind == "sync":
+        out["keepalive"] = "the sync worker closes every connection after its response (no keep-alive)"
+    return out
+
+
 def version() -> str | None:
     """``gunicorn X.Y.Z``."""
     try:
@@ -264,4 +275,4 @@ def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpu
     return handle
 
 
-__all__ = ["GunicornHandle", "gunicorn_settings", "plan", "start", "unavailable", "version"]
+__all__ = ["GunicornHandle", "gunicorn_settings", "lacks", "plan", "start", "unavailable", "version"]
