@@ -23,6 +23,7 @@ import pytest
 
 from harness.drivers import locust as locust_driver
 from harness.drivers import wrk as wrk_driver
+from harness.drivers import subproc
 from harness.drivers.base import new_histogram
 from harness.drivers.locust import (
     DriverError,
@@ -339,7 +340,7 @@ def test_non_loopback_targets_are_refused_before_anything_runs(url, monkeypatch)
     def no_run(*a, **kw):
         raise AssertionError("a driver process was started")
 
-    monkeypatch.setattr(locust_driver.subprocess, "Popen", no_run)
+    monkeypatch.setattr(subproc.subprocess, "Popen", no_run)
     monkeypatch.setattr(locust_driver, "run_bounded", no_run)
     monkeypatch.setattr(wrk_driver, "run_bounded", no_run)
     with pytest.raises(ValueError):

@@ -78,7 +78,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
 from .loadgen import parse_loopback_url
-from .locust import DriverError, histogram_from_percentiles, run_bounded, usable_cpus
+from .subproc import DriverError, histogram_from_percentiles, run_bounded, usable_cpus
 
 __all__ = ["run_wrk", "wrk_available", "result_from_wrk", "parse_wrk_output", "remove_wrk_correction",
            "DriverError", "WRK_MARK"]
