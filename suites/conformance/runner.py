@@ -394,9 +394,12 @@ def response_rule_violations(r: Resp) -> list[str]:
 def outcome_matches(o: Outcome, obs: Observed, persistent: bool = True) -> bool:
     """Whether ``obs`` is outcome ``o``. ``persistent=False``: the server keeps no connection open
     (it says ``Connection: close`` on every response, RFC 9112 §9.3), so a close it announced
-    satisfies an outcome that forbids closing."""
+    satisfies an outcome that forbids closing, and answering only the first requests of a
+    pipeline before that close matches the outcome's first statuses."""
+    announced = bool(obs.responses) and obs.responses[-1].announces_close
     if len(o.statuses) != len(obs.responses):
-        return False
+        if persistent or not announced or len(obs.responses) > len(o.statuses):
+            return False
     if not all(status_matches(spec, r.status) for spec, r in zip(o.statuses, obs.responses)):
         return False
     if o.pending != obs.pending:
@@ -405,7 +408,6 @@ def outcome_matches(o: Outcome, obs: Observed, persistent: bool = True) -> bool:
         if o.closed == REQUIRED and not obs.closed:
             return False
         if o.closed == FORBIDDEN and obs.closed:
-            announced = bool(obs.responses) and obs.responses[-1].announces_close
             if persistent or not announced:
                 return False
     if o.interim is not None:
