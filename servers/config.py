@@ -194,6 +194,8 @@ class ServerConfig:
     LogLevel: str
     ServerName: str | None
     MaintenanceInterval: float
+    BenchCPUWorkMicroseconds: int
+    BenchBallastMiB: float
     source: str | None
     notes: tuple[str, ...]
 
@@ -327,6 +329,23 @@ def _parse_factor(value: object) -> float:
         raise _BadValue(f"expected a number, got {_describe(value)}")
     if number <= 0:
         raise _BadValue(f"AsyncRequestWorkerFactor argument must be a positive number, got {_describe(value)}")
+    return number
+
+
+def _mib_parser(value: object) -> float:
+    """A non-negative number of MiB (fractions allowed), at most 65536."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise _BadValue(f"expected a number of MiB, got {_describe(value)}")
+    if number < 0 or number > 65536:
+        raise _BadValue(f"must be between 0 and 65536 MiB, got {_describe(value)}")
     return number
 
 
@@ -563,6 +582,10 @@ _DIRECTIVE_LIST = (
        _parse_optional_str),
     _d("MaintenanceInterval", MPMS, "mpm-harness knob: seconds between parent maintenance ticks (httpd: 1)",
        _duration_parser(True)),
+    _d("BenchCPUWorkMicroseconds", MPMS, "mpm-harness testing knob: CPU microseconds burnt in every request "
+       "(0 = off)", _int_parser(0, maximum=10_000_000)),
+    _d("BenchBallastMiB", MPMS, "mpm-harness testing knob: MiB of memory each child process allocates and "
+       "touches (0 = off)", _mib_parser),
 )
 
 #: Supported directives by canonical name (read-only use, e.g. for CLI help).
@@ -620,6 +643,8 @@ def _mpm_defaults(mpm: str) -> dict[str, Any]:
         "LogLevel": "warn",
         "ServerName": None,
         "MaintenanceInterval": 1.0,
+        "BenchCPUWorkMicroseconds": 0,
+        "BenchBallastMiB": 0.0,
     }
     if mpm == "prefork":
         # prefork's pre_config sets MaxRequestWorkers = ServerLimit = 256.
@@ -973,4 +998,10 @@ def format_config(cfg: ServerConfig) -> str:
     lines.append(f"LogLevel {cfg.LogLevel}")
     lines.append("# MaintenanceInterval is an mpm-harness knob, not an httpd directive (httpd: fixed 1 s)")
     lines.append(f"MaintenanceInterval {duration(cfg.MaintenanceInterval)}")
+    if cfg.BenchCPUWorkMicroseconds or cfg.BenchBallastMiB:
+        # testing knobs (docs/gate.md): printed only when on, so a run with an injected
+        # regression always says so
+        lines.append("# Bench* are mpm-harness testing knobs that inject a known regression (docs/gate.md)")
+        lines.append(f"BenchCPUWorkMicroseconds {cfg.BenchCPUWorkMicroseconds}")
+        lines.append(f"BenchBallastMiB {_fmt_number(cfg.BenchBallastMiB)}")
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import functools
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -71,6 +72,43 @@ def common_child_setup(env: ChildEnv) -> None:
     die_with_parent()
     if os.getppid() == 1:
         os._exit(0)  # the parent died before prctl took effect
+    mib = getattr(env.cfg, "BenchBallastMiB", 0)
+    if mib:
+        allocate_ballast(mib)
+
+
+# -- testing knobs that inject a known regression (docs/gate.md); nothing here runs when they are 0
+
+#: this child's memory ballast (BenchBallastMiB), kept alive for the life of the process
+_ballast: bytearray | None = None
+_PAGE = 4096
+
+
+def allocate_ballast(mib: float) -> int:
+    """Allocate ``mib`` MiB and write one byte per page, so every page is really this process's own
+    (a fresh allocation maps the shared zero page until written: PSS and RSS would not grow)."""
+    global _ballast
+    n = int(mib * 2**20)
+    ballast = bytearray(n)
+    ballast[::_PAGE] = b"\x01" * len(range(0, n, _PAGE))
+    _ballast = ballast
+    return n
+
+
+def with_cpu_work(app: WSGIApp, microseconds: int) -> WSGIApp:
+    """``app`` preceded by a busy loop that burns ``microseconds`` of this thread's CPU time per call
+    (BenchCPUWorkMicroseconds). Thread CPU time, not wall time: preemption on a busy machine does
+    not shorten the work, and a thread waiting for the GIL is not counted."""
+    ns = microseconds * 1000
+    clock = time.thread_time_ns
+
+    def busy_app(environ, start_response):
+        end = clock() + ns
+        while clock() < end:
+            pass
+        return app(environ, start_response)
+
+    return busy_app
 
 
 def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
@@ -104,8 +142,12 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
     record = functools.partial(sb.record_request, env.slot, thread)
 
     host = cfg.ServerName or "127.0.0.1"  # type: ignore[attr-defined]
+    app = env.app
+    work = getattr(cfg, "BenchCPUWorkMicroseconds", 0)
+    if work:  # only then: with the knob at 0 the request path is exactly the same code
+        app = with_cpu_work(app, work)
     return ServeContext(
-        app=env.app,
+        app=app,
         policy=KeepAlivePolicy.from_config(cfg),
         limits=Limits.from_config(cfg),
         timeout=cfg.Timeout,  # type: ignore[attr-defined]
