@@ -440,7 +440,8 @@ def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus
         raise NotApplicable(f"not applicable to {name}: httpd serves files, it cannot run the WSGI app {app}")
     own = run_dir is None
     run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
-    os.chmod(run_dir, 0o755)  # httpd's children (User) read the document root below it
+    if run_as() is not None:
+        os.chmod(run_dir, 0o755)  # httpd's children run as User and read the document root below it
     _write_docroot(run_dir)
     binary = find_binary()
     assert binary is not None
