@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 __all__ = [
-    "MatrixError", "Matrix", "ServerEntry", "Profile", "SUITES", "DRIVERS",
+    "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
     "builtin_matrices", "load_matrix", "parse_matrix",
 ]
 
@@ -98,9 +98,16 @@ _TOP = {
     "timeouts": (dict, {}),
     "suite_workers": (int, 2),
     "peers": (dict, {}),
+    "gate": (dict, {}),
 }
 _QUIET = {"seconds": ((int, float), 0.5), "max_other_cpu_percent": ((int, float), 25.0)}
 _TIMEOUTS = {"start": ((int, float), 60.0), "suite": ((int, float), 600.0), "profile_grace": ((int, float), 30.0)}
+_GATE = {"thresholds": (dict, {}), "memory": (str, "pss"), "alpha": ((int, float), 0.05),
+         "min_trials": (int, 3), "profiles": (list, [])}
+#: the gate's default thresholds: metric -> percent change of the median (in the metric's bad direction)
+#: beyond which it can regress; "memory" is the peak of the server tree's PSS (or RSS: gate.memory)
+GATE_DEFAULTS: dict[str, float] = {"rps": 10.0, "cpu_us_per_request": 10.0, "memory": 10.0}
+_MEMORY_METRICS = {"pss": "pss_peak_mib", "rss": "rss_peak_mib"}
 _SERVER = {"label": (str, ""), "server": (str, None), "set": (dict, {}), "app": (str, ""),
            "suite_set": (dict, {}), "description": (str, "")}
 
@@ -138,6 +145,40 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class GateSpec:
+    """The regression gate's rule for this matrix (``gate:`` section; docs/gate.md).
+
+    A metric regresses when its median moves beyond ``thresholds[metric]`` percent in its bad
+    direction (requests/s down, CPU and memory up) and a one-sided Mann-Whitney U test on the
+    trials gives p < ``alpha``. Thresholds are stored as positive percentages keyed by the
+    run document's metric names (``memory`` resolved to ``pss_peak_mib`` or ``rss_peak_mib``).
+    """
+
+    thresholds: dict[str, float] = field(default_factory=lambda: {
+        "rps": 10.0, "cpu_us_per_request": 10.0, "pss_peak_mib": 10.0})
+    memory: str = "pss"  # pss | rss: which peak the "memory" threshold applies to
+    alpha: float = 0.05
+    min_trials: int = 3  # fewer ok trials on either side: not measured
+    profiles: tuple[str, ...] = ()  # profiles gated; empty: all of the matrix's
+
+    @property
+    def memory_metric(self) -> str:
+        """The run document's metric the ``memory`` threshold applies to."""
+        return _MEMORY_METRICS[self.memory]
+
+    def to_dict(self) -> dict:
+        """JSON-ready, in the YAML's terms: ``memory`` rather than the metric name, signed percentages
+        (a drop negative), so that it parses back to the same spec."""
+        from .results import METRICS
+
+        thresholds: dict[str, float | None] = {k: None for k in GATE_DEFAULTS}  # a default turned off: null
+        thresholds.update({("memory" if k == self.memory_metric else k): (-v if METRICS[k][1] == "higher" else v)
+                           for k, v in self.thresholds.items()})
+        return {"thresholds": thresholds, "memory": self.memory, "alpha": self.alpha,
+                "min_trials": self.min_trials, "profiles": list(self.profiles)}
+
+
+@dataclass(frozen=True)
 class Matrix:
     """A validated matrix."""
 
@@ -158,6 +199,7 @@ class Matrix:
     profile_grace: float
     suite_workers: int
     peers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> the reference servers beside it
+    gate: GateSpec = field(default_factory=GateSpec)  # the regression gate's thresholds (harness gate)
 
     def trials_of(self, profile: "Profile") -> int:
         """How many measured trials ``profile`` gets (its own ``trials``, else the matrix's)."""
@@ -179,6 +221,7 @@ class Matrix:
             "timeouts": {"start": self.start_timeout, "suite": self.suite_timeout,
                          "profile_grace": self.profile_grace},
             "suite_workers": self.suite_workers,
+            "gate": self.gate.to_dict(),
         }
 
 
@@ -299,6 +342,71 @@ def _profile(src: str, name: str, item: Any) -> Profile:
     return Profile(name=name, driver=driver, duration=float(d["duration"]), params=params)
 
 
+def _threshold(src: str, key: str, metric: str, value: Any) -> float | None:
+    """One ``gate.thresholds`` value: percent as a number or ``"-10%"``; null turns the metric off."""
+    from .results import METRICS
+
+    where = f"gate.thresholds.{key}"
+    if value is None:
+        return None
+    explicit_plus = False
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        explicit_plus = text.startswith("+")
+        try:
+            number = float(text)
+        except ValueError:
+            raise MatrixError(f"{src}: {where} must be a percentage such as -10 or '+10%', not {value!r}") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise MatrixError(f"{src}: {where} must be a percentage such as -10 or '+10%', not {value!r}")
+    worse_down = METRICS[metric][1] == "higher"  # requests/s: lower is worse
+    if worse_down and explicit_plus:
+        raise MatrixError(f"{src}: {where}: {key} regresses downwards; write a drop such as -10, not {value!r}")
+    if not worse_down and number < 0:
+        raise MatrixError(f"{src}: {where}: {key} regresses upwards; write a rise such as +10, not {value!r}")
+    magnitude = abs(number)
+    if magnitude > 1000 or (worse_down and magnitude >= 100):
+        raise MatrixError(f"{src}: {where} is out of range: {value!r}")
+    return magnitude
+
+
+def _gate(src: str, doc: dict, profile_names: list[str]) -> GateSpec:
+    """The ``gate:`` section: thresholds over the defaults, the memory figure, alpha, min_trials, profiles."""
+    from .results import METRICS
+
+    g = _check_keys(src, "gate.", doc, _GATE)
+    if g["memory"] not in _MEMORY_METRICS:
+        raise MatrixError(f"{src}: gate.memory must be pss or rss, not {g['memory']!r}")
+    if not 0 < g["alpha"] < 1:
+        raise MatrixError(f"{src}: gate.alpha must be between 0 and 1, not {g['alpha']!r}")
+    _positive(src, "gate.min_trials", g["min_trials"])
+    for i, p in enumerate(g["profiles"]):
+        if p not in profile_names:
+            raise MatrixError(f"{src}: gate.profiles[{i}] {p!r} is not a profile of this matrix"
+                              f"{_suggest(str(p), profile_names)}; profiles: {', '.join(profile_names) or 'none'}")
+    memory_metric = _MEMORY_METRICS[g["memory"]]
+    allowed = ["memory", *METRICS]
+    given = {}
+    for key, value in g["thresholds"].items():
+        if key not in allowed:
+            raise MatrixError(f"{src}: unknown key gate.thresholds.{key!r}{_suggest(str(key), allowed)}; "
+                              f"valid keys: memory, {', '.join(METRICS)}")
+        given[key] = value
+    if "memory" in given and memory_metric in given:
+        raise MatrixError(f"{src}: gate.thresholds: 'memory' and {memory_metric!r} are the same metric "
+                          f"(gate.memory is {g['memory']}); give one")
+    thresholds: dict[str, float] = {}
+    for key, value in {**GATE_DEFAULTS, **given}.items():
+        metric = memory_metric if key == "memory" else key
+        t = _threshold(src, key, metric, value)
+        if t is not None:
+            thresholds[metric] = t
+    return GateSpec(thresholds=thresholds, memory=g["memory"], alpha=float(g["alpha"]), min_trials=g["min_trials"],
+                    profiles=tuple(dict.fromkeys(g["profiles"])))
+
+
 def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") -> Matrix:
     """Validate a matrix document (already parsed YAML) and fill in the defaults."""
     src = source
@@ -344,8 +452,9 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
             if x not in labels:
                 raise MatrixError(f"{src}: peers: {x!r} is not a server label of this matrix{_suggest(str(x), labels)}")
         peers[str(label)] = tuple(others)
+    gate = _gate(src, d["gate"], [p.name for p in profiles])
     return Matrix(
-        peers=peers,
+        peers=peers, gate=gate,
         name=name, source=src, description=d["description"], trials=d["trials"], warmup=float(d["warmup"]),
         reference=d["reference"], servers=servers, suites=tuple(dict.fromkeys(d["suites"])), profiles=profiles,
         quiet_seconds=float(quiet["seconds"]), max_other_cpu_percent=float(quiet["max_other_cpu_percent"]),
