@@ -1,14 +1,19 @@
-"""The ``harness`` command: ``run``, ``list``, ``report``.
+"""The ``harness`` command: ``run``, ``list``, ``report``, ``gate``, ``baseline``.
 
     harness run --matrix all            # every server x every suite and profile -> results/runs/<id>/
     harness run --matrix quick --publish --reference event
     harness run --matrix my.yaml --server prefork --server event
     harness list                        # servers (and why one is unavailable), suites, profiles, matrices
     harness report results/runs/<id>    # rewrite the tables from run.json
+    harness gate --against origin/main --matrix ci --summary gate.md   # CI: base vs working tree, interleaved
+    harness gate --baseline results/baseline.json [--run results/runs/<id>]
+    harness baseline results/runs/<id> -o results/baseline.json
 
 Exit status: 0 the run completed (cells that failed are results, not
 errors), 2 bad input (an unknown matrix, a bad YAML key: the message names
 the key and the file), 130 interrupted (the partial results are kept).
+``gate``: 0 pass, 1 regression, 2 could not measure or bad input, 130
+interrupted (docs/gate.md).
 """
 
 from __future__ import annotations
@@ -46,6 +51,33 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUN_DIR")
     rep.add_argument("--reference", metavar="LABEL")
     rep.add_argument("--publish", action="store_true", help="also write the tables to results/README.md")
+    gate = sub.add_parser("gate", help="fail on a throughput / CPU / memory regression (docs/gate.md)",
+                          description="Compare the working tree with a base revision (--against, measured side "
+                          "by side) or with a recorded baseline. Exit status: 0 pass, 1 regression, 2 could not "
+                          "measure or bad input, 130 interrupted.")
+    how = gate.add_mutually_exclusive_group(required=True)
+    how.add_argument("--against", metavar="REF", help="a git revision: run the matrix on it (in a temporary "
+                     "worktree) and on the working tree, trials interleaved (the robust mode)")
+    how.add_argument("--baseline", metavar="FILE", help="a baseline recorded by `harness baseline` "
+                     "(e.g. results/baseline.json)")
+    gate.add_argument("--matrix", default="ci", metavar="NAME|FILE",
+                      help="the matrix to run and its gate: thresholds (default: ci)")
+    gate.add_argument("--run", metavar="RUN_DIR", help="with --baseline: judge this finished run instead of "
+                      "running the matrix")
+    gate.add_argument("--server", action="append", default=[], metavar="LABEL",
+                      help="gate only these servers of the matrix (repeatable)")
+    gate.add_argument("--trials", type=int, help="trials per side (default: the matrix's)")
+    gate.add_argument("--summary", metavar="FILE", help="also write the markdown summary here (it is always "
+                      "written as gate.md into the run folder)")
+    gate.add_argument("--results-dir", default="results/runs", metavar="DIR",
+                      help="where run folders are created (default: results/runs)")
+    gate.add_argument("--candidate-set", action="append", default=[], metavar="[LABEL:]DIRECTIVE=VALUE",
+                      help="testing the gate: an extra directive for the candidate's servers only (all, or the "
+                      "one labelled), e.g. BenchCPUWorkMicroseconds=40 to inject a known regression (repeatable)")
+    base = sub.add_parser("baseline", help="record a baseline for `harness gate --baseline` from a run")
+    base.add_argument("run_dir", metavar="RUN_DIR")
+    base.add_argument("-o", "--output", default="results/baseline.json", metavar="FILE",
+                      help="where to write it (default: results/baseline.json)")
     return ap
 
 
@@ -126,11 +158,35 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_gate(args) -> int:
+    from . import gate
+
+    if args.run and not args.baseline:
+        raise MatrixError("--run goes with --baseline (--against always measures both sides itself)")
+    matrix = _select(load_matrix(args.matrix), args.server, args.trials, True)
+    extra = gate.parse_candidate_sets(args.candidate_set, [s.label for s in matrix.servers])
+    if extra and args.run:
+        raise MatrixError("--candidate-set needs a run of its own; it cannot go with --run")
+    if args.against:
+        return gate.gate_against(matrix, args.against, trials=args.trials, results_dir=args.results_dir,
+                                 summary=args.summary, argv=sys.argv, candidate_sets=extra)
+    return gate.gate_baseline(matrix, args.baseline, run_dir=args.run, trials=args.trials,
+                              results_dir=args.results_dir, summary=args.summary, argv=sys.argv,
+                              candidate_sets=extra)
+
+
+def _cmd_baseline(args) -> int:
+    from .baseline import baseline_command
+
+    return baseline_command(args.run_dir, args.output)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}[args.command](args)
+        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "gate": _cmd_gate,
+                "baseline": _cmd_baseline}[args.command](args)
     except (MatrixError, ValueError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
