@@ -152,8 +152,13 @@ def test_bad_keys_and_values_give_clear_errors():
         _conf("event", {"GracefulShutdownTimeout": 1.5})
     with pytest.raises(ConfigError, match="RequestReadTimeout header timeout"):
         _conf("event", {"RequestReadTimeout": "header=0.5"})
-    assert apache.notes_for({"MaintenanceInterval": 0.1}, False) == [
-        "MaintenanceInterval ignored: an mpm-harness knob (httpd's maintenance tick is fixed at 1 s)"]
+    cfg = load_config("event", None, {"MaintenanceInterval": 0.1, "BenchCPUWorkMicroseconds": 50})
+    assert apache.notes_for(cfg, {"MaintenanceInterval": 0.1, "BenchCPUWorkMicroseconds": 50}) == [
+        "MaintenanceInterval ignored: an mpm-harness knob (httpd's maintenance tick is fixed at 1 s)",
+        "BenchCPUWorkMicroseconds ignored: an mpm-harness knob, not an httpd directive"]
+    apache.check_required("apache-event", cfg, {}, ("MaintenanceInterval",))  # a tuning knob: fine
+    with pytest.raises(NotApplicable, match="not applicable to apache-event: BenchCPUWorkMicroseconds"):
+        apache.check_required("apache-event", cfg, {}, ("BenchCPUWorkMicroseconds",))
 
 
 # -- gunicorn settings (no gunicorn needed) -------------------------------------------------------
@@ -188,6 +193,11 @@ def test_gunicorn_required_directive_without_equivalent_is_not_applicable():
                   None, required=("MaxKeepAliveRequests", "RequestReadTimeout"))
     with pytest.raises(ConfigError, match="unknown directive"):
         gunicorn.plan("gunicorn-sync", "sync", {"KeepAliveTimout": 1}, None)
+    with pytest.raises(NotApplicable, match="BenchBallastMiB: an mpm-harness knob gunicorn has no equivalent"):
+        gunicorn.plan("gunicorn-sync", "sync", {"BenchBallastMiB": 8}, None, required=("BenchBallastMiB",))
+    _, _, notes = gunicorn.plan("gunicorn-sync", "sync", {"MaintenanceInterval": 0.1}, None,
+                                required=("MaintenanceInterval",))
+    assert notes == ["MaintenanceInterval ignored: an mpm-harness knob"]
 
 
 # -- live servers ---------------------------------------------------------------------------------

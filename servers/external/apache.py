@@ -70,8 +70,17 @@ BYTES_SIZES: frozenset[int] = frozenset(
 )
 _BYTES_CACHE_VERSION = 1
 
-#: directives of ours that httpd has no use for (our own knobs): ignored, noted
+#: our tuning knobs httpd has no use for: ignored (and noted) even when a test requires them
 KNOBS = {"MaintenanceInterval": "an mpm-harness knob (httpd's maintenance tick is fixed at 1 s)"}
+#: ServerConfig fields written into httpd.conf; any other one set (e.g. the Bench* testing knobs) is not applied
+MAPPED = frozenset((
+    "Listen", "StartServers", "MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads",
+    "MaxRequestWorkers", "ServerLimit", "ThreadsPerChild", "ThreadLimit", "MaxConnectionsPerChild",
+    "AsyncRequestWorkerFactor", "KeepAlive", "KeepAliveTimeout", "MaxKeepAliveRequests", "Timeout",
+    "RequestReadTimeout", "ListenBacklog", "LimitRequestLine", "LimitRequestFieldSize", "LimitRequestFields",
+    "LimitRequestBody", "GracefulShutdownTimeout", "PidFile", "ErrorLog", "LogLevel", "ServerName",
+))
+_NOT_DIRECTIVES = ("mpm", "source", "notes")
 #: real httpd directives our MPMs accept and ignore (servers.config._NOT_IMPLEMENTED): passed through
 PASSTHROUGH = ("AcceptFilter", "ListenCoresBucketsRatio", "MaxMemFree")
 
@@ -245,10 +254,31 @@ def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[
     return ours, passed
 
 
-def notes_for(overrides: Mapping[str, Any], config_set: bool) -> list[str]:
-    """What is not applied exactly (our knobs), for Handle.notes."""
-    lower = {str(k).strip().lower() for k in overrides}
-    return [f"{k} ignored: {why}" for k, why in KNOBS.items() if k.lower() in lower or config_set]
+def not_applied(cfg: ServerConfig, overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Settings of ours httpd gets no equivalent of: {name: why}, for those named in ``overrides``
+    or different from the MPM's default (our knobs: MaintenanceInterval, the Bench* testing knobs)."""
+    named = {str(k).strip().lower() for k in overrides}
+    default = load_config(cfg.mpm)
+    out = {}
+    for name in ServerConfig.__dataclass_fields__:
+        if name in MAPPED or name in _NOT_DIRECTIVES:
+            continue
+        if name.lower() in named or getattr(cfg, name) != getattr(default, name):
+            out[name] = KNOBS.get(name, "an mpm-harness knob, not an httpd directive")
+    return out
+
+
+def notes_for(cfg: ServerConfig, overrides: Mapping[str, Any]) -> list[str]:
+    """What is not applied (our knobs), for Handle.notes."""
+    return [f"{k} ignored: {why}" for k, why in not_applied(cfg, overrides).items()]
+
+
+def check_required(name: str, cfg: ServerConfig, overrides: Mapping[str, Any], required: Iterable[str]) -> None:
+    """NotApplicable if a required setting is one httpd cannot honour (our tuning knobs excepted)."""
+    wanted = {str(k).strip().lower() for k in required}
+    for key, why in not_applied(cfg, overrides).items():
+        if key.lower() in wanted and key not in KNOBS:
+            raise NotApplicable(f"not applicable to {name}: {key}: {why}")
 
 
 def _quote(path: str) -> str:
@@ -421,7 +451,7 @@ def build_conf(mpm: str, overrides: Mapping[str, Any], config: str | os.PathLike
         if port == 0:
             port = picked[i] if i < len(picked) else _free_port(host)
         listen.append((host, port))
-    notes = notes_for(ours, config is not None)
+    notes = notes_for(cfg, ours)
     text = render_conf(
         cfg, listen=listen, run_dir=run_dir, pidfile=pidfile, error_log=error_log,
         docroot=os.path.join(run_dir, "htdocs"), bytes_dir=bytes_dir(), modules=modules_dir() or "",
@@ -448,6 +478,7 @@ def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus
     conf_path = os.path.join(run_dir, "httpd.conf")
     for attempt in range(3):
         text, cfg, listen, pidfile, error_log, notes = build_conf(mpm, overrides, config, run_dir)
+        check_required(name, cfg, overrides, required)
         with open(conf_path, "w") as f:
             f.write(text)
         argv = [binary, "-f", conf_path, "-D", "FOREGROUND"]

@@ -57,6 +57,14 @@ KNOBS = {
     "MaintenanceInterval": "an mpm-harness knob",
     "ServerName": "gunicorn names itself by its bind address",
 }
+#: ServerConfig fields turned into gunicorn options (as far as the worker type allows)
+MAPPED = frozenset((
+    "Listen", "StartServers", "ThreadsPerChild", "KeepAlive", "KeepAliveTimeout", "MaxKeepAliveRequests",
+    "Timeout", "RequestReadTimeout", "GracefulShutdownTimeout", "ListenBacklog", "LimitRequestLine",
+    "LimitRequestFields", "LimitRequestFieldSize", "LimitRequestBody", "MaxConnectionsPerChild", "LogLevel",
+    "PidFile", "ErrorLog",
+))
+_NOT_SETTINGS = ("mpm", "source", "notes")
 _POOL = "gunicorn runs a fixed pool of StartServers workers{threads}; httpd's dynamic pool has no equivalent"
 
 
@@ -155,6 +163,9 @@ def gunicorn_settings(kind: str, cfg: ServerConfig) -> tuple[list[tuple[str, str
     for name in ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads", "MaxRequestWorkers",
                  "ServerLimit", "ThreadLimit", "AsyncRequestWorkerFactor"):
         unsupported[name] = pool
+    for name in ServerConfig.__dataclass_fields__:  # our other knobs (e.g. the Bench* testing knobs)
+        if name not in MAPPED and name not in unsupported and name not in KNOBS and name not in _NOT_SETTINGS:
+            unsupported[name] = "an mpm-harness knob gunicorn has no equivalent for"
     return opts, unsupported, notes
 
 
@@ -163,7 +174,7 @@ def _changed(cfg: ServerConfig, default: ServerConfig, overrides: Mapping[str, A
     names = {str(k).strip().lower() for k in overrides}
     out = set()
     for field in ServerConfig.__dataclass_fields__:
-        if field in ("mpm", "source", "notes"):
+        if field in _NOT_SETTINGS:
             continue
         if field.lower() in names or getattr(cfg, field) != getattr(default, field):
             out.add(field)
