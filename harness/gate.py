@@ -47,7 +47,7 @@ from typing import Sequence, TextIO
 
 from .baseline import Figures, collect, collect_baseline, load_baseline
 from .matrix import GateSpec, Matrix
-from .results import METRICS, ROOT, RunDocument, environment, load_run, new_run_dir
+from .results import METRICS, RunDocument, load_run, new_run_dir
 
 __all__ = [
     "GateError", "MannWhitney", "mann_whitney_u", "min_p_value", "Verdict", "GateResult", "compare",
@@ -401,7 +401,7 @@ def gate_matrix(matrix: Matrix, trials: int | None = None) -> Matrix:
     return dataclasses.replace(matrix, suites=(), profiles=profiles, trials=trials or matrix.trials)
 
 
-def _git(*args: str, cwd: Path = ROOT, check: bool = True) -> str:
+def _git(*args: str, cwd: Path | None = None, check: bool = True) -> str:
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -411,8 +411,8 @@ def _git(*args: str, cwd: Path = ROOT, check: bool = True) -> str:
     return out.stdout.strip()
 
 
-def _probe(launch_dir: Path, tree: Path) -> None:
-    """Check that a server started from ``launch_dir`` imports ``servers`` from ``tree``.
+def _probe(launch_dir: Path, tree: Path, names: Sequence[str]) -> None:
+    """Check that a server started from ``launch_dir`` imports each of ``names`` from ``tree``.
 
     The launcher runs ``python -m servers`` with the caller's working directory, and ``-m`` puts
     that directory first on ``sys.path`` (unless PYTHONSAFEPATH/-P is set); ``-c`` follows the same
@@ -420,17 +420,36 @@ def _probe(launch_dir: Path, tree: Path) -> None:
     """
     from servers.launcher import child_env
 
-    code = "import os, servers; print(os.path.realpath(servers.__file__))"
+    code = ("import importlib, os, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    print(os.path.realpath(importlib.import_module(name).__file__))\n")
     try:
-        out = subprocess.run([sys.executable, "-c", code], cwd=launch_dir, env=child_env(), capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-c", code, *names], cwd=launch_dir, env=child_env(),
+                             capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GateError(f"cannot probe {launch_dir}: {exc}") from None
-    got = out.stdout.strip()
-    want = os.path.realpath(tree / "servers" / "__init__.py")
-    if out.returncode != 0 or got != want:
-        raise GateError(f"a server started from {launch_dir} would import {got or out.stderr.strip()!r}, not "
-                        f"{want!r} (is PYTHONSAFEPATH set?); cannot tell the two sides apart")
+    got = out.stdout.split()
+    want = os.path.realpath(tree)
+    for i, name in enumerate(names):
+        path = got[i] if i < len(got) else ""
+        if out.returncode != 0 or not path.startswith(want + os.sep):
+            raise GateError(f"a server started from {launch_dir} would import {name} from "
+                            f"{path or out.stderr.strip().splitlines()[-1:]!r}, not from {want} (is PYTHONSAFEPATH "
+                            "set?); cannot tell the two sides apart")
+
+
+def _link_tree(launch_dir: Path, tree: Path, names: Sequence[str], side: str, what: str) -> None:
+    """``launch_dir`` with one link per name in ``names`` to that package (or module) of ``tree``."""
+    launch_dir.mkdir()
+    for name in names:
+        pkg, mod = tree / name, tree / f"{name}.py"
+        if pkg.is_dir():
+            (launch_dir / name).symlink_to(pkg, target_is_directory=True)
+        elif mod.is_file():
+            (launch_dir / f"{name}.py").symlink_to(mod)
+        else:
+            raise GateError(f"the {side} ({what}) has no {name!r} package or module to measure "
+                            "(gate.tree in the matrix names what each side's servers import from its tree)")
 
 
 class _Indented:
@@ -522,11 +541,15 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
 
     t0 = time.monotonic()
     m = gate_matrix(matrix, trials)
-    sha = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    top = _git("rev-parse", "--show-toplevel", cwd=Path.cwd(), check=False)
+    if not top:
+        raise GateError(f"--against {ref}: {Path.cwd()} is not in a git checkout; the working tree is the candidate")
+    repo = Path(top)
+    sha = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo, check=False)
     if not sha:
         raise GateError(f"--against {ref}: not a commit here (in CI: git fetch origin {ref.split('/')[-1]})")
-    cand_commit = _git("rev-parse", "HEAD", check=False) or None
-    status = _git("status", "--porcelain", "--untracked-files=no", check=False)
+    cand_commit = _git("rev-parse", "HEAD", cwd=repo, check=False) or None
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=repo, check=False)
     folder = new_run_dir(Path(results_dir).resolve(), f"gate-{matrix.name}")
     print(f"gate folder: {folder}", file=out, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="mpm-gate-"))
@@ -535,17 +558,15 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
     previous = signal.signal(signal.SIGTERM, _sigterm)
     old_cwd = os.getcwd()
     try:
-        _git("worktree", "add", "--detach", str(base_tree), sha)
+        _git("worktree", "add", "--detach", str(base_tree), sha, cwd=repo)
         added = True
-        if not (base_tree / "servers" / "__main__.py").is_file():
-            raise GateError(f"--against {ref}: the base revision {sha[:10]} has no servers package to measure")
-        trees = {"base": base_tree, "candidate": ROOT}
+        trees = {"base": base_tree, "candidate": repo}
+        what = {"base": f"{ref} = {sha[:10]}", "candidate": f"working tree {repo}"}
         launch = {}
         for side, tree in trees.items():
             launch[side] = tmp / f"launch-{side}"
-            launch[side].mkdir()
-            (launch[side] / "servers").symlink_to(tree / "servers", target_is_directory=True)
-            _probe(launch[side], tree)
+            _link_tree(launch[side], tree, matrix.gate.tree, side, what[side])
+            _probe(launch[side], tree, matrix.gate.tree)
         docs: dict[str, list[tuple[int, dict]]] = {"base": [], "candidate": []}
         for t in range(1, m.trials + 1):
             for side in (("base", "candidate") if t % 2 else ("candidate", "base")):
@@ -563,7 +584,8 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
                 docs[side].append((t, doc))
                 if doc.get("status") == "interrupted":
                     raise KeyboardInterrupt
-        env_c = dict(docs["candidate"][0][1].get("environment", {}), tree=str(ROOT))
+        env_c = dict(docs["candidate"][0][1].get("environment", {}), git_commit=cand_commit,
+                     git_dirty=bool(status) if cand_commit else None, tree=str(repo))
         env_b = dict(docs["base"][0][1].get("environment", {}), git_commit=sha, git_dirty=False, tree=f"{ref} (worktree)")
         base_doc = _merge(folder / "base", m, env_b, argv or [], docs["base"])
         cand_doc = _merge(folder / "candidate", with_sets(m, candidate_sets or {}), env_c, argv or [],
@@ -572,9 +594,9 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
         os.chdir(old_cwd)
         signal.signal(signal.SIGTERM, previous)
         if added:
-            _git("worktree", "remove", "--force", str(base_tree), check=False)
+            _git("worktree", "remove", "--force", str(base_tree), cwd=repo, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
-        _git("worktree", "prune", check=False)
+        _git("worktree", "prune", cwd=repo, check=False)
     return AgainstRun(base_doc, cand_doc, folder, sha, cand_commit, bool(status) if cand_commit else None,
                       time.monotonic() - t0)
 

@@ -196,6 +196,7 @@ def test_gate_defaults_and_the_ci_matrix():
     spec = parse_matrix(MINIMAL).gate
     assert spec.thresholds == {"rps": 10.0, "cpu_us_per_request": 10.0, "pss_peak_mib": 10.0}
     assert spec.alpha == 0.05 and spec.memory == "pss" and spec.memory_metric == "pss_peak_mib"
+    assert spec.tree == ("servers",)
     ci = load_matrix("ci")
     assert ci.trials >= 5 and ci.gate.alpha == 0.05
     assert set(ci.gate.thresholds) == {"rps", "cpu_us_per_request", "pss_peak_mib"}
@@ -203,11 +204,13 @@ def test_gate_defaults_and_the_ci_matrix():
 
 def test_gate_thresholds_from_yaml(tmp_path):
     doc = dict(MINIMAL, gate={"memory": "rss", "alpha": 0.01, "min_trials": 4, "profiles": ["hello"],
+                              "tree": ["servers", "myapp"],
                               "thresholds": {"rps": "-5%", "memory": "+15%", "cpu_us_per_request": None,
                                              "p99_ms": 25}})
     m = load_matrix(write(tmp_path, doc))
     assert m.gate.thresholds == {"rps": 5.0, "rss_peak_mib": 15.0, "p99_ms": 25.0}
     assert (m.gate.alpha, m.gate.min_trials, m.gate.profiles) == (0.01, 4, ("hello",))
+    assert m.gate.tree == ("servers", "myapp")
     # the effective section goes into the results document and parses back to the same spec
     out = m.to_dict()["gate"]
     assert out["thresholds"] == {"rps": -5.0, "cpu_us_per_request": None, "memory": 15.0, "p99_ms": 25.0}
@@ -227,6 +230,8 @@ def test_gate_thresholds_from_yaml(tmp_path):
     ({"alpha": "0.05"}, ["gate.'alpha' must be a number"]),
     ({"min_trials": 0}, ["gate.min_trials must be > 0"]),
     ({"profiles": ["helo"]}, ["gate.profiles[0]", "did you mean 'hello'"]),
+    ({"tree": ["servers/mpm"]}, ["gate.tree[0]", "top-level package"]),
+    ({"tree": []}, ["gate.tree must name at least one"]),
 ])
 def test_bad_gate_section_names_the_key_and_the_file(tmp_path, gate, words):
     path = write(tmp_path, dict(MINIMAL, gate=gate))
@@ -488,3 +493,26 @@ def test_injection_knobs_cost_cpu_per_request_and_memory_per_child():
     # 2 ms of thread CPU time per request, by construction; tick-granular accounting loses a little
     assert cpu - plain_cpu >= 0.0015, (plain_cpu, cpu)
     assert pss - plain_pss >= 15, (plain_pss, pss)
+
+
+def test_each_side_imports_its_own_tree(tmp_path, monkeypatch):
+    """--against: a launch directory links the side's packages, and the probe sees where they import from."""
+    tree = tmp_path / "tree"
+    (tree / "servers").mkdir(parents=True)
+    (tree / "servers" / "__init__.py").write_text("")
+    (tree / "myapp.py").write_text("")
+    launch = tmp_path / "launch"
+    g._link_tree(launch, tree, ["servers", "myapp"], "base", "test")
+    assert sorted(p.name for p in launch.iterdir()) == ["myapp.py", "servers"]
+    g._probe(launch, tree, ["servers", "myapp"])
+    # without the link `servers` resolves to this project's tree: the probe refuses to go on
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with pytest.raises(g.GateError, match="would import servers from"):
+        g._probe(bare, tree, ["servers"])
+    # PYTHONSAFEPATH keeps the working directory off sys.path: the same refusal
+    monkeypatch.setenv("PYTHONSAFEPATH", "1")
+    with pytest.raises(g.GateError, match="PYTHONSAFEPATH"):
+        g._probe(launch, tree, ["servers"])
+    with pytest.raises(g.GateError, match="no 'absent' package or module"):
+        g._link_tree(tmp_path / "l2", tree, ["absent"], "base", "test")
