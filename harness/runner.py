@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, TextIO
 
-from servers.launcher import Handle, LaunchError, available, start
+from servers.launcher import Handle, LaunchError, available, server_version, start
 
 from .drivers.base import DriverResult
 from .drivers.idle import run_idle
@@ -244,8 +244,8 @@ class MatrixRunner:
                 failure = f"server did not start: {_first_line(exc)}"
                 self._keep_log_text(s, trial, str(exc))
             if handle is not None:
-                if trial == 1 and hasattr(handle, "config_text"):
-                    self.doc.set_server(s.label, {"effective_config": handle.config_text})
+                if trial == 1:
+                    self._record_handle(s, handle)
                 sampler = Sampler(handle.pid, generator_pid=os.getpid(),
                                   cpus=self.pinning["sampler_cpus"] or None).start()
                 self._warmup(handle, profiles)
@@ -297,6 +297,13 @@ class MatrixRunner:
                 handle.stop()
             for p, key, result, quiet, reason, flags in windows:
                 self.doc.add_cell(_profile_cell(s, p, trial, key, result, series, quiet, reason, flags))
+
+    def _record_handle(self, s: ServerEntry, handle: Handle) -> None:
+        """What only a running server can tell: its version, the settings it could not apply, its config."""
+        info = {"version": server_version(s.server), "notes": list(handle.notes)}
+        if not self.doc.doc["servers"][s.label].get("effective_config"):
+            info["effective_config"] = handle.effective_config()
+        self.doc.set_server(s.label, info)
 
     def _warmup(self, handle: Handle, profiles: list[Profile]) -> None:
         """Discarded closed-loop load, so the first profile does not measure a cold server."""

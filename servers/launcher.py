@@ -161,6 +161,11 @@ class Handle:
         """The listening address (without brackets)."""
         return self.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
 
+    def effective_config(self) -> str:
+        """What this server runs with, for the results: by default its command line."""
+        args = self.proc.args
+        return " ".join(args) if isinstance(args, (list, tuple)) else str(args)
+
     def _not_ready(self, why: str) -> LaunchError:
         return LaunchError(f"{self.name}: {why}\n{_log_tail(self.log_path)}")
 

@@ -228,6 +228,8 @@ def test_apache_status_parses_mod_status(launch, name):
     assert st.scoreboard and set(st.scoreboard) <= set("_SRWKDCLGI.")
     assert (st.processes is not None) == (mpm == "event")  # httpd prints Processes/Conns* for event only
     assert "MaintenanceInterval ignored" in " ".join(h.notes)
+    conf = h.effective_config()  # the httpd.conf it runs, for the harness's results
+    assert f"mpm_{mpm}_module" in conf and "MaxRequestWorkers 2" in conf
 
 
 @pytest.mark.parametrize("name", GUNICORN)
@@ -235,6 +237,7 @@ def test_gunicorn_has_no_status(launch, name):
     h = launch(name, {"StartServers": 1})
     with pytest.raises(NotApplicable, match="no /server-status"):
         h.status()
+    assert "gunicorn" in h.effective_config() and "--workers" in h.effective_config()
 
 
 def test_apache_cannot_serve_a_wsgi_app():

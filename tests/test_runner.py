@@ -76,6 +76,7 @@ def test_a_run_records_each_cell_with_driver_sampler_and_metrics(tmp_path):
     summ = doc["summary"]["profiles"]["ev"]["hello"]
     assert summ["ok"] == 1 and summ["metrics"]["rps"]["median"] == hello["metrics"]["rps"]
     assert "ThreadsPerChild 4" in doc["servers"]["ev"]["effective_config"]
+    assert doc["servers"]["ev"]["version"].startswith("mpm-harness event")
     assert doc["environment"]["python"] and "pinning" in doc["environment"]
     assert "ev: trial 1/1: hello" in doc["_progress"]
 

@@ -418,6 +418,14 @@ class ApacheHandle(Handle):
     mpm: str = ""
     conf_path: str = ""
 
+    def effective_config(self) -> str:
+        """The httpd.conf this server was started with (written by the launcher)."""
+        try:
+            with open(self.conf_path) as f:
+                return f.read()
+        except OSError:
+            return super().effective_config()
+
     def _check_ready(self, deadline: float) -> None:
         # the port must be ours (the parent listens on it), and a child must answer mod_status
         while True:
