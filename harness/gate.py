@@ -184,8 +184,10 @@ class Verdict:
     base_median: float | None = None
     cand_median: float | None = None
     change_pct: float | None = None  # (candidate - base) / base, in percent
-    p_worse: float | None = None  # one-sided p that the candidate is worse
+    p_worse: float | None = None  # one-sided p that the candidate is worse (this row's test alone)
     p_better: float | None = None
+    p_worse_adj: float | None = None  # the same after Holm's correction over the run's rows (gate.correction)
+    p_better_adj: float | None = None
     method: str = ""
     note: str = ""
 
@@ -261,18 +263,54 @@ def _verdict(server: str, profile: str, metric: str, threshold: float, spec: Gat
     w = mann_whitney_u(cv, bv, worse_alt)
     b = mann_whitney_u(cv, bv, better_alt)
     v.p_worse, v.p_better, v.method = w.p, b.p, w.method
-    bad_change = -v.change_pct if better == "higher" else v.change_pct
-    if bad_change > threshold and w.p < spec.alpha:
-        v.verdict = "regression"
-    elif -bad_change > threshold and b.p < spec.alpha:
-        v.verdict = "improvement"
-    else:
-        v.verdict = "pass"
-        if bad_change > threshold:
-            v.note = f"beyond the threshold but not significant (p = {w.p:.3f} >= {spec.alpha:g})"
-        elif w.p < spec.alpha:
-            v.note = f"significantly worse (p = {w.p:.3f}) but within the threshold"
+    v.verdict = "pending"  # decided in compare(), once every p of the run is known (Holm)
     return v
+
+
+def holm(ps: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down; controls the chance of any false positive among them)."""
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _decide(verdicts: list[Verdict], spec: GateSpec) -> None:
+    """Turn the pending rows into pass / regression / improvement, with Holm's correction over the rows."""
+    rows = [v for v in verdicts if v.verdict == "pending"]
+    if spec.correction == "holm" and rows:
+        m = len(rows)
+        for v in rows:
+            floor = min_p_value(len(v.base_values), len(v.cand_values))
+            if floor * m >= spec.alpha:
+                v.verdict = "not measured"
+                v.note = (f"{len(v.base_values)} vs {len(v.cand_values)} trials cannot give p < {spec.alpha:g} "
+                          f"after Holm's correction for {m} tests (the smallest possible p is {floor:.4f}, "
+                          f"x {m} = {floor * m:.3f}); run more trials or gate fewer metrics")
+        rows = [v for v in rows if v.verdict == "pending"]
+    if spec.correction == "holm":
+        for v, pw, pb in zip(rows, holm([v.p_worse for v in rows]), holm([v.p_better for v in rows])):
+            v.p_worse_adj, v.p_better_adj = pw, pb
+    else:
+        for v in rows:
+            v.p_worse_adj, v.p_better_adj = v.p_worse, v.p_better
+    how = f" after Holm's correction for {len(rows)} tests" if spec.correction == "holm" and len(rows) > 1 else ""
+    for v in rows:
+        bad_change = -v.change_pct if v.better == "higher" else v.change_pct
+        if bad_change > v.threshold_pct and v.p_worse_adj < spec.alpha:
+            v.verdict = "regression"
+        elif -bad_change > v.threshold_pct and v.p_better_adj < spec.alpha:
+            v.verdict = "improvement"
+        else:
+            v.verdict = "pass"
+            if bad_change > v.threshold_pct:
+                v.note = f"beyond the threshold but not significant (p = {v.p_worse_adj:.3f}{how})"
+            elif v.p_worse_adj < spec.alpha:
+                v.note = f"significantly worse (p = {v.p_worse_adj:.3f}{how}) but within the threshold"
 
 
 def compare(base: dict[tuple[str, str], Figures], cand: dict[tuple[str, str], Figures], spec: GateSpec, *,
@@ -300,6 +338,7 @@ def compare(base: dict[tuple[str, str], Figures], cand: dict[tuple[str, str], Fi
                          cand.get((server, profile)), base_name)
             if v is not None:
                 verdicts.append(v)
+    _decide(verdicts, spec)
     notes = []
     for side, figs in ((base_name, base), ("candidate", cand)):
         noisy = sum(f.noisy for k, f in figs.items() if k in keys)
@@ -353,14 +392,15 @@ def render_summary(result: GateResult) -> str:
                      f"`{ctx.get('matrix')}`, {ctx.get('trials', '?')} trials.")
     thresholds = ", ".join(
         f"{LABELS.get(m, m)} {'-' if METRICS[m][1] == 'higher' else '+'}{t:g} %" for m, t in spec.thresholds.items())
+    holm_text = (" (p corrected for the number of metrics compared, Holm)" if spec.correction == "holm" else "")
     lines += [f"A metric regresses when its median moves beyond its threshold ({thresholds}) **and** a "
-              f"one-sided Mann-Whitney U test on the trials gives p < {spec.alpha:g}.", ""]
+              f"one-sided Mann-Whitney U test on the trials gives p < {spec.alpha:g}{holm_text}.", ""]
     if result.verdicts:
         lines.append(f"| server | profile | metric | {base_name} | candidate | change | threshold | p | verdict |")
         lines.append("|---|---|---|---:|---:|---:|---:|---:|---|")
         for v in result.verdicts:
             sign = "-" if v.better == "higher" else "+"
-            p = v.p_worse if v.verdict != "improvement" else v.p_better
+            p = v.p_worse_adj if v.verdict != "improvement" else v.p_better_adj
             verdict = f"{_ICON[v.verdict]} {v.verdict}"
             if v.note:
                 verdict += f": {v.note}"

@@ -103,7 +103,8 @@ _TOP = {
 _QUIET = {"seconds": ((int, float), 0.5), "max_other_cpu_percent": ((int, float), 25.0)}
 _TIMEOUTS = {"start": ((int, float), 60.0), "suite": ((int, float), 600.0), "profile_grace": ((int, float), 30.0)}
 _GATE = {"thresholds": (dict, {}), "memory": (str, "pss"), "alpha": ((int, float), 0.05),
-         "min_trials": (int, 3), "profiles": (list, []), "tree": (list, ["servers"])}
+         "min_trials": (int, 3), "profiles": (list, []), "tree": (list, ["servers"]),
+         "correction": (str, "holm")}
 #: the gate's default thresholds: metric -> percent change of the median (in the metric's bad direction)
 #: beyond which it can regress; "memory" is the peak of the server tree's PSS (or RSS: gate.memory)
 GATE_DEFAULTS: dict[str, float] = {"rps": 10.0, "cpu_us_per_request": 10.0, "memory": 10.0}
@@ -161,6 +162,7 @@ class GateSpec:
     min_trials: int = 3  # fewer ok trials on either side: not measured
     profiles: tuple[str, ...] = ()  # profiles gated; empty: all of the matrix's
     tree: tuple[str, ...] = ("servers",)  # --against: what each side's servers import from that side's tree
+    correction: str = "holm"  # holm: p-values corrected for the number of metrics compared; none: per metric
 
     @property
     def memory_metric(self) -> str:
@@ -176,7 +178,8 @@ class GateSpec:
         thresholds.update({("memory" if k == self.memory_metric else k): (-v if METRICS[k][1] == "higher" else v)
                            for k, v in self.thresholds.items()})
         return {"thresholds": thresholds, "memory": self.memory, "alpha": self.alpha,
-                "min_trials": self.min_trials, "profiles": list(self.profiles), "tree": list(self.tree)}
+                "min_trials": self.min_trials, "profiles": list(self.profiles), "tree": list(self.tree),
+                "correction": self.correction}
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,8 @@ def _gate(src: str, doc: dict, profile_names: list[str]) -> GateSpec:
         if p not in profile_names:
             raise MatrixError(f"{src}: gate.profiles[{i}] {p!r} is not a profile of this matrix"
                               f"{_suggest(str(p), profile_names)}; profiles: {', '.join(profile_names) or 'none'}")
+    if g["correction"] not in ("holm", "none"):
+        raise MatrixError(f"{src}: gate.correction must be holm or none, not {g['correction']!r}")
     if not g["tree"]:
         raise MatrixError(f"{src}: gate.tree must name at least one package (default: [servers])")
     for i, name in enumerate(g["tree"]):
@@ -410,7 +415,8 @@ def _gate(src: str, doc: dict, profile_names: list[str]) -> GateSpec:
         if t is not None:
             thresholds[metric] = t
     return GateSpec(thresholds=thresholds, memory=g["memory"], alpha=float(g["alpha"]), min_trials=g["min_trials"],
-                    profiles=tuple(dict.fromkeys(g["profiles"])), tree=tuple(dict.fromkeys(g["tree"])))
+                    profiles=tuple(dict.fromkeys(g["profiles"])), tree=tuple(dict.fromkeys(g["tree"])),
+                    correction=g["correction"])
 
 
 def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") -> Matrix:

@@ -124,7 +124,7 @@ def figs(values: dict, trials: int | None = None, reasons=()) -> Figures:
     return Figures(trials=t, ok=n, statuses=statuses, reasons=list(reasons), values=values)
 
 
-SPEC = GateSpec()
+SPEC = GateSpec(correction="none")  # one row at a time: the rule itself; Holm has its own tests
 BASE_RPS = [1000, 1020, 990, 1010, 1005]
 
 
@@ -153,6 +153,47 @@ def test_improvement_and_lower_is_better_metrics():
     assert verdict_of(cpu, [125, 126, 124, 127, 125], "cpu_us_per_request").verdict == "regression"
     assert verdict_of(cpu, [80, 81, 79, 82, 80], "cpu_us_per_request").verdict == "improvement"
     assert verdict_of(cpu, [105, 106, 104, 107, 105], "cpu_us_per_request").verdict == "pass"
+
+
+def test_holm_adjusted_p_values():
+    assert g.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert g.holm([0.5]) == [0.5]
+    assert g.holm([0.001, 0.2, 0.02, 0.04]) == pytest.approx([0.004, 0.2, 0.06, 0.08])
+    assert g.holm([0.3, 0.3]) == pytest.approx([0.6, 0.6])
+    assert g.holm([]) == []
+
+
+def test_holm_keeps_a_lone_noisy_metric_from_failing_the_run():
+    # an A/A-like run: six rows; one of them (+11 % CPU, 4 of 25 pairs in the other order, p = 0.048)
+    # passes the per-row rule but not the corrected one
+    base_cpu, cand_cpu = [142, 124, 115, 148, 162], [173, 158, 163, 150, 145]
+    rows = {("s", "p"): figs({"rps": BASE_RPS, "cpu_us_per_request": base_cpu, "pss_peak_mib": [24.0] * 5}),
+            ("t", "p"): figs({"rps": BASE_RPS, "cpu_us_per_request": base_cpu, "pss_peak_mib": [24.0] * 5})}
+    cand = {("s", "p"): figs({"rps": BASE_RPS, "cpu_us_per_request": cand_cpu, "pss_peak_mib": [24.0] * 5}),
+            ("t", "p"): figs({"rps": BASE_RPS, "cpu_us_per_request": base_cpu, "pss_peak_mib": [24.0] * 5})}
+    per_row = g.compare(rows, cand, GateSpec(correction="none"))
+    assert per_row.exit_code == 1
+    (cpu,) = [v for v in per_row.verdicts if v.server == "s" and v.metric == "cpu_us_per_request"]
+    assert cpu.p_worse == pytest.approx(12 / 252)
+    corrected = g.compare(rows, cand, GateSpec())
+    assert corrected.exit_code == 0
+    (cpu,) = [v for v in corrected.verdicts if v.server == "s" and v.metric == "cpu_us_per_request"]
+    assert cpu.verdict == "pass" and cpu.p_worse_adj == pytest.approx(6 * 12 / 252)
+    assert "not significant" in cpu.note and "Holm's correction for 6 tests" in cpu.note
+    # a clear regression survives the correction
+    cand[("t", "p")] = figs({"rps": [800, 810, 790, 805, 795], "cpu_us_per_request": base_cpu,
+                             "pss_peak_mib": [24.0] * 5})
+    assert g.compare(rows, cand, GateSpec()).exit_code == 1
+
+
+def test_too_many_tests_for_the_trials_is_not_measured():
+    # 13 rows of 5 vs 5: Holm's first step needs p < 0.05 / 13 < 1/252, out of reach
+    side = {(f"s{i}", "p"): figs({"rps": BASE_RPS}) for i in range(13)}
+    res = g.compare(side, side, GateSpec(thresholds={"rps": 10.0}))
+    assert res.exit_code == 2
+    assert "after Holm's correction for 13 tests" in res.verdicts[0].note
+    side = {(f"s{i}", "p"): figs({"rps": BASE_RPS}) for i in range(12)}
+    assert g.compare(side, side, GateSpec(thresholds={"rps": 10.0})).exit_code == 0
 
 
 def test_not_measured_when_trials_are_missing():
@@ -196,7 +237,7 @@ def test_gate_defaults_and_the_ci_matrix():
     spec = parse_matrix(MINIMAL).gate
     assert spec.thresholds == {"rps": 10.0, "cpu_us_per_request": 10.0, "pss_peak_mib": 10.0}
     assert spec.alpha == 0.05 and spec.memory == "pss" and spec.memory_metric == "pss_peak_mib"
-    assert spec.tree == ("servers",)
+    assert spec.tree == ("servers",) and spec.correction == "holm"
     ci = load_matrix("ci")
     assert ci.trials >= 5 and ci.gate.alpha == 0.05
     assert set(ci.gate.thresholds) == {"rps", "cpu_us_per_request", "pss_peak_mib"}
@@ -232,6 +273,7 @@ def test_gate_thresholds_from_yaml(tmp_path):
     ({"profiles": ["helo"]}, ["gate.profiles[0]", "did you mean 'hello'"]),
     ({"tree": ["servers/mpm"]}, ["gate.tree[0]", "top-level package"]),
     ({"tree": []}, ["gate.tree must name at least one"]),
+    ({"correction": "bonferroni"}, ["gate.correction must be holm or none"]),
 ])
 def test_bad_gate_section_names_the_key_and_the_file(tmp_path, gate, words):
     path = write(tmp_path, dict(MINIMAL, gate=gate))
@@ -314,7 +356,7 @@ def test_exit_1_on_a_throughput_regression(tmp_path, baseline_file, capsys):
     assert "❌ regression" in md.splitlines()[0]
     rows = [line for line in md.splitlines() if line.startswith("| prefork | hello-closed | requests/s")]
     assert len(rows) >= 1 and "❌ regression" in rows[0] and "-20.0 %" in rows[0] and "-10 %" in rows[0]
-    assert "0.004" in rows[0]  # 1/252
+    assert "| 0.024 |" in rows[0]  # 1/252, x 6 tests (Holm): four rows at 1/252 all get 6/252
     cpu = [line for line in md.splitlines() if line.startswith("| event | hello-closed | CPU-us/request")][0]
     assert "+25.0 %" in cpu and "regression" in cpu
 
@@ -385,8 +427,9 @@ def test_summary_content():
     assert lines[0] == "## mpm-harness gate: ❌ regression"
     assert "against `origin/main` (`bbbbbbbbbb`)" in md and "`cccccccccc` + uncommitted changes" in md
     assert "5 trials per side, interleaved" in md
-    assert "requests/s -10 %" in md and "p < 0.05" in md
-    assert "| prefork | hello-closed | requests/s | 1,005 | 800 | -20.4 % | -10 % | 0.004 | ❌ regression |" in lines
+    assert "requests/s -10 %" in md and "p < 0.05 (p corrected for the number of metrics compared, Holm)" in md
+    # p after Holm's correction for the two rows: 2 x 1/252
+    assert "| prefork | hello-closed | requests/s | 1,005 | 800 | -20.4 % | -10 % | 0.008 | ❌ regression |" in lines
     assert any(line.startswith("| prefork | hello-closed | peak PSS MiB | 140.0 | 140.1 | +0.1 % | +10 %")
                and "✅ pass" in line for line in lines)
     assert "* a note" in lines
