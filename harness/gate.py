@@ -298,7 +298,11 @@ def _decide(verdicts: list[Verdict], spec: GateSpec) -> None:
     else:
         for v in rows:
             v.p_worse_adj, v.p_better_adj = v.p_worse, v.p_better
-    how = f" after Holm's correction for {len(rows)} tests" if spec.correction == "holm" and len(rows) > 1 else ""
+    corrected = spec.correction == "holm" and len(rows) > 1
+
+    def shown(raw: float, adj: float) -> str:
+        return f"p = {adj:.3f}" if not corrected else f"p = {raw:.3f}, {adj:.3f} after Holm's correction for {len(rows)} tests"
+
     for v in rows:
         bad_change = -v.change_pct if v.better == "higher" else v.change_pct
         if bad_change > v.threshold_pct and v.p_worse_adj < spec.alpha:
@@ -308,9 +312,9 @@ def _decide(verdicts: list[Verdict], spec: GateSpec) -> None:
         else:
             v.verdict = "pass"
             if bad_change > v.threshold_pct:
-                v.note = f"beyond the threshold but not significant (p = {v.p_worse_adj:.3f}{how})"
+                v.note = f"beyond the threshold but not significant ({shown(v.p_worse, v.p_worse_adj)})"
             elif v.p_worse_adj < spec.alpha:
-                v.note = f"significantly worse (p = {v.p_worse_adj:.3f}{how}) but within the threshold"
+                v.note = f"significantly worse ({shown(v.p_worse, v.p_worse_adj)}) but within the threshold"
 
 
 def compare(base: dict[tuple[str, str], Figures], cand: dict[tuple[str, str], Figures], spec: GateSpec, *,
