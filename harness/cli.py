@@ -167,12 +167,21 @@ def _cmd_gate(args) -> int:
     extra = gate.parse_candidate_sets(args.candidate_set, [s.label for s in matrix.servers])
     if extra and args.run:
         raise MatrixError("--candidate-set needs a run of its own; it cannot go with --run")
-    if args.against:
-        return gate.gate_against(matrix, args.against, trials=args.trials, results_dir=args.results_dir,
-                                 summary=args.summary, argv=sys.argv, candidate_sets=extra)
-    return gate.gate_baseline(matrix, args.baseline, run_dir=args.run, trials=args.trials,
-                              results_dir=args.results_dir, summary=args.summary, argv=sys.argv,
-                              candidate_sets=extra)
+    try:
+        if args.against:
+            return gate.gate_against(matrix, args.against, trials=args.trials, results_dir=args.results_dir,
+                                     summary=args.summary, argv=sys.argv, candidate_sets=extra)
+        return gate.gate_baseline(matrix, args.baseline, run_dir=args.run, trials=args.trials,
+                                  results_dir=args.results_dir, summary=args.summary, argv=sys.argv,
+                                  candidate_sets=extra)
+    except (MatrixError, ValueError, KeyboardInterrupt):
+        raise
+    except Exception:  # the harness itself failed: that is "could not measure", never a regression (1)
+        import traceback
+
+        traceback.print_exc()
+        print("harness: error: the gate could not measure (the harness failed; traceback above)", file=sys.stderr)
+        return 2
 
 
 def _cmd_baseline(args) -> int:

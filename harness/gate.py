@@ -29,7 +29,6 @@ input), 130 interrupted.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import math
 import os
@@ -301,7 +300,9 @@ def _decide(verdicts: list[Verdict], spec: GateSpec) -> None:
     corrected = spec.correction == "holm" and len(rows) > 1
 
     def shown(raw: float, adj: float) -> str:
-        return f"p = {adj:.3f}" if not corrected else f"p = {raw:.3f}, {adj:.3f} after Holm's correction for {len(rows)} tests"
+        if not corrected:
+            return f"p = {adj:.3f}"
+        return f"p = {raw:.3f}, {adj:.3f} after Holm's correction for {len(rows)} tests"
 
     for v in rows:
         bad_change = -v.change_pct if v.better == "higher" else v.change_pct
@@ -630,7 +631,8 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
                     raise KeyboardInterrupt
         env_c = dict(docs["candidate"][0][1].get("environment", {}), git_commit=cand_commit,
                      git_dirty=bool(status) if cand_commit else None, tree=str(repo))
-        env_b = dict(docs["base"][0][1].get("environment", {}), git_commit=sha, git_dirty=False, tree=f"{ref} (worktree)")
+        env_b = dict(docs["base"][0][1].get("environment", {}), git_commit=sha, git_dirty=False,
+                     tree=f"{ref} (worktree)")
         base_doc = _merge(folder / "base", m, env_b, argv or [], docs["base"])
         cand_doc = _merge(folder / "candidate", with_sets(m, candidate_sets or {}), env_c, argv or [],
                           docs["candidate"])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import time
-from math import comb
 from pathlib import Path
 
 import psutil
@@ -559,3 +557,13 @@ def test_each_side_imports_its_own_tree(tmp_path, monkeypatch):
         g._probe(launch, tree, ["servers"])
     with pytest.raises(g.GateError, match="no 'absent' package or module"):
         g._link_tree(tmp_path / "l2", tree, ["absent"], "base", "test")
+
+
+def test_a_crash_of_the_harness_is_exit_2_not_a_regression(tmp_path, baseline_file, monkeypatch, capsys):
+    def boom(*a, **k):
+        raise RuntimeError("sampler exploded")
+
+    monkeypatch.setattr(g, "gate_baseline", boom)
+    run = save_run(tmp_path, "r", run_doc())
+    assert main(["gate", "--baseline", str(baseline_file), "--run", str(run)]) == 2
+    assert "sampler exploded" in capsys.readouterr().err
