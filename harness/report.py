@@ -41,7 +41,7 @@ from typing import Any, Iterable, TextIO
 
 from tabulate import tabulate
 
-from .results import load_run, summarize
+from .results import SOAK_MIN_SECONDS, load_run, summarize
 
 __all__ = [
     "Table", "Section", "build_sections", "resolve_reference", "render_markdown", "render_html",
@@ -554,6 +554,33 @@ def _memory(run: _Run) -> Section:
     return sec
 
 
+def _growth(run: _Run) -> Section | None:
+    """Slopes of PSS and fd count over soak-length profiles (the runner flags growth beyond noise)."""
+    long = [p for p in run.profiles if float(((run.matrix.get("profiles") or {}).get(p) or {}).get("duration") or 0)
+            >= SOAK_MIN_SECONDS]
+    if not long:
+        return None
+    sec = Section("growth", "3b. Growth over time (soak)")
+    headers = ["server", "profile", "ok/trials", "PSS MiB/min", "fds/min", "growth flagged"]
+    rows = []
+    for p in long:
+        for s in run.servers:
+            why = run.status_text(s, p)
+            flagged = sorted({f for c in run.profile_cells(s, p) for f in c.get("flags", [])
+                              if f in ("pss_growth", "fd_growth")})
+            row = [s, p, run.trials(s, p)]
+            row += ([why, DASH, DASH] if why is not None else
+                    [_spread(run.metric(s, p, "pss_slope_mib_per_min")), _spread(run.metric(s, p, "fds_slope_per_min")),
+                     ", ".join(flagged) or "no"])
+            rows.append(row)
+    caption = (f"Profiles of {SOAK_MIN_SECONDS:.0f} s or more: least-squares slope of the server tree's summed PSS "
+               "(sampled about once a second) and of its open fd count over the measured window, per minute. "
+               "Growth is judged on the window's second half (the first minutes warm caches and heaps): flagged "
+               "when the fitted growth over that half exceeds max(2 MiB, 5% of PSS) or 5 fds.")
+    sec.tables.append(Table(caption, headers, rows, _align(headers, left=("server", "profile", "growth flagged"))))
+    return sec
+
+
 def _slow_key(props: dict) -> tuple[str, str, str] | None:
     attack, level = props.get("attack"), props.get("level")
     if not attack or not level:
@@ -915,7 +942,7 @@ def _align(headers: list[str], left: Iterable[str]) -> list[str]:
 def build_sections(doc: dict, reference: str | None = None) -> list[Section]:
     """Every section of the report (environment, then tables 1-9), as text; see the module doc."""
     run = _Run(doc, reference)
-    sections = [_environment(run), _throughput(run), _cpu(run), _memory(run), _availability(run),
+    sections = [_environment(run), _throughput(run), _cpu(run), _memory(run), _growth(run), _availability(run),
                 _threadsafety(run), _conformance(run), _suites(run), _peers(run), _flags(run)]
     return [s for s in sections if s is not None]
 

@@ -44,6 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _PACKAGES = ("mpm-harness", "httptools", "psutil", "hdrhistogram", "pyyaml", "tabulate", "locust", "gunicorn",
              "matplotlib", "pytest")
 
+#: profiles at least this long are judged for growth over time (shorter ones only report their slopes)
+SOAK_MIN_SECONDS = 60.0
+
 #: per-profile metrics summarised over trials: name -> (unit, better direction)
 METRICS: dict[str, tuple[str, str]] = {
     "rps": ("requests/s", "higher"),
@@ -59,6 +62,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "answered_fraction": ("", "higher"),
     "driver_cpu_fraction": ("", "lower"),
     "other_cpu_percent": ("% of a CPU", "lower"),
+    "pss_slope_mib_per_min": ("MiB/min", "lower"),
+    "fds_slope_per_min": ("fds/min", "lower"),
 }
 
 

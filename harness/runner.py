@@ -41,7 +41,7 @@ from .drivers.base import DriverResult
 from .drivers.idle import run_idle
 from .drivers.loadgen import run_closed_loop, run_open_loop
 from .matrix import Matrix, Profile, ServerEntry
-from .results import RunDocument, environment, new_run_dir
+from .results import SOAK_MIN_SECONDS, RunDocument, environment, new_run_dir
 from .sampler import Sampler, SamplerSeries, quiet_check
 from .suiterun import run_suites
 
@@ -53,6 +53,8 @@ _EST_SUITE = {"smoke": 3.0, "conformance": 10.0, "keepalive": 10.0, "slowclient"
 _EST_PROFILE_OVERHEAD = {"loadgen": 1.0, "idle": 2.0, "wrk": 1.5, "locust": 5.0}
 #: a server must answer GET / within this after each profile, or it is recorded as hung
 _HEALTH_TIMEOUT = 5.0
+#: growth over the second half of a soak window that is flagged: PSS beyond max(2 MiB, 5 %), fds beyond 5
+_PSS_GROWTH_MIB, _PSS_GROWTH_FRACTION, _FD_GROWTH = 2.0, 0.05, 5
 
 
 def choose_pinning(mode: str = "auto") -> dict:
@@ -431,6 +433,7 @@ def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: Driv
             if held.pss_steady is not None and before is not None:
                 metrics["pss_per_idle_conn_kib"] = round((held.pss_steady - before) / result.requests / 1024, 2)
             metrics["cpu_us_per_request"] = None  # an idle profile's CPU is not per request
+        metrics.update(_slopes(series, f"{key}:start", f"{key}:end", p.duration, flags))
         if not window.root_alive and "server_exited" not in flags:
             flags.append("server_exited")
     if reason:
@@ -451,6 +454,31 @@ def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: Driv
         "sampler": None if window is None else window.to_dict(),
         "series": None if window is None else series.slice(window.start, window.end),
     }
+
+
+def _slopes(series: SamplerSeries, start: str, end: str, duration: float, flags: list[str]) -> dict:
+    """PSS and fd-count slopes over the window (per minute), and growth flags for soak-length windows.
+
+    The slope over the whole window is reported; growth is judged on the
+    second half only, because the first minutes of any run warm caches and
+    heaps.  The growth the fitted line predicts over that half must exceed
+    max(2 MiB, 5 % of the PSS) or 5 fds to be flagged ``pss_growth`` /
+    ``fd_growth``; the cell stays ok (a leak is a finding, not a bad measurement).
+    """
+    pss = series.slope("pss", start, end)
+    fds = series.slope("fds", start, end)
+    out = {"pss_slope_mib_per_min": None if pss is None else round(pss * 60 / 2**20, 3),
+           "fds_slope_per_min": None if fds is None else round(fds * 60, 2)}
+    if duration >= SOAK_MIN_SECONDS:
+        t0, t1 = series.mark(start).t, series.mark(end).t
+        mid = (t0 + t1) / 2
+        late_pss, late_fds = series.slope("pss", mid, t1), series.slope("fds", mid, t1)
+        level = series.window(mid, t1).pss_steady or 0
+        if late_pss is not None and late_pss * (t1 - mid) > max(_PSS_GROWTH_MIB * 2**20, _PSS_GROWTH_FRACTION * level):
+            flags.append("pss_growth")
+        if late_fds is not None and late_fds * (t1 - mid) > _FD_GROWTH:
+            flags.append("fd_growth")
+    return out
 
 
 def run_matrix(matrix: Matrix, *, results_dir: str | os.PathLike = "results/runs", out: TextIO = sys.stdout,

@@ -467,3 +467,22 @@ def test_report_command(doc, tmp_path, capsys):
     assert f"wrote {run_dir / 'tables.md'}" in out
     assert report.main([str(run_dir), "--reference", "nope"]) == 2
     assert report.main([str(tmp_path / "missing")]) == 2
+
+
+def test_growth_section_only_for_soak_length_profiles(doc):
+    assert "Growth over time" not in render_markdown(doc)  # the fixture's profiles are short
+    doc = copy.deepcopy(doc)
+    doc["matrix"]["profiles"]["hello-closed"]["duration"] = 600
+    for c in doc["cells"]:
+        if c.get("kind") == "profile" and c["profile"] == "hello-closed" and c["status"] == "ok":
+            c["metrics"].update(pss_slope_mib_per_min=2.5 if c["server"] == "prefork" else 0.01,
+                                fds_slope_per_min=0.0)
+            if c["server"] == "prefork":
+                c["flags"] = sorted(set(c["flags"]) | {"pss_growth"})
+    doc["summary"] = {}
+    md = render_markdown(doc)
+    section = md.split("Growth over time (soak)", 1)[1].split("\n## ", 1)[0]
+    prefork = next(line for line in section.splitlines() if line.startswith("| prefork"))
+    assert "2.50" in prefork and "pss_growth" in prefork
+    worker = next(line for line in section.splitlines() if line.startswith("| worker"))
+    assert worker.rstrip(" |").endswith("no")

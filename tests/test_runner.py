@@ -188,3 +188,35 @@ def running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def synthetic_series(seconds: int, pss_mib_per_min: float, fds_per_min: float):
+    """A sampler series of one sample per second with linear PSS and fd growth, marks at both ends."""
+    from harness.sampler import COLUMNS, FORMAT_VERSION, SamplerSeries
+
+    n = seconds + 1
+    cols = {c: [0] * n for c in COLUMNS}
+    cols["t"] = [float(i) for i in range(n)]
+    cols["pss"] = [int(100 * 2**20 + pss_mib_per_min / 60 * 2**20 * i) for i in range(n)]
+    cols["fds"] = [int(20 + fds_per_min / 60 * i) for i in range(n)]
+    cols["processes"] = [3] * n
+    return SamplerSeries({"version": FORMAT_VERSION, "samples": cols, "root_pid": 1, "interval": 1.0,
+                          "pss_interval": 1.0, "machine_cpus": 2, "started_at": 0.0, "ended_at": float(seconds),
+                          "marks": [{"name": "s:start", "t": 0.0, "index": 0},
+                                    {"name": "s:end", "t": float(seconds), "index": seconds}]})
+
+
+@pytest.mark.parametrize("seconds, pss_rate, fd_rate, flags", [
+    (600, 0.0, 0.0, []),                       # flat: nothing flagged
+    (600, 2.0, 0.0, ["pss_growth"]),           # 2 MiB/min: 10 MiB over the second half > max(2 MiB, 5% of ~115)
+    (600, 1.0, 0.0, []),                       # 5 MiB over the second half: under 5% of ~110 MiB
+    (600, 0.1, 0.0, []),                       # 0.5 MiB over the second half: noise
+    (600, 0.0, 2.0, ["fd_growth"]),            # 10 fds over the second half
+    (30, 10.0, 10.0, []),                      # too short to judge: slopes only
+])
+def test_soak_slopes_and_growth_flags(seconds, pss_rate, fd_rate, flags):
+    got: list[str] = []
+    out = runner_mod._slopes(synthetic_series(seconds, pss_rate, fd_rate), "s:start", "s:end", seconds, got)
+    assert out["pss_slope_mib_per_min"] == pytest.approx(pss_rate, abs=0.01)
+    assert out["fds_slope_per_min"] == pytest.approx(fd_rate, abs=0.2)
+    assert got == flags
