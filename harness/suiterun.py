@@ -166,24 +166,23 @@ def _kill_session(proc: subprocess.Popen) -> None:
         tree = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         tree = []
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        pass
+    _send(os.killpg, proc.pid, signal.SIGINT)
+    _reap(proc, 15)
     for p in [*tree, proc]:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _send(os.kill, p.pid, signal.SIGKILL)
+    _send(os.killpg, proc.pid, signal.SIGKILL)
+    _reap(proc, 10)
+
+
+def _send(kill, pid: int, sig: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _reap(proc: subprocess.Popen, timeout: float) -> None:
     try:
-        proc.wait(10)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         pass
