@@ -5,6 +5,12 @@ The ``--server-set`` directives are stored here by ``suites/conftest.py`` when
 pytest configures itself, so that every launch -- the session ``server``, a
 ``configured_server``, a module's own server -- runs the same server the
 harness asked for (e.g. a prefork sized with ``MaxRequestWorkers=50``).
+
+A test writes its configuration once, per MPM of ours; :func:`configuration`
+gives it to any server: httpd runs its same-named MPM's (``apache-event`` what
+``event`` runs: the launcher maps every directive to httpd's), gunicorn its
+closest MPM's pool as a fixed pool (:data:`DYNAMIC_POOL`). :func:`family` and
+:func:`model` say whose server a name is and which MPM's configuration it takes.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from typing import Any, Mapping
 
 import pytest
 
-from servers.launcher import LaunchError, NotApplicable, available, start
+from servers.external.gunicorn import CLOSEST_MPM
+from servers.launcher import EXTERNAL, LaunchError, NotApplicable, available, start
+from servers.mpm import MPM_NAMES
 
 #: short timeouts so that the suites fit a 2-core CI machine
 SUITE_DEFAULTS = {"MaintenanceInterval": 0.1, "Timeout": 5, "KeepAliveTimeout": 2, "GracefulShutdownTimeout": 10}
@@ -44,3 +52,57 @@ def launch(name: str, overrides: Mapping[str, Any] | None = None, *, app: str = 
         pytest.fail(f"{name} did not start: {exc}")
     h.mpm = name  # type: ignore[attr-defined]
     return h
+
+
+# -- one test configuration, every server ---------------------------------------------------------------
+
+#: httpd directives that size or bound a *dynamic* pool; gunicorn runs a fixed pool of StartServers
+#: workers (x ThreadsPerChild threads), so where that pool already has the size these directives
+#: bound, they are dropped for gunicorn instead of making the test not applicable
+DYNAMIC_POOL = ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads", "MaxRequestWorkers",
+                "ServerLimit", "ThreadLimit")
+
+
+def family(name: str) -> str:
+    """``ours``, ``apache`` or ``gunicorn``: whose server ``name`` is."""
+    return EXTERNAL[name][0] if name in EXTERNAL else "ours"
+
+
+def model(name: str) -> str | None:
+    """The MPM of ours whose configuration server ``name`` takes in the suites.
+
+    Ours: itself. ``apache-X``: X (our directives are httpd's, mapped one to one by the
+    launcher). gunicorn: the MPM its directives are validated against
+    (``servers.external.gunicorn.CLOSEST_MPM``: sync as prefork, gthread as worker).
+    None for a name the launcher does not know (a ``--target``).
+    """
+    if name in MPM_NAMES:
+        return name
+    if name not in EXTERNAL:
+        return None
+    module, flavour = EXTERNAL[name]
+    return flavour if module == "apache" else CLOSEST_MPM.get(flavour)
+
+
+def configuration(name: str, configs: Mapping[str, Mapping[str, Any]]) -> dict | None:
+    """A test's configuration, written per MPM of ours, for server ``name`` (None: none applies).
+
+    ``configs[name]`` when the test wrote one for that very server; otherwise the one for
+    :func:`model` (name): ``apache-event`` runs exactly what ``event`` runs. For gunicorn the
+    dynamic-pool directives (:data:`DYNAMIC_POOL`) are dropped when its fixed pool is the size
+    they bound (StartServers x ThreadsPerChild == MaxRequestWorkers), so a capacity of 10 is
+    10 sync workers or one gthread worker with 10 threads; anything else it cannot honour
+    still makes the launch not applicable (``launch`` requires a test's own directives).
+    """
+    if name in configs:
+        return dict(configs[name])
+    m = model(name)
+    if m is None or m not in configs:
+        return None
+    cfg = dict(configs[m])
+    if family(name) == "gunicorn":
+        pool = cfg.get("StartServers", 1) * (cfg.get("ThreadsPerChild", 1) if m != "prefork" else 1)
+        if cfg.get("MaxRequestWorkers", pool) != pool:
+            return None  # a dynamic pool that grows past its start: gunicorn cannot run it
+        cfg = {k: v for k, v in cfg.items() if k not in DYNAMIC_POOL}
+    return cfg
