@@ -37,15 +37,9 @@ from servers.launcher import LaunchError, available, lacks
 from . import launching
 
 #: tests that need a server feature (servers.launcher.lacks) but carry no ``needs`` marker;
-#: on a server without the feature they are skipped as not applicable
-NEEDS: dict[str, str] = {
-    "test_keepalive.py::test_http11_is_persistent_by_default": "keepalive",
-    "test_keepalive.py::test_http10_with_keepalive_token_persists": "keepalive",
-    "test_keepalive.py::test_pipelined_requests_answered_in_order": "keepalive",
-    "test_keepalive.py::test_many_pipelined_requests_answered_in_order": "keepalive",
-    "test_keepalive.py::test_unlimited_keepalive_requests_has_no_max": "keepalive-header",
-    "test_threadsafety.py::test_server_no_crosstalk_between_concurrent_keepalive_clients": "keepalive",
-}
+#: on a server without the feature they are skipped as not applicable ("FILE::TEST": feature).
+#: The suites in this directory use the marker; this table is for tests that cannot carry one.
+NEEDS: dict[str, str] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -30,6 +30,15 @@ servers.apps.threadsafety:app``); the expectations then follow the target's
 ``wsgi.multithread``, and corruption on a threaded target is recorded, not
 asserted (the suite cannot make it run one child). The crash test only runs on
 servers the suite launches.
+
+Reference servers: gunicorn runs the apps with its closest MPM's pool
+(``suites.launching.configuration``): gunicorn-sync as prefork (8 worker
+processes, one request each at a time: no corruption, crash isolated),
+gunicorn-gthread as worker (ONE worker with 8 threads: corrupted, a crash takes
+the 4 in-flight requests with it). gunicorn keeps no scoreboard, so the crash
+test sees the requests in flight in the kernel (every request read off its
+socket, /proc/net/tcp). httpd cannot run a WSGI app: the suite is not
+applicable to apache-* (and the cross-talk check needs our /echo mirror).
 """
 
 from __future__ import annotations
@@ -57,8 +66,8 @@ from servers.apps.threadsafety import (
     mpm_query,
 )
 from servers.config import MPMS
-from servers.launcher import available
-from suites.launching import launch
+from servers.launcher import lacks
+from suites.launching import configuration, launch
 from tests.rawhttp import Conn, wait_until
 
 APP = "servers.apps.threadsafety:app"
@@ -75,6 +84,15 @@ CONFIGS = {
     "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 8, "MaxRequestWorkers": 8,
               "MinSpareThreads": 1, "MaxSpareThreads": 16},
 }
+# gunicorn runs its closest MPM's pool (suites.launching.configuration): gunicorn-sync 8 workers,
+# gunicorn-gthread ONE worker with 8 threads. httpd cannot serve a WSGI app: not applicable.
+
+#: the thread-safety apps are a WSGI app: not applicable to a server that cannot run one (httpd here)
+NEEDS_WSGI = pytest.mark.needs("wsgi")
+#: does the server run two requests of one process at once? (what the demonstrations expect)
+THREADED = {"prefork": False, "worker": True, "event": True, "gunicorn-sync": False, "gunicorn-gthread": True}
+#: wsgi.multiprocess, when it is not True: gunicorn says workers > 1, and gthread runs one worker here
+SAYS_MULTIPROCESS = {"gunicorn-gthread": False}
 
 
 def python_build() -> str:
@@ -109,9 +127,10 @@ def _get_json(host: str, port: int, path: str, timeout: float = 10.0) -> dict:
 
 
 def _launch(name: str, extra: dict | None = None):
-    if name in available() and name not in CONFIGS:
-        pytest.skip(f"{name}: the thread-safety configurations are written for {', '.join(CONFIGS)}")
-    return launch(name, {**CONFIGS[name], **(extra or {})}, app=APP)
+    config = configuration(name, CONFIGS)
+    if config is None or name not in THREADED:
+        pytest.skip(f"{name}: no thread-safety configuration (written for {', '.join(THREADED)})")
+    return launch(name, {**config, **(extra or {})}, app=APP)
 
 
 def _ts_server_for(spec) -> TSServer:
@@ -190,14 +209,21 @@ def _run_clients(s: TSServer, path_for) -> list[dict]:
 
 
 def _expect_corruption(s: TSServer) -> bool | None:
-    """True/False: the model's prediction; None: a threaded --target, where it cannot be forced."""
+    """True/False: the model's prediction; None: a threaded --target, where it cannot be forced.
+
+    A launched server is judged by what it runs (``THREADED``); a --target by what it says
+    in wsgi.multithread (test 1 checks that the two agree on every launched server).
+    """
+    if s.launched:
+        return THREADED[s.mpm]
     if not s.multithread:
         return False
-    return True if s.launched else None
+    return None
 
 
 # -- (1) MPM query and the legacy module ---------------------------------------------------------
 
+@NEEDS_WSGI
 def test_mpm_query_matches_httpd_and_the_wsgi_environ(ts_server, record_property):
     """is_threaded/is_forked/is_async give httpd's ap_mpm_query answers, and the server's
     wsgi.multithread agrees with is_threaded for the MPM it runs."""
@@ -213,13 +239,21 @@ def test_mpm_query_matches_httpd_and_the_wsgi_environ(ts_server, record_property
     s = ts_server
     docs = [_get_json(s.host, s.port, "/ts/mpm") for _ in range(3)]
     assert len({d["multithread"] for d in docs}) == 1
-    assert all(d["multiprocess"] for d in docs)
     record_property("wsgi_multithread", s.multithread)
-    if s.mpm is not None:
+    record_property("wsgi_multiprocess", docs[0]["multiprocess"])
+    if s.mpm in MPMS:
         record_property("mpm_query", json.dumps(mpm_query(s.mpm)))
         assert s.multithread == is_threaded(s.mpm)
+        assert all(d["multiprocess"] for d in docs)
+    elif s.mpm is not None:  # a reference server (gunicorn): wsgi.multithread tells its worker type
+        record_property("threaded", THREADED[s.mpm])
+        assert s.multithread == THREADED[s.mpm]
+        assert all(d["multiprocess"] == SAYS_MULTIPROCESS.get(s.mpm, True) for d in docs)
+    else:
+        assert all(d["multiprocess"] for d in docs)
 
 
+@NEEDS_WSGI
 def test_legacy_module_refuses_threaded_mpm_with_AH00013(ts_server, record_property):
     """A non-thread-safe "legacy module" (mod_php without ZTS) refuses to run on a threaded MPM.
 
@@ -265,6 +299,7 @@ def _current_run(s: TSServer, route: str, record_property) -> tuple[int, dict]:
     return mismatches, pids
 
 
+@NEEDS_WSGI
 def test_demo_unsafe_current_request_global__corrupted_on_threaded_mpms(ts_server, record_property):
     """DEMONSTRATION, meant to show failure on worker/event: PASSES when mismatches are found there.
 
@@ -283,6 +318,7 @@ def test_demo_unsafe_current_request_global__corrupted_on_threaded_mpms(ts_serve
                                 "(were the requests really concurrent in one process?)")
 
 
+@NEEDS_WSGI
 def test_control_threading_local_current_request__never_corrupted(ts_server, record_property):
     """CONTROL: the same handler with threading.local shows 0 mismatches on every MPM."""
     mismatches, _ = _current_run(ts_server, "/ts/current-safe", record_property)
@@ -309,6 +345,7 @@ def _count_run(s: TSServer, route: str, record_property) -> tuple[int, collectio
     return lost, pids
 
 
+@NEEDS_WSGI
 def test_demo_unsafe_counter__lost_updates_on_threaded_mpms(ts_server, record_property):
     """DEMONSTRATION, meant to show failure on worker/event: PASSES when updates are lost there.
 
@@ -326,6 +363,7 @@ def test_demo_unsafe_counter__lost_updates_on_threaded_mpms(ts_server, record_pr
         assert lost > 0, "no update was lost: the demonstration failed to demonstrate"
 
 
+@NEEDS_WSGI
 def test_control_locked_counter__never_loses_updates(ts_server, record_property):
     """CONTROL: the same counter under a lock loses nothing on every MPM."""
     lost, _ = _count_run(ts_server, "/ts/count-safe", record_property)
@@ -338,23 +376,29 @@ IN_FLIGHT = 4
 HOLD_MS = 2000
 
 
+@NEEDS_WSGI
 def test_crash_isolation__collateral_failures(server_spec, record_property):
     """A request kills its process (os._exit, as a segfaulting extension would).
 
-    prefork: only the crashing connection fails; the IN_FLIGHT requests running in other
-    children complete (0 collateral). worker/event (one child): every in-flight request of
-    that child fails with it (collateral = IN_FLIGHT). The server then serves again.
+    prefork (and gunicorn-sync): only the crashing connection fails; the IN_FLIGHT requests
+    running in other children complete (0 collateral). worker/event (and gunicorn-gthread,
+    one worker): every in-flight request of that child fails with it (collateral =
+    IN_FLIGHT). The server then serves again. Without a scoreboard (gunicorn) "in flight"
+    is seen in the kernel instead: every held request has been read off its socket.
     """
     if not server_spec.launchable:
         pytest.skip("destructive (kills a server process): runs only on servers the suite launches")
     h = _launch(server_spec.name)
+    scoreboard = "scoreboard" not in lacks(server_spec.name)
     try:
         results: list[object] = [None] * IN_FLIGHT
+        client_ports: list[int] = []
 
         def hold(i: int) -> None:
             try:
                 with Conn(h.port, host=h.host, timeout=10) as c:
                     c.send(b"GET /ts/hold?ms=%d HTTP/1.1\r\nHost: a\r\n\r\n" % HOLD_MS)
+                    client_ports.append(c.sock.getsockname()[1])  # after the send: the bytes are queued
                     results[i] = c.read_response().status
             except Exception as exc:
                 results[i] = repr(exc)
@@ -364,6 +408,8 @@ def test_crash_isolation__collateral_failures(server_spec, record_property):
             t.start()
 
         def in_flight():
+            if not scoreboard:
+                return len(client_ports) == IN_FLIGHT and requests_read(h.port, client_ports) or None
             try:
                 st = h.status()
             except Exception:
@@ -371,7 +417,7 @@ def test_crash_isolation__collateral_failures(server_spec, record_property):
             return st if st.scoreboard.count("W") >= IN_FLIGHT + 1 else None  # + the status request
 
         st = wait_until(in_flight, 5, what=f"{IN_FLIGHT} requests in flight")
-        pids_before = [p["pid"] for p in st.processes_detail]
+        pids_before = [p["pid"] for p in st.processes_detail] if scoreboard else h.pids()[1:]
         crashed: object
         t0 = time.monotonic()
         try:
@@ -393,13 +439,36 @@ def test_crash_isolation__collateral_failures(server_spec, record_property):
         record_property("child_pids_before", json.dumps(pids_before))
         record_property("python", python_build())
         assert not isinstance(crashed, int), f"the crashing request got an answer: {crashed}"
-        if is_threaded(server_spec.name):
+        if THREADED[server_spec.name]:
             assert collateral == IN_FLIGHT, f"every in-flight request of the child must fail: {results}"
         else:
-            assert collateral == 0, f"prefork isolates requests in processes: {results}"
+            assert collateral == 0, f"{server_spec.name} isolates requests in processes: {results}"
         assert doc["pid"] in h.pids()
     finally:
         h.stop()
+
+
+def requests_read(server_port: int, client_ports: list[int]) -> bool:
+    """True when the server has accepted the connection from each of ``client_ports`` and read
+    everything sent on it (its end of the connection has an empty receive queue), from
+    /proc/net/tcp and tcp6: how "in flight" is seen on a server without a scoreboard."""
+    want = set(client_ports)
+    read: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if int(local.rsplit(":", 1)[1], 16) != server_port:
+                continue
+            peer = int(remote.rsplit(":", 1)[1], 16)
+            if peer in want and int(queues.split(":")[1], 16) == 0:
+                read.add(peer)
+    return read == want
 
 
 def _try_json(h, path: str) -> dict | None:
@@ -415,6 +484,8 @@ XT_CLIENTS = 16
 XT_ROUNDS = 10  # each round pipelines two requests on the keep-alive connection
 
 
+@pytest.mark.needs("keepalive")
+@pytest.mark.needs("echo")
 def test_server_no_crosstalk_between_concurrent_keepalive_clients(server, record_property):
     """Many concurrent keep-alive clients, each request with a unique id in its target, a header
     and its body (POST /echo): every response matches its own request, in order; none lost,
