@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only these servers of the matrix (repeatable)")
     run.add_argument("--trials", type=int, help="override the matrix's number of trials")
     run.add_argument("--no-suites", action="store_true", help="skip the suites")
+    run.add_argument("--duration", type=float, metavar="SECONDS",
+                     help="override every load profile's duration (e.g. a shorter or longer soak)")
     run.add_argument("--reference", metavar="LABEL", help="the server the ratio columns divide by")
     run.add_argument("--results-dir", default="results/runs", metavar="DIR",
                      help="where run folders are created (default: results/runs)")
@@ -81,8 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _select(matrix, labels: list[str], trials: int | None, no_suites: bool):
-    """The matrix narrowed by the command line (--server, --trials, --no-suites)."""
+def _select(matrix, labels: list[str], trials: int | None, no_suites: bool, duration: float | None = None):
+    """The matrix narrowed by the command line (--server, --trials, --no-suites, --duration)."""
     if labels:
         known = [s.label for s in matrix.servers]
         unknown = [x for x in labels if x not in known]
@@ -98,6 +100,11 @@ def _select(matrix, labels: list[str], trials: int | None, no_suites: bool):
         matrix = dataclasses.replace(matrix, trials=trials)
     if no_suites:
         matrix = dataclasses.replace(matrix, suites=())
+    if duration is not None:
+        if not duration > 0:
+            raise MatrixError("--duration must be > 0 seconds")
+        matrix = dataclasses.replace(
+            matrix, profiles=tuple(dataclasses.replace(p, duration=duration) for p in matrix.profiles))
     return matrix
 
 
@@ -105,7 +112,7 @@ def _cmd_run(args) -> int:
     from . import report
     from .runner import run_matrix
 
-    matrix = _select(load_matrix(args.matrix), args.server, args.trials, args.no_suites)
+    matrix = _select(load_matrix(args.matrix), args.server, args.trials, args.no_suites, args.duration)
     if args.reference and args.reference not in [s.label for s in matrix.servers]:
         raise MatrixError(f"--reference {args.reference!r} is not a server of the matrix; "
                           f"labels: {', '.join(s.label for s in matrix.servers)}")

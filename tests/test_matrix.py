@@ -131,3 +131,11 @@ def test_unknown_server_name_is_an_error_with_a_suggestion(tmp_path):
     path = write(tmp_path, dict(MINIMAL, servers=["prefrok"]))
     with pytest.raises(MatrixError, match=r"servers\[0\]: unknown server 'prefrok' \(did you mean 'prefork'\?\)"):
         load_matrix(path)
+
+
+def test_duration_override_applies_to_every_profile():
+    sel = _select(load_matrix("soak"), [], None, False, duration=30)
+    assert {p.duration for p in sel.profiles} == {30}
+    assert sel.to_dict()["profiles"]["soak-open"]["duration"] == 30
+    with pytest.raises(MatrixError, match="--duration must be > 0"):
+        _select(load_matrix("soak"), [], None, False, duration=0)
