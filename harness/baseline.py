@@ -23,13 +23,12 @@ the same per-(server, profile) form for the gate.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .results import METRICS, load_run
+from .results import METRICS, load_run, read_versioned, write_json_atomic
 
 __all__ = ["BASELINE_SCHEMA", "BASELINE_VERSION", "BASELINE_METRICS", "Figures", "collect", "collect_baseline",
            "baseline_from_run", "write_baseline", "load_baseline"]
@@ -152,28 +151,15 @@ def write_baseline(baseline: dict, path: str | os.PathLike) -> Path:
     """Write ``baseline`` as indented JSON (stable key order, diff-friendly); atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(baseline, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, baseline)
 
 
 def load_baseline(path: str | os.PathLike) -> dict:
     """Read a baseline; refuse other schemas and newer versions (ValueError naming the file)."""
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{p}: no such baseline (record one: harness baseline RUN_DIR -o {p})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != BASELINE_SCHEMA:
-        raise ValueError(f"{p}: not an mpm-harness baseline (schema {BASELINE_SCHEMA!r} expected)")
-    if doc.get("schema_version", 0) > BASELINE_VERSION:
-        raise ValueError(f"{p}: baseline schema version {doc.get('schema_version')} is newer than this harness "
-                         f"understands ({BASELINE_VERSION}); upgrade mpm-harness")
+    doc = read_versioned(path, BASELINE_SCHEMA, BASELINE_VERSION, "baseline",
+                         f" (record one: harness baseline RUN_DIR -o {path})")
     if not isinstance(doc.get("servers"), dict):
-        raise ValueError(f"{p}: baseline has no 'servers' mapping")
+        raise ValueError(f"{path}: baseline has no 'servers' mapping")
     return doc
 
 

@@ -183,30 +183,41 @@ class RunDocument:
 
     def save(self) -> None:
         """Write run.json atomically (a reader never sees half a document)."""
-        tmp = self.path.with_suffix(".json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.doc, f, indent=1, sort_keys=False, default=str)
-            f.write("\n")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, self.doc)
+
+
+def read_versioned(path: str | os.PathLike, schema: str, version: int, what: str, missing: str = "") -> dict:
+    """Read a JSON document of ``schema``; refuse other schemas and newer versions (ValueError naming the file)."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such {what}{missing}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != schema:
+        raise ValueError(f"{p}: not an mpm-harness {what} (schema {schema!r} expected)")
+    if doc.get("schema_version", 0) > version:
+        raise ValueError(f"{p}: {what} schema version {doc.get('schema_version')} is newer than this harness "
+                         f"understands ({version}); upgrade mpm-harness")
+    return doc
+
+
+def write_json_atomic(path: str | os.PathLike, doc: Any, indent: int = 1) -> Path:
+    """Write ``doc`` as JSON through a temporary file and a rename, so a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=indent, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
 
 
 def load_run(path: str | os.PathLike) -> dict:
     """Read a run document from its folder or its run.json; refuse other schemas and newer versions."""
     p = Path(path)
-    if p.is_dir():
-        p = p / "run.json"
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{p}: no such results document") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ValueError(f"{p}: not an mpm-harness run document (schema {SCHEMA!r} expected)")
-    if doc.get("schema_version", 0) > SCHEMA_VERSION:
-        raise ValueError(f"{p}: schema version {doc.get('schema_version')} is newer than this harness "
-                         f"understands ({SCHEMA_VERSION}); upgrade mpm-harness")
-    return doc
+    return read_versioned(p / "run.json" if p.is_dir() else p, SCHEMA, SCHEMA_VERSION, "run document")
 
 
 def _spread(values: Iterable[float]) -> dict:
