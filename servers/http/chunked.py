@@ -58,10 +58,11 @@ class ChunkedDecoder:
             if len(buf) > self.line_limit + 1:
                 raise too_long
             return None
+        if i > self.line_limit + 1:
+            # checked first: a line this long is refused before its end arrives, whatever ends it
+            raise too_long
         if i == 0 or buf[i - 1] != 0x0D:
             raise ProtocolError(400, "bare LF in chunked framing (RFC 9112 §7.1)")
-        if i - 1 > self.line_limit:
-            raise too_long
         line = bytes(buf[: i - 1])
         del buf[: i + 1]
         return line

@@ -141,6 +141,16 @@ class RequestReader:
         self._llhttp: httptools.HttpRequestParser | None = None
         self._last_method = ""
         self._cb: _Callbacks | None = None
+        # incremental checks of a head arriving in pieces (see _scan_head)
+        self._scanned = 0  # bytes of the partial head already checked
+        self._lfs = 0  # line ends among them
+        self._line_start = 0  # where the line being received starts
+        self._blank = 0  # empty lines skipped before this request-line
+        lim = self.limits
+        #: a head of at most this many bytes (+ its final CRLFCRLF) has no line over the limits
+        self._short_head = min(lim.request_line, lim.field_size) - 3
+        #: line ends a head may hold before its blank line: the request-line's and one per field
+        self._max_lfs = lim.fields + 1 if lim.fields else 1 << 62
 
     # -- input ---------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -207,65 +217,104 @@ class RequestReader:
         buf = self._buf
         if not buf:
             return CLOSED if self._eof else NEED_DATA
-        # RFC 9112 §2.2: ignore empty lines before the request-line.
-        start = 0
-        while buf.startswith(b"\r\n", start):
-            start += 2
-        if start:
-            if start > self.limits.request_line:
+        # RFC 9112 §2.2: ignore empty lines before the request-line. They are counted
+        # across reads, so a client dribbling CRLFs meets the same bound as one sending
+        # them at once.
+        scanned = self._scanned
+        if buf[0] == 0x0D and buf.startswith(b"\r\n"):
+            start = 2
+            while buf.startswith(b"\r\n", start):
+                start += 2
+            self._blank += start
+            if self._blank > self.limits.request_line:
                 raise ProtocolError(400, "too many empty lines before the request-line")
             del buf[:start]
-        end = buf.find(b"\r\n\r\n")
+            scanned = self._scanned = 0  # only a lone CR can have been scanned before
+        # Only the bytes not searched yet (and the 3 before them, for a terminator
+        # split across reads): a head arriving in pieces costs linear time, not quadratic.
+        end = buf.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
         if end < 0:
             sp = buf.find(b" ", 0, 32)
             self._last_method = buf[:sp].decode("latin-1") if sp > 0 else ""
-            self._check_partial_head()
+            self._scan_head(len(buf))
             if self._eof:
                 if buf:
                     raise ClientDisconnected("connection closed inside a request head")
                 return CLOSED
             return NEED_DATA
+        # The limits every partial head is held to apply to each prefix of this one too, so
+        # the verdict does not depend on how the head was split across reads. A short head
+        # that arrived at once can only break them with a bare LF or too many lines.
+        if scanned or end > self._short_head:
+            self._scan_head(end + 3)
+            self._scanned = self._lfs = self._line_start = 0
+        else:
+            lfs = buf.count(b"\n", 0, end + 3)
+            if lfs != buf.count(b"\r\n", 0, end + 3) or lfs > self._max_lfs:
+                self._scan_head(end + 3)
+        if self._blank:
+            self._blank = 0
         head = bytes(buf[: end + 4])
         del buf[: end + 4]
         sp = head.find(b" ", 0, 32)
         self._last_method = head[:sp].decode("latin-1") if sp > 0 else ""
         return self._parse_head(head)
 
-    def _check_partial_head(self) -> None:
-        """Refuse an over-long head before buffering all of it (httpd's LimitRequest*)."""
+    def _scan_head(self, upto: int) -> None:
+        """Refuse an over-long head before buffering all of it (httpd's LimitRequest*).
+
+        Every prefix of the head that is not complete yet is held to these limits, in
+        the order the bytes arrived, and the first prefix that breaks one decides the
+        answer: so the verdict on a byte stream is the same however it was split across
+        reads (one read, or one byte at a time). Per prefix, in this order:
+
+        * no line end yet and more than LimitRequestLine + 1 bytes (the CR): 414;
+        * a bare LF (RFC 9112 §2.2): 400;
+        * more than LimitRequestFields field lines: 431 (RFC 6585 §5);
+        * a field line longer than LimitRequestFieldSize (+ 1 for its CR): 431;
+        * more than ``Limits.max_head`` bytes in all: 431.
+
+        Incremental: the prefixes up to ``self._scanned`` were checked by earlier calls,
+        so a head that arrives in many small pieces is scanned once (linear time).
+        """
+        pos = self._scanned
+        if upto <= pos:
+            return
         buf = self._buf
         lim = self.limits
-        nl = buf.find(b"\n")
-        if nl < 0:
-            if len(buf) > lim.request_line + 1:
-                raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
-            return
-        if nl > lim.request_line + 1:
-            raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
-        lfs = buf.count(b"\n")
-        if lfs != buf.count(b"\r\n"):
-            raise ProtocolError(400, "bare LF line ending (RFC 9112 §2.2)")
-        if lim.fields and lfs > lim.fields + 1:
-            raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
-        if len(buf) - buf.rfind(b"\n") - 1 > lim.field_size + 1:  # + 1: the line's CR may be there
-            raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
-        if len(buf) > lim.max_head:
-            raise ProtocolError(431, "request header section too large")
+        lfs = self._lfs
+        line_start = self._line_start
+        max_head = lim.max_head
+        while True:
+            lf = buf.find(b"\n", pos, upto)
+            seg_end = upto if lf < 0 else lf  # prefixes ending in [pos, seg_end) hold no new LF
+            if lfs == 0:
+                if line_start + lim.request_line + 2 <= seg_end:
+                    raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
+            else:
+                k_line = line_start + lim.field_size + 2
+                if k_line <= seg_end or max_head < seg_end:
+                    if k_line <= max_head + 1:
+                        raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
+                    raise ProtocolError(431, "request header section too large")
+            if lf < 0:
+                break
+            lfs += 1
+            if lf == 0 or buf[lf - 1] != 0x0D:
+                raise ProtocolError(400, "bare LF line ending (RFC 9112 §2.2)")
+            if lim.fields and lfs > lim.fields + 1:
+                raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
+            if lf + 1 > max_head:
+                raise ProtocolError(431, "request header section too large")
+            line_start = pos = lf + 1
+        self._scanned = upto
+        self._lfs = lfs
+        self._line_start = line_start
 
     def _parse_head(self, head: bytes) -> Request:
-        lim = self.limits
+        # _next_head has held the head to LimitRequestLine / FieldSize / Fields already
         line_end = head.find(b"\r\n")
         line = head[:line_end]
-        if len(line) > lim.request_line:
-            raise ProtocolError(414, f"request-line longer than LimitRequestLine {lim.request_line}")
-        fields = head[line_end + 2 : -4]
-        # A head shorter than one field's limit cannot break the per-field limits.
-        if fields and (len(head) > lim.field_size or (lim.fields and len(head) > 4 * lim.fields)):
-            lines = fields.split(b"\r\n")
-            if lim.fields and len(lines) > lim.fields:
-                raise ProtocolError(431, f"more than LimitRequestFields {lim.fields} fields")
-            if max(map(len, lines)) > lim.field_size:
-                raise ProtocolError(431, f"field longer than LimitRequestFieldSize {lim.field_size}")
         rl = check_request_line(line)
         if rl.rewritten is not None:
             head = rl.rewritten + head[line_end:]
