@@ -322,19 +322,31 @@ class RequestReader:
         # body): llhttp resets itself after each; any other outcome gets a fresh one.
         cb = self._cb
         parser = self._llhttp
-        if parser is None:
+        fresh = parser is None
+        if fresh:
             cb = self._cb = _Callbacks()
             parser = self._llhttp = httptools.HttpRequestParser(cb)
         else:
             cb.headers = []
             cb.complete = False
-        try:
-            parser.feed_data(head)
-        except httptools.HttpParserUpgrade:
-            self._llhttp = None  # we never switch protocols; the request is served as a plain one
-        except Exception as exc:  # llhttp's verdict on syntax and framing
-            self._llhttp = None
-            raise _status_for_parser_error(exc, head) from None
+        while True:
+            try:
+                parser.feed_data(head)
+            except httptools.HttpParserUpgrade:
+                self._llhttp = None  # we never switch protocols; the request is served as a plain one
+            except Exception as exc:  # llhttp's verdict on syntax and framing
+                self._llhttp = None
+                if fresh:
+                    raise _status_for_parser_error(exc, head) from None
+                # A reused llhttp remembers the previous message: after HTTP/1.0 without
+                # keep-alive or a Connection: close it refuses any "data after Connection:
+                # close". Whether a next request is served is persistence.py's decision,
+                # not the reader's: judge this message alone, on a fresh parser.
+                fresh = True
+                cb = self._cb = _Callbacks()
+                parser = self._llhttp = httptools.HttpRequestParser(cb)
+                continue
+            break
         if not cb.complete:
             self._llhttp = None  # it now expects body bytes, which never go through llhttp
         return self._build_request(rl, cb, parser, line)
