@@ -35,6 +35,16 @@ class Conn:
         self.buf = b""
         self.eof = False
 
+    @classmethod
+    def wrap(cls, sock: socket.socket, timeout: float = 10.0) -> "Conn":
+        """A Conn on an already connected socket (e.g. one end of a socketpair)."""
+        self = cls.__new__(cls)
+        self.sock = sock
+        self.timeout = timeout
+        self.buf = b""
+        self.eof = False
+        return self
+
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
