@@ -204,6 +204,8 @@ class EventChild(WorkerChild):
         except BaseException as exc:  # pragma: no cover - the loop guards each connection
             self.log_exception("listener thread", exc)
         finally:
+            if not self.draining:
+                self.close_listeners()  # (the event loop closes them as soon as it stops accepting)
             self.jobs.terminate()
             self.queue.terminate()
             self.sb.set_process(self.slot, quiescing=True)
@@ -253,6 +255,9 @@ class EventChild(WorkerChild):
                             ep.unregister(fd)
                     listening = want
                     self.sb.set_process(self.slot, not_accepting=not want)
+                if stopping and not self.draining:
+                    self.close_listeners()  # out of the epoll set just above; see is_stopping()
+                    listeners = {}  # their descriptor numbers may be reused from now on
                 if stopping and not self.conns and self.jobs.busy == 0 and not self.handback:
                     return
                 self._publish()

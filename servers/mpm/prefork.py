@@ -38,14 +38,6 @@ def child_main(env: ChildEnv) -> int:
     die = False
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
-    def on_graceful(signum, frame) -> None:
-        nonlocal die
-        die = True
-
-    signal.signal(signal.SIGUSR1, on_graceful)
-    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    ctx = serve_context(env, 0, lambda: die, multithread=False)
-
     ep = select.epoll()
     listen_fds = {}
     for lst in env.listeners:
@@ -53,6 +45,21 @@ def child_main(env: ChildEnv) -> int:
         listen_fds[lst.fileno()] = lst
     ep.register(env.pod_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
     ep.register(wake_r, select.EPOLLIN)
+
+    def on_graceful(signum, frame) -> None:
+        nonlocal die
+        if not die:
+            # Close this child's copies of the listening sockets first (httpd's children
+            # close their listeners on a graceful stop), and only then let the connection
+            # being served end with Connection: close: a client reconnecting at once must
+            # not land in the backlog of a socket that only draining children still hold
+            # open, where nobody accepts it and the last exit resets it (graceful-stop).
+            close_listeners(ep, listen_fds)
+        die = True
+
+    signal.signal(signal.SIGUSR1, on_graceful)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    ctx = serve_context(env, 0, lambda: die, multithread=False)
     budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
     connections = 0
     sb.set_process(slot, quiescing=False)
@@ -89,7 +96,8 @@ def child_main(env: ChildEnv) -> int:
             except (BlockingIOError, InterruptedError):
                 continue  # another child won the race
             except OSError as exc:
-                env.log.log("error", f"accept: {exc}")
+                if not die:  # (a graceful signal may have closed the listener just now)
+                    env.log.log("error", f"accept: {exc}")
                 continue
             connections += 1
             # per-process connection count for /server-status (one or none in prefork)
@@ -98,6 +106,22 @@ def child_main(env: ChildEnv) -> int:
             sb.set_async_counters(slot, connections=0, write_completion=0, keep_alive=0, lingering_close=0)
             break  # re-check the pipe of death and the flags after each connection
     return 0
+
+
+def close_listeners(ep, listen_fds: dict) -> None:
+    """Close this process's copies of the listening sockets (the parent and other children
+    keep theirs). Each leaves ``ep`` first: the socket is shared with other processes, so
+    closing the descriptor alone would leave it registered (epoll tracks open files)."""
+    for fd, lst in list(listen_fds.items()):
+        try:
+            ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+        try:
+            lst.close()
+        except OSError:
+            pass
+    listen_fds.clear()
 
 
 # -- what the shared parent asks of each MPM -----------------------------------------

@@ -165,6 +165,9 @@ class WorkerChild:
         self.threads_per_child = threads_per_child(env.cfg)
         self.budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
         self.stopping = False
+        #: set once this child's listening sockets are closed: from then on responses end
+        #: their connections (see close_listeners)
+        self.draining = False
         self.ungraceful = False
         self.resource_shortage = False
         self.got_usr1 = False
@@ -176,8 +179,26 @@ class WorkerChild:
 
     # -- shared helpers ----------------------------------------------------------------
     def is_stopping(self) -> bool:
-        """The MPM's "stopping" state that serve_connection consults at request boundaries."""
-        return self.stopping
+        """The MPM's "stopping" state that serve_connection consults at request boundaries.
+
+        True once the child has closed its listening sockets, not as soon as the graceful
+        exit begins: a response that ends its connection makes the client reconnect at
+        once, and that connection must find the socket closed (refused) or still served,
+        never queued in the backlog of a socket that only draining children hold open,
+        where nobody accepts it and the last one's exit resets it.
+        """
+        return self.draining
+
+    def close_listeners(self) -> None:
+        """Close this child's copies of the listening sockets (httpd: close_listeners() when
+        the listener thread leaves its loop). Called by the listener thread once no epoll set
+        of this process watches them; the parent and the other children keep their copies."""
+        for lst in self.env.listeners:
+            try:
+                lst.close()
+            except OSError:
+                pass
+        self.draining = True
 
     def _publish_connections(self, n: int) -> None:
         self.sb.set_async_counters(self.slot, connections=max(0, n), write_completion=0, keep_alive=0,
@@ -288,6 +309,7 @@ class WorkerChild:
         finally:
             # httpd: close the listeners, terminate the queue, mark the process quiescing,
             # wake the main thread.
+            self.close_listeners()
             self.queue.terminate()
             self.sb.set_process(self.slot, quiescing=True)
             self.begin_graceful()
