@@ -314,7 +314,7 @@ class WSGIResponse:
 
     __slots__ = ("req", "_send", "_policy", "_keepalives", "_stopping", "_body", "status", "_status_text",
                  "_headers", "head_sent", "_length", "_chunked", "_no_body", "_app_close", "sent_body",
-                 "keep_alive", "bytes_sent", "_own")
+                 "keep_alive", "bytes_sent", "_own", "close_error")
 
     def __init__(
         self,
@@ -344,6 +344,8 @@ class WSGIResponse:
         self.sent_body = 0
         self.keep_alive = False
         self.bytes_sent = 0
+        #: what the iterable's close() raised after a complete response (run_app)
+        self.close_error: Exception | None = None
 
     # -- PEP 3333 --------------------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
@@ -440,17 +442,20 @@ class WSGIResponse:
         parts.append(conn_lines)
         parts.append(b"\r\n")
         head = b"".join(parts)
-        self.head_sent = True
-        self.bytes_sent += len(head)
+        # The bytes are built before the head counts as sent: a body that is not bytes
+        # (PEP 3333) raises here, while a 500 can still be answered instead.
         if first and not no_body:
             if not self._chunked and (length is None or len(first) <= length):
+                out = head + first
                 self.sent_body = len(first)  # the common whole-body case of _frame, inlined
                 self.bytes_sent += len(first)
-                self._send(head + first)
             else:
-                self._send(head + self._frame(first))
+                out = head + self._frame(first)
         else:
-            self._send(head)
+            out = head
+        self.head_sent = True
+        self.bytes_sent += len(head)
+        self._send(out)
 
     def _frame(self, data: bytes) -> bytes:
         if self._length is not None:
@@ -481,7 +486,11 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
     """Call the application and stream its result (PEP 3333 "Specification Details").
 
     Raises whatever the application raised; the caller answers 500 when no
-    head was sent yet, or aborts the connection otherwise.
+    head was sent yet, or aborts the connection otherwise. An exception from the
+    iterable's ``close()`` after a complete response is kept in
+    ``response.close_error`` instead: the client has its whole, correctly framed
+    answer, which aborting the connection could destroy (an RST discards what the
+    client has not read yet); the caller logs it.
     """
     result = app(environ, response.start_response)
     try:
@@ -496,10 +505,17 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
                 if data:
                     response.write(data)
         response.finish()
-    finally:
+    except BaseException:
         close = getattr(result, "close", None)
         if close is not None:
             close()
+        raise
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:
+            response.close_error = exc
 
 
 def protocol_error_of(exc: BaseException) -> ProtocolError | None:

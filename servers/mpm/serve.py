@@ -329,15 +329,15 @@ def handle_request(conn: Connection, req) -> bool:
         if isinstance(perr, ClientDisconnected):
             return False
         if perr is None:
-            ctx.log("error", f"{conn.client}: application error: {exc!r}")
-            for line in traceback.format_exception(exc)[1:]:
-                for part in line.rstrip().splitlines():
-                    ctx.log("error", f"{conn.client}:   {part}")
+            _log_app_error(ctx, conn, "application error", exc)
             perr = ProtocolError(500, "")
         if response.head_sent:
             return False  # nothing sane can follow a half-sent response: abort
         conn.fail(perr, method=req.method, log=False)
         return False
+    if response.close_error is not None:
+        # the response went out whole: log the application's error and carry on
+        _log_app_error(ctx, conn, "application error in close()", response.close_error)
     conn.served += 1
     ctx.record(req.request_line, conn.client, response.bytes_sent)
     if conn.body_error is not None or not response.keep_alive:
@@ -354,6 +354,14 @@ def handle_request(conn: Connection, req) -> bool:
             return False
     conn.keepalives += 1
     return True
+
+
+def _log_app_error(ctx: ServeContext, conn: Connection, what: str, exc: BaseException) -> None:
+    """One error-log line for the exception, then its traceback, one line each."""
+    ctx.log("error", f"{conn.client}: {what}: {exc!r}")
+    for line in traceback.format_exception(exc)[1:]:
+        for part in line.rstrip().splitlines():
+            ctx.log("error", f"{conn.client}:   {part}")
 
 
 def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
