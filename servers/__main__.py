@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return _signal_running(cfg, args.k)
     for note in getattr(cfg, "notes", ()):
         print(f"note: {note}", file=sys.stderr)
-    from .mpm.parent import Parent
+    from .mpm.parent import Parent, StartupError
     from .wsgi import load_app
 
     try:
@@ -102,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load app {args.app}: {exc}", file=sys.stderr)
         return 2
     mpm = get_mpm(args.mpm)
-    return Parent(mpm, cfg, app, reload_config=lambda: _load(args)).run()
+    try:
+        parent = Parent(mpm, cfg, app, reload_config=lambda: _load(args))
+    except StartupError as exc:  # e.g. an error log that cannot be opened (httpd: AH00091)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return parent.run()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -105,7 +106,11 @@ class Parent:
         self.app = app
         self.reload_config = reload_config
         self.out = out or sys.stdout
-        self.log = ErrorLog(cfg.ErrorLog, cfg.LogLevel, f"mpm_{mpm.NAME}")
+        try:
+            self.log = ErrorLog(cfg.ErrorLog, cfg.LogLevel, f"mpm_{mpm.NAME}")
+        except OSError as exc:
+            raise StartupError(f"({exc.errno}){exc.strerror}: AH00091: could not open error log file "
+                               f"{cfg.ErrorLog}.") from None
         self.generation = 0
         self.children: dict[int, int] = {}  # pid -> slot
         self.slot_generation: dict[int, int] = {}
@@ -129,22 +134,38 @@ class Parent:
         if not path:
             return
         try:
-            with open(path) as f:
-                old = int(f.read().strip() or 0)
-            if old and old != os.getpid():
-                os.kill(old, 0)
-                raise StartupError(f"httpd (pid {old}) already running (PidFile {path})")
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            pass
-        except PermissionError:
-            raise StartupError(f"httpd (pid {old}) already running (PidFile {path})") from None
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise StartupError(f"({exc.errno}){exc.strerror}: AH00099: could not create {path}") from None
+        if st is not None:
+            if not stat.S_ISREG(st.st_mode):
+                # a FIFO would block the start for ever, a device read without end, and the
+                # rename below would replace the node: refuse, naming it
+                raise StartupError(f"AH00099: could not create {path}: it exists and is not a regular file")
+            old = 0
+            try:
+                with open(path, "rb") as f:
+                    old = int(f.read(32).strip() or 0)  # a pid is short; never read more
+                if old and old != os.getpid():
+                    os.kill(old, 0)
+                    raise StartupError(f"httpd (pid {old}) already running (PidFile {path})")
+            except (OSError, ValueError) as exc:
+                if isinstance(exc, PermissionError) and old:
+                    raise StartupError(f"httpd (pid {old}) already running (PidFile {path})") from None
+                # unreadable, garbage or a dead pid: a stale file, overwritten below
+        tmp = f"{path}.{os.getpid()}.tmp"
         try:
-            tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
                 f.write(f"{os.getpid()}\n")
             os.replace(tmp, path)
         except OSError as exc:
-            raise StartupError(f"AH00099: could not create {path}: {exc}") from None
+            try:
+                os.unlink(tmp)  # a full disk must not leave the half-written file behind
+            except OSError:
+                pass
+            raise StartupError(f"({exc.errno}){exc.strerror}: AH00099: could not create {path}") from None
 
     def _remove_pidfile(self) -> None:
         if self.cfg.PidFile:
