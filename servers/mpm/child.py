@@ -134,8 +134,10 @@ def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
     return render
 
 
-def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, multithread: bool) -> ServeContext:
-    """The ServeContext of one worker unit (a prefork child or one worker thread)."""
+def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, multithread: bool,
+                  watch=None) -> ServeContext:
+    """The ServeContext of one worker unit (a prefork child or one worker thread); ``watch``
+    is the thread's record for the hung-application watchdog (serve.Watch, threaded MPMs)."""
     cfg = env.cfg
     sb = env.scoreboard
     set_status = sb.status_setter(env.slot, thread)
@@ -162,6 +164,7 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
         log=env.log.log,
         header_timeout=_stage(cfg.RequestReadTimeout.header),  # type: ignore[attr-defined]
         body_timeout=_stage(cfg.RequestReadTimeout.body),  # type: ignore[attr-defined]
+        watch=watch,
     )
 
 

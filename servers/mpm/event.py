@@ -258,7 +258,7 @@ class EventChild(WorkerChild):
                 if stopping and not self.draining:
                     self.close_listeners()  # out of the epoll set just above; see is_stopping()
                     listeners = {}  # their descriptor numbers may be reused from now on
-                if stopping and not self.conns and self.jobs.busy == 0 and not self.handback:
+                if stopping and not self.handback and self._only_abandoned_left():
                     return
                 self._publish()
                 timeout = self._next_timeout()
@@ -287,6 +287,14 @@ class EventChild(WorkerChild):
             for p in list(self.conns.values()):
                 self._close(p)
             ep.close()
+
+    def _only_abandoned_left(self) -> bool:
+        """Nothing left to serve but requests the watchdog abandoned (their threads are hung:
+        the process's exit ends them; see serve.Watch)."""
+        if not self.conns and self.jobs.busy == 0:
+            return True
+        stuck = [w.conn for w in self.watches if w.abandoned]
+        return self.jobs.busy <= len(stuck) and all(p.conn in stuck for p in self.conns.values())
 
     def _below_limit(self) -> bool:
         """httpd event: accept while a worker is idle and open - lingering < TPC + idle x factor.
@@ -555,7 +563,7 @@ class EventChild(WorkerChild):
 
     # -- worker threads ----------------------------------------------------------------
     def _worker(self, i: int) -> None:
-        ctx = serve_context(self.env, i, self.is_stopping, multithread=True)
+        ctx = serve_context(self.env, i, self.is_stopping, multithread=True, watch=self.watches[i])
         lingering: list = []
         ctx.linger = lingering.append  # the listener shuts the socket down and drains it (after any write)
         set_status = ctx.set_status

@@ -22,6 +22,7 @@ import errno
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class ServeContext:
     #: how a finished connection is closed: None = a blocking lingering close here;
     #: the event MPM hands the Connection to its listener instead
     linger: Callable[["Connection"], None] | None = None
+    #: the threaded MPMs' record of when this thread's application last gave output (Watch)
+    watch: "Watch | None" = None
     _template: dict | None = field(default=None, repr=False)
 
     def environ_template(self) -> dict:
@@ -86,8 +89,73 @@ class ServeContext:
         return self._template
 
 
+_clock = time.monotonic
+
+
 class _Timeout(Exception):
     pass
+
+
+class Abandoned(ConnectionAbortedError):
+    """The request was answered by the watchdog after Timeout without output (Watch)."""
+
+
+class Watch:
+    """When one worker thread's application last gave output: the hung-application watchdog.
+
+    httpd's Timeout bounds every wait for a CGI script's output (mod_cgi: "Timeout waiting
+    for output from CGI script"; before the response head httpd answers 504, util_script.c
+    "Script timed out before returning headers"). A WSGI application runs in the worker
+    thread itself, and a Python thread cannot be killed, so the threaded MPMs do what can
+    be done (docs/reliability.md): the child's main thread abandons a request whose
+    application has given no output (no write, no body read) for Timeout -- it answers 504,
+    or cuts a response already begun, and shuts the connection down -- and the child then
+    exits gracefully, which is what finally ends the hung thread.
+
+    ``since`` is when the application last got control back from the server; 0 while the
+    server itself reads or writes (those waits have their own Timeout) and between
+    requests. ``abandoned`` is set, under ``lock``, by the watchdog only; from then on the
+    request's writes and reads raise :class:`Abandoned`, so the thread, if it ever comes
+    back, cannot write after the watchdog's answer.
+    """
+
+    __slots__ = ("lock", "since", "conn", "response", "abandoned", "target")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.since = 0.0
+        self.conn: Connection | None = None
+        self.response: WSGIResponse | None = None
+        self.abandoned = False
+        self.target: Callable[[bytes], object] | None = None  # the connection's own send
+
+    def enter_io(self) -> None:
+        """The server reads or writes for the application: not the application's time."""
+        with self.lock:
+            if self.abandoned:
+                raise Abandoned("request abandoned after Timeout without output")
+            self.since = 0.0
+
+    def send(self, data: bytes) -> None:
+        """The response's writer: ``target`` in server time, refused once abandoned."""
+        with self.lock:
+            if self.abandoned:
+                raise Abandoned("request abandoned after Timeout without output")
+            self.since = 0.0
+        try:
+            self.target(data)
+        finally:
+            self.since = _clock()
+
+    def abandon(self, now: float, limit: float) -> tuple["Connection", "WSGIResponse", float] | None:
+        """Take the request over if its application has been silent for more than ``limit``
+        seconds: (connection, response, silent since), or None. Called by the watchdog."""
+        with self.lock:
+            since = self.since
+            if self.abandoned or not since or now - since <= limit or self.conn is None:
+                return None
+            self.abandoned = True
+            return self.conn, self.response, since
 
 
 def _recv(sock: socket.socket) -> bytes:
@@ -202,6 +270,16 @@ class Connection:
 
     def pull(self) -> bytes:
         """The body reader behind wsgi.input: next body bytes, b"" at the end."""
+        watch = self.ctx.watch
+        if watch is None:
+            return self._pull()
+        watch.enter_io()  # reading the body is the server's time, not the application's
+        try:
+            return self._pull()
+        finally:
+            watch.since = _clock()
+
+    def _pull(self) -> bytes:
         req = self.req
         if req.expect_continue and not self.sent_100 and not self.body.consumed:
             self.sent_100 = True
@@ -304,6 +382,25 @@ def handle_request(conn: Connection, req) -> bool:
     is over (a lingering close or an abort has already been done).
     """
     ctx = conn.ctx
+    watch = ctx.watch
+    if watch is None:
+        return _handle_request(conn, req, ctx, conn.send)
+    # the threaded MPMs: the watchdog may take the request over (Watch)
+    watch.conn = conn
+    watch.target = conn.send
+    try:
+        keep = _handle_request(conn, req, ctx, watch.send)
+    finally:
+        with watch.lock:
+            abandoned = watch.abandoned
+            watch.abandoned = False  # this thread came back: its next request is its own
+            watch.since = 0.0
+            watch.conn = watch.response = None
+    # an abandoned request's connection was answered and shut down by the watchdog
+    return keep and not abandoned
+
+
+def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
     reader = conn.reader
     ctx.set_status(BUSY_WRITE)
     conn.req = req
@@ -314,8 +411,12 @@ def handle_request(conn: Connection, req) -> bool:
     else:
         reader.skip_end()
         body = conn.body = EMPTY_INPUT
-    response = WSGIResponse(req, conn.send, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
+    response = WSGIResponse(req, send, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
                             body=body)
+    watch = ctx.watch
+    if watch is not None:
+        watch.response = response
+        watch.since = _clock()  # the application has control from here
     try:
         run_app(ctx.app, build_environ(req, body, conn.template, conn.client, conn.client_port), response)
     except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
@@ -325,6 +426,8 @@ def handle_request(conn: Connection, req) -> bool:
             return False  # send timed out (SO_SNDTIMEO) or the peer went away
         raise
     except Exception as exc:  # the application failed
+        if watch is not None and watch.abandoned:
+            return False  # the watchdog has answered this request already
         perr = protocol_error_of(exc) or conn.body_error
         if isinstance(perr, ClientDisconnected):
             return False

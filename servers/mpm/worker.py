@@ -52,12 +52,15 @@ import errno
 import os
 import select
 import signal
+import socket
 import threading
+import time
 import traceback
 
+from ..http.response import error_response
 from .child import ChildEnv, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
-from .serve import serve_connection
+from .serve import Watch, serve_connection
 
 NAME = "worker"
 THREADED = True
@@ -172,6 +175,9 @@ class WorkerChild:
         self.resource_shortage = False
         self.got_usr1 = False
         self.queue = ConnectionQueue(self.threads_per_child, self._publish_connections)
+        #: one hung-application watch per worker thread (serve.Watch), checked by the main thread
+        self.watches = [Watch() for _ in range(self.threads_per_child)]
+        self.app_timeout = float(env.cfg.Timeout)  # type: ignore[attr-defined]
         self.workers: list[threading.Thread] = []
         self.listener: threading.Thread | None = None
         self._listen_wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -264,7 +270,7 @@ class WorkerChild:
             ep.register(self._wake_r, select.EPOLLIN)
             while not self.stopping:
                 try:
-                    events = ep.poll(POLL_TIMEOUT)
+                    events = ep.poll(self.check_watches())
                 except InterruptedError:
                     events = []
                 for fd, _ in events:
@@ -283,11 +289,59 @@ class WorkerChild:
         finally:
             ep.close()  # stop watching the pipe of death: its bytes are for other children now
 
-        # Graceful: the listener quiesces and terminates the queue; workers drain.
-        self.listener.join()
-        for t in self.workers:
-            t.join()
+        # Graceful: the listener quiesces and terminates the queue; workers drain. The
+        # watchdog keeps watching meanwhile, and a thread it abandoned is not waited for:
+        # this process's exit is what ends it.
+        while True:
+            wait = self.check_watches()
+            left = [t for t, w in zip(self.workers, self.watches) if t.is_alive() and not w.abandoned]
+            if self.listener.is_alive():
+                left.append(self.listener)
+            if not left:
+                break
+            left[0].join(wait)
         return EXIT_CHILD_SICK if self.resource_shortage else 0
+
+    # -- the hung-application watchdog (main thread) ------------------------------------
+    def check_watches(self) -> float:
+        """Abandon every request whose application gave no output for Timeout (serve.Watch);
+        return how long the main thread may wait before the next check is due."""
+        now = time.monotonic()
+        limit = self.app_timeout
+        wait = POLL_TIMEOUT
+        for i, w in enumerate(self.watches):
+            since = w.since
+            if not since or w.abandoned:
+                continue
+            left = since + limit - now
+            if left > 0:
+                wait = min(wait, left + 0.01)
+                continue
+            taken = w.abandon(now, limit)
+            if taken is not None:
+                self.abandon_request(i, *taken, now)
+        return wait
+
+    def abandon_request(self, i: int, conn, response, since: float, now: float) -> None:
+        """Answer a hung request (504 before its head, else cut it), shut its connection down,
+        and retire this child: its other threads finish their connections, then it exits."""
+        req = response.req
+        line = req.request_line.decode("latin-1")
+        sock = conn.sock
+        try:
+            if not response.head_sent:
+                # httpd's answer when a script times out before returning headers (util_script.c)
+                sock.send(error_response(504, "The application gave no response within Timeout.",
+                                         method=req.method), socket.MSG_DONTWAIT)
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.env.log.log(
+            "error",
+            f"{conn.client}: \"{line}\": no output from the application for {now - since:.1f}s "
+            f"(Timeout {self.app_timeout:g}s); answered {'504' if not response.head_sent else 'by a cut-off'}, "
+            f"worker thread {i} abandoned; the child exits once its other connections are done")
+        self.begin_graceful()
 
     def _read_pod(self) -> None:
         try:
@@ -387,7 +441,7 @@ class WorkerChild:
     # -- worker threads ----------------------------------------------------------------
     def _worker(self, i: int) -> None:
         set_status = self.sb.status_setter(self.slot, i)
-        ctx = serve_context(self.env, i, self.is_stopping, multithread=True)
+        ctx = serve_context(self.env, i, self.is_stopping, multithread=True, watch=self.watches[i])
         queue = self.queue
         while True:
             try:
