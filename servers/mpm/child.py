@@ -48,6 +48,30 @@ class ChildEnv:
     server_port: int
 
 
+#: most queued connections one child takes when the server stops (the listen backlog bounds it)
+DRAIN_LIMIT = 1024
+
+
+def accept_pending(listeners, limit: int = DRAIN_LIMIT) -> list:
+    """Accept every connection already waiting on the (non-blocking) listeners: [(sock, addr)].
+
+    Used when the server stops gracefully (WINCH), just before a child closes its copies of
+    the listening sockets: the kernel completed those connections' handshakes, their clients
+    sent their requests, and once the last copy is closed they would be reset. httpd leaves
+    them to that fate; here they are served (with ``Connection: close``).
+    """
+    taken: list = []
+    for lst in listeners:
+        while len(taken) < limit:
+            try:
+                taken.append(lst.accept())
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # closed, or short of descriptors: what is left is not ours to take
+    return taken
+
+
 def die_with_parent() -> None:
     """Ask the kernel for SIGTERM when the parent dies, so no child outlives it (Linux prctl)."""
     try:

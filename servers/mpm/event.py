@@ -47,7 +47,7 @@ import socket
 import threading
 import time
 
-from .child import ChildEnv, common_child_setup, serve_context
+from .child import ChildEnv, accept_pending, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
 from .serve import Connection, _timeval, handle_request
 from .worker import WorkerChild, drain_eventfd, process_limit, spare_limits, threads_per_child
@@ -256,6 +256,11 @@ class EventChild(WorkerChild):
                     listening = want
                     self.sb.set_process(self.slot, not_accepting=not want)
                 if stopping and not self.draining:
+                    if self.sb.stopping:
+                        # a graceful stop: take what waits in the listen queue first (the
+                        # listeners are closing for good: nobody else would serve it)
+                        for sock, addr in accept_pending(self.env.listeners):
+                            self._adopt(sock, addr)
                     self.close_listeners()  # out of the epoll set just above; see is_stopping()
                     listeners = {}  # their descriptor numbers may be reused from now on
                 if stopping and not self.handback and self._only_abandoned_left():
@@ -351,19 +356,23 @@ class EventChild(WorkerChild):
                     self.begin_graceful()
                 break
             n += 1
-            try:
-                # The socket stays blocking (workers read bodies and write with kernel timeouts);
-                # the listener never blocks on it because it only uses MSG_DONTWAIT.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                sock.close()
-                continue
-            p = _Parked(Connection(sock, addr, self.base_ctx))
-            self.conns[p.fd] = p
-            self.counts[_READ] += 1
-            self.ep.register(p.fd, select.EPOLLIN)
-            self._start_header_timer(p, time.monotonic())
+            self._adopt(sock, addr)
         return n
+
+    def _adopt(self, sock: socket.socket, addr) -> None:
+        """Start reading an accepted connection's request head in the listener."""
+        try:
+            # The socket stays blocking (workers read bodies and write with kernel timeouts);
+            # the listener never blocks on it because it only uses MSG_DONTWAIT.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            sock.close()
+            return
+        p = _Parked(Connection(sock, addr, self.base_ctx))
+        self.conns[p.fd] = p
+        self.counts[_READ] += 1
+        self.ep.register(p.fd, select.EPOLLIN)
+        self._start_header_timer(p, time.monotonic())
 
     def _start_header_timer(self, p: _Parked, now: float) -> None:
         p.token += 1

@@ -506,6 +506,7 @@ class Parent:
         """WINCH: stop listening, let busy children finish, exit (httpd's graceful-stop)."""
         self.log.log("notice", "caught SIGWINCH, shutting down gracefully", "AH00170")
         self.shutting_down = True
+        self.sb.stopping = True  # children take what waits in the listen queue before closing
         for s in self.listeners:
             s.close()
         self._remove_pidfile()

@@ -22,7 +22,7 @@ import os
 import select
 import signal
 
-from .child import ChildEnv, common_child_setup, serve_context
+from .child import ChildEnv, accept_pending, common_child_setup, serve_context
 from .scoreboard import READY
 from .serve import serve_connection
 
@@ -46,14 +46,20 @@ def child_main(env: ChildEnv) -> int:
     ep.register(env.pod_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
     ep.register(wake_r, select.EPOLLIN)
 
+    drained: list = []
+
     def on_graceful(signum, frame) -> None:
         nonlocal die
         if not die:
-            # Close this child's copies of the listening sockets first (httpd's children
-            # close their listeners on a graceful stop), and only then let the connection
-            # being served end with Connection: close: a client reconnecting at once must
-            # not land in the backlog of a socket that only draining children still hold
-            # open, where nobody accepts it and the last exit resets it (graceful-stop).
+            # On a graceful stop, first take what already waits in the listen queue (nobody
+            # else will: the listeners are closing for good). Then close this child's copies
+            # of the listening sockets (httpd's children close their listeners), and only
+            # then let the connection being served end with Connection: close: a client
+            # reconnecting at once must not land in the backlog of a socket that only
+            # draining children still hold open, where nobody accepts it and the last exit
+            # resets it.
+            if sb.stopping:
+                drained.extend(accept_pending(listen_fds.values()))
             close_listeners(ep, listen_fds)
         die = True
 
@@ -105,6 +111,10 @@ def child_main(env: ChildEnv) -> int:
             serve_connection(conn, addr, ctx)
             sb.set_async_counters(slot, connections=0, write_completion=0, keep_alive=0, lingering_close=0)
             break  # re-check the pipe of death and the flags after each connection
+    # the server is stopping: serve what was taken from the listen queue, one by one
+    for conn, addr in drained:
+        sb.set_async_counters(slot, connections=1, write_completion=0, keep_alive=0, lingering_close=0)
+        serve_connection(conn, addr, ctx)
     return 0
 
 

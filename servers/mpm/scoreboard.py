@@ -32,7 +32,7 @@ Byte layout (all integers little-endian, ``struct`` formats in brackets)::
         8   I   server_limit
        12   I   thread_limit
        16   I   running_generation
-       20   4x  reserved
+       20   I   stopping (1 once the parent began a graceful stop; the format's "4x")
        24   d   restart_time (time.time() of the last start / hard restart)
        32   4d  parent CPU seconds: user, system, children user, children system
 
@@ -152,6 +152,7 @@ assert struct.calcsize(WORKER_FMT) == WORKER_SIZE
 # Field offsets inside the records.
 _G_GENERATION = 16
 _G_RESTART_TIME = 24
+_G_STOPPING = 20
 _G_TIMES = 32
 _P_PID = 0
 _P_GENERATION = 4
@@ -326,6 +327,20 @@ class Scoreboard:
     @running_generation.setter
     def running_generation(self, value: int) -> None:
         _u32.pack_into(self._mm, _G_GENERATION, value)
+
+    @property
+    def stopping(self) -> bool:
+        """True once the parent began a graceful stop (WINCH), as opposed to a restart.
+
+        Children that begin their graceful exit then first take every connection already
+        waiting in the listen queue (the listeners are closing for good: nobody else will),
+        see docs/reliability.md. Kept in the 4 reserved bytes after running_generation.
+        """
+        return bool(_u32.unpack_from(self._mm, _G_STOPPING)[0])
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        _u32.pack_into(self._mm, _G_STOPPING, int(value))
 
     @property
     def restart_time(self) -> float:

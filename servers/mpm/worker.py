@@ -58,7 +58,7 @@ import time
 import traceback
 
 from ..http.response import error_response
-from .child import ChildEnv, common_child_setup, serve_context
+from .child import ChildEnv, accept_pending, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
 from .serve import Watch, serve_connection
 
@@ -114,10 +114,11 @@ class ConnectionQueue:
             self.idlers += 1
             self._idle.notify()
 
-    def push(self, conn, addr) -> None:
-        """Hand an accepted connection to the workers (uses the caller's reservation)."""
+    def push(self, conn, addr, drained: bool = False) -> None:
+        """Hand an accepted connection to the workers (uses the caller's reservation; a
+        connection ``drained`` from the listen queue as the server stops has none)."""
         with self._lock:
-            if len(self._items) >= self.capacity:
+            if len(self._items) >= self.capacity and not drained:
                 raise RuntimeError(f"connection queue full ({self.capacity}) despite a reserved worker")
             self._items.append((conn, addr))
             self.open_connections += 1
@@ -362,7 +363,11 @@ class WorkerChild:
             self.log_exception("listener thread", exc)
         finally:
             # httpd: close the listeners, terminate the queue, mark the process quiescing,
-            # wake the main thread.
+            # wake the main thread. On a graceful stop, first take what waits in the listen
+            # queue: the listeners are closing for good, and nobody else would serve it.
+            if self.sb.stopping and not self.ungraceful:
+                for conn, addr in accept_pending(self.env.listeners):
+                    self.queue.push(conn, addr, drained=True)
             self.close_listeners()
             self.queue.terminate()
             self.sb.set_process(self.slot, quiescing=True)
