@@ -116,6 +116,48 @@ def test_graceful_stop_under_constant_rate_serves_every_accepted_request(launch,
     wait_until(lambda: not any(_alive(p) for p in tree), 10, what="every process of the server to exit")
 
 
+#: two units in all, so most of the load's connections wait in the kernel's listen queue
+AT_CAPACITY = {
+    "prefork": {"StartServers": 2, "MinSpareServers": 1, "MaxSpareServers": 2, "MaxRequestWorkers": 2,
+                "ServerLimit": 2},
+    "worker": {"StartServers": 1, "ThreadsPerChild": 2, "MaxRequestWorkers": 2, "ServerLimit": 1,
+               "MinSpareThreads": 1, "MaxSpareThreads": 2},
+    "event": {"StartServers": 1, "ThreadsPerChild": 2, "MaxRequestWorkers": 2, "ServerLimit": 1,
+              "MinSpareThreads": 1, "MaxSpareThreads": 2, "AsyncRequestWorkerFactor": 0.5},
+}
+
+
+@pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
+def test_graceful_stop_at_capacity_serves_the_listen_queue(launch, mpm):
+    """Eight keep-alive connections on two units: six wait in the listen queue, each with a
+    request sent. A graceful stop must not reset them (httpd does, when its children close
+    the listeners): the stopping children take the queue and answer it, with Connection: close."""
+    h = launch(mpm, {**AT_CAPACITY[mpm], "KeepAliveTimeout": 30, "MaxKeepAliveRequests": 0})
+    load = Load(h.url, 2.5)
+    load.start()
+    try:
+        # (not through /server-status: at capacity it would wait in the queue too)
+        wait_until(lambda: client_connections(h.port) >= CONNECTIONS, 10, what="every connection of the load")
+        h.graceful_stop()
+        assert h.wait(20) == 0
+    finally:
+        load.join(30)
+    assert load.error is None, load.error
+    r = load.result
+    assert set(r.errors) <= {"connect", "unsent"}, r.errors
+    assert r.closed_idle == 0
+    assert r.status_counts == {200: r.requests}
+    assert r.starved_connections == 0, "every connection that waited in the queue must be answered"
+
+
+def client_connections(port: int) -> int:
+    """This process's established TCP connections to ``port`` (the load's, queued or served)."""
+    import psutil
+
+    return sum(1 for c in psutil.Process().net_connections(kind="tcp")
+               if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
