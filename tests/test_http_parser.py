@@ -410,9 +410,12 @@ HEAD_ERRORS = [
     ("400-TE-VT-after-9112-6.1", head(b"Host: a", b"Transfer-Encoding: chunked\x0b"), 400),
     ("400-TE-NUL-after-9112-6.1", head(b"Host: a", b"Transfer-Encoding: chunked\x00"), 400),
     ("400-TE-obs-folded-9112-5.2", head(b"Host: a", b"Transfer-Encoding:", b" chunked"), 400),
-    ("501-TE-xchunked-9112-6.1", head(b"Host: a", b"Transfer-Encoding: xchunked"), 501),
+    # §6.3: a final coding that is not chunked is MUST 400, even when it is unknown (not §6.1's 501)
+    ("400-TE-xchunked-9112-6.3", head(b"Host: a", b"Transfer-Encoding: xchunked"), 400),
+    ("400-TE-chunked-then-unknown-line-9112-6.3",
+     head(b"Host: a", b"Transfer-Encoding: chunked", b"Transfer-Encoding: x"), 400),
     ("501-TE-unknown-then-chunked-line-9112-6.1",
-     head(b"Host: a", b"Transfer-Encoding: chunked", b"Transfer-Encoding: x"), 501),
+     head(b"Host: a", b"Transfer-Encoding: x", b"Transfer-Encoding: chunked"), 501),
     # Expect (RFC 9110 §10.1.1, §15.5.12)
     ("417-Expect-foo-9110-10.1.1", head(b"Host: a", b"Expect: foo"), 417),
     ("417-Expect-continue-and-foo-9110-10.1.1",

@@ -102,7 +102,8 @@ ERRORS = [
     ("431 field too large", b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
     ("431 too many fields", b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
     ("501 unknown method (RFC 9110 §9.1)", b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501),
-    ("501 unknown transfer coding (RFC 9112 §6.1)", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 501),
+    ("400 final transfer coding not chunked (RFC 9112 §6.3)", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
+    ("501 unknown transfer coding before chunked (RFC 9112 §6.1)", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     ("505 HTTP/2.0 (RFC 9110 §15.6.6)", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
 ]
 

@@ -8,8 +8,9 @@ to the server, in one place:
   httpd itself answers 400), checked before the whole head is buffered;
 * the request-line, version, target-form and Host rules of ``request.py``;
 * ``Expect`` (RFC 9110 §10.1.1: 100-continue, anything else 417);
-* Transfer-Encoding semantics (RFC 9112 §6.1: unknown coding -> 501, chunked
-  not final -> 400; TE on HTTP/1.0 -> close after responding);
+* Transfer-Encoding semantics (RFC 9112 §6.3: chunked not final -> 400, even
+  for an unknown final coding; §6.1: an unknown coding before a final chunked
+  -> 501; TE on HTTP/1.0 -> close after responding);
 * LimitRequestBody -> 413;
 * exact message boundaries, so pipelined requests are answered in order
   (RFC 9112 §9.3.2) and nothing after a body is ever read as part of it.
@@ -99,8 +100,12 @@ def _status_for_parser_error(exc: Exception, head: bytes) -> ProtocolError:
         return ProtocolError(501, "method not implemented (RFC 9110 §9.1)")
     text = str(exc)
     if "Transfer-Encoding" in text:
-        codings = _transfer_codings(head)
-        if any(c and c not in _KNOWN_CODINGS for c in codings):
+        codings = [c for c in _transfer_codings(head) if c]
+        if codings and codings[-1] != "chunked":
+            # §6.3 ¶4 is the specific rule for requests: MUST 400 and close, even when the
+            # final coding is also one we do not know (§6.1's SHOULD 501 yields to it)
+            return ProtocolError(400, "chunked is not the final transfer coding (RFC 9112 §6.3)")
+        if any(c not in _KNOWN_CODINGS for c in codings):
             return ProtocolError(501, "unknown transfer coding (RFC 9112 §6.1)")
         if "Content-Length" in text:
             return ProtocolError(400, "both Content-Length and Transfer-Encoding (RFC 9112 §6.1)")
