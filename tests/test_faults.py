@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -138,9 +137,8 @@ class PidClient(threading.Thread):
                         self.answers += 1
                         if r.header("Connection") == "close":
                             break
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError):
                 self.failures.append((owner, opened))
-                del exc
 
 
 @pytest.mark.parametrize("mpm", MPMS)
@@ -201,8 +199,7 @@ def test_sigkill_of_the_parent_leaves_no_child_behind(launch, mpm):
     wait_until(lambda: all(_gone(p) for p in tree), 10, what="every child to exit after its parent")
     t.join(15)
     assert "err" in busy  # the request in progress ended with its child: no orphan finished it
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", h.port)) != 0  # nothing listens any more
+    # (not "nothing listens on the port": once free, another test's server may take it)
 
 
 # -- applications that fail ------------------------------------------------------------------------
