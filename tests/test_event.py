@@ -136,8 +136,11 @@ def test_write_completion_frees_the_worker(launch):
     unsent tail to the listener (ConnsAsyncWriting 1), so client B is served meanwhile;
     then A reads all of it intact.
     """
-    h = launch("event", {**ONE_CHILD, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "AsyncRequestWorkerFactor": 4},
-               app=APP)
+    # KeepAliveTimeout 30: the keep-alive wait starts when the listener hands the last byte to the
+    # kernel, and on a loaded machine A may take longer than the suite's 2 s to drain the socket
+    # buffers and send its next request (the server then closes, rightly, and the test would flake)
+    h = launch("event", {**ONE_CHILD, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "AsyncRequestWorkerFactor": 4,
+                         "KeepAliveTimeout": 30}, app=APP)
     size = 16 * 1024 * 1024  # more than the loopback socket buffers hold
     with Conn(h.port, timeout=20) as a:
         # a modest receive buffer (not a tiny one: TCP would crawl through silly-window avoidance)
