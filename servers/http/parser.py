@@ -256,7 +256,8 @@ class RequestReader:
         else:
             lfs = buf.count(b"\n", 0, end + 3)
             if lfs != buf.count(b"\r\n", 0, end + 3) or lfs > self._max_lfs:
-                self._scan_head(end + 3)
+                self._scan_head(end + 3)  # raises: a bare LF, or too many lines
+                self._scanned = self._lfs = self._line_start = 0
         if self._blank:
             self._blank = 0
         head = bytes(buf[: end + 4])
