@@ -178,11 +178,25 @@ def _run_clients(s: TSServer, path_for) -> list[dict]:
         c = None
         try:
             barrier.wait(10)
+            served = 0  # answers on the current connection
             for j in range(PER_CLIENT):
                 if c is None:
-                    c = Conn(s.port, host=s.host, timeout=10)
-                c.send(b"GET " + path_for(i, j).encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n")
-                r = c.read_response()
+                    c, served = Conn(s.port, host=s.host, timeout=10), 0
+                req = b"GET " + path_for(i, j).encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+                c.send(req)
+                try:
+                    r = c.read_response()
+                except ConnectionError:
+                    # RFC 9112 §9.3.1: a kept-alive connection the server closed before any byte of
+                    # the answer (event closes parked connections when every worker is busy, as
+                    # httpd does) -- retry the idempotent GET once on a fresh connection
+                    if served == 0 or c.buf:
+                        raise
+                    c.close()
+                    c, served = Conn(s.port, host=s.host, timeout=10), 0
+                    c.send(req)
+                    r = c.read_response()
+                served += 1
                 if r.status != 200:
                     errors.append(f"client {i} request {j}: status {r.status}")
                 else:
