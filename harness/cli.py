@@ -49,10 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--publish", action="store_true", help="also write the tables to results/README.md")
     lst = sub.add_parser("list", help="servers, suites, profiles and matrices")
     lst.add_argument("--matrix", metavar="NAME|FILE", help="also show this matrix's servers and profiles")
-    rep = sub.add_parser("report", help="write the tables of a run folder again from its run.json")
-    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep = sub.add_parser("report", help="write a run's tables, plots and HTML report again from its run.json, "
+                         "or compare two runs (--compare A B)")
+    rep.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
     rep.add_argument("--reference", metavar="LABEL")
-    rep.add_argument("--publish", action="store_true", help="also write the tables to results/README.md")
+    rep.add_argument("--publish", action="store_true", help="also write the tables and plots to results/")
+    rep.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
+                     help="two runs side by side: compare.md and compare.html (B's change against A)")
+    rep.add_argument("--out", metavar="DIR", help="with --compare: where to write (default: RUN_B's folder)")
     gate = sub.add_parser("gate", help="fail on a throughput / CPU / memory regression (docs/gate.md)",
                           description="Compare the working tree with a base revision (--against, measured side "
                           "by side) or with a recorded baseline. Exit status: 0 pass, 1 regression, 2 could not "
@@ -123,7 +127,7 @@ def _cmd_run(args) -> int:
         print(f"wrote {p}")
     print(f"wrote {run.path}")
     if args.publish:
-        print(f"published {report.publish(run.doc, Path('results'), reference=args.reference)}")
+        print(f"published {report.publish(run.doc, Path('results'), reference=args.reference, plots_dir=run.run_dir / 'plots')}")
     return 130 if run.doc["status"] == "interrupted" else 0
 
 
@@ -161,6 +165,19 @@ def _cmd_list(args) -> int:
 def _cmd_report(args) -> int:
     from . import report
 
+    if args.compare:
+        if args.run_dir or args.publish:
+            raise ValueError("give either RUN_DIR or --compare RUN_A RUN_B, not both (and no --publish)")
+        from .compare import render_compare_markdown, write_compare
+        from .results import load_run
+
+        paths = write_compare(args.compare[0], args.compare[1], args.out)
+        print(render_compare_markdown(load_run(args.compare[0]), load_run(args.compare[1])))
+        for p in paths.values():
+            print(f"wrote {p}")
+        return 0
+    if not args.run_dir:
+        raise ValueError("harness report needs RUN_DIR (or --compare RUN_A RUN_B)")
     report.report_command(args.run_dir, reference=args.reference, publish=args.publish)
     return 0
 

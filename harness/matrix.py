@@ -61,6 +61,7 @@ DRIVERS: dict[str, dict[str, tuple]] = {
         "body_bytes": (int, 0),
         "keep_alive": (bool, True),
         "timeout": ((int, float), 5.0),
+        "sweep": (list, []),  # closed loop: one profile per connection count (throughput vs concurrency)
     },
     "locust": {
         **_COMMON,
@@ -99,6 +100,7 @@ _TOP = {
     "suite_workers": (int, 2),
     "peers": (dict, {}),
     "gate": (dict, {}),
+    "scoreboard": (bool, True),
 }
 _QUIET = {"seconds": ((int, float), 0.5), "max_other_cpu_percent": ((int, float), 25.0)}
 _TIMEOUTS = {"start": ((int, float), 60.0), "suite": ((int, float), 600.0), "profile_grace": ((int, float), 30.0)}
@@ -137,6 +139,7 @@ class Profile:
     driver: str
     duration: float
     params: dict
+    sweep_of: str = ""  # the swept profile this one is a point of ("hello-sweep" for "hello-sweep-c8")
 
     def get(self, key: str) -> Any:
         """The parameter ``key``, or the driver's default for it."""
@@ -204,6 +207,7 @@ class Matrix:
     suite_workers: int
     peers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> the reference servers beside it
     gate: GateSpec = field(default_factory=GateSpec)  # the regression gate's thresholds (harness gate)
+    scoreboard: bool = True  # poll /server-status?auto during each profile (harness/scoreboard.py)
 
     def trials_of(self, profile: "Profile") -> int:
         """How many measured trials ``profile`` gets (its own ``trials``, else the matrix's)."""
@@ -218,7 +222,8 @@ class Matrix:
             "peers": {k: list(v) for k, v in self.peers.items()},
             "suites": list(self.suites),
             "profiles": {p.name: {"driver": p.driver, "duration": p.duration,
-                                  **{k: p.get(k) for k in DRIVERS[p.driver] if k not in ("driver", "duration")}}
+                                  **{k: p.get(k) for k in DRIVERS[p.driver] if k not in ("driver", "duration")},
+                                  **({"sweep_of": p.sweep_of} if p.sweep_of else {})}
                          for p in self.profiles},
             "quiet": {"seconds": self.quiet_seconds, "max_other_cpu_percent": self.max_other_cpu_percent},
             "pinning": self.pinning,
@@ -226,6 +231,7 @@ class Matrix:
                          "profile_grace": self.profile_grace},
             "suite_workers": self.suite_workers,
             "gate": self.gate.to_dict(),
+            "scoreboard": self.scoreboard,
         }
 
 
@@ -340,10 +346,26 @@ def _profile(src: str, name: str, item: Any) -> Profile:
             _positive(src, where + key, d[key])
     if driver in ("idle", "wrk") and not d["path"].startswith("/"):
         raise MatrixError(f"{src}: {where}path must start with '/', not {d['path']!r}")
+    if driver == "loadgen" and d["sweep"]:
+        if d["mode"] != "closed":
+            raise MatrixError(f"{src}: {where}sweep needs mode closed (it varies the connection count)")
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in d["sweep"]):
+            raise MatrixError(f"{src}: {where}sweep must be a list of positive connection counts, "
+                              f"not {d['sweep']!r}")
     if driver == "locust" and not all(isinstance(u, str) for u in d["user_classes"]):
         raise MatrixError(f"{src}: {where}user_classes must be a list of class names")
     params = {k: v for k, v in d.items() if k not in ("driver", "duration")}
     return Profile(name=name, driver=driver, duration=float(d["duration"]), params=params)
+
+
+def _expand_sweep(p: Profile) -> list[Profile]:
+    """A closed-loop profile with ``sweep: [1, 8, 32]`` becomes one profile per connection count,
+    named ``NAME-c1``, ``NAME-c8``, ... (their cells plot as throughput vs concurrency)."""
+    counts = p.params.get("sweep") or []
+    if not counts:
+        return [p]
+    return [dataclasses.replace(p, name=f"{p.name}-c{n}", params={**p.params, "connections": n, "sweep": []},
+                                sweep_of=p.name) for n in dict.fromkeys(counts)]
 
 
 def _threshold(src: str, key: str, metric: str, value: Any) -> float | None:
@@ -450,7 +472,11 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
         if s not in SUITES:
             raise MatrixError(f"{src}: suites[{i}] {s!r} is not a suite{_suggest(str(s), SUITES)}; "
                               f"suites: {', '.join(SUITES)}")
-    profiles = tuple(_profile(src, str(k), v) for k, v in d["profiles"].items())
+    profiles = tuple(p for k, v in d["profiles"].items() for p in _expand_sweep(_profile(src, str(k), v)))
+    names = [p.name for p in profiles]
+    clash = sorted({x for x in names if names.count(x) > 1})
+    if clash:
+        raise MatrixError(f"{src}: profile {clash[0]!r} appears twice (a sweep's points are named NAME-cN)")
     if not profiles and not d["suites"]:
         raise MatrixError(f"{src}: nothing to run: give suites or profiles")
     if d["reference"] and d["reference"] not in labels:
@@ -472,4 +498,5 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
         quiet_seconds=float(quiet["seconds"]), max_other_cpu_percent=float(quiet["max_other_cpu_percent"]),
         pinning=d["pinning"], start_timeout=float(timeouts["start"]), suite_timeout=float(timeouts["suite"]),
         profile_grace=float(timeouts["profile_grace"]), suite_workers=d["suite_workers"],
+        scoreboard=d["scoreboard"],
     )

@@ -315,6 +315,9 @@ class _Run:
         return inner
 
 
+RunView = _Run  # the public name: harness.plots and harness.htmlreport read runs through it
+
+
 def _ordered(items: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(str(x) for x in items if x))
 
@@ -1053,32 +1056,54 @@ def render_html(doc: dict, reference: str | None = None) -> str:
 # -- files ----------------------------------------------------------------------------------------
 
 def write_tables(doc: dict, run_dir: Path, *, reference: str | None = None) -> dict[str, Path]:
-    """Write ``tables.md`` and ``tables.html`` into ``run_dir``; their paths (keys ``markdown``, ``html``)."""
+    """Write ``tables.md``, the plots (``plots/*.png``) and the self-contained ``report.html`` into ``run_dir``.
+
+    Returns the paths written: ``markdown``, ``html`` and one ``plot:<key>`` per figure.
+    """
+    from .htmlreport import render_report
+    from .plots import render_plots
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     md = render_markdown(doc, reference)  # first: a bad reference raises before anything is written
-    page = render_html(doc, reference)
-    paths = {"markdown": run_dir / "tables.md", "html": run_dir / "tables.html"}
+    plots = render_plots(doc, run_dir / "plots", reference)
+    page = render_report(doc, plots, reference)
+    paths = {"markdown": run_dir / "tables.md", "html": run_dir / "report.html"}
     paths["markdown"].write_text(md, encoding="utf-8")
     paths["html"].write_text(page, encoding="utf-8")
+    paths.update({f"plot:{f.key}": f.path for f in plots.figures})
     return paths
 
 
-def publish(doc: dict, results_dir: Path, reference: str | None = None) -> Path:
-    """Write ``results_dir/README.md``: the published figures of this run (environment and every table)."""
+def publish(doc: dict, results_dir: Path, reference: str | None = None, plots_dir: Path | None = None) -> Path:
+    """Write ``results_dir/README.md``: the published figures of this run (environment and every table).
+
+    With ``plots_dir`` (a run folder's ``plots/``), its PNGs replace those in
+    ``results_dir/plots/`` and the page shows them above the tables.
+    """
     sections = build_sections(doc, reference)
     run_id = doc.get("run_id") or "?"
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# Published results\n",
              f"These are the published figures of run `{run_id}`, measured with `{command_line(doc)}` "
              f"(started {doc.get('started') or '?'}). The raw document is `results/runs/{run_id}/run.json` "
-             f"(not committed); `harness report results/runs/{run_id} --publish` rewrites this page from it. "
-             f"docs/report.md explains every table and column.\n"]
+             f"(not committed); `harness report results/runs/{run_id} --publish` rewrites this page and the plots "
+             f"from it, and writes the full HTML report (`report.html`, every plot and the conformance matrix) "
+             f"beside it. docs/report.md explains every table, column and plot.\n"]
     partial = _partial_line(doc)
     if partial:
         lines.append(f"> **{partial}**\n")
+    if plots_dir is not None and any(Path(plots_dir).glob("*.png")):
+        target = results_dir / "plots"
+        target.mkdir(exist_ok=True)
+        for old in target.glob("*.png"):
+            old.unlink()
+        lines.append("## Plots\n")
+        for png in sorted(Path(plots_dir).glob("*.png")):
+            (target / png.name).write_bytes(png.read_bytes())
+            lines.append(f"![{png.stem}](plots/{png.name})\n")
     text = "\n".join(lines) + "\n" + _md_body(sections)
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / "README.md"
     path.write_text(text, encoding="utf-8")
     return path
@@ -1103,7 +1128,7 @@ def report_command(run_dir: str | Path, reference: str | None = None, publish: b
     for p in paths.values():
         print(f"wrote {p}", file=out)
     if publish:
-        paths["readme"] = _publish(doc, Path(results_dir), reference=reference)
+        paths["readme"] = _publish(doc, Path(results_dir), reference=reference, plots_dir=folder / "plots")
         print(f"published {paths['readme']}", file=out)
     return paths
 

@@ -43,6 +43,7 @@ from .drivers.loadgen import run_closed_loop, run_open_loop
 from .matrix import Matrix, Profile, ServerEntry
 from .results import SOAK_MIN_SECONDS, RunDocument, environment, new_run_dir
 from .sampler import Sampler, SamplerSeries, quiet_check
+from .scoreboard import ScoreboardPoller
 from .suiterun import run_suites
 
 __all__ = ["run_matrix", "choose_pinning", "driver_unavailable", "MatrixRunner"]
@@ -267,6 +268,8 @@ class MatrixRunner:
                     sampler.mark(key + ":hold")
 
                 started = _now()
+                poller = (ScoreboardPoller(handle.url, interval=max(0.25, p.duration / 240)).start()
+                          if self.m.scoreboard else None)
                 try:
                     result = drive(p, handle.url, self.pinning["driver_cpus"], on_hold)
                     reason = ""
@@ -274,6 +277,8 @@ class MatrixRunner:
                     raise
                 except Exception as exc:  # a driver that errors is a failed cell, never the end of the run
                     result, reason = None, f"driver failed: {type(exc).__name__}: {_first_line(exc)}"
+                finally:
+                    board = poller.stop() if poller is not None else None
                 sampler.mark(key + ":end")
                 flags: list[str] = ["noisy"] if quiet["noisy"] else []
                 if not handle.alive():
@@ -283,7 +288,7 @@ class MatrixRunner:
                 elif not _answers(handle.url):
                     failure = f"server stopped answering GET / after {p.name} (hung)"
                     reason, flags = reason or failure, flags + ["server_hung"]
-                windows.append((p, key, result, quiet | {"started": started}, reason, flags))
+                windows.append((p, key, result, quiet | {"started": started, "scoreboard": board}, reason, flags))
                 if failure:
                     self.progress.note(failure + "; stopping it and going on")
         finally:
@@ -322,6 +327,10 @@ class MatrixRunner:
         if not self.m.suites:
             return
         (self.run_dir / "suites").mkdir(exist_ok=True)
+        if "conformance" in self.m.suites:  # what each case sends, so the report needs no code to show it
+            from suites.conformance.report import catalog
+
+            self.doc.doc["catalog"] = {"conformance": catalog()}
         for s in self.m.servers:
             if s.label in self.unavailable:
                 continue
@@ -398,6 +407,8 @@ def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: Driv
     """One profile cell: the driver's result, the sampler's window, the metrics and the verdict."""
     window = None
     metrics: dict = {}
+    quiet = dict(quiet)
+    scoreboard = quiet.pop("scoreboard", None)
     if series is not None and key and f"{key}:end" in series.mark_names:
         window = series.window(f"{key}:start", f"{key}:end")
     if result is not None:
@@ -449,7 +460,7 @@ def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: Driv
     return {
         "kind": "profile", "server": s.label, "profile": p.name, "driver": p.driver, "trial": trial,
         "status": status, "reason": reason, "flags": sorted(set(flags)), "started": quiet.pop("started", _now()),
-        "quiet": quiet, "metrics": metrics,
+        "quiet": quiet, "metrics": metrics, "scoreboard": scoreboard,
         "result": None if result is None else result.to_dict(),
         "sampler": None if window is None else window.to_dict(),
         "series": None if window is None else series.slice(window.start, window.end),

@@ -95,7 +95,7 @@ def test_fmt_ratio():
 
 def test_write_tables_writes_markdown_and_html_with_every_section(doc, tmp_path):
     paths = write_tables(doc, tmp_path)
-    assert paths == {"markdown": tmp_path / "tables.md", "html": tmp_path / "tables.html"}
+    assert paths["markdown"] == tmp_path / "tables.md" and paths["html"] == tmp_path / "report.html"
     md = paths["markdown"].read_text()
     for title in SECTIONS:
         assert title in md, title

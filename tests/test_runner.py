@@ -79,6 +79,13 @@ def test_a_run_records_each_cell_with_driver_sampler_and_metrics(tmp_path):
     assert doc["servers"]["ev"]["version"].startswith("mpm-harness event")
     assert doc["environment"]["python"] and "pinning" in doc["environment"]
     assert "ev: trial 1/1: hello" in doc["_progress"]
+    # /server-status?auto polled during each profile: 4 worker slots in some state, load makes some busy,
+    # and the idle profile's connections wait parked in event's listener, not in a worker
+    board = hello["scoreboard"]
+    assert board["unavailable"] == "" and board["t"]
+    assert all(sum(board[k][i] for k in ("busy", "idle", "keepalive", "closing")) <= 4 for i in range(len(board["t"])))
+    assert max(b + k for b, k in zip(board["busy"], board["keepalive"])) >= 1
+    assert max(v or 0 for v in idle["scoreboard"]["async_keepalive"]) >= 1
 
 
 def test_a_server_that_never_becomes_ready_is_a_failed_cell_and_the_run_goes_on(tmp_path):

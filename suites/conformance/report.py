@@ -27,6 +27,36 @@ def _split(param: str, props: dict) -> tuple[str, str]:
     return server, cid
 
 
+_SHOWN = 160  # characters kept at each end of a long part
+
+
+def request_text(case) -> str:
+    """The bytes a case sends, as text: CR and LF shown as ``\\r`` ``\\n`` (a line break after each LF), other
+    control and non-ASCII bytes as ``\\xNN``, a part longer than 320 characters cut in its middle, pauses in the stream as ``<read>``, ``<await-head>``..."""
+    out = []
+    for part in case.send:
+        if isinstance(part, bytes):
+            text = "".join(chr(b) if 32 <= b < 127 else {13: "\\r", 10: "\\n\n", 9: "\\t"}.get(b, f"\\x{b:02x}")
+                           for b in part)
+            if len(text) > 2 * _SHOWN:  # long targets and header floods: the ends tell the story
+                text = f"{text[:_SHOWN]}...[{len(text) - 2 * _SHOWN} characters left out]...{text[-_SHOWN:]}"
+            out.append(text)
+        else:
+            out.append(f"{part!r}\n")
+    return "".join(out)
+
+
+def catalog() -> dict[str, dict]:
+    """Every conformance case by id: checklist row, title, RFC section, requirement level and request text.
+
+    Recorded in a harness run document so its report shows what each case sent without the code.
+    """
+    from .cases import CASES
+
+    return {c.id: {"row": c.row, "title": c.title, "rfc": c.rfc, "level": c.level, "request": request_text(c)}
+            for c in CASES}
+
+
 def rows(path: str):
     for tc in ET.parse(path).iter("testcase"):
         m = re.match(r"test_conformance\[(.+)\]", tc.get("name", ""))
