@@ -570,7 +570,7 @@ def _growth(run: _Run) -> Section | None:
         for s in run.servers:
             why = run.status_text(s, p)
             flagged = sorted({f for c in run.profile_cells(s, p) for f in c.get("flags", [])
-                              if f in ("pss_growth", "fd_growth")})
+                              if f in ("pss_growth", "fd_growth", "pss_step", "fd_step")})
             row = [s, p, run.trials(s, p)]
             row += ([why, DASH, DASH] if why is not None else
                     [_spread(run.metric(s, p, "pss_slope_mib_per_min")), _spread(run.metric(s, p, "fds_slope_per_min")),
@@ -579,7 +579,9 @@ def _growth(run: _Run) -> Section | None:
     caption = (f"Profiles of {SOAK_MIN_SECONDS:.0f} s or more: least-squares slope of the server tree's summed PSS "
                "(sampled about once a second) and of its open fd count over the measured window, per minute. "
                "Growth is judged on the window's second half (the first minutes warm caches and heaps): flagged "
-               "when the fitted growth over that half exceeds max(2 MiB, 5% of PSS) or 5 fds.")
+               "when the fitted growth over that half exceeds max(2 MiB, 5% of PSS) or 5 fds: as growth "
+               "(pss_growth, fd_growth) when the medians of the window's 2nd, 3rd and 4th quarters rise each time "
+               "(a trend), as a step (pss_step, fd_step) when it is one jump (an allocation made once).")
     sec.tables.append(Table(caption, headers, rows, _align(headers, left=("server", "profile", "growth flagged"))))
     return sec
 

@@ -473,8 +473,13 @@ def _slopes(series: SamplerSeries, start: str, end: str, duration: float, flags:
     The slope over the whole window is reported; growth is judged on the
     second half only, because the first minutes of any run warm caches and
     heaps.  The growth the fitted line predicts over that half must exceed
-    max(2 MiB, 5 % of the PSS) or 5 fds to be flagged ``pss_growth`` /
-    ``fd_growth``; the cell stays ok (a leak is a finding, not a bad measurement).
+    max(2 MiB, 5 % of the PSS) or 5 fds, AND the level must rise quarter by
+    quarter (the medians of the window's 2nd, 3rd and 4th quarters strictly
+    increasing): then it is a trend, flagged ``pss_growth`` / ``fd_growth``.
+    A fitted growth that is one late jump (an arena or a cache allocated
+    once) is flagged ``pss_step`` / ``fd_step`` instead: worth a look, and a
+    longer soak tells the two apart.  The cell stays ok either way (a leak
+    is a finding, not a bad measurement).
     """
     pss = series.slope("pss", start, end)
     fds = series.slope("fds", start, end)
@@ -483,13 +488,20 @@ def _slopes(series: SamplerSeries, start: str, end: str, duration: float, flags:
     if duration >= SOAK_MIN_SECONDS:
         t0, t1 = series.mark(start).t, series.mark(end).t
         mid = (t0 + t1) / 2
-        late_pss, late_fds = series.slope("pss", mid, t1), series.slope("fds", mid, t1)
         level = series.window(mid, t1).pss_steady or 0
-        if late_pss is not None and late_pss * (t1 - mid) > max(_PSS_GROWTH_MIB * 2**20, _PSS_GROWTH_FRACTION * level):
-            flags.append("pss_growth")
-        if late_fds is not None and late_fds * (t1 - mid) > _FD_GROWTH:
-            flags.append("fd_growth")
+        limits = {"pss": max(_PSS_GROWTH_MIB * 2**20, _PSS_GROWTH_FRACTION * level), "fds": _FD_GROWTH}
+        for metric, name in (("pss", "pss"), ("fds", "fd")):
+            late = series.slope(metric, mid, t1)
+            if late is not None and late * (t1 - mid) > limits[metric]:
+                flags.append(f"{name}_growth" if _rises_by_quarter(series, metric, t0, t1) else f"{name}_step")
     return out
+
+
+def _rises_by_quarter(series: SamplerSeries, metric: str, t0: float, t1: float) -> bool:
+    """Whether the medians of ``metric`` over the 2nd, 3rd and 4th quarters of [t0, t1] strictly increase."""
+    q = (t1 - t0) / 4
+    medians = [series.median(metric, t0 + k * q, t0 + (k + 1) * q) for k in (1, 2, 3)]
+    return None not in medians and medians[0] < medians[1] < medians[2]
 
 
 def run_matrix(matrix: Matrix, *, results_dir: str | os.PathLike = "results/runs", out: TextIO = sys.stdout,

@@ -197,15 +197,19 @@ def running(pid: int) -> bool:
         return False
 
 
-def synthetic_series(seconds: int, pss_mib_per_min: float, fds_per_min: float):
-    """A sampler series of one sample per second with linear PSS and fd growth, marks at both ends."""
+def synthetic_series(seconds: int, pss_mib_per_min: float, fds_per_min: float, step_at: float = 0,
+                     step_mib: float = 0, step_fds: int = 0):
+    """A sampler series of one sample per second with linear PSS and fd growth, marks at both ends;
+    optionally a one-time step of ``step_mib`` / ``step_fds`` at second ``step_at``."""
     from harness.sampler import COLUMNS, FORMAT_VERSION, SamplerSeries
 
     n = seconds + 1
     cols = {c: [0] * n for c in COLUMNS}
     cols["t"] = [float(i) for i in range(n)]
-    cols["pss"] = [int(100 * 2**20 + pss_mib_per_min / 60 * 2**20 * i) for i in range(n)]
-    cols["fds"] = [int(20 + fds_per_min / 60 * i) for i in range(n)]
+    stepped = [bool(step_at) and i >= step_at for i in range(n)]
+    cols["pss"] = [int(100 * 2**20 + pss_mib_per_min / 60 * 2**20 * i + stepped[i] * step_mib * 2**20)
+                   for i in range(n)]
+    cols["fds"] = [int(20 + fds_per_min / 60 * i) + stepped[i] * step_fds for i in range(n)]
     cols["processes"] = [3] * n
     return SamplerSeries({"version": FORMAT_VERSION, "samples": cols, "root_pid": 1, "interval": 1.0,
                           "pss_interval": 1.0, "machine_cpus": 2, "started_at": 0.0, "ended_at": float(seconds),
@@ -227,3 +231,21 @@ def test_soak_slopes_and_growth_flags(seconds, pss_rate, fd_rate, flags):
     assert out["pss_slope_mib_per_min"] == pytest.approx(pss_rate, abs=0.01)
     assert out["fds_slope_per_min"] == pytest.approx(fd_rate, abs=0.2)
     assert got == flags
+
+
+@pytest.mark.parametrize("step_at, step_mib, step_fds, flags", [
+    (550, 10.0, 0, ["pss_step"]),   # flat, then one 10 MiB jump near the end (as worker's soak): not a trend
+    (550, 0.0, 12, ["fd_step"]),    # the same for fds
+    (350, 10.0, 0, ["pss_step"]),   # a jump early in the second half: the quarters do not rise twice
+    (550, 0.5, 0, []),              # a small jump: under max(2 MiB, 5 %)
+])
+def test_a_single_late_step_is_flagged_as_a_step_not_growth(step_at, step_mib, step_fds, flags):
+    got: list[str] = []
+    runner_mod._slopes(synthetic_series(600, 0.0, 0.0, step_at, step_mib, step_fds), "s:start", "s:end", 600, got)
+    assert got == flags
+
+
+def test_growth_on_top_of_a_step_is_still_growth():
+    got: list[str] = []
+    runner_mod._slopes(synthetic_series(600, 2.0, 0.0, 550, 5.0), "s:start", "s:end", 600, got)
+    assert got == ["pss_growth"]
