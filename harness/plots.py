@@ -325,7 +325,8 @@ def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], s
                 if any(v == v and v for v in parked):  # NaN-safe: only the event MPMs print it
                     ax.plot(t, parked, color="black", linestyle="--", linewidth=1, label="parked keep-alive")
                 if board.get("misses"):
-                    ax.text(0.98, 0.95, f"{board['misses']} polls missed", ha="right", va="top",
+                    missed = board["misses"]
+                    ax.text(0.98, 0.95, f"{missed} poll{'s' if missed != 1 else ''} missed", ha="right", va="top",
                             transform=ax.transAxes, fontsize=7)
             if i == 0:
                 ax.set_title(p, fontsize=9)
