@@ -1,4 +1,4 @@
-"""The ``harness`` command: ``run``, ``list``, ``report``, ``gate``, ``baseline``.
+"""The ``harness`` command: ``run``, ``list``, ``report``, ``gate``, ``baseline``, ``advise``.
 
     harness run --matrix all            # every server x every suite and profile -> results/runs/<id>/
     harness run --matrix quick --publish --reference event
@@ -8,6 +8,8 @@
     harness gate --against origin/main --matrix ci --summary gate.md   # CI: base vs working tree, interleaved
     harness gate --baseline results/baseline.json [--run results/runs/<id>]
     harness baseline results/runs/<id> -o results/baseline.json
+    harness report --compare results/runs/<A> results/runs/<B>   # two runs side by side
+    harness advise --thread-safe no --concurrency 50 --app myapp:application   # docs/advisor.md
 
 Exit status: 0 the run completed (cells that failed are results, not
 errors), 2 bad input (an unknown matrix, a bad YAML key: the message names
@@ -80,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--candidate-set", action="append", default=[], metavar="[LABEL:]DIRECTIVE=VALUE",
                       help="testing the gate: an extra directive for the candidate's servers only (all, or the "
                       "one labelled), e.g. BenchCPUWorkMicroseconds=40 to inject a known regression (repeatable)")
+    from .advisor import add_arguments as advise_arguments
+
+    advise = sub.add_parser("advise", help="which MPM suits my workload? measured with my app (docs/advisor.md)",
+                            description="Measures the candidate MPMs with your app (or reads a run) and recommends "
+                            "one, with the evidence and a ready-to-use configuration (docs/advisor.md). Exit "
+                            "status: 0 advice given, 2 bad input, 130 interrupted.")
+    advise_arguments(advise)
     base = sub.add_parser("baseline", help="record a baseline for `harness gate --baseline` from a run")
     base.add_argument("run_dir", metavar="RUN_DIR")
     base.add_argument("-o", "--output", default="results/baseline.json", metavar="FILE",
@@ -208,6 +217,12 @@ def _cmd_gate(args) -> int:
         return 2
 
 
+def _cmd_advise(args) -> int:
+    from .advisor import command
+
+    return command(args)
+
+
 def _cmd_baseline(args) -> int:
     from .baseline import baseline_command
 
@@ -219,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "gate": _cmd_gate,
-                "baseline": _cmd_baseline}[args.command](args)
+                "baseline": _cmd_baseline, "advise": _cmd_advise}[args.command](args)
     except (MatrixError, ValueError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2

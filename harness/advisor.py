@@ -1,0 +1,609 @@
+"""``harness advise``: which MPM suits this workload?  Measure the candidates, apply the rules, print the config.
+
+    harness advise --thread-safe no --app myapp.wsgi:application --concurrency 20 --memory-budget 256
+    harness advise --thread-safe yes --keepalive-share 0.8 --concurrency 50
+    harness advise --workload workload.yaml --json
+    harness advise --workload workload.yaml --from-run results/runs/<id>   # no measuring: reuse a run
+    python -m harness.advisor ...                                          # the same, without the cli
+
+It reads the workload (flags, or a small YAML file with the same keys; flags
+win), builds a matrix of the candidate MPMs sized for that workload with the
+user's app (``--app module:callable``), runs it like ``harness run`` (a run
+folder under ``--results-dir``, so ``harness report`` works on it), turns the
+medians into :class:`~harness.advice_rules.Measurement` objects and lets
+:func:`~harness.advice_rules.recommend` decide.  The report shows the workload
+as understood, the recommendation, the rule that decided, the evidence, the
+alternatives and why not, warnings, and the config as our YAML and as httpd
+directives.  docs/advisor.md is the user's guide.
+
+Exit status: 0 advice given, 2 bad input (the message names the flag, or the
+file and key), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import re
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from tabulate import tabulate
+
+from .advice_rules import (MPMS, AdviceError, Measurement, Recommendation, Workload,
+                           projected_pss, recommend, size)
+from .matrix import Matrix, MatrixError, _suggest, parse_matrix
+
+__all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_from_args", "parse_memory",
+           "parse_thread_safe", "check_app", "candidates", "measure_set", "build_matrix", "measure", "mpm_of",
+           "processes_of", "measurements_from_run", "RunInfo", "render_text", "advice_json", "yaml_block",
+           "httpd_block"]
+
+#: the workload file's keys (dashes in a key are read as underscores) -> the flag that overrides it
+WORKLOAD_KEYS = {"thread_safe": "--thread-safe", "keepalive_share": "--keepalive-share",
+                 "slow_clients": "--slow-clients", "memory_budget": "--memory-budget",
+                 "concurrency": "--concurrency", "app": "--app", "cores": "--cores", "path": "--path"}
+#: prefork is measured with at most this many children (more are projected from it)
+PREFORK_MEASURE_MAX = 256
+DEFAULT_DURATION = 2.0
+_UNITS = {"": 1.0, "m": 1.0, "mb": 1.0, "mib": 1.0, "g": 1024.0, "gb": 1024.0, "gib": 1024.0, "k": 1 / 1024,
+          "kb": 1 / 1024, "kib": 1 / 1024}
+_APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+# -- reading the workload -------------------------------------------------------------------------
+
+
+def parse_memory(value: Any, where: str) -> float:
+    """MiB from a number (MiB) or text such as ``512``, ``512MiB``, ``2G``, ``1.5 GiB``."""
+    if isinstance(value, bool):
+        raise AdviceError(f"{where}: a memory budget in MiB (e.g. 512 or 2GiB), not {value!r}")
+    if isinstance(value, (int, float)):
+        mib = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise AdviceError(f"{where}: a memory budget in MiB (e.g. 512 or 2GiB), not {value!r}")
+        mib = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not mib > 0:
+        raise AdviceError(f"{where}: the memory budget must be > 0 MiB, not {value!r}")
+    return mib
+
+
+def parse_thread_safe(value: Any, where: str) -> str:
+    """``yes``, ``no`` or ``unknown`` from text or a YAML boolean (YAML reads an unquoted yes as true)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value).strip().lower()
+    text = {"true": "yes", "false": "no", "y": "yes", "n": "no"}.get(text, text)
+    if text not in ("yes", "no", "unknown"):
+        raise AdviceError(f"{where}: thread_safe must be yes, no or unknown, not {value!r}")
+    return text
+
+
+def check_app(spec: str, where: str) -> str:
+    """Check ``module:callable`` syntax and that the module can be found (without importing the app)."""
+    if not _APP_RE.match(spec):
+        raise AdviceError(f"{where}: the app must be module:callable (e.g. myproject.wsgi:application), "
+                          f"not {spec!r}")
+    module = spec.split(":", 1)[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise AdviceError(f"{where}: cannot find module {module!r} of app {spec!r} (is it on PYTHONPATH?)")
+    return spec
+
+
+def _typed(key: str, value: Any, where: str) -> Any:
+    """One workload value, converted and type-checked."""
+    if key == "thread_safe":
+        return parse_thread_safe(value, where)
+    if key == "memory_budget":
+        return None if value is None else parse_memory(value, where)
+    if key == "slow_clients":
+        if not isinstance(value, bool):
+            raise AdviceError(f"{where}: slow_clients must be true or false, not {value!r}")
+        return value
+    if key == "keepalive_share":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AdviceError(f"{where}: keepalive_share must be a number between 0 and 1, not {value!r}")
+        return float(value)
+    if key in ("concurrency", "cores"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AdviceError(f"{where}: {key} must be an integer, not {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise AdviceError(f"{where}: {key} must be a string, not {value!r}")
+    return check_app(value, where) if key == "app" and value else value
+
+
+def load_workload_file(path: str | Path) -> dict[str, Any]:
+    """The workload file's values (keys normalised, typed); errors name the file and the key."""
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise AdviceError(f"{p}: no such workload file") from None
+    except yaml.YAMLError as exc:
+        raise AdviceError(f"{p}: not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise AdviceError(f"{p}: a workload file is a YAML mapping of {', '.join(WORKLOAD_KEYS)}")
+    out: dict[str, Any] = {}
+    for raw, value in doc.items():
+        key = str(raw).replace("-", "_")
+        if key not in WORKLOAD_KEYS:
+            raise AdviceError(f"{p}: unknown key {raw!r}{_suggest(key, WORKLOAD_KEYS)}; "
+                              f"valid keys: {', '.join(WORKLOAD_KEYS)}")
+        out[key] = _typed(key, value, f"{p}: {key}")
+    return out
+
+
+def workload_from_args(args: argparse.Namespace) -> Workload:
+    """The workload from ``--workload FILE`` overridden by the flags given; validated (AdviceError)."""
+    values: dict[str, Any] = load_workload_file(args.workload) if args.workload else {}
+    source = args.workload or "command line"
+    for key, flag in WORKLOAD_KEYS.items():
+        given = getattr(args, key, None)
+        if given is not None:
+            values[key] = _typed(key, given, flag)
+    kwargs = {("memory_budget_mib" if k == "memory_budget" else k): v for k, v in values.items()}
+    return Workload(**kwargs, source=source)
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+
+def candidates(w: Workload) -> list[str]:
+    """The MPMs worth measuring: prefork alone for an app not known to be thread-safe, else all three."""
+    return list(MPMS) if w.threads_ok else ["prefork"]
+
+
+def measure_set(mpm: str, w: Workload) -> dict[str, Any]:
+    """The directives a candidate is measured with: its advised size, prefork with every child pre-forked."""
+    d = dict(size(mpm, w).directives)
+    if mpm == "prefork":
+        n = min(d["MaxRequestWorkers"], PREFORK_MEASURE_MAX)
+        d.update(ServerLimit=n, MaxRequestWorkers=n, StartServers=n, MinSpareServers=n, MaxSpareServers=n + 1)
+    return d
+
+
+def build_matrix(w: Workload, duration: float = DEFAULT_DURATION, trials: int = 1) -> Matrix:
+    """The relevant part of the matrix: the candidates with the user's app, closed-loop load, idle load."""
+    servers = [{"label": mpm, "server": mpm, "set": measure_set(mpm, w), "app": w.app} for mpm in candidates(w)]
+    profiles: dict[str, dict] = {
+        "load": {"driver": "loadgen", "mode": "closed", "connections": w.concurrency, "duration": duration,
+                 "path": w.path, "description": f"closed loop, {w.concurrency} keep-alive connections"}}
+    if w.idle_connections:
+        profiles["idle"] = {"driver": "idle", "connections": w.idle_connections, "duration": duration,
+                            "timeout": max(2.0, duration), "path": w.path,
+                            "description": f"{w.idle_connections} idle keep-alive connections"}
+    doc = {"description": "harness advise: the candidate MPMs sized for the workload", "trials": trials,
+           "warmup": 0.5, "quiet": {"seconds": 0.3}, "servers": servers, "suites": [], "profiles": profiles}
+    return parse_matrix(doc, source="advise", name="advise")
+
+
+def measure(w: Workload, *, duration: float, trials: int, results_dir: str, out: TextIO,
+            argv: list[str] | None = None):
+    """Run the advisor's matrix into a new run folder; the RunDocument (progress lines go to ``out``)."""
+    from .runner import run_matrix
+
+    run = run_matrix(build_matrix(w, duration, trials), results_dir=results_dir, out=out, argv=argv)
+    try:  # the tables, as `harness run` writes them (the report module may evolve separately)
+        from . import report
+
+        report.write_tables(run.doc, run.run_dir)
+    except Exception as exc:  # pragma: no cover - only when the report module itself fails
+        print(f"tables not written ({type(exc).__name__}: {exc}); `harness report {run.run_dir}` retries",
+              file=out)
+    return run
+
+
+# -- measurements from a run document -------------------------------------------------------------
+
+
+def mpm_of(server: str) -> str | None:
+    """The MPM a launcher name runs (``event``, ``apache-event`` -> event); None for other servers."""
+    name = server.removeprefix("apache-")
+    return name if name in MPMS else None
+
+
+def _pick_profiles(doc: dict) -> tuple[str | None, str | None, int | None]:
+    """(closed-loop profile, idle profile, its connections): the advisor's own, else the first of each kind."""
+    profiles = doc.get("matrix", {}).get("profiles", {})
+    closed = [n for n, p in profiles.items() if p.get("driver") == "loadgen" and p.get("mode", "closed") == "closed"]
+    idle = [n for n, p in profiles.items() if p.get("driver") == "idle"]
+    load = "load" if "load" in closed else ("hello-closed" if "hello-closed" in closed else next(iter(closed), None))
+    idle_name = "idle" if "idle" in idle else next(iter(idle), None)
+    conns = profiles[load].get("connections") if load else None
+    return load, idle_name, conns
+
+
+def processes_of(mpm: str, directives: dict, connections: int | None) -> int | None:
+    """Child processes a server ran with these directives under ``connections`` connections."""
+    from servers.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(mpm, overrides={"Listen": "127.0.0.1:0", **directives})
+    except ConfigError:
+        return None
+    conns = connections or cfg.MaxRequestWorkers
+    if mpm == "prefork":
+        return max(cfg.StartServers, min(cfg.MaxRequestWorkers, conns))
+    return min(cfg.daemons_limit, max(cfg.StartServers, math.ceil(min(conns, cfg.MaxRequestWorkers)
+                                                                   / cfg.ThreadsPerChild)))
+
+
+def _median(entry: dict | None, metric: str) -> float | None:
+    if not entry:
+        return None
+    return (entry.get("metrics", {}).get(metric) or {}).get("median")
+
+
+def _status(entry: dict | None) -> tuple[str, str]:
+    if not entry:
+        return "missing", "profile not in the run"
+    if entry.get("ok"):
+        return "ok", ""
+    statuses = entry.get("statuses", {})
+    status = max(statuses, key=statuses.get) if statuses else "missing"
+    flags = entry.get("flags", [])
+    reason = "; ".join(entry.get("reasons", [])) or (", ".join(flags) if flags else "")
+    return status, reason
+
+
+def _idle_answered(doc: dict, label: str, idle: str) -> float | None:
+    """Median answered fraction of the idle profile over every measured trial (idle cells stay ok when starved)."""
+    vals = sorted(c["metrics"]["answered_fraction"] for c in doc.get("cells", [])
+                  if c.get("kind") == "profile" and c.get("server") == label and c.get("profile") == idle
+                  and c.get("status") in ("ok", "invalid") and (c.get("metrics") or {}).get("answered_fraction")
+                  is not None)
+    return vals[len(vals) // 2] if vals else None
+
+
+def measurements_from_run(doc: dict) -> dict[str, Measurement]:
+    """One :class:`Measurement` per MPM server of a run document (medians over its ok trials)."""
+    from .results import summarize
+
+    summary = doc.get("summary") or summarize(doc)
+    load, idle, conns = _pick_profiles(doc)
+    idle_conns = doc["matrix"]["profiles"][idle].get("connections") if idle else None
+    out: dict[str, Measurement] = {}
+    for label, info in doc.get("servers", {}).items():
+        mpm = mpm_of(info.get("server", ""))
+        if mpm is None or not info.get("available", True):
+            continue
+        per = summary.get("profiles", {}).get(label, {})
+        le, ie = per.get(load) if load else None, per.get(idle) if idle else None
+        status, reason = _status(le)
+        out[label] = Measurement(
+            label=label, mpm=mpm, status=status, reason=reason, connections=conns,
+            processes=processes_of(mpm, info.get("set") or {}, conns),
+            rps=_median(le, "rps"), cpu_us_per_request=_median(le, "cpu_us_per_request"),
+            p99_ms=_median(le, "p99_ms"), pss_peak_mib=_median(le, "pss_peak_mib"),
+            rss_peak_mib=_median(le, "rss_peak_mib"),
+            idle_connections=idle_conns if ie else None,
+            idle_answered_fraction=_idle_answered(doc, label, idle) if ie else None,
+            pss_per_idle_conn_kib=_median(ie, "pss_per_idle_conn_kib"),
+            idle_pss_peak_mib=_median(ie, "pss_peak_mib"), idle_status=_status(ie)[0] if ie else "",
+            flags=tuple(sorted(set((le or {}).get("flags", [])) | set((ie or {}).get("flags", [])))),
+            trials=(le or {}).get("ok", 0), rps_spread=_spread(le, "rps"), noisy=bool((le or {}).get("noisy")))
+    return out
+
+
+def _spread(entry: dict | None, metric: str) -> float | None:
+    """(max - min) / median over two or more ok trials, else None."""
+    m = (entry or {}).get("metrics", {}).get(metric) or {}
+    if m.get("n", 0) < 2 or not m.get("median"):
+        return None
+    return (m["max"] - m["min"]) / m["median"]
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """Where the measurements came from."""
+
+    run_dir: str = ""
+    trials: int = 0
+    duration: float = 0.0
+    server_cpus: list[int] = field(default_factory=list)
+    measured_now: bool = False
+    status: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: dict, run_dir: str, measured_now: bool) -> "RunInfo":
+        """From a run document's matrix and environment."""
+        m = doc.get("matrix", {})
+        load, _, _ = _pick_profiles(doc)
+        duration = m.get("profiles", {}).get(load, {}).get("duration", 0.0) if load else 0.0
+        cpus = doc.get("environment", {}).get("pinning", {}).get("server_cpus", [])
+        return cls(run_dir, m.get("trials", 0), duration, list(cpus), measured_now, doc.get("status", ""))
+
+    def describe(self) -> str:
+        """One line: the run folder, trials, duration, pinning, and the caveat."""
+        pin = f", server pinned to CPU {','.join(map(str, self.server_cpus))}" if self.server_cpus else ""
+        how = "measured now" if self.measured_now else "from an existing run"
+        caveat = "; more trials (--trials 3 or more) give firmer numbers" if self.trials < 3 else ""
+        return (f"{how}: {self.run_dir} ({self.trials} trial{'s' if self.trials != 1 else ''} of "
+                f"{self.duration:g} s per profile{pin}){caveat}")
+
+
+def _config(rec: Recommendation):
+    """The sized directives as an effective ServerConfig (validated by the servers' own loader)."""
+    from servers.config import load_config
+
+    return load_config(rec.mpm, overrides={"Listen": "127.0.0.1:0", **rec.sizing.directives})
+
+
+def yaml_block(rec: Recommendation, w: Workload) -> str:
+    """Our YAML: a file for ``python -m servers MPM --config FILE``, the same mapping a matrix's ``set:``."""
+    head = [f"# mpm-harness: python -m servers {rec.mpm} --config advised.yaml"
+            + (f" --app {w.app}" if w.app else ""),
+            "# (the same mapping is a harness matrix server's `set:`)"]
+    body = yaml.safe_dump(dict(rec.sizing.directives), sort_keys=False, default_flow_style=False).rstrip()
+    return "\n".join(head) + "\n" + body + "\n"
+
+
+def httpd_block(rec: Recommendation) -> str:
+    """The equivalent httpd 2.4 directives: the MPM's LoadModule and ``<IfModule>``, core and mod_reqtimeout."""
+    from servers.external.apache import directives
+
+    values = dict(directives(_config(rec)))
+    names = list(rec.sizing.directives)
+    core = [n for n in names if n in ("KeepAliveTimeout",)]
+    reqtimeout = [n for n in names if n == "RequestReadTimeout"]
+    mpm_names = [n for n in names if n not in core and n not in reqtimeout]
+    lines = ["# httpd 2.4: load exactly one MPM module",
+             f"LoadModule mpm_{rec.mpm}_module modules/mod_mpm_{rec.mpm}.so",
+             f"<IfModule mpm_{rec.mpm}_module>"]
+    lines += [f"    {n} {values[n]}" for n in mpm_names]
+    lines.append("</IfModule>")
+    lines += [f"{n} {values[n]}" for n in core]
+    if reqtimeout:
+        lines += ["LoadModule reqtimeout_module modules/mod_reqtimeout.so", "<IfModule reqtimeout_module>",
+                  f"    RequestReadTimeout {values['RequestReadTimeout']}", "</IfModule>"]
+    if rec.mpm != "prefork":
+        lines += ["# sized for mpm-harness's Python MPMs (processes = cores, because of the GIL); httpd's C threads",
+                  "# have no GIL: keep MaxRequestWorkers, any ServerLimit x ThreadsPerChild split serves it"]
+    return "\n".join(lines) + "\n"
+
+
+def _table(rec: Recommendation, w: Workload, ms: dict[str, Measurement]) -> str:
+    rows = []
+    rejected = {a.mpm: a for a in rec.rejected}
+    seen = set()
+    for m in ms.values():
+        if m.label == rec.label and m.mpm == rec.mpm:
+            verdict = "RECOMMENDED"
+        elif m.mpm in seen:
+            verdict = f"not used (first {m.mpm} server is)"
+        else:
+            verdict = "not chosen"
+        seen.add(m.mpm)
+        idle = f"{m.idle_answered:.0f} of {m.idle_connections}" if m.idle_answered is not None else "-"
+        rows.append((m.label, m.mpm, verdict, _n(m.rps), _n(m.cpu_us_per_request), _n(m.p99_ms, 1),
+                     f"{_n(m.pss_mib, 1)} ({m.processes or '?'})",
+                     _n(projected_pss(m, size(m.mpm, w).processes)), idle, ("~0" if (m.pss_per_idle_conn_kib or 1) <= 0 else _n(m.pss_per_idle_conn_kib, 1)),
+                     m.status + (f" [{', '.join(m.flags)}]" if m.flags else "")))
+    for mpm in MPMS:
+        if mpm not in seen:
+            why = "excluded by rule" if mpm in rejected else "not measured"
+            rows.append((mpm, mpm, "RECOMMENDED" if mpm == rec.mpm else why, *["-"] * 7, "not measured"))
+    headers = ["server", "MPM", "verdict", "req/s", "CPU-us/req", "p99 ms", "PSS MiB (procs)",
+               "PSS at advised size", "idle answered", "KiB/idle conn", "status"]
+    return tabulate(rows, headers=headers, tablefmt="github")
+
+
+def _n(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def _workload_lines(w: Workload) -> list[str]:
+    ts = {"yes": "yes", "no": "no", "unknown": "unknown (treated as NOT thread-safe)"}[w.thread_safe]
+    budget = f"{w.memory_budget_mib:g} MiB of PSS" if w.memory_budget_mib is not None else "none given"
+    rows = [("app", w.app or "servers.apps:app (the built-in hello app)"), ("request path", w.path),
+            ("thread-safe", ts), ("concurrency", f"{w.concurrency} requests in flight at the peak"),
+            ("keep-alive share", f"{w.keepalive_share:g} -> {w.idle_connections} idle keep-alive connections "
+                                 f"held besides"),
+            ("slow/mobile clients", "yes" if w.slow_clients else "no"), ("memory budget", budget),
+            ("CPU cores", str(w.cores))]
+    return [f"  {k:<20} {v}" for k, v in rows]
+
+
+def _bullets(items, indent: str = "  - ") -> list[str]:
+    out = []
+    for item in items:
+        out += textwrap.wrap(item, width=110, initial_indent=indent, subsequent_indent=" " * len(indent))
+    return out
+
+
+def _pss_note(w: Workload, ms: dict[str, Measurement]) -> list[str]:
+    if w.memory_budget_mib is None:
+        return []
+    text = ("The budget is compared with PSS (proportional set size: each shared page is divided among the "
+            "processes sharing it), not summed RSS, which counts a prefork child's shared pages (interpreter, "
+            "app code) once per child.")
+    pre = next((m for m in ms.values() if m.mpm == "prefork" and m.rss_peak_mib and m.pss_peak_mib), None)
+    if pre is not None:
+        text += f" Measured on {pre.label}: summed RSS {pre.rss_peak_mib:,.0f} MiB, PSS {pre.pss_peak_mib:,.0f} MiB."
+    return ["", *_bullets([text], "  ")]
+
+
+def render_text(w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo | None) -> str:
+    """The readable report: workload, recommendation, rule, evidence, alternatives, warnings, config."""
+    lines = ["Workload, as understood", *_workload_lines(w), "",
+             f"Recommendation: {rec.mpm.upper()}  ({_summary(rec)})", "",
+             f"Decided by rule `{rec.rule}`:", *_bullets([rec.decision]), *_bullets([rec.rule_text], "    "), "",
+             "Evidence" + (f" ({info.describe()})" if info else " (nothing measured)")]
+    lines += _bullets(rec.evidence)
+    if ms:
+        lines += ["", _table(rec, w, ms)]
+    lines += _pss_note(w, ms)
+    lines += ["", "Alternatives, and why not", *_bullets([f"{a.mpm}: {a.why}" for a in rec.rejected])]
+    if rec.warnings:
+        lines += ["", "Warnings", *_bullets(rec.warnings)]
+    lines += ["", "How the size was derived", *_bullets(rec.sizing.notes)]
+    lines += ["", "Configuration: mpm-harness YAML", _indent(yaml_block(rec, w)),
+              "Configuration: httpd", _indent(httpd_block(rec))]
+    return "\n".join(lines)
+
+
+def _summary(rec: Recommendation) -> str:
+    d = rec.sizing.directives
+    keys = [k for k in ("ServerLimit", "ThreadsPerChild", "MaxRequestWorkers", "AsyncRequestWorkerFactor") if k in d]
+    return ", ".join(f"{k} {d[k]:g}" if isinstance(d[k], float) else f"{k} {d[k]}" for k in keys)
+
+
+def _indent(text: str) -> str:
+    return textwrap.indent(text, "    ")
+
+
+def advice_json(w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo | None) -> dict:
+    """The same as :func:`render_text`, machine-readable."""
+    return {"workload": w.to_dict(), "recommendation": rec.to_dict(),
+            "measurements": {k: m.to_dict() for k, m in ms.items()},
+            "run": None if info is None else vars(info),
+            "config": {"yaml": yaml_block(rec, w), "httpd": httpd_block(rec)}}
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _share(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number between 0 and 1, not {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return v
+
+
+def _duration(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seconds, not {text!r}") from None
+    if not 0 < v <= 600:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= 600 seconds, not {text}")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``harness advise`` options (every workload flag overrides the --workload file's key)."""
+    w = parser.add_argument_group("the workload (flags override --workload FILE)")
+    w.add_argument("--workload", metavar="FILE.yaml", help=f"a YAML file with the keys {', '.join(WORKLOAD_KEYS)}")
+    w.add_argument("--thread-safe", dest="thread_safe", choices=("yes", "no", "unknown"),
+                   help="is the app (and every library it uses) thread-safe? unknown is treated as no "
+                   "(default: unknown)")
+    w.add_argument("--keepalive-share", dest="keepalive_share", type=_share, metavar="0..1",
+                   help="share of clients that keep an idle keep-alive connection open: share x concurrency idle "
+                   "connections are held besides the active ones (default: 0)")
+    w.add_argument("--slow-clients", dest="slow_clients", action=argparse.BooleanOptionalAction, default=None,
+                   help="slow or mobile clients (slow request senders, lossy links)")
+    w.add_argument("--memory-budget", dest="memory_budget", metavar="MiB",
+                   help="memory for the whole server, as PSS: 512, 512MiB, 2GiB (default: none)")
+    w.add_argument("--concurrency", type=_positive_int, metavar="N",
+                   help="requests in flight at the peak (default: 50)")
+    w.add_argument("--app", metavar="MODULE:CALLABLE", help="your WSGI app (default: the built-in hello app)")
+    w.add_argument("--path", metavar="/PATH", help="the request path the load uses (default: /)")
+    w.add_argument("--cores", type=_positive_int, metavar="N",
+                   help="CPU cores of the production machine, for sizing (default: this machine's)")
+    m = parser.add_argument_group("measuring")
+    m.add_argument("--from-run", metavar="RUN_DIR", help="use this run's measurements instead of measuring")
+    m.add_argument("--duration", type=_duration, default=DEFAULT_DURATION, metavar="SECONDS",
+                   help=f"seconds per load profile (default: {DEFAULT_DURATION:g})")
+    m.add_argument("--trials", type=_positive_int, default=1, metavar="N",
+                   help="measured trials per server and profile (default: 1; 3 or more give firmer numbers)")
+    m.add_argument("--results-dir", default="results/runs", metavar="DIR",
+                   help="where the run folder is created (default: results/runs)")
+    parser.add_argument("--json", action="store_true", help="print the advice as JSON")
+
+
+def _advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    w = workload_from_args(args)
+    if args.from_run:
+        from .results import load_run
+
+        doc = load_run(args.from_run)
+        ms = measurements_from_run(doc)
+        info = RunInfo.from_doc(doc, str(args.from_run), measured_now=False)
+        rec = recommend(w, ms)
+        if w.app:
+            rec = _with_warning(rec, f"--app {w.app} not measured: the measurements come from {args.from_run}")
+    else:
+        run = measure(w, duration=args.duration, trials=args.trials, results_dir=args.results_dir, out=err,
+                      argv=sys.argv)
+        if run.doc["status"] == "interrupted":
+            print("harness advise: interrupted; the partial run is kept in " + str(run.run_dir), file=err)
+            return 130
+        ms = measurements_from_run(run.doc)
+        info = RunInfo.from_doc(run.doc, str(run.run_dir), measured_now=True)
+        rec = recommend(w, ms)
+        _save(run.run_dir, w, rec, ms, info)
+    if args.json:
+        print(json.dumps(advice_json(w, rec, ms, info), indent=1, default=str), file=out)
+    else:
+        print(render_text(w, rec, ms, info), file=out)
+    return 0
+
+
+def _with_warning(rec: Recommendation, text: str) -> Recommendation:
+    from dataclasses import replace
+
+    return replace(rec, warnings=rec.warnings + (text,))
+
+
+def _save(run_dir: Path, w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo) -> None:
+    """Keep the advice beside the measurements: advice.json and advice.txt in the run folder."""
+    from .results import write_json_atomic
+
+    write_json_atomic(Path(run_dir) / "advice.json", advice_json(w, rec, ms, info))
+    (Path(run_dir) / "advice.txt").write_text(render_text(w, rec, ms, info) + "\n")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run ``harness advise`` with parsed ``args``: 0 advice given, 2 bad input, 130 interrupted."""
+    try:
+        return _advise(args, sys.stdout, sys.stderr)
+    except (AdviceError, MatrixError, ValueError) as exc:
+        print(f"harness advise: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness advise: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.advisor``: the same as ``harness advise``."""
+    parser = argparse.ArgumentParser(prog="harness advise", description="Which MPM suits this workload? "
+                                     "Measures the candidates with your app and recommends one, with the evidence "
+                                     "and a ready-to-use configuration (docs/advisor.md).")
+    add_arguments(parser)
+    return command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,603 @@
+"""The MPM advisor: every rule on synthetic measurements, sizing, workload input, run documents, output, CLI.
+
+Everything but the last test runs without a server: measurements are synthetic
+(figures of the order this machine measures: hello ~5-10k req/s, a prefork
+child ~3 MiB PSS, worker/event ~25 MiB for two processes). The last test runs
+the advisor once, briefly, on a tiny prefork and checks what it wrote, not a
+timing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import advisor as adv
+from harness.advice_rules import (IDLE_ANSWERED_MIN, KEEPALIVE_MANY, RULES, SHORT_KEEPALIVE, SLOW_CLIENT_RRT, TIE,
+                                  AdviceError, Measurement, Workload, event_factor, projected_pss, recommend,
+                                  size, throughput_band)
+from harness.results import SCHEMA, SCHEMA_VERSION, write_json_atomic
+from servers.config import load_config
+
+# -- synthetic measurements -------------------------------------------------------------------------
+
+
+def prefork(rps=5000.0, pss=150.0, processes=50, **kw) -> Measurement:
+    return Measurement("prefork", "prefork", processes=processes, connections=50, rps=rps, cpu_us_per_request=160,
+                       p99_ms=40, pss_peak_mib=pss, rss_peak_mib=pss * 6, **kw)
+
+
+def worker(rps=9000.0, pss=26.0, cpu=70.0, **kw) -> Measurement:
+    return Measurement("worker", "worker", processes=2, connections=50, rps=rps, cpu_us_per_request=cpu,
+                       p99_ms=25, pss_peak_mib=pss, **kw)
+
+
+def event(rps=7000.0, pss=25.0, cpu=120.0, **kw) -> Measurement:
+    return Measurement("event", "event", processes=2, connections=50, rps=rps, cpu_us_per_request=cpu,
+                       p99_ms=24, pss_peak_mib=pss, **kw)
+
+
+def idle(n: int, fraction: float = 1.0, kib: float = 2.0) -> dict:
+    return {"idle_connections": n, "idle_answered_fraction": fraction, "pss_per_idle_conn_kib": kib}
+
+
+def all3(**over) -> dict[str, Measurement]:
+    ms = {"prefork": prefork(), "worker": worker(), "event": event()}
+    ms.update(over)
+    return ms
+
+
+def rejected(rec) -> dict[str, str]:
+    return {a.mpm: a.why for a in rec.rejected}
+
+
+# -- rule 1: thread-unsafe ----------------------------------------------------------------------------
+
+
+def test_a_non_thread_safe_app_gets_prefork_even_when_threads_measure_faster():
+    w = Workload(thread_safe="no", concurrency=20)
+    rec = recommend(w, all3(prefork=prefork(rps=2000, pss=60, processes=20)))
+    assert (rec.mpm, rec.rule) == ("prefork", "thread-unsafe")
+    assert set(rejected(rec)) == {"worker", "event"}
+    assert all("threads" in why for why in rejected(rec).values())
+    assert rec.sizing.directives["MaxRequestWorkers"] == 20
+    assert any("2,000 req/s" in e for e in rec.evidence)
+
+
+def test_unknown_thread_safety_is_treated_as_unsafe_and_said_so():
+    rec = recommend(Workload(thread_safe="unknown", concurrency=10), all3())
+    assert rec.rule == "thread-unsafe" and rec.mpm == "prefork"
+    assert any("treated as NOT thread-safe" in x for x in rec.warnings)
+    assert not any("treated as NOT" in x for x in recommend(Workload(thread_safe="no"), all3()).warnings)
+
+
+def test_prefork_within_the_memory_budget_keeps_its_size():
+    w = Workload(thread_safe="no", concurrency=20, memory_budget_mib=100)
+    rec = recommend(w, {"prefork": prefork(pss=63, processes=20)})
+    assert rec.sizing.workers == 20
+    assert any("fits the 100 MiB budget" in e for e in rec.evidence)
+    assert not any(x.startswith("memory:") for x in rec.warnings)
+
+
+def test_prefork_over_the_budget_is_sized_down_and_the_shortfall_named():
+    # 20 children + parent measured at 63 MiB: 3 MiB per process; a 48 MiB budget holds 16 processes = 15 children
+    w = Workload(thread_safe="no", concurrency=20, memory_budget_mib=48)
+    rec = recommend(w, {"prefork": prefork(pss=63, processes=20)})
+    assert rec.mpm == "prefork"
+    assert rec.sizing.directives["MaxRequestWorkers"] == 15 and rec.sizing.directives["ServerLimit"] == 15
+    memory = next(x for x in rec.warnings if x.startswith("memory:"))
+    assert "~63 MiB" in memory and "48 MiB" in memory and "short by 15 MiB" in memory
+    assert "MaxRequestWorkers 15" in memory
+    assert "sized down to 15" in rec.decision
+
+
+def test_a_budget_below_one_child_says_so():
+    rec = recommend(Workload(thread_safe="no", concurrency=10, memory_budget_mib=5),
+                    {"prefork": prefork(pss=33, processes=10)})
+    assert rec.sizing.workers == 1
+    assert any("even one prefork child" in x for x in rec.warnings)
+    ok = recommend(Workload(thread_safe="no", concurrency=10, memory_budget_mib=20),
+                   {"prefork": prefork(pss=33, processes=10)})
+    assert not any("even one prefork child" in x for x in ok.warnings)
+
+
+def test_prefork_memory_is_projected_from_the_measured_size():
+    # measured with 10 children at 33 MiB (3 MiB each incl. the parent); the workload needs 30 children
+    w = Workload(thread_safe="no", concurrency=30, memory_budget_mib=60)
+    rec = recommend(w, {"prefork": prefork(pss=33, processes=10)})
+    assert projected_pss(prefork(pss=33, processes=10), 30) == pytest.approx(93)
+    assert rec.sizing.directives["MaxRequestWorkers"] == 19  # floor(60 / 3) - 1
+
+
+def test_prefork_not_measured_leaves_the_budget_unchecked_with_a_warning():
+    rec = recommend(Workload(thread_safe="no", memory_budget_mib=64), {})
+    assert rec.mpm == "prefork" and rec.rule == "thread-unsafe"
+    assert any("not measured validly" in x for x in rec.warnings)
+    assert any("budget is unchecked" in x for x in rec.warnings)
+
+
+def test_prefork_with_idle_and_slow_clients_warns_and_shortens_the_timeouts():
+    w = Workload(thread_safe="no", concurrency=20, keepalive_share=0.5, slow_clients=True)
+    rec = recommend(w, {"prefork": prefork(processes=30, **idle(10))})
+    d = rec.sizing.directives
+    assert d["MaxRequestWorkers"] == 30  # 20 active + 10 idle, one child each
+    assert d["KeepAliveTimeout"] == SHORT_KEEPALIVE and d["RequestReadTimeout"] == SLOW_CLIENT_RRT
+    assert any("pins a prefork child" in x for x in rec.warnings)
+    assert any("buffering reverse proxy" in x for x in rec.warnings)
+
+
+# -- rule 2: waiting-clients --------------------------------------------------------------------------
+
+
+def test_many_idle_keepalive_clients_get_event_and_the_others_are_rejected_for_pinning():
+    w = Workload(thread_safe="yes", concurrency=50, keepalive_share=0.8)
+    ms = all3(prefork=prefork(pss=280, processes=90, **idle(40, kib=60)), worker=worker(**idle(40, kib=14)),
+              event=event(**idle(40, kib=3)))
+    rec = recommend(w, ms)
+    assert (rec.mpm, rec.rule) == ("event", "waiting-clients")
+    assert "pins a child process" in rejected(rec)["prefork"] and "pins a worker thread" in rejected(rec)["worker"]
+    assert "MaxRequestWorkers 90" in rejected(rec)["prefork"]
+    assert any("answered 40 of 40 idle" in e and "3.0 KiB" in e for e in rec.evidence)
+    assert "KeepAliveTimeout" not in rec.sizing.directives  # parking is cheap: httpd's 5 s stays
+
+
+def test_slow_clients_alone_get_event_with_request_read_timeouts():
+    rec = recommend(Workload(thread_safe="yes", slow_clients=True), all3())
+    assert (rec.mpm, rec.rule) == ("event", "waiting-clients")
+    assert rec.sizing.directives["RequestReadTimeout"] == SLOW_CLIENT_RRT
+    assert rec.sizing.directives["KeepAliveTimeout"] == SHORT_KEEPALIVE
+
+
+def test_a_share_below_the_threshold_is_not_rule_two():
+    w = Workload(thread_safe="yes", concurrency=100, keepalive_share=KEEPALIVE_MANY - 0.01)
+    rec = recommend(w, all3(event=event(rps=9500), **{}))
+    assert rec.rule == "best-fit"
+
+
+def test_event_that_cannot_answer_the_idle_load_falls_through_to_best_fit():
+    w = Workload(thread_safe="yes", concurrency=50, keepalive_share=1.0)
+    ms = all3(prefork=prefork(processes=100, **idle(50)), worker=worker(**idle(50)),
+              event=event(rps=20000, **idle(50, fraction=0.8)))
+    rec = recommend(w, ms)
+    assert rec.rule == "best-fit" and rec.mpm == "worker"
+    assert "answered 40 of 50" in rejected(rec)["event"]
+    assert any("rule waiting-clients would choose event" in e for e in rec.evidence)
+
+
+def test_idle_answers_count_against_the_workloads_need_not_the_runs():
+    # a run that opened 200 idle connections: event answered 160, which is plenty for 25
+    m = event(**idle(200, fraction=0.8))
+    assert m.holds_idle(25) is True and m.holds_idle(200) is False
+    assert m.holds_idle(160) is True and m.holds_idle(170) is False
+    assert event().holds_idle(10) is None
+    assert IDLE_ANSWERED_MIN < 1
+
+
+def test_invalid_or_over_budget_event_falls_through():
+    w = Workload(thread_safe="yes", keepalive_share=0.6)
+    rec = recommend(w, all3(event=event(status="invalid", reason="starved")))
+    assert rec.rule == "best-fit" and "invalid" in rejected(rec)["event"]
+    tight = Workload(thread_safe="yes", keepalive_share=0.6, memory_budget_mib=20)
+    rec = recommend(tight, all3(worker=worker(pss=18), event=event(pss=25)))
+    assert rec.mpm == "worker" and "over the 20 MiB budget" in rejected(rec)["event"]
+
+
+def test_event_not_measured_is_chosen_on_the_rule_alone():
+    rec = recommend(Workload(thread_safe="yes", keepalive_share=0.9), {"worker": worker()})
+    assert (rec.mpm, rec.rule) == ("event", "waiting-clients")
+    assert any("chosen on the rule alone" in x for x in rec.warnings)
+
+
+# -- rule 3: best-fit, and its tie-breaks -------------------------------------------------------------
+
+
+def test_best_fit_takes_the_highest_throughput_when_it_is_clear():
+    rec = recommend(Workload(thread_safe="yes"), all3())
+    assert (rec.mpm, rec.rule) == ("worker", "best-fit")
+    assert "decided by throughput" in rec.decision
+    assert "-22 %" in rejected(rec)["event"]
+
+
+def test_throughput_within_five_percent_goes_to_lower_memory():
+    rec = recommend(Workload(thread_safe="yes"), all3(worker=worker(rps=7100, pss=30), event=event(rps=7000)))
+    assert rec.mpm == "event" and "memory" in rec.decision
+    assert "~30 MiB PSS against ~25" in rejected(rec)["worker"]
+
+
+def test_throughput_and_memory_tied_go_to_lower_cpu_then_the_simpler_model():
+    rec = recommend(Workload(thread_safe="yes"), all3(worker=worker(rps=7000, cpu=130), event=event(cpu=100)))
+    assert rec.mpm == "event" and "CPU per request" in rec.decision
+    rec = recommend(Workload(thread_safe="yes"), all3(worker=worker(rps=7000, pss=25.5, cpu=121), event=event()))
+    assert rec.mpm == "worker" and "simpler model" in rec.decision
+    assert "simpler model" in rejected(rec)["event"]
+
+
+def test_a_noisy_single_trial_widens_the_throughput_tie():
+    w = Workload(thread_safe="yes", concurrency=32, memory_budget_mib=64)
+    figures = dict(worker=worker(rps=187, pss=23.6, cpu=2620), event=event(rps=207, pss=24.6, cpu=2658))
+    clean = recommend(w, {k: v for k, v in figures.items()})
+    assert clean.mpm == "event" and "decided by throughput" in clean.decision
+    noisy = {k: replace(v, noisy=True) for k, v in figures.items()}
+    rec = recommend(w, noisy)
+    assert rec.mpm == "worker" and "simpler model (throughput within 15 %" in rec.decision
+    assert any("within 15 % instead of 5 %" in x and "noisy" in x for x in rec.warnings)
+    assert "a tie" in rejected(rec)["event"]
+    three = {k: replace(v, noisy=True, trials=3) for k, v in figures.items()}
+    assert recommend(w, three).mpm == "event"  # three noisy trials with no spread: the 5 % band again
+
+
+def test_the_trials_spread_widens_the_throughput_tie():
+    fits = {"worker": worker(rps=7000, pss=30, rps_spread=0.2), "event": event(rps=8000)}
+    assert throughput_band(fits)[0] == pytest.approx(0.2)
+    assert throughput_band({"event": event()}) == (TIE, "")
+    rec = recommend(Workload(thread_safe="yes"), all3(**fits))
+    assert rec.mpm == "event" and "memory (throughput within 20 %)" in rec.decision
+
+
+def test_the_fastest_candidate_over_the_budget_is_not_chosen():
+    w = Workload(thread_safe="yes", concurrency=32, memory_budget_mib=64)
+    rec = recommend(w, all3(prefork=prefork(rps=12000, pss=100, processes=32)))
+    assert rec.mpm == "worker"
+    assert "over the 64 MiB budget by 36 MiB" in rejected(rec)["prefork"]
+
+
+def test_candidates_that_failed_or_starved_idle_clients_are_screened_out():
+    w = Workload(thread_safe="yes", concurrency=40, keepalive_share=0.25)
+    ms = all3(prefork=prefork(rps=20000, processes=50, **idle(10)), worker=worker(**idle(10, fraction=0.5)),
+              event=event(status="failed", reason="server exited (status -9) during load"))
+    rec = recommend(w, ms)
+    assert rec.mpm == "prefork" and rec.rule == "best-fit"
+    assert "answered 5 of 10" in rejected(rec)["worker"]
+    assert "server exited" in rejected(rec)["event"]
+    assert any("pins a prefork child" in x for x in rec.warnings)
+
+
+# -- rules 4 and 5 ------------------------------------------------------------------------------------
+
+
+def test_nothing_fits_the_budget_takes_the_least_memory_and_names_the_shortfall():
+    w = Workload(thread_safe="yes", memory_budget_mib=10)
+    rec = recommend(w, all3())
+    assert (rec.mpm, rec.rule) == ("event", "nothing-fits")
+    assert "over the 10 MiB budget by 15 MiB" in rec.decision
+    assert any("short by 15 MiB" in x for x in rec.warnings)
+
+
+def test_nothing_fits_with_prefork_least_sizes_prefork_down():
+    w = Workload(thread_safe="yes", concurrency=10, memory_budget_mib=20)
+    rec = recommend(w, {"prefork": prefork(pss=22, processes=10), "worker": worker(pss=40)})
+    assert (rec.mpm, rec.rule) == ("prefork", "nothing-fits")
+    assert rec.sizing.directives["MaxRequestWorkers"] == 9  # 2 MiB per process: 10 processes incl. the parent
+
+
+def test_no_measurements_fall_back_to_httpds_default_and_say_so():
+    rec = recommend(Workload(thread_safe="yes"), {})
+    assert (rec.mpm, rec.rule) == ("event", "no-measurements")
+    assert any("rests on httpd's default" in x for x in rec.warnings)
+    # event ruled out by its own measurement, nothing else usable: worker, with that said
+    w = Workload(thread_safe="yes", keepalive_share=0.6)
+    rec = recommend(w, {"event": event(status="invalid", reason="errors"),
+                        "worker": worker(status="failed", reason="hung")})
+    assert (rec.mpm, rec.rule) == ("worker", "no-measurements")
+    assert any("worker's own measurement was not usable" in x for x in rec.warnings)
+
+
+def test_every_rule_is_documented_and_reachable():
+    reached = {
+        recommend(Workload(thread_safe="no"), {}).rule,
+        recommend(Workload(thread_safe="yes", keepalive_share=1.0), all3()).rule,
+        recommend(Workload(thread_safe="yes"), all3()).rule,
+        recommend(Workload(thread_safe="yes", memory_budget_mib=1), all3()).rule,
+        recommend(Workload(thread_safe="yes"), {}).rule,
+    }
+    assert reached == set(RULES)
+    text = Path(__file__).resolve().parent.parent.joinpath("docs/advisor.md").read_text()
+    assert all(f"`{rule}`" in text for rule in RULES)
+
+
+# -- the acceptance: three contrasting workloads ------------------------------------------------------
+
+
+def test_three_contrasting_workloads_get_three_different_justified_mpms():
+    unsafe = Workload(thread_safe="no", concurrency=20, memory_budget_mib=256,
+                      app="servers.apps.workloads:legacy_app")
+    idle_many = Workload(thread_safe="yes", concurrency=50, keepalive_share=1.0)
+    cpu_tight = Workload(thread_safe="yes", concurrency=32, memory_budget_mib=64,
+                         app="servers.apps.workloads:cpu_app")
+    recs = [
+        recommend(unsafe, {"prefork": prefork(rps=2000, pss=68, processes=20)}),
+        recommend(idle_many, all3(prefork=prefork(pss=300, processes=100, **idle(50, kib=60)),
+                                  worker=worker(**idle(50, kib=14)), event=event(**idle(50, kib=3)))),
+        recommend(cpu_tight, all3(prefork=prefork(rps=450, pss=98, processes=32), worker=worker(rps=440, pss=22),
+                                  event=event(rps=400, pss=25))),
+    ]
+    assert [r.mpm for r in recs] == ["prefork", "event", "worker"]
+    assert [r.rule for r in recs] == ["thread-unsafe", "waiting-clients", "best-fit"]
+    assert all(r.evidence and r.rejected for r in recs)
+
+
+# -- sizing -------------------------------------------------------------------------------------------
+
+WORKLOADS = [
+    Workload(thread_safe="yes", concurrency=1, cores=1),
+    Workload(thread_safe="yes", concurrency=50, keepalive_share=0.8, cores=2),
+    Workload(thread_safe="yes", concurrency=300, keepalive_share=1.0, slow_clients=True, cores=4),
+    Workload(thread_safe="yes", concurrency=7, keepalive_share=0.3, cores=3),
+]
+
+
+@pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: f"c{w.concurrency}-s{w.keepalive_share}-n{w.cores}")
+@pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
+def test_sized_directives_load_without_any_clamp(mpm, w):
+    s = size(mpm, w)
+    cfg = load_config(mpm, overrides={"Listen": "127.0.0.1:0", **s.directives})
+    assert cfg.notes == ()  # nothing adjusted: what we print is what runs
+    assert cfg.MaxRequestWorkers == s.workers >= w.concurrency
+    if mpm in ("prefork", "worker"):  # every idle keep-alive connection holds a process or thread
+        assert s.workers >= w.concurrency + w.idle_connections
+    if mpm != "prefork":
+        assert cfg.ServerLimit == w.cores == s.processes
+
+
+@pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: f"c{w.concurrency}-s{w.keepalive_share}-n{w.cores}")
+def test_event_accepts_every_active_and_idle_connection(w):
+    s = size("event", w)
+    tpc, procs, f = s.directives["ThreadsPerChild"], s.processes, s.directives["AsyncRequestWorkerFactor"]
+    a, k = math.ceil(w.concurrency / procs), math.ceil(w.idle_connections / procs)
+    assert tpc > a  # an idle worker is left for the listener to accept with
+    assert k + a < tpc + (tpc - a) * f  # the child still accepts with its share open
+    assert f >= 2
+
+
+def test_event_factor_grows_with_idle_connections():
+    assert event_factor(50, 0, 2, 32) == 2.0
+    assert event_factor(50, 1000, 2, 32) > event_factor(50, 100, 2, 32) > 2.0
+
+
+def test_threads_beyond_thread_limit_raise_thread_limit():
+    s = size("worker", Workload(thread_safe="yes", concurrency=300, cores=2))
+    assert s.directives["ThreadLimit"] == s.directives["ThreadsPerChild"] == 150
+
+
+# -- the workload: flags, file, validation ------------------------------------------------------------
+
+
+def parse(argv: list[str]):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    adv.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_workload_validation_names_the_field():
+    with pytest.raises(AdviceError, match="keepalive_share"):
+        Workload(keepalive_share=1.5)
+    with pytest.raises(AdviceError, match="concurrency"):
+        Workload(concurrency=0)
+    with pytest.raises(AdviceError, match="thread_safe"):
+        Workload(thread_safe="maybe")
+
+
+def test_workload_file_with_flags_overriding(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("thread-safe: yes\nkeepalive_share: 0.5\nmemory_budget: 1GiB\nconcurrency: 40\nslow_clients: true\n")
+    w = adv.workload_from_args(parse(["--workload", str(f), "--concurrency", "10", "--no-slow-clients"]))
+    assert (w.thread_safe, w.keepalive_share, w.memory_budget_mib, w.concurrency, w.slow_clients) == \
+        ("yes", 0.5, 1024.0, 10, False)
+
+
+def test_a_bad_key_in_the_workload_file_names_the_key_and_the_file(tmp_path, capsys):
+    f = tmp_path / "w.yaml"
+    f.write_text("thread_safe: no\nkeepalive_shar: 0.5\n")
+    assert adv.main(["--workload", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert str(f) in err and "'keepalive_shar'" in err and "did you mean 'keepalive_share'" in err
+
+
+@pytest.mark.parametrize("content, words", [
+    ("concurrency: many\n", "concurrency must be an integer"),
+    ("memory_budget: lots\n", "memory budget in MiB"),
+    ("keepalive_share: 3\n", "between 0 and 1"),
+    ("- a list\n", "YAML mapping"),
+    ("app: not-an-app\n", "module:callable"),
+])
+def test_bad_workload_values_are_refused(tmp_path, capsys, content, words):
+    f = tmp_path / "w.yaml"
+    f.write_text(content)
+    assert adv.main(["--workload", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(f) in err
+
+
+def test_bad_flags_exit_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        adv.main(["--keepalive-share", "1.5"])
+    assert exc.value.code == 2
+    assert adv.main(["--app", "nosuchmodule_xyz:app"]) == 2
+    assert "cannot find module 'nosuchmodule_xyz'" in capsys.readouterr().err
+    assert adv.main(["--memory-budget", "0"]) == 2
+    assert adv.main(["--from-run", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_memory_units():
+    assert adv.parse_memory("512", "x") == 512 and adv.parse_memory("2GiB", "x") == 2048
+    assert adv.parse_memory("1.5 G", "x") == 1536 and adv.parse_memory(256, "x") == 256
+    with pytest.raises(AdviceError):
+        adv.parse_memory("12 parsecs", "x")
+
+
+# -- the measuring matrix -----------------------------------------------------------------------------
+
+
+def test_a_non_thread_safe_app_is_measured_on_prefork_alone():
+    m = adv.build_matrix(Workload(thread_safe="no", concurrency=20, app="servers.apps.workloads:legacy_app"))
+    assert [s.server for s in m.servers] == ["prefork"]
+    assert m.servers[0].app == "servers.apps.workloads:legacy_app"
+    assert m.servers[0].set["StartServers"] == m.servers[0].set["MaxRequestWorkers"] == 20  # all pre-forked
+    assert [p.name for p in m.profiles] == ["load"] and m.suites == ()
+
+
+def test_a_thread_safe_app_is_measured_on_all_three_with_an_idle_profile():
+    w = Workload(thread_safe="yes", concurrency=40, keepalive_share=0.5)
+    m = adv.build_matrix(w, duration=1.5, trials=2)
+    assert [s.server for s in m.servers] == ["prefork", "worker", "event"]
+    load, idle_p = m.profiles
+    assert (load.get("connections"), load.get("mode"), load.duration) == (40, "closed", 1.5)
+    assert (idle_p.driver, idle_p.get("connections")) == ("idle", 20)
+    assert m.trials == 2
+    assert m.servers[2].set == size("event", w).directives
+
+
+# -- measurements from a run document -----------------------------------------------------------------
+
+
+def _cell(server, profile, driver, **metrics):
+    return {"kind": "profile", "server": server, "profile": profile, "driver": driver, "trial": 1,
+            "status": metrics.pop("status", "ok"), "reason": "", "flags": metrics.pop("flags", []),
+            "metrics": metrics}
+
+
+def synthetic_run(tmp_path: Path) -> Path:
+    servers = {
+        "prefork": {"server": "prefork", "set": {"StartServers": 20, "MinSpareServers": 20,
+                                                 "MaxRequestWorkers": 20, "ServerLimit": 20}, "available": True},
+        "worker": {"server": "worker", "set": {"ServerLimit": 2, "StartServers": 2, "ThreadsPerChild": 25,
+                                               "MaxRequestWorkers": 50}, "available": True},
+        "apache-event": {"server": "apache-event", "set": {}, "available": True},
+        "gunicorn-sync": {"server": "gunicorn-sync", "set": {}, "available": True},
+    }
+    cells = [
+        _cell("prefork", "load", "loadgen", rps=2000.0, cpu_us_per_request=230.0, p99_ms=27.0, pss_peak_mib=68.0,
+              rss_peak_mib=380.0, answered_fraction=1.0),
+        _cell("prefork", "idle", "idle", pss_peak_mib=70.0, pss_per_idle_conn_kib=60.0, answered_fraction=0.5,
+              flags=["starved"]),
+        _cell("worker", "load", "loadgen", status="invalid", flags=["non_2xx"], rps=9000.0),
+        _cell("worker", "idle", "idle", pss_peak_mib=26.0, answered_fraction=1.0),
+        _cell("apache-event", "load", "loadgen", rps=6500.0, pss_peak_mib=6.0),
+        _cell("gunicorn-sync", "load", "loadgen", rps=1400.0),
+    ]
+    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "synthetic", "status": "complete",
+           "matrix": {"trials": 1, "profiles": {"load": {"driver": "loadgen", "mode": "closed", "connections": 20,
+                                                         "duration": 2},
+                                                "idle": {"driver": "idle", "connections": 10, "duration": 2}}},
+           "environment": {"pinning": {"server_cpus": [0]}}, "servers": servers, "cells": cells, "summary": {}}
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json_atomic(run / "run.json", doc)
+    return run
+
+
+def test_measurements_from_a_run_document(tmp_path):
+    from harness.results import load_run
+
+    ms = adv.measurements_from_run(load_run(synthetic_run(tmp_path)))
+    assert set(ms) == {"prefork", "worker", "apache-event"}  # gunicorn runs no MPM
+    p = ms["prefork"]
+    assert (p.mpm, p.status, p.rps, p.processes, p.connections) == ("prefork", "ok", 2000.0, 20, 20)
+    assert (p.idle_connections, p.idle_answered, p.pss_mib, p.pss_per_idle_conn_kib) == (10, 5.0, 70.0, 60.0)
+    assert "starved" in p.flags
+    assert (p.trials, p.noisy, p.rps_spread) == (1, False, None)
+    assert ms["worker"].status == "invalid" and "non_2xx" in ms["worker"].reason and not ms["worker"].valid
+    assert ms["worker"].processes == 2
+    assert ms["apache-event"].mpm == "event"
+
+
+def test_from_run_end_to_end_prints_json(tmp_path, capsys):
+    run = synthetic_run(tmp_path)
+    assert adv.main(["--from-run", str(run), "--thread-safe", "yes", "--concurrency", "20", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["recommendation"]["rule"] == "best-fit"
+    assert doc["recommendation"]["mpm"] == "event"  # worker invalid (non-2xx), prefork slower
+    assert doc["run"]["run_dir"] == str(run) and doc["run"]["measured_now"] is False
+    assert "LoadModule mpm_event_module" in doc["config"]["httpd"]
+    assert not (run / "advice.json").exists()  # another run's folder is left alone
+
+
+# -- output -------------------------------------------------------------------------------------------
+
+
+def test_text_report_and_config_blocks():
+    w = Workload(thread_safe="yes", concurrency=50, keepalive_share=0.8, slow_clients=True)
+    ms = all3(event=event(**idle(40)))
+    rec = recommend(w, ms)
+    text = adv.render_text(w, rec, ms, adv.RunInfo("results/runs/x", 1, 2.0, [0], True))
+    for section in ("Workload, as understood", "Recommendation: EVENT", "Decided by rule `waiting-clients`",
+                    "Evidence", "Alternatives, and why not", "Configuration: mpm-harness YAML",
+                    "Configuration: httpd", "more trials"):
+        assert section in text
+    assert yaml.safe_load(adv.yaml_block(rec, w)) == rec.sizing.directives
+    httpd = adv.httpd_block(rec)
+    assert "LoadModule mpm_event_module modules/mod_mpm_event.so" in httpd
+    inside = httpd.split("<IfModule mpm_event_module>")[1].split("</IfModule>")[0]
+    assert "    MaxRequestWorkers 64" in inside and "    AsyncRequestWorkerFactor 2.5" in inside
+    assert "KeepAliveTimeout" not in inside and f"\nKeepAliveTimeout {SHORT_KEEPALIVE}\n" in httpd
+    assert "<IfModule reqtimeout_module>\n    RequestReadTimeout header=10-30,MinRate=500 body=20,MinRate=500" in httpd
+    json.dumps(adv.advice_json(w, rec, ms, None))
+
+
+def test_the_pss_note_appears_with_a_budget_and_quotes_prefork_rss():
+    w = Workload(thread_safe="yes", memory_budget_mib=64)
+    text = adv.render_text(w, recommend(w, all3()), all3(), None)
+    assert "not summed RSS" in text and "summed RSS 900 MiB, PSS 150 MiB" in text
+
+
+# -- the example workloads ----------------------------------------------------------------------------
+
+
+def _call(app, path="/", query=""):
+    status = []
+    body = b"".join(app({"PATH_INFO": path, "QUERY_STRING": query}, lambda s, h: status.append(s)))
+    return status[0], body
+
+
+def test_cpu_app_burns_the_cpu_time_it_is_asked_for():
+    import time
+
+    from servers.apps import workloads
+
+    t0 = time.thread_time_ns()
+    status, body = _call(workloads.cpu_app, query="us=3000")
+    assert status.startswith("200") and body == b"burnt 3000 us of CPU\n"
+    assert time.thread_time_ns() - t0 >= 3_000_000
+
+
+def test_legacy_app_is_fine_alone_and_detects_a_concurrent_request(monkeypatch):
+    from servers.apps import workloads
+
+    assert _call(workloads.legacy_app)[0].startswith("200")
+    monkeypatch.setattr(workloads, "LEGACY_IO_MS", 100.0)
+    barrier, statuses = threading.Barrier(2), []
+
+    def one():
+        barrier.wait()
+        statuses.append(_call(workloads.legacy_app)[0])
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert any(s.startswith("500") for s in statuses)  # the first one's state was overwritten
+
+
+# -- one short live run -------------------------------------------------------------------------------
+
+
+def test_a_short_live_advice_run_writes_its_run_folder(tmp_path, capsys):
+    rc = adv.main(["--thread-safe", "no", "--app", "servers.apps.workloads:legacy_app", "--concurrency", "2",
+                   "--duration", "0.5", "--results-dir", str(tmp_path), "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recommendation"]["mpm"] == "prefork" and out["recommendation"]["rule"] == "thread-unsafe"
+    run = Path(out["run"]["run_dir"])
+    assert (run / "run.json").is_file() and (run / "advice.json").is_file() and (run / "advice.txt").is_file()
+    m = out["measurements"]["prefork"]
+    assert m["processes"] == 2 and m["rps"] > 0 and m["status"] in ("ok", "invalid")
