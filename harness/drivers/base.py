@@ -177,3 +177,21 @@ class DriverResult:
             late_sends=d.get("late_sends", 0),
             extra=dict(d.get("extra", {})),
         )
+
+
+def subprocess_result(*, driver: str, requests: int, status_counts: dict, errors: dict, duration: float,
+                      histogram: HdrHistogram, cpu_seconds: float, parallelism: int, cpus, processes: int,
+                      connections: int, url: str, timeline: list, extra: dict) -> DriverResult:
+    """A closed-loop :class:`DriverResult` of an external driver (wrk, locust) run as a subprocess.
+
+    Such drivers report neither per-connection counts nor starved
+    connections; the CPU fraction divides the tree's CPU by the duration
+    times the CPUs it could use in parallel (``parallelism``).
+    """
+    return DriverResult(
+        requests=requests, status_counts=dict(sorted(status_counts.items())), errors=dict(sorted(errors.items())),
+        duration=duration, per_connection=None, starved_connections=None, reconnects=0, histogram=histogram,
+        driver_cpu_seconds=cpu_seconds,
+        driver_cpu_fraction=cpu_seconds / (duration * parallelism) if duration > 0 else 0.0,
+        cpus=sorted(set(cpus)) if cpus is not None else None, processes=max(1, processes),
+        connections=connections, url=url, driver=driver, mode="closed", timeline=timeline, extra=extra)

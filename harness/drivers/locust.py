@@ -105,7 +105,7 @@ from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
 
-from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
+from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram, subprocess_result
 from .subproc import (  # noqa: F401 (DriverError and BoundedRun re-exported)
     BoundedRun, DriverError, _read, _tail, histogram_from_percentiles, run_bounded, usable_cpus,
 )
@@ -397,26 +397,10 @@ def result_from_reports(
     }
     if total_cpu_seconds is not None:
         extra["driver_cpu_total_seconds"] = float(total_cpu_seconds)
-    return DriverResult(
-        requests=sum(statuses.values()),
-        status_counts=dict(sorted(statuses.items())),
-        errors=dict(sorted(errors.items())),
-        duration=duration,
-        per_connection=None,
-        starved_connections=None,
-        reconnects=0,
-        histogram=hist,
-        driver_cpu_seconds=cpu,
-        driver_cpu_fraction=cpu / (duration * par) if duration > 0 else 0.0,
-        cpus=sorted(set(cpus)) if cpus is not None else None,
-        processes=max(1, processes),
-        connections=users,
-        url=url,
-        driver="locust",
-        mode="closed",
-        timeline=timeline,
-        extra=extra,
-    )
+    return subprocess_result(
+        driver="locust", requests=sum(statuses.values()), status_counts=statuses, errors=errors, duration=duration,
+        histogram=hist, cpu_seconds=cpu, parallelism=par, cpus=cpus, processes=processes, connections=users,
+        url=url, timeline=timeline, extra=extra)
 
 
 # --------------------------------------------------------------------------
@@ -564,24 +548,11 @@ def result_from_locust_csv(
     d = parse_locust_csv(stats_csv, failures_csv, history_csv)
     hist = histogram_from_percentiles(d["percentiles"], d["responses"])
     par = min(max(1, processes), usable or usable_cpus(cpus))
-    return DriverResult(
-        requests=d["responses"],
-        status_counts={},
-        errors=dict(sorted((k, v) for k, v in d["errors"].items() if v)),
-        duration=float(duration),
-        per_connection=None,
-        starved_connections=None,
-        reconnects=0,
-        histogram=hist,
-        driver_cpu_seconds=float(cpu_seconds),
-        driver_cpu_fraction=cpu_seconds / (duration * par) if duration > 0 else 0.0,
-        cpus=sorted(set(cpus)) if cpus is not None else None,
-        processes=max(1, processes),
-        connections=users,
-        url=url,
-        driver="locust",
-        mode="closed",
-        timeline=d["timeline"],
+    return subprocess_result(
+        driver="locust", requests=d["responses"], status_counts={},
+        errors={k: v for k, v in d["errors"].items() if v}, duration=float(duration), histogram=hist,
+        cpu_seconds=float(cpu_seconds), parallelism=par, cpus=cpus, processes=processes, connections=users,
+        url=url, timeline=d["timeline"],
         extra={
             "source": "csv",
             "histogram_approximated": True,

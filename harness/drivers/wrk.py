@@ -76,7 +76,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
+from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram, subprocess_result
 from .loadgen import parse_loopback_url
 from .subproc import DriverError, histogram_from_percentiles, run_bounded, usable_cpus
 
@@ -299,26 +299,10 @@ def result_from_wrk(
     extra["done_cpu_s"] = done_cpu
     par = min(max(1, threads), usable or usable_cpus(cpus))
     extra["cpu_parallelism"] = par
-    return DriverResult(
-        requests=requests,
-        status_counts=dict(sorted(statuses.items())),
-        errors=dict(sorted(errors.items())),
-        duration=duration,
-        per_connection=None,
-        starved_connections=None,
-        reconnects=0,
-        histogram=hist,
-        driver_cpu_seconds=cpu,
-        driver_cpu_fraction=cpu / (duration * par) if duration > 0 else 0.0,
-        cpus=sorted(set(cpus)) if cpus is not None else None,
-        processes=max(1, threads),
-        connections=connections,
-        url=url,
-        driver="wrk",
-        mode="closed",
-        timeline=[],
-        extra=extra,
-    )
+    return subprocess_result(
+        driver="wrk", requests=requests, status_counts=statuses, errors=errors, duration=duration, histogram=hist,
+        cpu_seconds=cpu, parallelism=par, cpus=cpus, processes=threads, connections=connections, url=url,
+        timeline=[], extra=extra)
 
 
 def run_wrk(
