@@ -230,23 +230,19 @@ def _on_request(request_type=None, name=None, response_time=None, response=None,
     else:
         _bump(_S["errors"], _kind(exception))
     if exception is not None:
-        msgs = _S["messages"]
-        key = f"{request_type} {name}: {exception!r}"[:200]
-        if key in msgs or len(msgs) < _MAX_MESSAGES:
-            _bump(msgs, key)
-        else:
-            _bump(msgs, "(other messages)")
+        _note_message(f"{request_type} {name}: {exception!r}")
+
+
+def _note_message(text):
+    # distinct messages are capped: a flood of unique errors must not grow the report without bound
+    msgs, key = _S["messages"], text[:200]
+    _bump(msgs, key if key in msgs or len(msgs) < _MAX_MESSAGES else "(other messages)")
 
 
 @events.user_error.add_listener
 def _on_user_error(user_instance=None, exception=None, tb=None, **_kw):
     _bump(_S["errors"], "user_error")
-    msgs = _S["messages"]
-    key = f"user error in {type(user_instance).__name__}: {exception!r}"[:200]
-    if key in msgs or len(msgs) < _MAX_MESSAGES:
-        _bump(msgs, key)
-    else:
-        _bump(msgs, "(other messages)")
+    _note_message(f"user error in {type(user_instance).__name__}: {exception!r}")
 
 
 @events.cpu_warning.add_listener
