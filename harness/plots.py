@@ -76,7 +76,11 @@ def render_plots(doc: dict, out_dir: str | Path, reference: str | None = None) -
                       ("scoreboard", _scoreboard),
                       ("slowclient_availability", _slowclient),
                       ("threadsafety_corruption", _threadsafety)):
-        figures, why = draw(run, colours, out)
+        try:
+            figures, why = draw(run, colours, out)
+        except Exception as exc:  # one plot's bad data must not cost the tables and the other plots
+            plt.close("all")
+            figures, why = [], f"drawing failed: {type(exc).__name__}: {exc}"
         result.figures += figures
         if not figures:
             result.missing[key] = why
@@ -318,11 +322,12 @@ def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], s
             if board is None:
                 ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, fontsize=8)
             else:
-                t = board["t"]
-                ax.stackplot(t, *[board[k] for k in _STATE_COLOURS], labels=list(_STATE_COLOURS),
+                n = min(len(board.get(k) or []) for k in ("t", *_STATE_COLOURS))
+                t = board["t"][:n]
+                ax.stackplot(t, *[board[k][:n] for k in _STATE_COLOURS], labels=list(_STATE_COLOURS),
                              colors=list(_STATE_COLOURS.values()), alpha=0.8)
-                parked = [v if v is not None else math.nan for v in board.get("async_keepalive") or []]
-                if any(v == v and v for v in parked):  # NaN-safe: only the event MPMs print it
+                parked = [v if v is not None else math.nan for v in (board.get("async_keepalive") or [])[:n]]
+                if len(parked) == n and any(v == v and v for v in parked):  # NaN-safe: only event prints it
                     ax.plot(t, parked, color="black", linestyle="--", linewidth=1, label="parked keep-alive")
                 if board.get("misses"):
                     missed = board["misses"]
@@ -343,12 +348,23 @@ def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], s
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, bbox_to_anchor=(0.5, 1.02))
     fig.supxlabel("seconds into the profile (first trial)", fontsize=9)
     fig.tight_layout()
+    left_out = [f"{s} ({_no_board_reason(run, s, profiles)})" for s in run.servers
+                if s not in servers and not run.unavailable(s)]
     return [_save(fig, out, "scoreboard", "Scoreboard states over time",
                   "Worker slots by state from /server-status?auto, polled about four times a second during each "
                   "profile: busy (reading or writing a request), keep-alive (a worker waiting on an idle "
                   "connection), closing, idle. The dashed line is the event MPM's keep-alive connections parked "
                   "in the listener, which hold no worker. A poll waits for a free worker like any request, so a "
-                  "saturated server misses some (counted in the corner).")], ""
+                  "saturated server misses some (counted in the corner)."
+                  + (f" Not shown: {'; '.join(left_out)}." if left_out else ""))], ""
+
+
+def _no_board_reason(run: RunView, server: str, profiles: list[str]) -> str:
+    for p in profiles:
+        for c in run.profile_cells(server, p):
+            if (c.get("scoreboard") or {}).get("unavailable"):
+                return c["scoreboard"]["unavailable"]
+    return "no samples"
 
 
 # -- suites ---------------------------------------------------------------------------------------

@@ -1068,11 +1068,10 @@ def write_tables(doc: dict, run_dir: Path, *, reference: str | None = None) -> d
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     md = render_markdown(doc, reference)  # first: a bad reference raises before anything is written
-    plots = render_plots(doc, run_dir / "plots", reference)
-    page = render_report(doc, plots, reference)
     paths = {"markdown": run_dir / "tables.md", "html": run_dir / "report.html"}
-    paths["markdown"].write_text(md, encoding="utf-8")
-    paths["html"].write_text(page, encoding="utf-8")
+    paths["markdown"].write_text(md, encoding="utf-8")  # the tables first: they need nothing else
+    plots = render_plots(doc, run_dir / "plots", reference)
+    paths["html"].write_text(render_report(doc, plots, reference), encoding="utf-8")
     paths.update({f"plot:{f.key}": f.path for f in plots.figures})
     return paths
 
@@ -1091,8 +1090,8 @@ def publish(doc: dict, results_dir: Path, reference: str | None = None, plots_di
              f"These are the published figures of run `{run_id}`, measured with `{command_line(doc)}` "
              f"(started {doc.get('started') or '?'}). The raw document is `results/runs/{run_id}/run.json` "
              f"(not committed); `harness report results/runs/{run_id} --publish` rewrites this page and the plots "
-             f"from it, and writes the full HTML report (`report.html`, every plot and the conformance matrix) "
-             f"beside it. docs/report.md explains every table, column and plot.\n"]
+             f"from it, and the full HTML report (`report.html`: every plot, the effective configurations and "
+             f"the conformance matrix) in the run folder. docs/report.md explains every table, column and plot.\n"]
     partial = _partial_line(doc)
     if partial:
         lines.append(f"> **{partial}**\n")

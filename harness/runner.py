@@ -268,7 +268,8 @@ class MatrixRunner:
                     sampler.mark(key + ":hold")
 
                 started = _now()
-                poller = (ScoreboardPoller(handle.url, interval=max(0.25, p.duration / 240)).start()
+                poller = (ScoreboardPoller(handle.url, interval=max(0.25, p.duration / 240),
+                                           max_seconds=p.duration + self.m.profile_grace + 60).start()
                           if self.m.scoreboard else None)
                 try:
                     result = drive(p, handle.url, self.pinning["driver_cpus"], on_hold)

@@ -51,6 +51,7 @@ class ScoreboardPoller:
         self.timeout = timeout
         self.max_seconds = max_seconds
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # a sample is appended to every column at once, copied whole
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
         self.columns: dict[str, list] = {k: [] for k in ("t", *STATES, "async_keepalive", "async_closing")}
@@ -73,21 +74,27 @@ class ScoreboardPoller:
 
     def to_dict(self) -> dict:
         """Columnar samples (``t`` in seconds from the start), ``misses`` and ``unavailable`` (a reason or "")."""
-        return {**{k: list(v) for k, v in self.columns.items()}, "misses": self.misses,
-                "unavailable": self.unavailable, "states": dict(STATES)}
+        with self._lock:
+            return {**{k: list(v) for k, v in self.columns.items()}, "misses": self.misses,
+                    "unavailable": self.unavailable, "states": dict(STATES)}
 
     def _loop(self) -> None:
         deadline = self._t0 + self.max_seconds
-        polls = 0
         while not self._stop.is_set() and time.monotonic() < deadline:
-            polls += 1
             began = time.monotonic()
-            if not self._poll_once(first=polls == 1):
+            if not self._poll_once():
                 return
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
-    def _poll_once(self, first: bool) -> bool:
-        """One poll; False when the server has no status page (stop polling)."""
+    def _poll_once(self) -> bool:
+        """One poll; False when the server has no status page (stop polling).
+
+        "No status page" is judged on an answer, not on the first poll: a
+        first poll that times out under load is a miss, and a 404 after it
+        (gunicorn) still ends the polling with its reason.  A server that
+        answered status reports before and then an error is counted as a miss.
+        """
+        first = not self.columns["t"]
         try:
             with urllib.request.urlopen(self.url, timeout=self.timeout) as r:
                 body = r.read()
@@ -107,10 +114,9 @@ class ScoreboardPoller:
                 return False
             self.misses += 1
             return True
-        c = self.columns
-        c["t"].append(round(time.monotonic() - self._t0, 3))
-        for state, n in fold(report.scoreboard).items():
-            c[state].append(n)
-        c["async_keepalive"].append(report.conns_async_keep_alive)
-        c["async_closing"].append(report.conns_async_closing)
+        sample = {"t": round(time.monotonic() - self._t0, 3), **fold(report.scoreboard),
+                  "async_keepalive": report.conns_async_keep_alive, "async_closing": report.conns_async_closing}
+        with self._lock:
+            for k, v in sample.items():
+                self.columns[k].append(v)
         return True

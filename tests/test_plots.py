@@ -225,7 +225,7 @@ def test_report_html_is_self_contained_with_every_plot_config_and_conformance_ca
     assert {"plots", "environment", "throughput", "configs", "conformance-matrix"} <= parsed.ids
     for s in ("prefork", "worker", "event"):
         assert f"<summary>{s} ({s})" in page  # each server's effective configuration
-    assert "StartServers 50" in page or "StartServers" in page
+    assert "# worker (effective)" in page and "Set by the matrix: StartServers 2, ServerLimit 2, ThreadsPerChild 25" in page
     # the conformance matrix: a case's RFC section and the bytes it sends, HTML-escaped
     assert "row01-get" in page and "RFC 9110 §6.6.1" in page and "GET / HTTP/1.1\\r\\n" in page
     judged = sum(len(c["cases"]) for c in doc["cells"] if c["kind"] == "suite" and c["suite"] == "conformance")
@@ -308,3 +308,69 @@ def test_a_sweep_becomes_one_profile_per_connection_count():
 def test_bad_sweeps_name_the_key_and_file(profiles, message):
     with pytest.raises(MatrixError, match=re.escape(message)):
         parse_matrix({"servers": ["event"], "profiles": profiles}, source="m.yaml")
+
+
+def test_hostile_text_from_the_document_is_escaped(tmp_path):
+    doc = full_doc()
+    doc["servers"]["worker"]["effective_config"] = "</pre><script>alert(1)</script>"
+    doc["servers"]["worker"]["notes"] = ["<img src=x onerror=alert(1)>"]
+    for c in doc["cells"]:
+        if c["kind"] == "suite":
+            for case in c["cases"]:
+                case["message"] = "<script>bad()</script>"
+                (case.get("properties") or {})["reasons"] = "</td><script>bad()</script>"
+    page = render_report(doc, render_plots(doc, tmp_path))
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.scripts == 0 and len(parsed.imgs) == 6
+    assert "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_failed_and_skipped_cells_and_torn_scoreboards_do_not_break_the_plots(tmp_path):
+    doc = full_doc()
+    for c in doc["cells"]:
+        if c["kind"] == "profile" and c["server"] == "worker":
+            c.update(status="failed", result=None, series=None, metrics={}, reason="server exited")
+        if c["kind"] == "profile" and c["server"] == "event" and c.get("scoreboard"):
+            c["scoreboard"]["busy"] = c["scoreboard"]["busy"][:-1]  # a poll cut off between columns
+    doc["status"] = "interrupted"
+    plots = render_plots(doc, tmp_path)
+    assert plots.missing == {} and len(plots.figures) == 6
+    board = next(f for f in plots.figures if f.key == "scoreboard")
+    assert "worker (no samples)" in board.caption
+
+
+def test_a_plot_that_fails_is_reported_and_the_rest_is_written(tmp_path, monkeypatch):
+    from harness import plots as plots_module
+
+    def broken(run, colours, out):
+        raise KeyError("busy")
+
+    monkeypatch.setattr(plots_module, "_threadsafety", broken)
+    paths = write_tables(full_doc(), tmp_path)
+    assert paths["markdown"].is_file() and paths["html"].is_file()
+    assert "plot:threadsafety_corruption" not in paths and "plot:scoreboard" in paths
+    assert "drawing failed: KeyError" in paths["html"].read_text()
+
+
+def test_poller_records_no_status_page_even_after_a_first_poll_timed_out():
+    import time
+
+    class SlowThen404(_Status):
+        calls = 0
+
+        def do_GET(self):  # noqa: N802
+            type(self).calls += 1
+            if type(self).calls == 1:
+                time.sleep(0.6)  # longer than the poller's timeout: the first poll is a miss
+            self.code = 404
+            super().do_GET()
+
+    srv = _serve(SlowThen404)
+    try:
+        poller = ScoreboardPoller(f"http://127.0.0.1:{srv.server_port}", interval=0.02, timeout=0.2).start()
+        poller._thread.join(5)
+        board = poller.stop()
+    finally:
+        srv.shutdown()
+    assert board["misses"] >= 1 and board["unavailable"] == "/server-status?auto answered 404" and board["t"] == []
