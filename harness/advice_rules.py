@@ -12,15 +12,20 @@ tried (docs/advisor.md has the httpd references):
    is named.
 2. ``waiting-clients`` -- many idle keep-alive clients (share >=
    :data:`KEEPALIVE_MANY`) or slow/mobile clients: event, whose listener
-   parks idle connections (and, here, reads request heads) without holding a
-   worker -- unless the measurements show it cannot answer the idle load, or
-   its memory is over the budget; then rule 3 decides without it.
+   parks idle keep-alive connections and finishes writes to slow readers
+   without holding a worker -- unless the measurements show it cannot answer
+   the idle load, or its memory is over the budget; then rule 3 decides
+   without it.  A slow *sender* still holds a worker on httpd's event (as on
+   prefork and worker): there RequestReadTimeout (mod_reqtimeout) is the
+   protection; only mpm-harness's event reads request heads in its listener.
 3. ``best-fit`` -- among the candidates that were measured valid, answered
    the idle load and fit the memory budget: the best throughput; within
-   :data:`TIE` of it, the lower memory; within :data:`TIE` again, the lower CPU
-   per request; then the simpler model (worker, event, prefork).  The
-   throughput band widens to the trials' spread, or to :data:`NOISY_TIE` for a
-   single trial flagged noisy: such a trial cannot tell 10 % apart.
+   :data:`TIE` of it, the lower memory unless within max(:data:`TIE`,
+   :data:`MEMORY_TIE_MIB`); both within their bands is a tie, reported as
+   such: the lower CPU per request (:data:`TIE`), then the simpler model
+   (worker, event, prefork) choose.  The throughput band widens to the trials'
+   spread, or to :data:`NOISY_TIE` for a single trial flagged noisy: such a
+   trial cannot tell 10 % apart.
 4. ``nothing-fits`` -- every valid candidate is over the budget: the one
    with the least memory, sized down where it can be, with the shortfall.
 5. ``no-measurements`` -- nothing usable was measured: httpd's own default on
@@ -28,7 +33,16 @@ tried (docs/advisor.md has the httpd references):
 
 Memory is always PSS (proportional set size), never summed RSS: a prefork
 child shares the interpreter and the application's code with its siblings,
-and summed RSS would count those pages once per child.
+and summed RSS would count those pages once per child.  A tree's PSS is a
+shared part plus each process's private part, so PSS at another size is
+projected as ``measured PSS - (measured processes - N) x private per
+process``, the private part being the tree's summed USS / processes
+(:func:`projected_pss`); proportional scaling is only the fallback when no
+USS was measured, and a projected figure is always called projected.
+
+Reference servers (httpd's ``apache-*`` launchers in a ``--from-run`` run)
+are marked ``reference`` and never enter the decision: their figures come
+from httpd's own configuration, not from the sizing advised here.
 """
 
 from __future__ import annotations
@@ -40,8 +54,10 @@ from typing import Any, Mapping
 
 __all__ = [
     "AdviceError", "Workload", "Measurement", "Sizing", "Alternative", "Recommendation", "RULES",
-    "KEEPALIVE_MANY", "IDLE_ANSWERED_MIN", "TIE", "NOISY_TIE", "throughput_band", "MPMS", "SLOW_CLIENT_RRT", "SHORT_KEEPALIVE",
-    "recommend", "size", "size_prefork", "size_worker", "size_event", "event_factor", "projected_pss", "by_mpm",
+    "KEEPALIVE_MANY", "IDLE_ANSWERED_MIN", "TIE", "NOISY_TIE", "MEMORY_TIE_MIB", "throughput_band", "MPMS",
+    "SLOW_CLIENT_RRT", "SHORT_KEEPALIVE",
+    "recommend", "size", "size_prefork", "size_worker", "size_event", "event_factor", "projected_pss",
+    "PssModel", "pss_model", "pss_basis", "by_mpm",
     "check_workload",
 ]
 
@@ -54,9 +70,13 @@ IDLE_ANSWERED_MIN = 0.99
 TIE = 0.05
 #: the throughput tie for a single trial the quiet-machine check flagged noisy
 NOISY_TIE = 0.15
+#: memory is a tie within max(TIE, this many MiB): PSS moves by 1-2 MiB between runs on this machine
+MEMORY_TIE_MIB = 2.0
 #: mod_reqtimeout's documented example for a header limit with a minimum rate, and its default body stage
 SLOW_CLIENT_RRT = "header=10-30,MinRate=500 body=20,MinRate=500"
-#: KeepAliveTimeout (s) when idle connections pin a worker, or clients are slow/mobile (httpd default: 5)
+#: KeepAliveTimeout (s) for prefork and worker when idle or slow clients pin a process/thread (httpd
+#: default: 5); never for event, where a parked keep-alive connection is cheap and a mobile client
+#: loses most from reconnecting
 SHORT_KEEPALIVE = 2
 #: ThreadLimit's default: above it ThreadLimit must be raised with ThreadsPerChild
 THREAD_LIMIT_DEFAULT = 64
@@ -75,12 +95,18 @@ RULES: dict[str, str] = {
     "waiting-clients": (
         "Many idle keep-alive clients or slow clients: event. httpd's event documentation: its listener thread "
         "handles 'all sockets that are in a Keep Alive state', so an idle connection holds no worker thread, "
-        "where prefork pins a process and worker a thread for up to KeepAliveTimeout. mpm-harness's event also "
-        "reads request heads in the listener, so a slow (slowloris) client holds no worker either."),
+        "where prefork pins a process and worker a thread for up to KeepAliveTimeout; it also finishes writing "
+        "responses to slow readers (write completion) and does the lingering close without a worker. A slow "
+        "sender is another matter: httpd's event, like prefork and worker, holds a worker while a client sends "
+        "its request head and body, so on httpd the protection against slow senders (slowloris) is "
+        "mod_reqtimeout's RequestReadTimeout, on every MPM. Only mpm-harness's event reads request heads in its "
+        "listener, so there a slow sender holds no worker."),
     "best-fit": (
         "Among the candidates measured valid that answered the idle load and fit the memory budget (PSS): the "
-        "highest throughput; within 5 % of it (wider when the trials are noisy), the lower memory; within 5 % "
-        "again, the lower CPU per request; then the simpler model (worker, event, prefork)."),
+        "highest throughput; within 5 % of it (wider when the trials are noisy), the lower memory, unless the "
+        "memory is within max(5 %, 2 MiB) too: then it is a tie, reported as such, which the lower CPU per "
+        "request (5 %) and then the simpler model (worker, event, prefork) break; the alternative is equally "
+        "good within the measurement noise."),
     "nothing-fits": (
         "No valid candidate fits the memory budget: the one with the least memory (PSS), sized down where its "
         "model allows, with the shortfall named."),
@@ -181,6 +207,11 @@ class Measurement:
     pss_per_idle_conn_kib: float | None = None
     idle_pss_peak_mib: float | None = None
     idle_status: str = ""
+    #: the tree's summed USS / its processes (parent included): the private memory one process more or fewer
+    #: adds or saves (None: not measured; memory is then projected proportionally)
+    uss_per_process_mib: float | None = None
+    #: a reference server (httpd's apache-*): shown, never used in the decision
+    reference: bool = False
     flags: tuple[str, ...] = ()
     trials: int = 1  # ok trials behind the medians
     rps_spread: float | None = None  # (max - min) / median of requests/s over the ok trials (2 or more)
@@ -276,9 +307,15 @@ class Recommendation:
 
 
 def _timeouts(w: Workload, idle_pins_worker: bool) -> dict[str, Any]:
-    """KeepAliveTimeout and RequestReadTimeout for the clients described."""
+    """KeepAliveTimeout and RequestReadTimeout for the clients described.
+
+    KeepAliveTimeout is shortened only where an idle or slow client pins a
+    process or thread (prefork, worker).  event parks keep-alive connections
+    cheaply, and a mobile client loses most from reconnecting, so event keeps
+    httpd's 5 s; slow senders are bounded by RequestReadTimeout on every MPM.
+    """
     out: dict[str, Any] = {}
-    if w.slow_clients or (idle_pins_worker and w.idle_connections):
+    if idle_pins_worker and (w.slow_clients or w.idle_connections):
         out["KeepAliveTimeout"] = SHORT_KEEPALIVE
     if w.slow_clients:
         out["RequestReadTimeout"] = SLOW_CLIENT_RRT
@@ -375,21 +412,79 @@ def size(mpm: str, w: Workload, limit: int | None = None) -> Sizing:
 # -- memory ---------------------------------------------------------------------------------------
 
 
-def projected_pss(m: Measurement | None, processes: int) -> float | None:
-    """PSS (MiB) of ``m``'s server tree with ``processes`` children, scaled from the measured size.
+@dataclass(frozen=True)
+class PssModel:
+    """PSS(N) = ``base`` + N x ``per`` for a tree of N children (worker/event: N processes) and its parent."""
 
-    Scales linearly in processes plus the parent: ``pss x (processes + 1) /
-    (measured + 1)``; the measured figure itself when the sizes match.
+    base: float  # MiB: the shared part (interpreter, app code), the parent included
+    per: float  # MiB per child: its private memory (USS), or the proportional share without USS
+    measured_pss: float
+    measured_processes: int
+    private: bool  # True: ``per`` is measured private memory (USS); False: the proportional fallback
+
+    def at(self, processes: int) -> float:
+        """Projected PSS (MiB) with ``processes`` children."""
+        return self.base + processes * self.per
+
+    def fit(self, budget: float) -> int:
+        """The most children whose projected PSS is within ``budget`` (0: not even one)."""
+        return max(0, math.floor((budget - self.base) / self.per + 1e-9)) if self.per > 0 else 0
+
+
+def pss_model(m: Measurement | None) -> PssModel | None:
+    """How ``m``'s PSS changes with its process count (None: PSS or the process count not measured).
+
+    A tree's PSS is its shared pages, counted once in all, plus each process's
+    private pages (USS).  One child fewer saves that child's private memory,
+    not a proportional share of the shared part: ``PSS(N) = measured PSS -
+    (measured - N) x private per process``, the private part being the tree's
+    summed USS / its processes.  Without USS, the fallback scales in
+    proportion to processes + 1 (the parent): ``PSS x (N + 1) / (measured +
+    1)``, which understates the memory of a smaller tree.
+    """
+    if m is None or m.pss_mib is None or not m.processes:
+        return None
+    n, pss = m.processes, m.pss_mib
+    uss = m.uss_per_process_mib
+    if uss is not None and 0 < uss:
+        per = min(uss, pss / (n + 1))  # USS and PSS peaks come from different samples: keep base >= per
+        return PssModel(pss - n * per, per, pss, n, private=True)
+    per = pss / (n + 1)
+    return PssModel(per, per, pss, n, private=False)
+
+
+def projected_pss(m: Measurement | None, processes: int) -> float | None:
+    """PSS (MiB) of ``m``'s server tree with ``processes`` children (:func:`pss_model`).
+
+    The measured figure itself when the sizes match (or the measured process
+    count is unknown); None when PSS was not measured.
     """
     if m is None or m.pss_mib is None:
         return None
-    measured = m.processes or processes
-    return m.pss_mib * (processes + 1) / (measured + 1)
+    model = pss_model(m)
+    if model is None or processes == model.measured_processes:
+        return m.pss_mib
+    return model.at(processes)
 
 
-def _per_process(m: Measurement, processes: int) -> float | None:
-    total = projected_pss(m, processes)
-    return None if total is None else total / (processes + 1)
+def pss_basis(m: Measurement | None, processes: int) -> str:
+    """Where the PSS at ``processes`` comes from: measured at that size, or projected (and how)."""
+    if m is None or m.pss_mib is None:
+        return "not measured"
+    unit, one = ("children", "child") if m.mpm == "prefork" else ("processes", "process")
+    model = pss_model(m)
+    if model is None:
+        return f"measured {_fmt(m.pss_mib, 1)} MiB, process count unknown, not projected"
+    if processes == model.measured_processes:
+        return f"measured {_fmt(m.pss_mib, 1)} MiB with {model.measured_processes} {unit}"
+    if model.private:
+        how = f"{_fmt(model.base, 1)} MiB shared + {_fmt(model.per, 2)} MiB private (USS) per {one}"
+    else:
+        how = (f"proportionally, {_fmt(model.per, 2)} MiB per process: no USS measured, so this "
+               f"{'understates a smaller' if processes < model.measured_processes else 'overstates a larger'} "
+               f"tree's memory")
+    return (f"projected, not measured: from {_fmt(m.pss_mib, 1)} MiB measured with {model.measured_processes} "
+            f"{unit}, {how}")
 
 
 def _idle_text(m: Measurement, needed: int) -> str:
@@ -421,6 +516,7 @@ class _Draft:
     evidence: list[str] = field(default_factory=list)
     rejected: list[Alternative] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # evidence that goes last (reference servers, caveats)
 
     def reject(self, mpm: str, label: str, why: str) -> None:
         """Record an alternative not chosen (once per MPM)."""
@@ -429,16 +525,18 @@ class _Draft:
 
     def freeze(self, mpm: str, label: str, rule: str, decision: str, sizing: Sizing) -> Recommendation:
         """The final recommendation."""
-        return Recommendation(mpm=mpm, label=label, rule=rule, decision=decision, evidence=tuple(self.evidence),
+        return Recommendation(mpm=mpm, label=label, rule=rule, decision=decision,
+                              evidence=tuple(self.evidence + self.notes),
                               rejected=tuple(a for a in self.rejected if a.mpm != mpm),
                               warnings=tuple(self.warnings), sizing=sizing)
 
 
 def by_mpm(measurements: Mapping[str, Measurement]) -> dict[str, Measurement]:
-    """The first measured server of each MPM (in the order given)."""
+    """The first measured server of each MPM (in the order given); reference servers never count."""
     out: dict[str, Measurement] = {}
     for m in measurements.values():
-        out.setdefault(m.mpm, m)
+        if not m.reference:
+            out.setdefault(m.mpm, m)
     return out
 
 
@@ -447,6 +545,8 @@ def recommend(w: Workload, measurements: Mapping[str, Measurement]) -> Recommend
     ms = by_mpm(measurements)
     draft = _Draft()
     _workload_warnings(w, ms, draft)
+    _reference_notes(measurements, ms, draft)
+    _idle_note(w, ms, draft)
     if not w.threads_ok:
         return _rule_thread_unsafe(w, ms, draft)
     excluded: set[str] = set()
@@ -472,6 +572,33 @@ def _workload_warnings(w: Workload, ms: dict[str, Measurement], draft: _Draft) -
             draft.warnings.append(f"{m.label} was measured at {m.connections} connections, the workload expects "
                                   f"{w.concurrency}: throughput may not carry over")
             break
+
+
+def _reference_notes(measurements: Mapping[str, Measurement], ms: dict[str, Measurement], draft: _Draft) -> None:
+    """Reference servers (httpd) are shown, labelled as such, and left out of the decision."""
+    refs = [m for m in measurements.values() if m.reference]
+    if not refs:
+        return
+    for m in refs:
+        draft.notes.append(f"{m.label} (reference server, httpd {m.mpm}; NOT used in the decision): "
+                              f"{_fmt(m.rps)} req/s, PSS {_fmt(m.pss_mib, 1)} MiB, status {m.status}")
+    only = sorted({m.mpm for m in refs} - set(ms), key=MPMS.index)
+    draft.warnings.append(
+        "reference servers (" + ", ".join(m.label for m in refs) + ") run httpd with its own configuration, not "
+        "the sizing advised here: their figures are shown for reference only and the decision rests on "
+        "mpm-harness's own prefork/worker/event" + (f"; {', '.join(only)} had only a reference measurement, so "
+                                                    f"{'it counts' if len(only) == 1 else 'they count'} as not "
+                                                    f"measured" if only else ""))
+
+
+def _idle_note(w: Workload, ms: dict[str, Measurement], draft: _Draft) -> None:
+    """Say plainly that the idle connections were measured on their own, not under the closed-loop load."""
+    if any(m.idle_connections for m in ms.values()):
+        draft.notes.append(
+            "the idle keep-alive connections were measured on their own, in a separate profile after the "
+            "closed-loop load, not while it ran: 'answered' shows a server can hold that many idle connections, "
+            "not that it holds them while every worker is busy (event's AsyncRequestWorkerFactor cap on open "
+            "connections is not exercised; its value is derived, not measured)")
 
 
 # rule 1 ------------------------------------------------------------------------------------------
@@ -510,12 +637,18 @@ def _rule_thread_unsafe(w: Workload, ms: dict[str, Measurement], draft: _Draft) 
 
 def _fit_prefork(w: Workload, m: Measurement | None, sizing: Sizing, decision: str, draft: _Draft
                  ) -> tuple[Sizing, str]:
-    """Check prefork's PSS at the needed size against the budget; size it down if it is over."""
+    """Check prefork's PSS at the needed size against the budget; size it down if it is over.
+
+    The smaller size is projected (:func:`pss_model`: each child fewer saves
+    its private memory, the shared part stays), never measured, and the
+    warning says so.
+    """
     need_pss = projected_pss(m, sizing.processes)
+    basis = pss_basis(m, sizing.processes)
     if w.memory_budget_mib is None:
         if need_pss is not None:
             draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{_fmt(need_pss)} MiB PSS "
-                                  f"({_measured_as(m)}); no memory budget given")
+                                  f"({basis}); no memory budget given")
         return sizing, decision
     budget = w.memory_budget_mib
     if need_pss is None:
@@ -523,30 +656,33 @@ def _fit_prefork(w: Workload, m: Measurement | None, sizing: Sizing, decision: s
         return sizing, decision
     if need_pss <= budget:
         draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{_fmt(need_pss)} MiB PSS "
-                              f"({_measured_as(m)}) fits the {_fmt(budget)} MiB budget")
+                              f"({basis}) fits the {_fmt(budget)} MiB budget")
         return sizing, decision
-    per = _per_process(m, sizing.processes)
-    fit = max(1, math.floor(budget / per) - 1)
+    model = pss_model(m)
+    if model is None:  # the process count is unknown: take the PSS as measured at the needed size
+        per = need_pss / (sizing.processes + 1)
+        model = PssModel(per, per, need_pss, sizing.processes, private=False)
+    fit = max(1, min(model.fit(budget), sizing.workers - 1))
+    fit_pss = model.at(fit)
     short = need_pss - budget
+    how = (f"{_fmt(model.base, 1)} MiB shared + {_fmt(model.per, 2)} MiB private (USS) per child"
+           if model.private else
+           f"proportionally, {_fmt(model.per, 2)} MiB per process: no USS was measured, and a proportional "
+           f"projection understates a smaller tree's memory (it takes away a share of the shared pages too)")
     draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{_fmt(need_pss)} MiB PSS "
-                          f"({_measured_as(m)}, ~{_fmt(per, 1)} MiB per process) is over the {_fmt(budget)} MiB "
-                          f"budget by {_fmt(short)} MiB")
+                          f"({basis}) is over the {_fmt(budget)} MiB budget by {_fmt(short)} MiB")
     draft.warnings.append(
         f"memory: prefork needs ~{_fmt(need_pss)} MiB PSS for MaxRequestWorkers {sizing.workers}; the budget is "
-        f"{_fmt(budget)} MiB, short by {_fmt(short)} MiB. Sized down to MaxRequestWorkers {fit} (~"
-        f"{_fmt(per * (fit + 1))} MiB): connections beyond {fit} wait in the listen backlog until a child is "
-        f"free. Raise the budget by {_fmt(short)} MiB, or make the app thread-safe, to serve all "
-        f"{sizing.workers} at once")
-    if (fit + 1) * per > budget:
-        draft.warnings.append(f"even one prefork child (~{_fmt(2 * per)} MiB with the parent) is over the budget")
-    return size_prefork(w, limit=fit), decision + f", sized down to {fit} to fit the memory budget"
-
-
-def _measured_as(m: Measurement | None) -> str:
-    if m is None or m.pss_mib is None:
-        return "not measured"
-    return f"measured {_fmt(m.pss_mib, 1)} MiB with {m.processes} children" if m.mpm == "prefork" else \
-        f"measured {_fmt(m.pss_mib, 1)} MiB with {m.processes} processes"
+        f"{_fmt(budget)} MiB, short by {_fmt(short)} MiB. Sized down to MaxRequestWorkers {fit}: ~"
+        f"{_fmt(fit_pss)} MiB PSS, projected, not measured ({how}, from {_fmt(model.measured_pss, 1)} MiB "
+        f"measured with {model.measured_processes} children); connections beyond {fit} wait in the listen "
+        f"backlog until a child is free. Raise the budget by {_fmt(short)} MiB, or make the app thread-safe, to "
+        f"serve all {sizing.workers} at once; measure at MaxRequestWorkers {fit} to confirm")
+    if model.at(1) > budget:
+        draft.warnings.append(f"even one prefork child (~{_fmt(model.at(1))} MiB with the parent, projected) is "
+                              f"over the budget")
+    return size_prefork(w, limit=fit), decision + (f", sized down to {fit} to fit the memory budget (~"
+                                                   f"{_fmt(fit_pss)} MiB PSS projected, not measured)")
 
 
 def _throughput_line(m: Measurement) -> str:
@@ -565,9 +701,11 @@ def _why_idle_pins(w: Workload, mpm: str, m: Measurement | None) -> str:
         parts.append(f"each idle keep-alive connection pins a {unit} for up to KeepAliveTimeout: needs "
                      f"MaxRequestWorkers {s.workers} for {w.concurrency} active + {w.idle_connections} idle")
     if w.slow_clients:
-        parts.append(f"a slow client holds a {unit} while it sends its request")
+        parts.append(f"a slow client holds a {unit} while it reads its response and between its requests, which "
+                     f"event leaves to its listener (write completion, keep-alive); while it sends its request, "
+                     f"httpd's event holds a worker too, and RequestReadTimeout bounds it on every MPM")
     if m is not None and m.pss_mib is not None:
-        parts.append(f"~{_fmt(projected_pss(m, s.processes))} MiB PSS at that size ({_measured_as(m)})")
+        parts.append(f"~{_fmt(projected_pss(m, s.processes))} MiB PSS at that size ({pss_basis(m, s.processes)})")
     return "; ".join(parts)
 
 
@@ -599,10 +737,18 @@ def _rule_waiting_clients(w: Workload, ms: dict[str, Measurement], draft: _Draft
                                   f"{_kib(m.pss_per_idle_conn_kib)} KiB PSS per idle connection, PSS "
                                   f"{_fmt(m.pss_mib, 1)} MiB with {m.processes} processes")
     if w.memory_budget_mib is not None and ev is not None and ev.pss_mib is not None:
-        draft.evidence.append(f"{ev.label}: ~{_fmt(projected_pss(ev, sizing.processes))} MiB PSS fits the "
-                              f"{_fmt(w.memory_budget_mib)} MiB budget")
-    decision = (f"event: {trigger}; idle connections wait in the listener without holding one of its "
+        draft.evidence.append(f"{ev.label}: ~{_fmt(projected_pss(ev, sizing.processes))} MiB PSS "
+                              f"({pss_basis(ev, sizing.processes)}) fits the {_fmt(w.memory_budget_mib)} MiB budget")
+    decision = (f"event: {trigger}; idle keep-alive connections wait in the listener without holding one of its "
                 f"{sizing.workers} worker threads")
+    if w.slow_clients:
+        decision += ("; so do responses to slow readers (write completion). A slow sender is bounded by "
+                     f"RequestReadTimeout {SLOW_CLIENT_RRT}: httpd's event holds a worker while a request arrives, "
+                     "as prefork and worker do (mpm-harness's event reads request heads in its listener)")
+        draft.warnings.append("httpd's event does not protect against slow request senders (slowloris): it holds a "
+                              "worker while the request head and body arrive; RequestReadTimeout (mod_reqtimeout) "
+                              "is the protection, and is in the advised configuration. mpm-harness's event reads "
+                              "request heads in its listener, which httpd's does not")
     return draft.freeze("event", ev.label if ev else "", "waiting-clients", decision, sizing)
 
 
@@ -648,7 +794,9 @@ def _rule_best_fit(w: Workload, ms: dict[str, Measurement], draft: _Draft, exclu
         return _rule_no_measurements(w, draft, excluded)
     pss = {mpm: projected_pss(m, size(mpm, w).processes) for mpm, m in valid.items()}
     for mpm, m in valid.items():
-        draft.evidence.append(_throughput_line(m) + f"; at the advised size ~{_fmt(pss[mpm])} MiB PSS")
+        n = size(mpm, w).processes
+        projected = "" if m.processes in (None, n) or m.pss_mib is None else f" ({pss_basis(m, n)})"
+        draft.evidence.append(_throughput_line(m) + f"; at the advised size ~{_fmt(pss[mpm])} MiB PSS{projected}")
     fits = _within_budget(w, valid, pss, draft)
     if not fits:
         return _rule_nothing_fits(w, valid, pss, draft)
@@ -656,13 +804,17 @@ def _rule_best_fit(w: Workload, ms: dict[str, Measurement], draft: _Draft, exclu
     if why_wide:
         draft.warnings.append(f"throughput compared within {band * 100:.0f} % instead of 5 % because {why_wide}; "
                               f"--trials 3 or more on a quiet machine sharpen the comparison")
-    mpm, how = _pick(fits, pss, band)
+    mpm, how, tied = _pick(fits, pss, band)
     for other, m in fits.items():
         if other != mpm:
-            draft.reject(other, m.label, _lost_because(m, fits[mpm], pss[other], pss[mpm], how, band))
+            draft.reject(other, m.label, _lost_because(m, fits[mpm], pss[other], pss[mpm], how, band, other in tied))
     best = fits[mpm]
     budget = f" within the {_fmt(w.memory_budget_mib)} MiB budget" if w.memory_budget_mib is not None else ""
     decision = (f"{mpm}: {_fmt(best.rps)} req/s at ~{_fmt(pss[mpm])} MiB PSS{budget}; decided by {how}")
+    if tied:
+        others = ", ".join(f"{fits[t].label} ({_fmt(fits[t].rps)} req/s, ~{_fmt(pss[t])} MiB)" for t in tied)
+        decision += (f". A TIE: {others} {'is' if len(tied) == 1 else 'are'} equally good within the measurement "
+                     f"noise; {mpm} is taken as the {'lower-CPU' if how.startswith('CPU') else 'simpler'} choice")
     sizing = size(mpm, w)
     if mpm == "prefork" and w.idle_connections:
         draft.warnings.append(f"each idle keep-alive connection pins a prefork child ({w.idle_connections} of "
@@ -694,6 +846,17 @@ def _tied(value: float | None, best: float | None, band: float = TIE) -> bool:
     return abs(value - best) <= band * abs(best)
 
 
+def _mem_tied(value: float | None, best: float | None) -> bool:
+    """Memory within max(:data:`TIE`, :data:`MEMORY_TIE_MIB`): PSS moves by 1-2 MiB between runs."""
+    if value is None or best is None:
+        return value is None and best is None
+    return abs(value - best) <= max(TIE * abs(best), MEMORY_TIE_MIB)
+
+
+#: how the memory band is named in the output
+MEM_BAND = f"max({TIE * 100:.0f} %, {MEMORY_TIE_MIB:g} MiB)"
+
+
 def throughput_band(candidates: Mapping[str, Measurement]) -> tuple[float, str]:
     """The relative band within which two throughputs are a tie, and why it is wider than 5 % if it is.
 
@@ -711,43 +874,61 @@ def throughput_band(candidates: Mapping[str, Measurement]) -> tuple[float, str]:
     return band, why
 
 
-def _pick(fits: dict[str, Measurement], pss: dict[str, float | None], band: float) -> tuple[str, str]:
-    """The winner and which tie-break level decided (see the ``best-fit`` rule)."""
+def _pick(fits: dict[str, Measurement], pss: dict[str, float | None], band: float
+          ) -> tuple[str, str, list[str]]:
+    """The winner, which tie-break level decided (see the ``best-fit`` rule), and the candidates tied with it.
+
+    Tied means within the throughput band and the memory band both: equally
+    good within the measurement noise, whatever breaks the tie afterwards.
+    """
     within = f"{band * 100:.0f} %"
     top = max(m.rps for m in fits.values())
     tier = [mpm for mpm, m in fits.items() if _tied(m.rps, top, band)]
     if len(tier) == 1:
-        return tier[0], "throughput"
+        return tier[0], "throughput", []
     known = [mpm for mpm in tier if pss[mpm] is not None]
     if known:
         low = min(pss[mpm] for mpm in known)
-        tier = [mpm for mpm in known if _tied(pss[mpm], low)]
+        tier = [mpm for mpm in known if _mem_tied(pss[mpm], low)]
         if len(tier) == 1:
-            return tier[0], f"memory (throughput within {within})"
+            return tier[0], f"memory (throughput within {within})", []
+    tie = (f"a tie on throughput (within {within}) and memory (within {MEM_BAND})" if known
+           else f"a tie on throughput (within {within}), memory not measured")
+    tied = list(tier)
     cpu = [mpm for mpm in tier if fits[mpm].cpu_us_per_request is not None]
     if cpu:
         low = min(fits[mpm].cpu_us_per_request for mpm in cpu)
-        tier = [mpm for mpm in cpu if _tied(fits[mpm].cpu_us_per_request, low)]
-        if len(tier) == 1:
-            return tier[0], f"CPU per request (throughput within {within}, memory within 5 %)"
-    return (min(tier, key=SIMPLICITY.index),
-            f"the simpler model (throughput within {within}, memory and CPU within 5 %)")
+        lowest = [mpm for mpm in cpu if _tied(fits[mpm].cpu_us_per_request, low)]
+        if len(lowest) == 1:
+            return lowest[0], f"CPU per request, after {tie}", [m for m in tied if m != lowest[0]]
+        tier = lowest
+    winner = min(tier, key=SIMPLICITY.index)
+    return (winner, f"the simpler model, after {tie} and CPU per request within 5 %",
+            [m for m in tied if m != winner])
 
 
 def _lost_because(m: Measurement, best: Measurement, pss: float | None, best_pss: float | None, how: str,
-                  band: float) -> str:
+                  band: float, tied: bool = False) -> str:
     within = f"within {band * 100:.0f} % of {best.label}"
+    if tied:
+        lower_cpu = (m.cpu_us_per_request is not None and best.cpu_us_per_request is not None
+                     and not _tied(m.cpu_us_per_request, best.cpu_us_per_request))
+        cpu = (f"; {best.mpm} was taken for its lower CPU per request ({_fmt(best.cpu_us_per_request)} against "
+               f"{_fmt(m.cpu_us_per_request)} CPU-us)" if lower_cpu
+               else f"; CPU per request within 5 %, and {best.mpm} was taken as the simpler model")
+        memory = (f"memory (~{_fmt(pss)} against ~{_fmt(best_pss)} MiB PSS) within {MEM_BAND}"
+                  if pss is not None and best_pss is not None else "memory not measured")
+        return (f"a tie, equally good within the measurement noise: throughput ({_fmt(m.rps)} against "
+                f"{_fmt(best.rps)} req/s) {within}, {memory}{cpu}")
     if how == "throughput" or not _tied(m.rps, best.rps, band):
         return f"{_fmt(m.rps)} req/s, {_pct(m.rps, best.rps)} against {best.label}'s {_fmt(best.rps)}"
     if pss is None or best_pss is None:
         return f"throughput {within}, but its memory was not measured"
-    if how.startswith("memory") or not _tied(pss, best_pss):
-        return f"throughput {within}, but ~{_fmt(pss)} MiB PSS against ~{_fmt(best_pss)} ({_pct(pss, best_pss)})"
-    if how.startswith("CPU"):
-        return (f"throughput {within} and memory within 5 %, but {_fmt(m.cpu_us_per_request)} CPU-us per "
-                f"request against {_fmt(best.cpu_us_per_request)}")
-    return (f"throughput ({_fmt(m.rps)} against {_fmt(best.rps)} req/s) {within}, memory and CPU within 5 %: "
-            f"a tie; {best.mpm} is the simpler model here")
+    if not _mem_tied(pss, best_pss):
+        return (f"throughput {within}, but ~{_fmt(pss)} MiB PSS against ~{_fmt(best_pss)} ({_pct(pss, best_pss)}, "
+                f"beyond {MEM_BAND})")
+    return (f"throughput {within} and memory within {MEM_BAND}, but {_fmt(m.cpu_us_per_request)} CPU-us per "
+            f"request against {_fmt(best.cpu_us_per_request)}")
 
 
 def _rule_nothing_fits(w: Workload, valid: dict[str, Measurement], pss: dict[str, float | None], draft: _Draft

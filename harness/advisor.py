@@ -42,8 +42,8 @@ from .matrix import Matrix, MatrixError, _suggest, parse_matrix
 
 __all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_from_args", "parse_memory",
            "parse_thread_safe", "check_app", "candidates", "measure_set", "build_matrix", "measure", "mpm_of",
-           "processes_of", "measurements_from_run", "RunInfo", "render_text", "advice_json", "yaml_block",
-           "httpd_block"]
+           "processes_of", "measurements_from_run", "is_reference", "uss_per_process", "RunInfo", "render_text",
+           "advice_json", "yaml_block", "httpd_block"]
 
 #: the workload file's keys (dashes in a key are read as underscores) -> the flag that overrides it
 WORKLOAD_KEYS = {"thread_safe": "--thread-safe", "keepalive_share": "--keepalive-share",
@@ -184,9 +184,12 @@ def build_matrix(w: Workload, duration: float = DEFAULT_DURATION, trials: int = 
         "load": {"driver": "loadgen", "mode": "closed", "connections": w.concurrency, "duration": duration,
                  "path": w.path, "description": f"closed loop, {w.concurrency} keep-alive connections"}}
     if w.idle_connections:
+        # The runner measures profiles one after the other, and no driver holds idle connections while
+        # another runs: the idle connections are measured on their own, after the load, and the advice says so.
         profiles["idle"] = {"driver": "idle", "connections": w.idle_connections, "duration": duration,
                             "timeout": max(2.0, duration), "path": w.path,
-                            "description": f"{w.idle_connections} idle keep-alive connections"}
+                            "description": f"{w.idle_connections} idle keep-alive connections, on their own "
+                                           f"(after the load, not during it)"}
     doc = {"description": "harness advise: the candidate MPMs sized for the workload", "trials": trials,
            "warmup": 0.5, "quiet": {"seconds": 0.3}, "servers": servers, "suites": [], "profiles": profiles}
     return parse_matrix(doc, source="advise", name="advise")
@@ -215,6 +218,34 @@ def mpm_of(server: str) -> str | None:
     """The MPM a launcher name runs (``event``, ``apache-event`` -> event); None for other servers."""
     name = server.removeprefix("apache-")
     return name if name in MPMS else None
+
+
+def is_reference(server: str) -> bool:
+    """A reference server (httpd's ``apache-*`` launchers): shown, never used in the decision.
+
+    httpd runs with its own configuration and process model, so neither its
+    process count nor its PSS maps onto the sizing the advisor prints.
+    """
+    return server.startswith("apache-")
+
+
+def uss_per_process(doc: dict, label: str, profiles: list[str | None]) -> float | None:
+    """Median over the ok cells of the first profile that has it: the tree's summed USS / its processes, MiB.
+
+    The sampler's window has ``uss_peak`` (bytes, summed over the server
+    tree) and ``processes_peak`` (the tree's processes, parent included).
+    """
+    for profile in profiles:
+        if not profile:
+            continue
+        vals = sorted(c["sampler"]["uss_peak"] / c["sampler"]["processes_peak"] / 2**20
+                      for c in doc.get("cells", [])
+                      if c.get("kind") == "profile" and c.get("server") == label and c.get("profile") == profile
+                      and c.get("status") == "ok" and isinstance(c.get("sampler"), dict)
+                      and c["sampler"].get("uss_peak") and c["sampler"].get("processes_peak"))
+        if vals:
+            return round(vals[len(vals) // 2], 3)
+    return None
 
 
 def _pick_profiles(doc: dict) -> tuple[str | None, str | None, int | None]:
@@ -271,7 +302,12 @@ def _idle_answered(doc: dict, label: str, idle: str) -> float | None:
 
 
 def measurements_from_run(doc: dict) -> dict[str, Measurement]:
-    """One :class:`Measurement` per MPM server of a run document (medians over its ok trials)."""
+    """One :class:`Measurement` per MPM server of a run document (medians over its ok trials).
+
+    Our own launchers (prefork, worker, event) are what the advice rests on;
+    httpd's (``apache-*``) come back marked ``reference``: shown, labelled,
+    never used in the decision (:func:`is_reference`).
+    """
     from .results import summarize
 
     summary = doc.get("summary") or summarize(doc)
@@ -282,12 +318,16 @@ def measurements_from_run(doc: dict) -> dict[str, Measurement]:
         mpm = mpm_of(info.get("server", ""))
         if mpm is None or not info.get("available", True):
             continue
+        reference = is_reference(info.get("server", ""))
         per = summary.get("profiles", {}).get(label, {})
         le, ie = per.get(load) if load else None, per.get(idle) if idle else None
         status, reason = _status(le)
         out[label] = Measurement(
             label=label, mpm=mpm, status=status, reason=reason, connections=conns,
-            processes=processes_of(mpm, info.get("set") or {}, conns),
+            # httpd's process count is its own configuration's: never derived from our defaults
+            processes=None if reference else processes_of(mpm, info.get("set") or {}, conns),
+            uss_per_process_mib=None if reference else uss_per_process(doc, label, [load, idle]),
+            reference=reference,
             rps=_median(le, "rps"), cpu_us_per_request=_median(le, "cpu_us_per_request"),
             p99_ms=_median(le, "p99_ms"), pss_peak_mib=_median(le, "pss_peak_mib"),
             rss_peak_mib=_median(le, "rss_peak_mib"),
@@ -377,6 +417,10 @@ def httpd_block(rec: Recommendation) -> str:
     if rec.mpm != "prefork":
         lines += ["# sized for mpm-harness's Python MPMs (processes = cores, because of the GIL); httpd's C threads",
                   "# have no GIL: keep MaxRequestWorkers, any ServerLimit x ThreadsPerChild split serves it"]
+    if rec.mpm == "event":
+        lines += ["# httpd's event frees the worker for idle keep-alive, write completion (slow readers) and",
+                  "# lingering close, but still holds a worker while a slow client sends its request head/body:",
+                  "# against slow senders (slowloris) RequestReadTimeout (mod_reqtimeout) is the protection"]
     return "\n".join(lines) + "\n"
 
 
@@ -385,24 +429,30 @@ def _table(rec: Recommendation, w: Workload, ms: dict[str, Measurement]) -> str:
     rejected = {a.mpm: a for a in rec.rejected}
     seen = set()
     for m in ms.values():
-        if m.label == rec.label and m.mpm == rec.mpm:
+        if m.reference:
+            verdict = "reference (httpd), not used"
+        elif m.label == rec.label and m.mpm == rec.mpm:
             verdict = "RECOMMENDED"
         elif m.mpm in seen:
             verdict = f"not used (first {m.mpm} server is)"
         else:
             verdict = "not chosen"
-        seen.add(m.mpm)
+        if not m.reference:
+            seen.add(m.mpm)
+        n = size(m.mpm, w).processes
+        at_size = "-" if m.reference else _n(projected_pss(m, n)) + (
+            "" if m.processes in (None, n) or m.pss_mib is None else " (projected)")
         idle = f"{m.idle_answered:.0f} of {m.idle_connections}" if m.idle_answered is not None else "-"
+        kib = "~0" if (m.pss_per_idle_conn_kib or 1) <= 0 else _n(m.pss_per_idle_conn_kib, 1)
         rows.append((m.label, m.mpm, verdict, _n(m.rps), _n(m.cpu_us_per_request), _n(m.p99_ms, 1),
-                     f"{_n(m.pss_mib, 1)} ({m.processes or '?'})",
-                     _n(projected_pss(m, size(m.mpm, w).processes)), idle, ("~0" if (m.pss_per_idle_conn_kib or 1) <= 0 else _n(m.pss_per_idle_conn_kib, 1)),
+                     f"{_n(m.pss_mib, 1)} ({m.processes or '?'})", at_size, idle, kib,
                      m.status + (f" [{', '.join(m.flags)}]" if m.flags else "")))
     for mpm in MPMS:
         if mpm not in seen:
             why = "excluded by rule" if mpm in rejected else "not measured"
             rows.append((mpm, mpm, "RECOMMENDED" if mpm == rec.mpm else why, *["-"] * 7, "not measured"))
     headers = ["server", "MPM", "verdict", "req/s", "CPU-us/req", "p99 ms", "PSS MiB (procs)",
-               "PSS at advised size", "idle answered", "KiB/idle conn", "status"]
+               "PSS at advised size", "idle answered (alone)", "KiB/idle conn", "status"]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
@@ -435,9 +485,13 @@ def _pss_note(w: Workload, ms: dict[str, Measurement]) -> list[str]:
     text = ("The budget is compared with PSS (proportional set size: each shared page is divided among the "
             "processes sharing it), not summed RSS, which counts a prefork child's shared pages (interpreter, "
             "app code) once per child.")
-    pre = next((m for m in ms.values() if m.mpm == "prefork" and m.rss_peak_mib and m.pss_peak_mib), None)
+    pre = next((m for m in ms.values() if m.mpm == "prefork" and not m.reference and m.rss_peak_mib
+                and m.pss_peak_mib), None)
     if pre is not None:
         text += f" Measured on {pre.label}: summed RSS {pre.rss_peak_mib:,.0f} MiB, PSS {pre.pss_peak_mib:,.0f} MiB."
+    text += (" PSS at a process count other than the one measured is projected, and marked so: the shared part "
+             "stays, each process more or fewer adds or saves its private memory (the tree's summed USS / its "
+             "processes; in proportion to the process count only when no USS was measured).")
     return ["", *_bullets([text], "  ")]
 
 

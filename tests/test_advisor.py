@@ -19,16 +19,16 @@ import pytest
 import yaml
 
 from harness import advisor as adv
-from harness.advice_rules import (IDLE_ANSWERED_MIN, KEEPALIVE_MANY, RULES, SHORT_KEEPALIVE, SLOW_CLIENT_RRT, TIE,
-                                  AdviceError, Measurement, Workload, event_factor, projected_pss, recommend,
-                                  size, throughput_band)
+from harness.advice_rules import (IDLE_ANSWERED_MIN, KEEPALIVE_MANY, MEMORY_TIE_MIB, RULES, SHORT_KEEPALIVE,
+                                  SLOW_CLIENT_RRT, TIE, AdviceError, Measurement, Workload, event_factor,
+                                  projected_pss, pss_model, recommend, size, throughput_band)
 from harness.results import SCHEMA, SCHEMA_VERSION, write_json_atomic
 from servers.config import load_config
 
 # -- synthetic measurements -------------------------------------------------------------------------
 
 
-def prefork(rps=5000.0, pss=150.0, processes=50, **kw) -> Measurement:
+def prefork(rps=5000.0, pss=150.0, processes=50, **kw) -> Measurement:  # no USS: the proportional fallback
     return Measurement("prefork", "prefork", processes=processes, connections=50, rps=rps, cpu_us_per_request=160,
                        p99_ms=40, pss_peak_mib=pss, rss_peak_mib=pss * 6, **kw)
 
@@ -95,6 +95,9 @@ def test_prefork_over_the_budget_is_sized_down_and_the_shortfall_named():
     assert "~63 MiB" in memory and "48 MiB" in memory and "short by 15 MiB" in memory
     assert "MaxRequestWorkers 15" in memory
     assert "sized down to 15" in rec.decision
+    # no USS measured: the proportional fallback, and the output says the smaller size is a projection
+    assert "projected, not measured" in memory and "proportionally" in memory and "no USS" in memory
+    assert "projected, not measured" in rec.decision
 
 
 def test_a_budget_below_one_child_says_so():
@@ -107,12 +110,41 @@ def test_a_budget_below_one_child_says_so():
     assert not any("even one prefork child" in x for x in ok.warnings)
 
 
-def test_prefork_memory_is_projected_from_the_measured_size():
+def test_prefork_memory_is_projected_as_shared_plus_private_per_child():
+    # this machine: 66.7 MiB PSS with 20 children, ~145 MiB with 50: ~14.5 MiB shared, ~2.6 MiB private per child.
+    # One child fewer saves its private memory (USS), not a 21st of the whole tree.
+    m = prefork(pss=66.7, processes=20, uss_per_process_mib=2.61)
+    model = pss_model(m)
+    assert model.private and model.base == pytest.approx(14.5) and model.per == 2.61
+    assert projected_pss(m, 20) == 66.7  # the measured size: the measurement itself
+    assert projected_pss(m, 50) == pytest.approx(145, abs=0.5)
+    assert projected_pss(m, 14) == pytest.approx(51.04, abs=0.01)  # over 48: 14 children do not fit
+    rec = recommend(Workload(thread_safe="no", concurrency=20, memory_budget_mib=48), {"prefork": m})
+    assert rec.sizing.directives["MaxRequestWorkers"] == 12  # 14.5 + 12 x 2.61 = 45.8 <= 48 < 48.4
+    assert projected_pss(m, 12) <= 48 < projected_pss(m, 13)
+    memory = next(x for x in rec.warnings if x.startswith("memory:"))
+    assert "projected, not measured" in memory and "private (USS) per child" in memory
+    assert "from 66.7 MiB measured with 20 children" in memory
+    # the proportional model would have said 14 children fit (66.7 x 15 / 21 = 47.6 MiB): wrong
+    proportional = prefork(pss=66.7, processes=20)
+    assert projected_pss(proportional, 14) == pytest.approx(47.64, abs=0.01)
+    assert recommend(Workload(thread_safe="no", concurrency=20, memory_budget_mib=48),
+                     {"prefork": proportional}).sizing.workers == 14
+
+
+def test_memory_is_projected_proportionally_only_without_uss():
     # measured with 10 children at 33 MiB (3 MiB each incl. the parent); the workload needs 30 children
     w = Workload(thread_safe="no", concurrency=30, memory_budget_mib=60)
     rec = recommend(w, {"prefork": prefork(pss=33, processes=10)})
+    assert not pss_model(prefork(pss=33, processes=10)).private
     assert projected_pss(prefork(pss=33, processes=10), 30) == pytest.approx(93)
     assert rec.sizing.directives["MaxRequestWorkers"] == 19  # floor(60 / 3) - 1
+    assert any("projected, not measured" in e and "proportionally" in e for e in rec.evidence)
+    # with USS: 33 - 10 x 2 = 13 MiB shared, 2 MiB per child: 73 MiB for 30, 23 children fit 60 MiB
+    uss = prefork(pss=33, processes=10, uss_per_process_mib=2.0)
+    assert projected_pss(uss, 30) == pytest.approx(73)
+    assert recommend(w, {"prefork": uss}).sizing.workers == 23
+    assert projected_pss(prefork(pss=33, processes=None), 30) == 33  # process count unknown: not projected
 
 
 def test_prefork_not_measured_leaves_the_budget_unchecked_with_a_warning():
@@ -147,11 +179,22 @@ def test_many_idle_keepalive_clients_get_event_and_the_others_are_rejected_for_p
     assert "KeepAliveTimeout" not in rec.sizing.directives  # parking is cheap: httpd's 5 s stays
 
 
-def test_slow_clients_alone_get_event_with_request_read_timeouts():
-    rec = recommend(Workload(thread_safe="yes", slow_clients=True), all3())
+def test_slow_clients_alone_get_event_with_request_read_timeouts_and_httpds_keepalive():
+    w = Workload(thread_safe="yes", slow_clients=True)
+    rec = recommend(w, all3())
     assert (rec.mpm, rec.rule) == ("event", "waiting-clients")
     assert rec.sizing.directives["RequestReadTimeout"] == SLOW_CLIENT_RRT
-    assert rec.sizing.directives["KeepAliveTimeout"] == SHORT_KEEPALIVE
+    # event parks keep-alive connections cheaply and mobile clients lose most from reconnecting: httpd's 5 s stays
+    assert "KeepAliveTimeout" not in rec.sizing.directives
+    # where a waiting client pins a process or thread, the shorter KeepAliveTimeout stays
+    assert size("worker", w).directives["KeepAliveTimeout"] == SHORT_KEEPALIVE
+    assert size("prefork", w).directives["KeepAliveTimeout"] == SHORT_KEEPALIVE
+    # httpd's event holds a worker while a slow client sends its request: RequestReadTimeout is the protection
+    assert "RequestReadTimeout" in rec.decision and "httpd's event holds a worker" in rec.decision
+    assert any("does not protect against slow request senders" in x for x in rec.warnings)
+    assert "write completion" in RULES["waiting-clients"] and "RequestReadTimeout" in RULES["waiting-clients"]
+    assert "Only mpm-harness's event reads request heads" in RULES["waiting-clients"]
+    assert "write completion" in rejected(rec)["worker"]
 
 
 def test_a_share_below_the_threshold_is_not_rule_two():
@@ -225,11 +268,35 @@ def test_a_noisy_single_trial_widens_the_throughput_tie():
     assert clean.mpm == "event" and "decided by throughput" in clean.decision
     noisy = {k: replace(v, noisy=True) for k, v in figures.items()}
     rec = recommend(w, noisy)
-    assert rec.mpm == "worker" and "simpler model (throughput within 15 %" in rec.decision
+    assert rec.mpm == "worker" and "the simpler model, after a tie on throughput (within 15 %)" in rec.decision
+    assert "A TIE: event (207 req/s, ~25 MiB) is equally good within the measurement noise" in rec.decision
     assert any("within 15 % instead of 5 %" in x and "noisy" in x for x in rec.warnings)
-    assert "a tie" in rejected(rec)["event"]
+    assert "a tie, equally good within the measurement noise" in rejected(rec)["event"]
     three = {k: replace(v, noisy=True, trials=3) for k, v in figures.items()}
     assert recommend(w, three).mpm == "event"  # three noisy trials with no spread: the 5 % band again
+
+
+def test_memory_within_two_mib_is_a_tie_reported_as_such():
+    # example 3's figures: 23.6 against 25.3 MiB is 7 % but within the 2 MiB of PSS noise on this machine
+    w = Workload(thread_safe="yes", concurrency=32, memory_budget_mib=64)
+    rec = recommend(w, {"worker": worker(rps=7000, pss=25.3, cpu=120), "event": event(rps=7100, pss=23.6, cpu=121)})
+    assert MEMORY_TIE_MIB == 2
+    assert rec.mpm == "worker" and "the simpler model, after a tie" in rec.decision
+    assert "memory (within max(5 %, 2 MiB))" in rec.decision and "A TIE: event" in rec.decision
+    assert "equally good within the measurement noise" in rejected(rec)["event"]
+    # the lower CPU breaks a tie too, and the alternative is still called equally good
+    rec = recommend(w, {"worker": worker(rps=7000, pss=25.3, cpu=140), "event": event(rps=7100, pss=23.6, cpu=120)})
+    assert rec.mpm == "event" and rec.decision.startswith("event") and "CPU per request, after a tie" in rec.decision
+    assert "A TIE: worker" in rec.decision and "lower-CPU" in rec.decision
+    assert "lower CPU per request" in rejected(rec)["worker"]
+    # beyond 2 MiB (and 5 %), memory decides and it is no tie
+    rec = recommend(w, {"worker": worker(rps=7000, pss=26.0, cpu=120), "event": event(rps=7100, pss=23.6)})
+    assert rec.mpm == "event" and "decided by memory" in rec.decision and "TIE" not in rec.decision
+    assert "beyond max(5 %, 2 MiB)" in rejected(rec)["worker"]
+    # large trees: 5 % is the wider band (120 against 125.5 MiB is within 6 MiB)
+    rec = recommend(replace(w, memory_budget_mib=256),
+                    {"worker": worker(rps=7000, pss=125.5, cpu=120), "event": event(rps=7100, pss=120.0)})
+    assert rec.mpm == "worker" and "TIE" in rec.decision
 
 
 def test_the_trials_spread_widens_the_throughput_tie():
@@ -305,21 +372,59 @@ def test_every_rule_is_documented_and_reachable():
 
 
 def test_three_contrasting_workloads_get_three_different_justified_mpms():
-    unsafe = Workload(thread_safe="no", concurrency=20, memory_budget_mib=256,
+    """docs/advisor.md's three examples, with the figures quoted there (one noisy trial each on a busy machine).
+
+    Nothing here is chosen to force an outcome: every candidate of a workload
+    is fed, with its own throughput, CPU and memory; figures the page does not
+    quote (the first two examples' throughput and CPU, the USS) are of the
+    order this machine measures.
+    """
+    unsafe = Workload(thread_safe="no", concurrency=20, memory_budget_mib=48, cores=2,
                       app="servers.apps.workloads:legacy_app")
-    idle_many = Workload(thread_safe="yes", concurrency=50, keepalive_share=1.0)
-    cpu_tight = Workload(thread_safe="yes", concurrency=32, memory_budget_mib=64,
+    idle_many = Workload(thread_safe="yes", concurrency=50, keepalive_share=1.0, cores=2)
+    cpu_tight = Workload(thread_safe="yes", concurrency=32, memory_budget_mib=64, cores=2,
                          app="servers.apps.workloads:cpu_app")
-    recs = [
-        recommend(unsafe, {"prefork": prefork(rps=2000, pss=68, processes=20)}),
-        recommend(idle_many, all3(prefork=prefork(pss=300, processes=100, **idle(50, kib=60)),
-                                  worker=worker(**idle(50, kib=14)), event=event(**idle(50, kib=3)))),
-        recommend(cpu_tight, all3(prefork=prefork(rps=450, pss=98, processes=32), worker=worker(rps=440, pss=22),
-                                  event=event(rps=400, pss=25))),
-    ]
+    noisy = {"noisy": True, "trials": 1}
+    legacy = {"prefork": Measurement("prefork", "prefork", processes=20, connections=20, rps=610, p99_ms=48,
+                                     cpu_us_per_request=690, pss_peak_mib=66.7, rss_peak_mib=383,
+                                     uss_per_process_mib=2.61, **noisy)}
+    many_idle = {
+        "prefork": Measurement("prefork", "prefork", processes=100, connections=50, rps=1450, p99_ms=95,
+                               cpu_us_per_request=720, pss_peak_mib=232.9, rss_peak_mib=1800,
+                               uss_per_process_mib=2.1, **idle(50, kib=64), **noisy),
+        "worker": Measurement("worker", "worker", processes=2, connections=50, rps=1720, p99_ms=60,
+                              cpu_us_per_request=560, pss_peak_mib=27.4, uss_per_process_mib=6.5,
+                              **idle(50, kib=14), **noisy),
+        "event": Measurement("event", "event", processes=2, connections=50, rps=1610, p99_ms=64,
+                             cpu_us_per_request=600, pss_peak_mib=25.5, uss_per_process_mib=6.2,
+                             **idle(50, kib=3), **noisy),
+    }
+    cpu_heavy = {
+        "prefork": Measurement("prefork", "prefork", processes=32, connections=32, rps=231, p99_ms=230,
+                               cpu_us_per_request=2600, pss_peak_mib=100.0, rss_peak_mib=610,
+                               uss_per_process_mib=2.6, **noisy),
+        "worker": Measurement("worker", "worker", processes=2, connections=32, rps=228, p99_ms=180,
+                              cpu_us_per_request=2620, pss_peak_mib=23.6, uss_per_process_mib=6.0, **noisy),
+        "event": Measurement("event", "event", processes=2, connections=32, rps=204, p99_ms=200,
+                             cpu_us_per_request=2658, pss_peak_mib=25.3, uss_per_process_mib=6.3, **noisy),
+    }
+    recs = [recommend(unsafe, legacy), recommend(idle_many, many_idle), recommend(cpu_tight, cpu_heavy)]
     assert [r.mpm for r in recs] == ["prefork", "event", "worker"]
     assert [r.rule for r in recs] == ["thread-unsafe", "waiting-clients", "best-fit"]
     assert all(r.evidence and r.rejected for r in recs)
+    first, second, third = recs
+    # 1: 66.7 MiB for 20 children is over 48: sized down on shared + private memory, said to be a projection
+    assert first.sizing.workers == 12 and "projected, not measured" in first.decision
+    assert set(rejected(first)) == {"worker", "event"}
+    # 2: prefork would need 100 children, worker 100 threads; event holds the 50 idle with 64 threads
+    assert second.sizing.workers == 64 and "KeepAliveTimeout" not in second.sizing.directives
+    assert "MaxRequestWorkers 100" in rejected(second)["prefork"]
+    assert "pins a worker thread" in rejected(second)["worker"]
+    assert any("measured on their own" in e for e in second.evidence)
+    # 3: prefork is 36 MiB over the budget; worker and event tie within the noisy band and 2 MiB: reported as a tie
+    assert "over the 64 MiB budget by 36 MiB" in rejected(third)["prefork"]
+    assert "A TIE: event" in third.decision and "simpler" in third.decision
+    assert "equally good within the measurement noise" in rejected(third)["event"]
 
 
 # -- sizing -------------------------------------------------------------------------------------------
@@ -452,6 +557,7 @@ def test_a_thread_safe_app_is_measured_on_all_three_with_an_idle_profile():
     load, idle_p = m.profiles
     assert (load.get("connections"), load.get("mode"), load.duration) == (40, "closed", 1.5)
     assert (idle_p.driver, idle_p.get("connections")) == ("idle", 20)
+    assert "on their own" in idle_p.get("description")  # not held during the load: said, not hidden
     assert m.trials == 2
     assert m.servers[2].set == size("event", w).directives
 
@@ -460,9 +566,10 @@ def test_a_thread_safe_app_is_measured_on_all_three_with_an_idle_profile():
 
 
 def _cell(server, profile, driver, **metrics):
+    sampler = metrics.pop("sampler", None)
     return {"kind": "profile", "server": server, "profile": profile, "driver": driver, "trial": 1,
             "status": metrics.pop("status", "ok"), "reason": "", "flags": metrics.pop("flags", []),
-            "metrics": metrics}
+            "metrics": metrics, "sampler": sampler}
 
 
 def synthetic_run(tmp_path: Path) -> Path:
@@ -476,12 +583,14 @@ def synthetic_run(tmp_path: Path) -> Path:
     }
     cells = [
         _cell("prefork", "load", "loadgen", rps=2000.0, cpu_us_per_request=230.0, p99_ms=27.0, pss_peak_mib=68.0,
-              rss_peak_mib=380.0, answered_fraction=1.0),
+              rss_peak_mib=380.0, answered_fraction=1.0,
+              sampler={"uss_peak": 21 * 2.6 * 2**20, "pss_peak": 68 * 2**20, "processes_peak": 21}),
         _cell("prefork", "idle", "idle", pss_peak_mib=70.0, pss_per_idle_conn_kib=60.0, answered_fraction=0.5,
               flags=["starved"]),
         _cell("worker", "load", "loadgen", status="invalid", flags=["non_2xx"], rps=9000.0),
         _cell("worker", "idle", "idle", pss_peak_mib=26.0, answered_fraction=1.0),
-        _cell("apache-event", "load", "loadgen", rps=6500.0, pss_peak_mib=6.0),
+        _cell("apache-event", "load", "loadgen", rps=6500.0, pss_peak_mib=6.0,
+              sampler={"uss_peak": 3 * 2**20, "processes_peak": 3}),
         _cell("gunicorn-sync", "load", "loadgen", rps=1400.0),
     ]
     doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "synthetic", "status": "complete",
@@ -507,18 +616,31 @@ def test_measurements_from_a_run_document(tmp_path):
     assert (p.trials, p.noisy, p.rps_spread) == (1, False, None)
     assert ms["worker"].status == "invalid" and "non_2xx" in ms["worker"].reason and not ms["worker"].valid
     assert ms["worker"].processes == 2
-    assert ms["apache-event"].mpm == "event"
+    assert p.uss_per_process_mib == pytest.approx(2.6) and pss_model(p).private  # summed USS / the tree's processes
+    assert ms["worker"].uss_per_process_mib is None  # an invalid cell's sampler is not used
+    ref = ms["apache-event"]
+    assert ref.mpm == "event" and ref.reference and not p.reference
+    # httpd's process count and memory are its own configuration's: nothing is derived from our defaults
+    assert ref.processes is None and ref.uss_per_process_mib is None
 
 
-def test_from_run_end_to_end_prints_json(tmp_path, capsys):
+def test_from_run_rests_on_our_servers_and_labels_reference_servers(tmp_path, capsys):
     run = synthetic_run(tmp_path)
     assert adv.main(["--from-run", str(run), "--thread-safe", "yes", "--concurrency", "20", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["recommendation"]["rule"] == "best-fit"
-    assert doc["recommendation"]["mpm"] == "event"  # worker invalid (non-2xx), prefork slower
+    rec = doc["recommendation"]
+    # worker invalid (non-2xx); apache-event is httpd, a reference, not our event: prefork is what is left
+    assert (rec["rule"], rec["mpm"], rec["label"]) == ("best-fit", "prefork", "prefork")
+    assert any("apache-event (reference server" in e and "NOT used in the decision" in e for e in rec["evidence"])
+    assert any("event had only a reference measurement" in x for x in rec["warnings"])
+    assert {a["mpm"]: a["why"] for a in rec["rejected"]}["event"] == "not measured"
+    assert doc["measurements"]["apache-event"]["reference"] is True
     assert doc["run"]["run_dir"] == str(run) and doc["run"]["measured_now"] is False
-    assert "LoadModule mpm_event_module" in doc["config"]["httpd"]
+    assert "LoadModule mpm_prefork_module" in doc["config"]["httpd"]
     assert not (run / "advice.json").exists()  # another run's folder is left alone
+    assert adv.main(["--from-run", str(run), "--thread-safe", "yes", "--concurrency", "20"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| apache-event"))
+    assert "reference (httpd), not used" in row
 
 
 # -- output -------------------------------------------------------------------------------------------
@@ -538,9 +660,17 @@ def test_text_report_and_config_blocks():
     assert "LoadModule mpm_event_module modules/mod_mpm_event.so" in httpd
     inside = httpd.split("<IfModule mpm_event_module>")[1].split("</IfModule>")[0]
     assert "    MaxRequestWorkers 64" in inside and "    AsyncRequestWorkerFactor 2.5" in inside
-    assert "KeepAliveTimeout" not in inside and f"\nKeepAliveTimeout {SHORT_KEEPALIVE}\n" in httpd
+    assert "KeepAliveTimeout" not in httpd  # event with slow clients keeps httpd's keep-alive default
     assert "<IfModule reqtimeout_module>\n    RequestReadTimeout header=10-30,MinRate=500 body=20,MinRate=500" in httpd
+    assert "# against slow senders (slowloris) RequestReadTimeout (mod_reqtimeout) is the protection" in httpd
+    assert "still holds a worker while a slow client sends its request head/body" in httpd
+    assert "measured on their own" in text and "not while it ran" in text and "idle answered (alone)" in text
     json.dumps(adv.advice_json(w, rec, ms, None))
+    # worker with idle clients: the shorter KeepAliveTimeout, at server level
+    ww = Workload(thread_safe="yes", concurrency=40, keepalive_share=0.25)
+    wrec = recommend(ww, all3())
+    assert wrec.mpm == "worker" and f"\nKeepAliveTimeout {SHORT_KEEPALIVE}\n" in adv.httpd_block(wrec)
+    assert "slowloris" not in adv.httpd_block(wrec)
 
 
 def test_the_pss_note_appears_with_a_budget_and_quotes_prefork_rss():
