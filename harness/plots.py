@@ -33,6 +33,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from .report import RunView  # noqa: E402
 
@@ -223,6 +224,9 @@ def _latency_spectra(run: RunView, colours: dict, out: Path) -> tuple[list[Figur
         ax.set_xticks([1 / (1 - q / 100) for q in ticks], [f"{q:g}%" for q in ticks])
         ax.minorticks_off()
         ax.set_yscale("log")  # one stalled server must not flatten every other line
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency ms (from intended send time, log)")
         ax.grid(alpha=0.3)
@@ -326,6 +330,9 @@ def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], s
                 t = board["t"][:n]
                 ax.stackplot(t, *[board[k][:n] for k in _STATE_COLOURS], labels=list(_STATE_COLOURS),
                              colors=list(_STATE_COLOURS.values()), alpha=0.8)
+                # the polls themselves: the area between two dots is drawn straight, not sampled
+                ax.plot(t, [sum(board[k][i] for k in _STATE_COLOURS) for i in range(n)], linestyle="none",
+                        marker=".", markersize=3, color="black")
                 parked = [v if v is not None else math.nan for v in (board.get("async_keepalive") or [])[:n]]
                 if len(parked) == n and any(v == v and v for v in parked):  # NaN-safe: only event prints it
                     ax.plot(t, parked, color="black", linestyle="--", linewidth=1, label="parked keep-alive")
@@ -354,8 +361,11 @@ def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], s
                   "Worker slots by state from /server-status?auto, polled about four times a second during each "
                   "profile: busy (reading or writing a request), keep-alive (a worker waiting on an idle "
                   "connection), closing, idle. The dashed line is the event MPM's keep-alive connections parked "
-                  "in the listener, which hold no worker. A poll waits for a free worker like any request, so a "
-                  "saturated server misses some (counted in the corner)."
+                  "in the listener, which hold no worker. Dots mark the polls; between two dots the area is drawn "
+                  "straight. A poll waits for a free worker like any request, so a server whose workers are all "
+                  "held (prefork with every child in keep-alive) answers few polls and misses some (counted in "
+                  "the corner); the event MPM stops accepting while it is at its connection limit, so its polls "
+                  "wait too."
                   + (f" Not shown: {'; '.join(left_out)}." if left_out else ""))], ""
 
 
