@@ -28,6 +28,8 @@ pre { background: #f6f6f6; border: 1px solid #ddd; padding: .5em; overflow-x: au
 td.v-pass { background: #e3f4e3; } td.v-warn { background: #fff3cd; } td.v-fail { background: #f8d7da; }
 td.v-na { background: #eee; color: #666; } td.req pre { margin: 0; max-width: 48em; white-space: pre-wrap; }
 details summary { cursor: pointer; }
+table.conf th.srv { width: 6.5em; } table.conf td { white-space: nowrap; }
+table.conf td:first-child, table.conf td:nth-child(2) { white-space: normal; min-width: 14em; }
 """.strip()
 
 
@@ -96,7 +98,7 @@ def conformance_matrix(run: RunView) -> str:
             v = props.get("verdict") or ("fail" if c.get("outcome") == "failed" else c.get("outcome") or "?")
             verdicts.setdefault(cid, {})[s] = (v, props.get("status") or "")
     cat = _catalog(run.doc)
-    head = "".join(f"<th>{html.escape(s)}</th>" for s in servers)
+    head = "".join(f'<th class="srv">{html.escape(s)}</th>' for s in servers)
     rows = []
     for cid in sorted(verdicts, key=lambda k: (_row_key(str((cat.get(k) or {}).get("row") or "~")), k)):
         info = cat.get(cid) or {}
@@ -116,7 +118,7 @@ def conformance_matrix(run: RunView) -> str:
             "allowed but not preferred, or a SHOULD not met; fail = a MUST broken; n/a = the case's premise does "
             "not hold on that server) with the status code(s) answered, the RFC 9110/9112 section and requirement "
             "level, and the bytes sent (\\r\\n shown; &lt;read&gt; waits for an answer before sending on).</p>"
-            f"<table><thead><tr><th>case</th><th>RFC</th>{head}<th>request</th></tr></thead>"
+            f'<table class="conf"><thead><tr><th>case</th><th>RFC</th>{head}<th>request</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
