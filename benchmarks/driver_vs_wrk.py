@@ -43,7 +43,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -65,7 +64,7 @@ from tabulate import tabulate  # noqa: E402
 from harness.drivers.base import GENERATOR_BOUND_FRACTION  # noqa: E402
 from harness.drivers.loadgen import run_closed_loop  # noqa: E402
 from loadgen_selftest import start_echo  # noqa: E402
-from side_by_side import OURS, Running, git_commit, pick_cpus, wait_for  # noqa: E402
+from side_by_side import OURS, Running, pick_cpus, run_header, wait_for  # noqa: E402
 
 #: launcher name -> the sizing side_by_side.py uses for 50 connections
 SIZING = {"event": "event2x8", "worker": "worker2x25", "prefork": "prefork50"}
@@ -292,22 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: servers stopped, partial results follow", file=sys.stderr)
     finally:
         summaries = [summarize(trials, name) for name, _ in targets]
-        doc = {
-            "benchmark": "driver_vs_wrk",
-            "started": stamp,
-            "commit": git_commit(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "server_cpus": sorted(server_cpus),
-            "driver_cpus": driver_cpus,
-            "placement": placement,
-            "args": vars(args),
-            "order": "interleaved wrk loadgen per round, same server",
-            "summaries": summaries,
-            "failures": failures,
-            "trials": trials,
-        }
+        doc = {**run_header("driver_vs_wrk", stamp, args, server_cpus, driver_cpus, placement,
+                            "interleaved wrk loadgen per round, same server"),
+               "summaries": summaries, "failures": failures, "trials": trials}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=2))
 

@@ -370,6 +370,13 @@ def pick_cpus() -> tuple[set[int], list[int] | None, str]:
     return set(avail), None, "shared (one CPU only: server and driver compete)"
 
 
+def run_header(benchmark: str, stamp: str, args, server_cpus, driver_cpus, placement, order: str) -> dict:
+    """The head of a benchmark's JSON document: what ran, where, with which arguments and in which order."""
+    return {"benchmark": benchmark, "started": stamp, "commit": git_commit(), "python": sys.version.split()[0],
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "server_cpus": sorted(server_cpus),
+            "driver_cpus": driver_cpus, "placement": placement, "args": vars(args), "order": order}
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
@@ -446,21 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: servers stopped, partial results follow", file=sys.stderr)
     finally:
         meds = {n: medians(trials, n) for n in order}
-        doc = {
-            "benchmark": "side_by_side",
-            "started": stamp,
-            "commit": git_commit(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "server_cpus": sorted(server_cpus),
-            "driver_cpus": driver_cpus,
-            "placement": placement,
-            "args": vars(args),
-            "order": "interleaved " + " ".join(order) + " per round",
-            "medians": meds,
-            "trials": trials,
-        }
+        doc = {**run_header("side_by_side", stamp, args, server_cpus, driver_cpus, placement,
+                            "interleaved " + " ".join(order) + " per round"),
+               "medians": meds, "trials": trials}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=2))
     print(f"\nGET / keep-alive, {args.connections} connections, {args.duration:g} s x {args.trials} trials, "
