@@ -564,7 +564,7 @@ def _growth(run: _Run) -> Section | None:
     if not long:
         return None
     sec = Section("growth", "3b. Growth over time (soak)")
-    headers = ["server", "profile", "ok/trials", "PSS MiB/min", "fds/min", "growth flagged"]
+    headers = ["server", "profile", "ok/trials", "PSS MiB/min", "USS MiB/min", "fds/min", "growth flagged"]
     rows = []
     for p in long:
         for s in run.servers:
@@ -572,16 +572,18 @@ def _growth(run: _Run) -> Section | None:
             flagged = sorted({f for c in run.profile_cells(s, p) for f in c.get("flags", [])
                               if f in ("pss_growth", "fd_growth", "pss_step", "fd_step")})
             row = [s, p, run.trials(s, p)]
-            row += ([why, DASH, DASH] if why is not None else
-                    [_spread(run.metric(s, p, "pss_slope_mib_per_min")), _spread(run.metric(s, p, "fds_slope_per_min")),
-                     ", ".join(flagged) or "no"])
+            row += ([why, DASH, DASH, DASH] if why is not None else
+                    [_spread(run.metric(s, p, "pss_slope_mib_per_min")), _spread(run.metric(s, p, "uss_slope_mib_per_min")),
+                     _spread(run.metric(s, p, "fds_slope_per_min")), ", ".join(flagged) or "no"])
             rows.append(row)
     caption = (f"Profiles of {SOAK_MIN_SECONDS:.0f} s or more: least-squares slope of the server tree's summed PSS "
                "(sampled about once a second) and of its open fd count over the measured window, per minute. "
                "Growth is judged on the window's second half (the first minutes warm caches and heaps): flagged "
                "when the fitted growth over that half exceeds max(2 MiB, 5% of PSS) or 5 fds: as growth "
                "(pss_growth, fd_growth) when the medians of the window's 2nd, 3rd and 4th quarters rise each time "
-               "(a trend), as a step (pss_step, fd_step) when it is one jump (an allocation made once).")
+               "(a trend), as a step (pss_step, fd_step) when it is one jump (an allocation made once). USS (the tree's "
+               "private memory) is shown beside PSS: PSS also moves when other processes map the same files (every "
+               "Python process shares the interpreter's pages), USS does not.")
     sec.tables.append(Table(caption, headers, rows, _align(headers, left=("server", "profile", "growth flagged"))))
     return sec
 

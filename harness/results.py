@@ -63,6 +63,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "driver_cpu_fraction": ("", "lower"),
     "other_cpu_percent": ("% of a CPU", "lower"),
     "pss_slope_mib_per_min": ("MiB/min", "lower"),
+    "uss_slope_mib_per_min": ("MiB/min", "lower"),
     "fds_slope_per_min": ("fds/min", "lower"),
 }
 

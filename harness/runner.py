@@ -480,11 +480,15 @@ def _slopes(series: SamplerSeries, start: str, end: str, duration: float, flags:
     A fitted growth that is one late jump (an arena or a cache allocated
     once) is flagged ``pss_step`` / ``fd_step`` instead: worth a look, and a
     longer soak tells the two apart.  The cell stays ok either way (a leak
-    is a finding, not a bad measurement).
+    is a finding, not a bad measurement).  The USS slope is reported beside
+    PSS: the tree's private memory, which other processes mapping the same
+    files (every Python process shares the interpreter's pages) cannot move.
     """
     pss = series.slope("pss", start, end)
+    uss = series.slope("uss", start, end)
     fds = series.slope("fds", start, end)
     out = {"pss_slope_mib_per_min": None if pss is None else round(pss * 60 / 2**20, 3),
+           "uss_slope_mib_per_min": None if uss is None else round(uss * 60 / 2**20, 3),
            "fds_slope_per_min": None if fds is None else round(fds * 60, 2)}
     if duration >= SOAK_MIN_SECONDS:
         t0, t1 = series.mark(start).t, series.mark(end).t
