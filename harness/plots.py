@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,12 +111,6 @@ def _sweeps(run: RunView) -> dict[str, list[tuple[int, str]]]:
     return {k: sorted(v) for k, v in found.items() if len(v) >= 2}
 
 
-def _median(values: list[float]) -> float:
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-
-
 def _throughput_vs_concurrency(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
     sweeps = _sweeps(run)
     if not sweeps:
@@ -131,10 +126,10 @@ def _throughput_vs_concurrency(run: RunView, colours: dict, out: Path) -> tuple[
                 good = [c["metrics"]["rps"] for c in _ok(cells)]
                 if good:
                     xs.append(conns)
-                    ys.append(_median(good))
+                    ys.append(statistics.median(good))
                 elif cells:
                     bad_x.append(conns)
-                    bad_y.append(_median([c["metrics"]["rps"] for c in cells]))
+                    bad_y.append(statistics.median([c["metrics"]["rps"] for c in cells]))
             if xs or bad_x:
                 drawn = True
                 ax.plot(xs, ys, marker="o", color=colours[s], label=s)

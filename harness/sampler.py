@@ -696,11 +696,8 @@ class SamplerSeries:
     def median(self, metric: str, start: str | float, end: str | float) -> float | None:
         """The median of ``metric`` over the samples in [start, end] that have a value; None when none has."""
         t0, t1 = self._pos(start)[0], self._pos(end)[0]
-        vals = sorted(v for i in self._indices(t0, t1) if (v := self.samples[metric][i]) is not None)
-        if not vals:
-            return None
-        n = len(vals)
-        return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+        vals = [v for i in self._indices(t0, t1) if (v := self.samples[metric][i]) is not None]
+        return statistics.median(vals) if vals else None
 
     def sample_at(self, at: str | float) -> dict:
         """The sample of a mark, or the sample nearest to a monotonic time, as ``{column: value}``."""
