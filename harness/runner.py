@@ -237,7 +237,7 @@ class MatrixRunner:
         self.progress.step(f"{s.label}: trial {trial}/{trials}: starting", _EST_START + self.m.warmup)
         handle: Handle | None = None
         sampler: Sampler | None = None
-        windows: list[tuple[Profile, str, DriverResult | None, dict, str, list[str]]] = []
+        windows: list[tuple[Profile, str, DriverResult | None, dict, dict | None, str, list[str]]] = []
         failure = ""
         try:
             try:
@@ -254,7 +254,7 @@ class MatrixRunner:
                 self._warmup(handle, profiles)
             for p in profiles:
                 if failure:
-                    windows.append((p, "", None, {}, failure, []))
+                    windows.append((p, "", None, {}, None, failure, []))
                     continue
                 self.progress.step(f"{s.label}: trial {trial}/{trials}: {p.name} ({p.driver}, {p.duration:g} s)",
                                    p.duration + self.m.quiet_seconds + _EST_PROFILE_OVERHEAD[p.driver])
@@ -289,7 +289,7 @@ class MatrixRunner:
                 elif not _answers(handle.url):
                     failure = f"server stopped answering GET / after {p.name} (hung)"
                     reason, flags = reason or failure, flags + ["server_hung"]
-                windows.append((p, key, result, quiet | {"started": started, "scoreboard": board}, reason, flags))
+                windows.append((p, key, result, quiet | {"started": started}, board, reason, flags))
                 if failure:
                     self.progress.note(failure + "; stopping it and going on")
         finally:
@@ -303,8 +303,8 @@ class MatrixRunner:
                 if failure:
                     self._keep_log_text(s, trial, handle.log_text())
                 handle.stop()
-            for p, key, result, quiet, reason, flags in windows:
-                self.doc.add_cell(_profile_cell(s, p, trial, key, result, series, quiet, reason, flags))
+            for p, key, result, quiet, board, reason, flags in windows:
+                self.doc.add_cell(_profile_cell(s, p, trial, key, result, series, quiet, board, reason, flags))
 
     def _record_handle(self, s: ServerEntry, handle: Handle) -> None:
         """What only a running server can tell: its version, the settings it could not apply, its config."""
@@ -404,12 +404,11 @@ def _skipped_profile(s: ServerEntry, p: Profile, why: str) -> dict:
 
 
 def _profile_cell(s: ServerEntry, p: Profile, trial: int, key: str, result: DriverResult | None,
-                  series: SamplerSeries | None, quiet: dict, reason: str, flags: list[str]) -> dict:
+                  series: SamplerSeries | None, quiet: dict, scoreboard: dict | None, reason: str,
+                  flags: list[str]) -> dict:
     """One profile cell: the driver's result, the sampler's window, the metrics and the verdict."""
     window = None
     metrics: dict = {}
-    quiet = dict(quiet)
-    scoreboard = quiet.pop("scoreboard", None)
     if series is not None and key and f"{key}:end" in series.mark_names:
         window = series.window(f"{key}:start", f"{key}:end")
     if result is not None:
