@@ -361,9 +361,14 @@ class Parent:
     def _count(self) -> tuple[int, int, int]:
         """(idle units, busy units, live processes) of the current generation.
 
-        Idle = worker slots in ``S`` or ``_`` of non-quiescing processes of the
-        running generation (``S`` counts as idle on purpose, as in httpd, so a
-        slow-starting child does not trigger more forks).
+        Idle = worker slots in ``S`` or ``_`` of processes of the running generation
+        that are neither quiescing nor ``not_accepting`` (``S`` counts as idle on
+        purpose, as in httpd, so a slow-starting child does not trigger more forks).
+        A child that has taken its listeners out of its poll set (event at its
+        connection cap) cannot take a new connection, so its idle threads are no
+        spare capacity: httpd's perform_idle_server_maintenance skips them too, and
+        forks a child that can accept. Its threads still count as busy or idle for
+        nothing else, and the process still counts against the process limit.
         """
         sb = self.sb
         _, threads = self._limits()
@@ -375,10 +380,11 @@ class Parent:
             if info.quiescing:
                 continue
             procs += 1
+            accepting = not info.not_accepting
             for t in range(threads):
                 st = sb.status(slot, t)
                 if st in (STARTING, READY):
-                    idle += 1
+                    idle += accepting
                 elif st not in (DEAD, GRACEFUL):
                     busy += 1
         return idle, busy, procs
