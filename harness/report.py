@@ -612,7 +612,8 @@ def _availability(run: _Run) -> Section:
                 columns.setdefault((k[0], k[1]), k[2])
     keys = sorted(columns, key=lambda k: (_order([x[0] for x in columns], _ATTACK_ORDER).index(k[0]),
                                           _order([x[1] for x in columns], _LEVEL_ORDER).index(k[1])))
-    headers = ["server", *(columns[k] for k in keys), "idle keep-alive: new client", "idle conns answered"]
+    headers = ["server", *(columns[k] for k in keys), "idle keep-alive: new client", "idle conns answered",
+               "busy keep-alive: new clients answered"]
     rows, rec_rows = [], []
     for s in servers:
         found: dict[tuple[str, str], dict] = {}
@@ -639,7 +640,7 @@ def _availability(run: _Run) -> Section:
             avail.append(_pct(_num(props.get("availability"))) + mark)
             rec.append(_seconds(props.get("recovery_s")))
         outcome, answered = _idle_keepalive(run, s)
-        rows.append([s, *avail, outcome, answered])
+        rows.append([s, *avail, outcome, answered, _busy_keepalive(run, s)])
         rec_rows.append([s, *rec])
     caption = ("Slow clients (suites/test_slowclient.py): each column is one bounded attack (connections in "
                "brackets) against the server configured with 10 workers; availability = the fraction of probe "
@@ -649,7 +650,10 @@ def _availability(run: _Run) -> Section:
                "off; running-server = the server as configured by the matrix. (test failed): the suite's "
                "per-MPM expectation was not met. Idle keep-alive (suites/test_keepalive.py): 12 idle keep-alive "
                "connections on 4 workers, then a new client: served (with its latency) or starved (no answer "
-               "within 1.5 s); idle conns answered = how many of the 12 got their first answer.")
+               "within 1.5 s); idle conns answered = how many of the 12 got their first answer. Busy keep-alive: "
+               "40 clients each send a request every second on their own connection (20 workers at most), then 16 "
+               "new clients 0.25 s apart; the share answered within 2 s, with how many of the 40 were answered and "
+               "the server's process count.")
     sec.tables.append(Table(caption, headers, rows, _align(headers, left=("server",)),
                             "neither the slowclient nor the keepalive suite ran"))
     if keys:
@@ -679,6 +683,25 @@ def _idle_keepalive(run: _Run, server: str) -> tuple[str, str]:
         answered, idle = props.get("idle_connections_answered"), props.get("idle_connections")
         return text, (f"{answered}/{idle}" if answered is not None and idle is not None else DASH)
     return "not run", DASH
+
+
+def _busy_keepalive(run: _Run, server: str) -> str:
+    """The busy keep-alive scenario's cell: new clients answered, clients answered, processes."""
+    missing = run.suite_missing(server, "keepalive")
+    if missing:
+        return missing
+    for c in run.cases(server, "keepalive"):
+        if not (c.get("name") or "").startswith("test_busy_keepalive_clients"):
+            continue
+        props = c.get("properties") or {}
+        if c.get("outcome") == "skipped" or props.get("availability") is None:
+            return "not measured"
+        text = (f"{_pct(_num(props.get('availability')))} ({props.get('busy_clients_answered')}/"
+                f"{props.get('busy_clients')} clients, {props.get('processes')} processes)")
+        if c.get("outcome") in ("failed", "error"):
+            text += " (test failed)"
+        return text
+    return "not run"
 
 
 _TS_FIGURES = (("requests", "requests"), ("mismatches", "mismatches"), ("lost_updates", "lost updates"),

@@ -79,6 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--server-set", action="append", default=[], metavar="KEY=VALUE",
                     help="directive for every launched server, over the suite's short-timeout defaults "
                          "(repeatable; VALUE is YAML, e.g. --server-set MaxRequestWorkers=50)")
+    group.addoption("--busy-clients", type=int, default=0, metavar="N",
+                    help="keep-alive clients of the busy keep-alive scenario (suites/test_keepalive.py; default 40)")
+    group.addoption("--busy-pace", type=float, default=0.0, metavar="SECONDS",
+                    help="seconds between one busy keep-alive client's requests (default 1)")
+    group.addoption("--busy-defaults", action="store_true",
+                    help="run the busy keep-alive scenario on each server's own defaults instead of the "
+                         "suite's 20-worker configuration")
 
 
 def _server_sets(config: pytest.Config) -> dict:

@@ -23,6 +23,13 @@ What is checked (RFC 9112 §9.3, httpd's ``ap_set_keepalive``, docs/servers.md "
   connections hold no thread). The figures are recorded with
   ``record_property``.
 
+* Busy keep-alive clients: 40 clients each send a request every second on their
+  own connection (never idle long enough for KeepAliveTimeout), on at most 20
+  workers; then 16 new clients, one every 0.25 s. event (ours and httpd's) must
+  grow past its per-child connection caps and answer every client and every new
+  client; prefork and worker pin a unit per connection, so clients beyond 20 and
+  the new clients wait (recorded, not asserted).
+
 The reference servers run the same tests with the same configuration as our
 same-named MPM (``suites.launching.configuration``: ``apache-event`` runs
 event's, gunicorn runs its closest MPM's pool as a fixed pool) and the
@@ -39,12 +46,13 @@ capacity is recorded as "not measured".
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 
 from servers.launcher import lacks
-from suites.launching import configuration, launch
+from suites.launching import configuration, family, launch
 from tests.rawhttp import Conn, wait_until
 
 #: the server must close an idle connection within KeepAliveTimeout + this (seconds)
@@ -368,3 +376,171 @@ def test_idle_keepalive_capacity(server_spec, configured_server, record_property
     finally:
         for c in idle:
             c.close()
+
+
+# -- busy keep-alive clients: does the server grow? -------------------------------------------------------
+
+#: the suite's scale (fits a 2-core CI machine): BUSY_CLIENTS keep-alive clients, each sending one request
+#: every BUSY_PACE seconds, on a server of at most 20 workers that starts with 5
+BUSY_CLIENTS = 40
+BUSY_PACE = 1.0
+BUSY_CONFIGS = {
+    "prefork": {"StartServers": 5, "MinSpareServers": 1, "MaxSpareServers": 5, "MaxRequestWorkers": 20,
+                "ServerLimit": 20},
+    "worker": {"StartServers": 1, "ServerLimit": 4, "ThreadsPerChild": 5, "MaxRequestWorkers": 20,
+               "MinSpareThreads": 5, "MaxSpareThreads": 20},
+    # each child's cap: 5 threads + 5 idle x factor 2 = 15 connections, so 40 clients need 3 children
+    "event": {"StartServers": 1, "ServerLimit": 4, "ThreadsPerChild": 5, "MaxRequestWorkers": 20,
+              "MinSpareThreads": 5, "MaxSpareThreads": 20},
+}
+#: how long the clients may take to all get a first answer (the server grows meanwhile)
+BUSY_SETTLE = 8.0
+#: probes: a new client every PROBE_EVERY seconds, PROBES of them, each answered within PROBE_WAIT or not
+PROBES = 16
+PROBE_EVERY = 0.25
+PROBE_WAIT = 2.0
+
+
+class _PacedClient(threading.Thread):
+    """One keep-alive client: a request every ``pace`` seconds on one connection, reconnecting when closed.
+
+    Bounded: it stops when ``stop`` is set or after ``limit`` seconds, whichever comes first.
+    """
+
+    def __init__(self, host: str, port: int, pace: float, stop: threading.Event, limit: float) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port, self.pace, self.stop, self.limit = host, port, pace, stop, limit
+        self.answered = 0
+        self.reconnects = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        end = time.monotonic() + self.limit
+        conn: Conn | None = None
+        try:
+            while not self.stop.is_set() and time.monotonic() < end:
+                try:
+                    if conn is None:
+                        conn = Conn(self.port, host=self.host, timeout=10)
+                    conn.send(_req())
+                    r = conn.read_response(timeout=max(0.1, end - time.monotonic()))
+                    if r.status == 200:
+                        self.answered += 1
+                    if "close" in _tokens(r):
+                        conn.close()
+                        conn = None
+                except (OSError, TimeoutError, ValueError) as exc:
+                    # closed under us (a keep-alive limit, a dying child): a real client reconnects
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    self.reconnects += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(repr(exc))
+                self.stop.wait(self.pace)
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+def _probe(host: str, port: int) -> bool:
+    """A new client: one GET with Connection: close, answered 2xx within PROBE_WAIT seconds or not."""
+    try:
+        with Conn(port, host=host, timeout=PROBE_WAIT) as c:
+            c.send(_req(extra="Connection: close\r\n"))
+            return 200 <= c.read_response(timeout=PROBE_WAIT).status < 300
+    except (OSError, TimeoutError, ValueError):
+        return False
+
+
+def busy_keepalive_availability(h, clients: int, pace: float) -> dict:
+    """Run the scenario against a started server ``h``; returns the figures.
+
+    ``clients`` keep-alive clients start (a few every 50 ms) and send a request every ``pace``
+    seconds; once all have had an answer (or BUSY_SETTLE has passed), PROBES new clients come
+    PROBE_EVERY seconds apart. Everything stops within BUSY_SETTLE + PROBES x PROBE_EVERY +
+    PROBE_WAIT + a few seconds.
+    """
+    stop = threading.Event()
+    limit = BUSY_SETTLE + PROBES * PROBE_EVERY + PROBE_WAIT + 5
+    pool = [_PacedClient(h.host, h.port, pace, stop, limit) for _ in range(clients)]
+    try:
+        for i, c in enumerate(pool):
+            c.start()
+            if i % 10 == 9:
+                time.sleep(0.05)  # a ramp, not a burst: clients arrive as users would
+        deadline = time.monotonic() + BUSY_SETTLE
+        while time.monotonic() < deadline and not all(c.answered for c in pool):
+            stop.wait(0.1)
+        settled = sum(1 for c in pool if c.answered)
+        results: list[bool] = []
+        probes = []
+        for _ in range(PROBES):
+            t = threading.Thread(target=lambda: results.append(_probe(h.host, h.port)), daemon=True)
+            t.start()
+            probes.append(t)
+            time.sleep(PROBE_EVERY)
+        for t in probes:
+            t.join(PROBE_WAIT + 1)
+        try:
+            processes = len(h.pids()) - 1
+        except Exception:
+            processes = None
+    finally:
+        stop.set()
+        for c in pool:
+            c.join(5)
+    return {"busy_clients": clients, "busy_pace_s": pace,
+            "busy_clients_answered": settled,
+            "probes": PROBES, "probes_answered": sum(results),
+            "availability": round(sum(results) / PROBES, 3),
+            "processes": processes,
+            "reconnects": sum(c.reconnects for c in pool),
+            "errors": [e for c in pool for e in c.errors][:5]}
+
+
+@pytest.mark.needs("keepalive")
+def test_busy_keepalive_clients_new_client_availability(server_spec, configured_server, record_property, request):
+    """Many keep-alive clients at a slow pace, then new clients: are they answered?
+
+    Each client keeps its connection and sends a request every second, so its connection is
+    never idle long enough for KeepAliveTimeout (5 s) to close it. A server that parks idle
+    connections (event, ours and httpd's) must grow: a child reaches its connection cap
+    (ThreadsPerChild + idle workers x AsyncRequestWorkerFactor) and stops accepting, so the
+    parent must count its idle threads as no spare capacity and fork a child that can accept
+    (httpd's perform_idle_server_maintenance). Then every client and every new client is
+    answered. A server that pins a process or thread per connection (prefork, worker) cannot
+    hold more clients than workers: the clients past MaxRequestWorkers and the new clients wait
+    in the listen queue. The figures are recorded for the tables; the parked servers' 100% is
+    asserted.
+
+    ``--busy-clients N --busy-pace S --busy-defaults`` run it at another scale, e.g. the
+    300 clients every 3 s on each server's own defaults of docs/reliability.md "Attacks".
+    """
+    name = server_spec.name
+    opts = request.config
+    clients = opts.getoption("--busy-clients") or BUSY_CLIENTS
+    pace = opts.getoption("--busy-pace") or BUSY_PACE
+    if not server_spec.launchable:
+        record_property("busy_keepalive", "not measured")
+        pytest.skip("busy keep-alive clients need a configured server: not measured")
+    if opts.getoption("--busy-defaults"):
+        config = {"MaintenanceInterval": 1} if family(name) == "ours" else {}
+    else:
+        config = configuration(name, BUSY_CONFIGS)
+    if config is None or name not in IDLE_HOLDER:
+        record_property("busy_keepalive", "not measured")
+        pytest.skip(f"no busy keep-alive configuration for {name}")
+    holder = IDLE_HOLDER[name]
+    h = configured_server({**config, "KeepAliveTimeout": max(5, int(pace) + 2), "Timeout": 10})
+    figures = busy_keepalive_availability(h, clients, pace)
+    for key, value in figures.items():
+        record_property(key, json.dumps(value) if isinstance(value, list) else value)
+    record_property("idle_holder", holder)
+    if holder == "parked":
+        assert figures["busy_clients_answered"] == clients, (
+            f"{name}: only {figures['busy_clients_answered']} of {clients} keep-alive clients got an answer "
+            f"({figures['processes']} processes): the server did not grow past its connection caps")
+        assert figures["probes_answered"] == PROBES, (
+            f"{name}: {figures['probes_answered']}/{PROBES} new clients answered with {clients} busy keep-alive "
+            f"clients ({figures['processes']} processes)")

@@ -244,6 +244,26 @@ def test_slowclient_and_keepalive_table(doc):
     assert _row(sec, "apache-event")[1] == "unavailable"
 
 
+def test_busy_keepalive_column(doc):
+    """The busy keep-alive scenario's figures reach table 4; a fixture without the case says "not run"."""
+    sec = _section(render_markdown(doc), "## 4. Keep-alive and slow-client availability")
+    headers = _headers(sec)
+    assert dict(zip(headers, _row(sec, "event")))["busy keep-alive: new clients answered"] == "not run"
+    for cell in doc["cells"]:
+        if cell.get("kind") == "suite" and cell.get("suite") == "keepalive" and cell["server"] in ("event", "prefork"):
+            ok = cell["server"] == "event"
+            cell["cases"].append({
+                "name": f"test_busy_keepalive_clients_new_client_availability[{cell['server']}]",
+                "outcome": "passed", "message": "",
+                "properties": {"busy_clients": "40", "busy_clients_answered": "40" if ok else "20",
+                               "availability": "1.0" if ok else "0.0", "processes": "4" if ok else "20"}})
+    sec = _section(render_markdown(doc), "## 4. Keep-alive and slow-client availability")
+    assert dict(zip(headers, _row(sec, "event")))["busy keep-alive: new clients answered"] == \
+        "100% (40/40 clients, 4 processes)"
+    assert dict(zip(headers, _row(sec, "prefork")))["busy keep-alive: new clients answered"] == \
+        "0% (20/40 clients, 20 processes)"
+
+
 def test_threadsafety_table(doc):
     sec = _section(render_markdown(doc), "## 5. Thread safety")
     headers = _headers(sec)
