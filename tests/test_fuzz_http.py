@@ -351,6 +351,44 @@ def test_body_limit_is_413_and_no_byte_past_it_is_delivered(size, chunked, piece
         assert verdict == "closed" and delivered == size
 
 
+#: the largest length a request may announce (httpd's apr_off_t is a signed 64-bit integer)
+MAX_LENGTH = (1 << 63) - 1
+lengths = st.one_of(st.integers(0, 40), st.integers(0, 1 << 66),
+                    st.sampled_from([MAX_LENGTH, MAX_LENGTH + 1, (1 << 64) - 1, 1 << 64]))
+
+
+@_profile(300)
+@given(lengths, st.integers(0, 6000), st.booleans(), cut_lists)
+@example(5, 22, True, [])  # 00000000000000000000005: httpd answers 200, as RFC 9112 §7.1 allows
+@example(MAX_LENGTH + 1, 0, False, [])  # Content-Length 2^63: httpd answers 400
+def test_lengths_are_values_whatever_their_leading_zeros(value, zeros, chunked, cuts):
+    """A Content-Length (RFC 9110 §8.6, ``1*DIGIT``) or chunk-size (RFC 9112 §7.1, ``1*HEXDIG``)
+    means its value, however many leading zeros it has (up to what LimitRequestFieldSize lets a
+    line hold): a value up to 2^63-1 is a length, a larger one is 400 before any body byte, and
+    the verdict is the same however the bytes are split."""
+    body = b"x" * value if value <= 40 else b"abc"
+    if chunked:
+        # the rest of the message: a last-chunk, or (size 0 is the last chunk itself) the end of its trailers
+        rest = b"" if value > 40 else b"\r\n" if value == 0 else b"\r\n0\r\n\r\n"
+        data = (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + b"0" * zeros + b"%x\r\n" % value + body + rest)
+    else:
+        data = (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"0" * zeros + b"%d\r\n\r\n" % value
+                + body)
+    events, verdict = run_reader(data, cuts, DEFAULT)
+    assert (events, verdict) == run_reader(data, [], DEFAULT)
+    if value > MAX_LENGTH:
+        assert verdict == ("error", 400)
+        assert [e[0] for e in events] == (["request"] if chunked else [])
+        return
+    assert events[0][0] == "request" and events[0][6] == (None if chunked else value)
+    delivered = b"".join(e[1] for e in events if e[0] == "data")
+    if value <= 40:
+        assert delivered == body and events[-1][0] == "end" and verdict == "closed"
+    else:
+        assert delivered == body and verdict == "disconnected"  # EOF inside an enormous body
+
+
 # -- framing: no desync ---------------------------------------------------------------------
 
 #: (field line, what a strict reading makes of it): ("cl", n), ("te", [codings]), ("bad",) or None

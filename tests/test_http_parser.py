@@ -489,6 +489,86 @@ def test_chunk_syntax_errors_are_400(body, feeder):
     assert not any(isinstance(e, EndOfMessage) for e in seen)  # never a complete message
 
 
+# -- how large a length may be: leading zeros, 2^63-1 (RFC 9112 §7.1, RFC 9110 §8.6; issue 14) ------------
+
+MAX_LENGTH = (1 << 63) - 1  # httpd keeps lengths in apr_off_t, a signed 64-bit integer
+
+
+@pytest.mark.parametrize("feeder", [feed_all, feed_bytewise], ids=["one-feed", "bytewise"])
+@pytest.mark.parametrize("size_line", [
+    pytest.param(b"0" * 22 + b"5", id="22-leading-zeros-as-httpd-9112-7.1"),
+    pytest.param(b"0" * 16 + b"5", id="16-leading-zeros"),
+    pytest.param(b"0" * 8000 + b"5", id="8000-leading-zeros-within-LimitRequestFieldSize"),
+    pytest.param(b"0" * 30 + b"5;ext=1", id="leading-zeros-and-extension"),
+])
+def test_chunk_size_leading_zeros_do_not_count_as_digits(size_line, feeder):
+    # chunk-size = 1*HEXDIG: any number of leading zeros is the same size (httpd skips them)
+    events = feeder(CHUNKED_HEAD + size_line + b"\r\nhello\r\n" + b"0" * 40 + b"\r\n\r\n")
+    assert summary(events)[1:] == [("data", b"hello"), ("end", []), NEED_DATA]
+
+
+def test_chunk_size_up_to_2p63_minus_1_is_a_size():
+    events = feed_all(CHUNKED_HEAD + b"0" * 20 + b"%x\r\nabc" % MAX_LENGTH)
+    assert events[1:] == [b"abc", NEED_DATA]  # waits for the rest of an enormous chunk
+
+
+@pytest.mark.parametrize("feeder", ["all", "bytewise"])
+@pytest.mark.parametrize("size_line", [
+    pytest.param(b"%x" % (MAX_LENGTH + 1), id="2p63"),
+    pytest.param(b"0" * 20 + b"%x" % (MAX_LENGTH + 1), id="zeros-then-2p63"),
+    pytest.param(b"f" * 16, id="2p64-minus-1"),
+    pytest.param(b"0" * 10 + b"1" + b"0" * 16, id="zeros-then-17-significant-digits"),
+    pytest.param(b"f" * 5000, id="5000-significant-digits"),
+])
+def test_chunk_size_above_2p63_minus_1_is_400(size_line, feeder):
+    seen, err = rejected(CHUNKED_HEAD + size_line + b"\r\nhello\r\n0\r\n\r\n", bytewise=feeder == "bytewise")
+    assert err.status == 400, err.detail
+    assert isinstance(seen[0], Request) and len(seen) == 1
+
+
+def test_unrepresentable_chunk_size_is_400_even_with_a_body_limit():
+    # malformed (400) is decided before too large (LimitRequestBody, 413)
+    _, err = rejected(CHUNKED_HEAD + b"%x\r\n" % (MAX_LENGTH + 1), Limits(body=10))
+    assert err.status == 400
+    _, err = rejected(CHUNKED_HEAD + b"%x\r\n" % MAX_LENGTH, Limits(body=10))
+    assert err.status == 413
+
+
+@pytest.mark.parametrize("feeder", [feed_all, feed_bytewise], ids=["one-feed", "bytewise"])
+def test_content_length_leading_zeros_beyond_4300_digits(feeder):
+    # 1*DIGIT allows them; Python's int() refuses strings of more than 4300 digits, which
+    # escaped the reader as a ValueError
+    events = feeder(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"0" * 5000 + b"5\r\n\r\nhello")
+    assert events[0].content_length == 5
+    assert summary(events)[1:] == [("data", b"hello"), ("end", []), NEED_DATA]
+
+
+def test_content_length_2p63_minus_1_is_a_length():
+    events = feed_all(head(b"Host: a", b"Content-Length: %d" % MAX_LENGTH))
+    assert events[0].content_length == MAX_LENGTH and events[1:] == [NEED_DATA]
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["one-feed", "bytewise"])
+@pytest.mark.parametrize("value", [
+    pytest.param(b"%d" % (MAX_LENGTH + 1), id="2p63-httpd-400"),
+    pytest.param(b"18446744073709551615", id="2p64-minus-1"),
+    pytest.param(b"000%d" % (MAX_LENGTH + 1), id="zeros-then-2p63"),
+])
+def test_content_length_above_2p63_minus_1_is_400(value, bytewise):
+    # httpd's ap_parse_strict_length fails (the value does not fit apr_off_t): 400, AH01587
+    seen, err = rejected(head(b"Host: a", b"Content-Length: " + value), bytewise=bytewise)
+    assert err.status == 400, err.detail
+    assert seen == []
+
+
+def test_unrepresentable_content_length_is_400_before_limit_request_body():
+    # httpd checks the syntax and range (400) before LimitRequestBody (413)
+    _, err = rejected(head(b"Host: a", b"Content-Length: %d" % (MAX_LENGTH + 1)), Limits(body=10))
+    assert err.status == 400
+    _, err = rejected(head(b"Host: a", b"Content-Length: %d" % MAX_LENGTH), Limits(body=10))
+    assert err.status == 413
+
+
 # -- Expect (RFC 9110 §10.1.1) ------------------------------------------------------------------
 
 

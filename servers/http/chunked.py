@@ -8,8 +8,11 @@ of chunk extensions, and it refuses two things the RFC allows: whitespace
 framing fields in the trailer section, which must be accepted and simply
 never used (RFC 9110 §6.5.1). What this decoder enforces:
 
-* ``chunk-size = 1*HEXDIG`` with at most 16 digits (no overflow), then
-  optional extensions ``*( BWS ";" BWS token [ BWS "=" BWS (token / quoted-string) ] )``,
+* ``chunk-size = 1*HEXDIG``: any number of leading zeros (the grammar allows them, and
+  httpd skips them too), then at most 16 significant digits and a value of at most
+  2^63-1 (``MAX_BODY_LENGTH``, httpd's ``apr_off_t``); a larger size is 400 (§7.1:
+  recipients MUST prevent integer overflow), never a number thousands of digits long.
+  Then optional extensions ``*( BWS ";" BWS token [ BWS "=" BWS (token / quoted-string) ] )``,
   then CRLF; anything else is 400. Extensions are ignored (§7.1.1 MUST).
 * A chunk-size line longer than LimitRequestFieldSize is 413, as httpd does.
 * Chunk data must be followed by CRLF exactly (400 otherwise; bare LF is refused).
@@ -25,6 +28,7 @@ from __future__ import annotations
 import re
 
 from .errors import BodyTooLarge, ProtocolError
+from .limits import MAX_BODY_LENGTH, MAX_LENGTH_HEX_DIGITS
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
@@ -32,9 +36,28 @@ _SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*)\Z"
 )
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*\Z")
-MAX_HEX_DIGITS = 16
+#: significant hex digits a chunk-size may have (leading zeros do not count)
+MAX_HEX_DIGITS = MAX_LENGTH_HEX_DIGITS
 
 _SIZE, _DATA, _DATA_CRLF, _TRAILER, _DONE = range(5)
+
+
+def chunk_size(digits: bytes) -> int:
+    """The value of a chunk-size's HEXDIGs (RFC 9112 §7.1), at most ``MAX_BODY_LENGTH``.
+
+    Leading zeros are stripped first, as httpd's ``parse_chunk_size`` skips them: so
+    ``00000000000000000000005`` is 5, however many zeros (the line itself is bounded by
+    LimitRequestFieldSize). What remains is bounded before it is converted, so a huge
+    size is refused as a number, never built with thousands of digits; above 2^63-1 it is
+    400 (httpd answers such an overflow 413; the size is malformed, not merely too big).
+    """
+    significant = digits.lstrip(b"0")
+    if len(significant) > MAX_HEX_DIGITS:
+        raise ProtocolError(400, "chunk-size too large (RFC 9112 §7.1)")
+    size = int(significant, 16) if significant else 0
+    if size > MAX_BODY_LENGTH:
+        raise ProtocolError(400, "chunk-size too large (RFC 9112 §7.1)")
+    return size
 
 
 class ChunkedDecoder:
@@ -88,10 +111,7 @@ class ChunkedDecoder:
                 m = _SIZE_LINE.match(line)
                 if m is None:
                     raise ProtocolError(400, f"invalid chunk-size line {line[:40]!r} (RFC 9112 §7.1)")
-                digits = m.group(1)
-                if len(digits) > MAX_HEX_DIGITS:
-                    raise ProtocolError(400, "chunk-size too large (RFC 9112 §7.1)")
-                size = int(digits, 16)
+                size = chunk_size(m.group(1))
                 if self.body_limit and self.total + size > self.body_limit:
                     raise BodyTooLarge(self.body_limit)
                 self.total += size

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the largest body length (Content-Length or chunk-size) a request may announce: httpd keeps
+#: lengths in ``apr_off_t``, a signed 64-bit integer, and refuses what does not fit it
+MAX_BODY_LENGTH = (1 << 63) - 1
+#: digits of the largest length, in decimal and in hexadecimal (after leading zeros are stripped)
+MAX_LENGTH_DECIMAL_DIGITS = len(str(MAX_BODY_LENGTH))
+MAX_LENGTH_HEX_DIGITS = len(f"{MAX_BODY_LENGTH:x}")
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:

@@ -29,7 +29,7 @@ import httptools
 
 from .chunked import ChunkedDecoder
 from .errors import BodyTooLarge, ClientDisconnected, ProtocolError
-from .limits import Limits
+from .limits import MAX_BODY_LENGTH, MAX_LENGTH_DECIMAL_DIGITS, Limits
 from .request import Request, check_host, check_request_line, split_target
 
 
@@ -113,6 +113,28 @@ def _status_for_parser_error(exc: Exception, head: bytes) -> ProtocolError:
     if "Content-Length" in text:
         return ProtocolError(400, f"invalid Content-Length: {text} (RFC 9112 §6.3)")
     return ProtocolError(400, f"malformed request: {text}")
+
+
+def content_length_value(value: str) -> int:
+    """The length a Content-Length value announces (RFC 9110 §8.6: ``1*DIGIT``).
+
+    llhttp has checked the syntax and refused values above 2^64-1; this bounds the
+    value at 2^63-1 (``MAX_BODY_LENGTH``), as httpd does: its ``ap_parse_strict_length``
+    must fit the length in ``apr_off_t`` and answers 400 otherwise (AH01587), before
+    LimitRequestBody is looked at. So an unrepresentable length is a malformed request
+    (400), even where LimitRequestBody would have answered 413 for a large one.
+    Leading zeros are stripped before conversion: ``1*DIGIT`` allows any number of
+    them, and Python refuses to convert strings of more than 4300 digits.
+    """
+    digits = value.strip(" \t")
+    if not (digits.isascii() and digits.isdigit()):
+        raise ProtocolError(400, f"invalid Content-Length {digits[:40]!r} (RFC 9112 §6.3)")
+    digits = digits.lstrip("0")
+    if len(digits) <= MAX_LENGTH_DECIMAL_DIGITS:  # bounded before conversion
+        length = int(digits) if digits else 0
+        if length <= MAX_BODY_LENGTH:
+            return length
+    raise ProtocolError(400, "Content-Length does not fit a 64-bit signed length (RFC 9110 §8.6)")
 
 
 def _transfer_codings(head: bytes) -> list[str]:
@@ -373,7 +395,7 @@ class RequestReader:
             if lname == "host":
                 hosts.append(value)
             elif lname == "content-length":
-                content_length = int(value)  # llhttp already refused bad syntax and duplicates
+                content_length = content_length_value(value)  # llhttp refused bad syntax and duplicates
             elif lname == "transfer-encoding":
                 te_seen = True
             elif lname == "connection":
