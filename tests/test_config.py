@@ -77,9 +77,12 @@ def test_core_defaults_match_httpd(mpm: str) -> None:
     assert cfg.MaxKeepAliveRequests == 100
     assert cfg.Timeout == 60.0
     assert cfg.ListenBacklog == 511
+    # LimitRequestBody: 1 GiB since httpd 2.4.54 (0, unlimited, before)
     assert (cfg.LimitRequestLine, cfg.LimitRequestFieldSize, cfg.LimitRequestFields, cfg.LimitRequestBody) == (
-        8190, 8190, 100, 0)
+        8190, 8190, 100, 1073741824)
     assert cfg.GracefulShutdownTimeout == 0
+    # httpd's Linux default: AcceptFilter http data, https data (TCP_DEFER_ACCEPT)
+    assert cfg.AcceptFilter.lines() == ["http data", "https data"] and cfg.AcceptFilter.defers("http")
     assert cfg.MaxConnectionsPerChild == 0
     assert cfg.AsyncRequestWorkerFactor == 2.0
     assert cfg.RequestReadTimeout == DEFAULT_RRT
@@ -88,6 +91,25 @@ def test_core_defaults_match_httpd(mpm: str) -> None:
     assert cfg.MaintenanceInterval == 1.0
     assert cfg.source is None
     assert cfg.notes == ()
+
+
+def test_accept_filter_accumulates_per_protocol_and_round_trips() -> None:
+    cfg = load_config("worker", overrides={"AcceptFilter": "http none"})
+    assert cfg.AcceptFilter.lines() == ["http none", "https data"] and not cfg.AcceptFilter.defers("http")
+    cfg = load_config("event", overrides={"AcceptFilter": ["HTTP none", "https none"]})
+    assert cfg.AcceptFilter.lines() == ["http none", "https none"]
+    cfg = load_config("prefork", overrides={"AcceptFilter": {"http": "httpready"}})
+    assert cfg.AcceptFilter.defers("http")  # Linux: any filter but none defers accept
+    lines = [line for line in format_config(cfg).splitlines() if line.startswith("AcceptFilter")]
+    assert lines == ["AcceptFilter http httpready", "AcceptFilter https data"]
+    again = load_config("prefork", overrides=dict([parse_override(lines[0].replace(" ", "=", 1))]))
+    assert again.AcceptFilter.filter_for("http") == "httpready"
+
+
+@pytest.mark.parametrize("bad", ["http", "http data extra", 5, "http d@ta", []])
+def test_accept_filter_bad_values_name_the_key(bad) -> None:
+    with pytest.raises(ConfigError, match="AcceptFilter"):
+        load_config("event", overrides={"AcceptFilter": bad})
 
 
 def test_config_is_frozen() -> None:

@@ -140,9 +140,15 @@ def test_conf_applies_httpd_limit_arithmetic_and_per_mpm_directives():
 
 
 def test_conf_passes_httpd_only_directives_through():
-    ours, passed = apache.split_overrides({"acceptfilter": "http none", "Timeout": 3})
-    assert ours == {"Timeout": 3} and passed == [("AcceptFilter", "http none")]
-    assert _conf("event", ours, passed)["AcceptFilter"] == ["http none"]
+    ours, passed = apache.split_overrides({"maxmemfree": 2048, "Timeout": 3})
+    assert ours == {"Timeout": 3} and passed == [("MaxMemFree", "2048")]
+    assert _conf("event", ours, passed)["MaxMemFree"] == ["2048"]
+
+
+def test_conf_maps_accept_filter_per_protocol():
+    """AcceptFilter is ours too now: httpd gets the same lines, default 'data' for http and https."""
+    assert _conf("event", {})["AcceptFilter"] == ["http data", "https data"]
+    assert _conf("prefork", {"AcceptFilter": "http none"})["AcceptFilter"] == ["http none", "https data"]
 
 
 def test_bad_keys_and_values_give_clear_errors():

@@ -19,7 +19,7 @@ holds:
   so they are validated exactly as for our MPMs (a bad key or value raises the
   same :class:`~servers.config.ConfigError`, naming the key) and httpd's limit
   arithmetic has already been applied; ``MaintenanceInterval`` (our knob) is
-  ignored; ``AcceptFilter``, ``ListenCoresBucketsRatio`` and ``MaxMemFree``
+  ignored; ``ListenCoresBucketsRatio`` and ``MaxMemFree``
   given as overrides are passed to httpd verbatim (our MPMs ignore them);
 * the same resources as the built-in app where httpd can serve them as files:
   ``/`` the 13 bytes ``Hello, World!`` (``text/plain``), ``/bytes/N`` N bytes
@@ -77,12 +77,12 @@ MAPPED = frozenset((
     "Listen", "StartServers", "MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads",
     "MaxRequestWorkers", "ServerLimit", "ThreadsPerChild", "ThreadLimit", "MaxConnectionsPerChild",
     "AsyncRequestWorkerFactor", "KeepAlive", "KeepAliveTimeout", "MaxKeepAliveRequests", "Timeout",
-    "RequestReadTimeout", "ListenBacklog", "LimitRequestLine", "LimitRequestFieldSize", "LimitRequestFields",
+    "RequestReadTimeout", "ListenBacklog", "AcceptFilter", "LimitRequestLine", "LimitRequestFieldSize", "LimitRequestFields",
     "LimitRequestBody", "GracefulShutdownTimeout", "PidFile", "ErrorLog", "LogLevel", "ServerName",
 ))
 _NOT_DIRECTIVES = ("mpm", "source", "notes")
 #: real httpd directives our MPMs accept and ignore (servers.config._NOT_IMPLEMENTED): passed through
-PASSTHROUGH = ("AcceptFilter", "ListenCoresBucketsRatio", "MaxMemFree")
+PASSTHROUGH = ("ListenCoresBucketsRatio", "MaxMemFree")
 
 _BINARY_CANDIDATES = ("apache2", "httpd")
 _SBIN = ("/usr/sbin", "/usr/local/sbin", "/usr/local/apache2/bin")
@@ -230,6 +230,7 @@ def directives(cfg: ServerConfig) -> list[tuple[str, str]]:
         ("Timeout", _duration(cfg.Timeout)),
         ("RequestReadTimeout", _rrt(cfg)),
         ("ListenBacklog", str(cfg.ListenBacklog)),
+        *(("AcceptFilter", line) for line in cfg.AcceptFilter.lines()),
         ("LimitRequestLine", str(cfg.LimitRequestLine)),
         ("LimitRequestFieldSize", str(cfg.LimitRequestFieldSize)),
         ("LimitRequestFields", str(cfg.LimitRequestFields)),

@@ -54,8 +54,19 @@ class StartupError(Exception):
     """The server cannot start (address in use, stale pidfile...); the message says why."""
 
 
-def bind_listeners(listen: tuple[tuple[str, int], ...], backlog: int) -> list[socket.socket]:
-    """Bind every Listen address before forking, as httpd's ap_setup_listeners does."""
+#: httpd's listen.c sets TCP_DEFER_ACCEPT to 30 s for any AcceptFilter but "none" (Linux)
+DEFER_ACCEPT_SECONDS = 30
+
+
+def bind_listeners(listen: tuple[tuple[str, int], ...], backlog: int,
+                   defer_accept: bool = False) -> list[socket.socket]:
+    """Bind every Listen address before forking, as httpd's ap_setup_listeners does.
+
+    ``defer_accept`` is httpd's ``AcceptFilter http data`` on Linux: TCP_DEFER_ACCEPT,
+    so a connection reaches accept() only once it has sent data (or after about 30 s),
+    and a client that connects and stays silent holds no process or thread meanwhile.
+    Where the option does not exist it is skipped, as httpd ignores ENOTIMPL.
+    """
     socks = []
     try:
         for host, port in listen:
@@ -73,6 +84,8 @@ def bind_listeners(listen: tuple[tuple[str, int], ...], backlog: int) -> list[so
                     f"(98)Address already in use: AH00072: make_sock: could not bind to address {where}"
                     if exc.errno == errno.EADDRINUSE else f"could not bind to address {where}: {exc}"
                 ) from None
+            if defer_accept and hasattr(socket, "TCP_DEFER_ACCEPT"):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
             s.listen(backlog)
             s.setblocking(False)  # children accept after epoll; losing a race must not block
             socks.append(s)
@@ -191,7 +204,7 @@ class Parent:
         """Start the server and run its control loop; returns the process exit status."""
         cfg = self.cfg
         try:
-            self.listeners = bind_listeners(cfg.Listen, cfg.ListenBacklog)
+            self.listeners = bind_listeners(cfg.Listen, cfg.ListenBacklog, cfg.AcceptFilter.defers("http"))
             self._write_pidfile()
         except StartupError as exc:
             self.log.log("emerg", str(exc))
