@@ -159,6 +159,8 @@ def gunicorn_settings(kind: str, cfg: ServerConfig) -> tuple[list[tuple[str, str
         unsupported["RequestReadTimeout"] = "gunicorn has no request read deadlines or minimum rates"
     if cfg.LimitRequestBody:
         unsupported["LimitRequestBody"] = "gunicorn has no request body limit"
+    if cfg.AcceptFilter.defers("http"):
+        unsupported["AcceptFilter"] = "gunicorn never defers accept (no TCP_DEFER_ACCEPT): it accepts at once"
     pool = _POOL.format(threads=threads)
     for name in ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads", "MaxRequestWorkers",
                  "ServerLimit", "ThreadLimit", "AsyncRequestWorkerFactor"):
