@@ -1,15 +1,45 @@
-"""The default router: hello, echo, bytes, sleep and server-status (see the package docstring)."""
+"""The default router: hello, echo, bytes, sleep and server-status (see the package docstring).
+
+What a client controls is bounded before it costs anything: numbers in the path or the
+query are ASCII digits (:func:`ascii_int`), and no response is built whole in memory from
+a size the client chose (``/bytes/N`` is streamed from one shared block, ``/echo``
+mirrors at most :data:`MAX_ECHO_BODY` bytes). httpd serving the same resources reads a
+file in small buckets, so its memory per slow reader does not grow with N either.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 HELLO = b"Hello, World!"
 MAX_BYTES = 64 * 1024 * 1024
 MAX_SLEEP_MS = 60_000
+#: the largest request body ``/echo`` mirrors; a larger one is answered 413 (RFC 9110 §15.5.14)
+MAX_ECHO_BODY = 1024 * 1024
+#: ``/bytes/N`` is sent in pieces of at most this size, all of them one shared block (or a slice of it)
+BYTES_PIECE = 64 * 1024
+_BLOCK = b"x" * BYTES_PIECE
 _HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", "13")]
+
+
+def ascii_int(text: str, maximum: int) -> int | None:
+    """``text`` as an integer in 0..``maximum`` when it is ``1*DIGIT`` (ASCII), else None.
+
+    ``str.isdigit`` and ``int`` accept far more than ASCII digits: ``"²".isdigit()`` is
+    true and ``int("²")`` raises, ``int("١٢")`` is 12, ``int(" 1_2 ")`` is 12, and a
+    string of more than 4300 digits raises. So the digits are checked as ASCII, leading
+    zeros stripped, and the length bounded before any conversion.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > len(str(maximum)):
+        return None
+    value = int(significant) if significant else 0
+    return value if value <= maximum else None
 
 
 def _plain(start_response, status: str, text: str, extra=()) -> list[bytes]:
@@ -25,9 +55,22 @@ def hello(environ, start_response) -> list[bytes]:
 
 
 def echo(environ, start_response) -> list[bytes]:
-    """The server's own view of the parsed request, for differential conformance tests."""
+    """The server's own view of the parsed request, for differential conformance tests.
+
+    The mirrored body is bounded by :data:`MAX_ECHO_BODY`: the JSON of a body costs up
+    to six times its size (``\\u00XX`` for each byte above 0x7F), so an unbounded mirror
+    would let each client make the server hold many times what it sent. A larger body
+    gets 413 (RFC 9110 §15.5.14), at once when Content-Length announces it, with
+    ``Connection: close`` so the server does not wait to discard the rest (httpd's
+    LimitRequestBody answers 413 and closes the same way).
+    """
+    declared = (environ.get("CONTENT_LENGTH") or "").strip()
+    too_large = declared.isascii() and declared.isdigit() and ascii_int(declared, MAX_ECHO_BODY) is None
+    body = b"" if too_large else environ["wsgi.input"].read(MAX_ECHO_BODY + 1)
+    if too_large or len(body) > MAX_ECHO_BODY:
+        return _plain(start_response, "413 Content Too Large",
+                      f"/echo mirrors at most {MAX_ECHO_BODY} bytes of body\n", [("Connection", "close")])
     req = environ.get("mpm_harness.request")
-    body = environ["wsgi.input"].read()
     if req is not None:
         doc = {
             "method": req.method,
@@ -48,23 +91,42 @@ def echo(environ, start_response) -> list[bytes]:
     return [out]
 
 
-def nbytes(environ, start_response, n_text: str) -> list[bytes]:
-    """``/bytes/N``: N bytes of ``x``."""
-    if not n_text.isdigit() or int(n_text) > MAX_BYTES:
+def nbytes(environ, start_response, n_text: str) -> Iterator[bytes] | list[bytes]:
+    """``/bytes/N``: N bytes of ``x``, with Content-Length, streamed in bounded pieces.
+
+    N must be ASCII digits in 0..MAX_BYTES; anything else (``/bytes/%B2`` is ``²``, which
+    ``str.isdigit`` calls a digit; a non-number; too large) is 400, not 404: the resource
+    family exists and it is the parameter the client got wrong (RFC 9110 §15.5.1), which
+    is how this route has always answered ``/bytes/abc``. (httpd's static-file stand-in,
+    ``AliasMatch ^/bytes/([0-9]+)$``, answers 404 because no file matches.)
+
+    The body is never built whole: a response larger than one piece is an iterator of
+    :data:`BYTES_PIECE` pieces, each the same shared block (the last a slice of it), so a
+    slow reader holds at most one piece in the server, whatever N, as httpd's file
+    buckets do; a smaller one is a single slice, sent with the head in one write.
+    """
+    n = ascii_int(n_text, MAX_BYTES)
+    if n is None:
         return _plain(start_response, "400 Bad Request", f"N must be an integer 0..{MAX_BYTES}\n")
-    n = int(n_text)
     start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
-    return [b"x" * n]
+    if n <= BYTES_PIECE:
+        return [_BLOCK[:n]]
+    return _pieces(n)
+
+
+def _pieces(n: int) -> Iterator[bytes]:
+    full, rest = divmod(n, BYTES_PIECE)
+    for _ in range(full):
+        yield _BLOCK
+    if rest:
+        yield _BLOCK[:rest]
 
 
 def sleep(environ, start_response) -> list[bytes]:
-    """``/sleep?ms=N``: hold the worker N ms (bounded), then answer."""
+    """``/sleep?ms=N``: hold the worker N ms (ASCII digits, at most MAX_SLEEP_MS; else 400), then answer."""
     qs = parse_qs(environ.get("QUERY_STRING", ""))
-    try:
-        ms = int(qs.get("ms", ["0"])[0])
-    except ValueError:
-        ms = -1
-    if not 0 <= ms <= MAX_SLEEP_MS:
+    ms = ascii_int(qs.get("ms", ["0"])[0], MAX_SLEEP_MS)
+    if ms is None:
         return _plain(start_response, "400 Bad Request", f"ms must be an integer 0..{MAX_SLEEP_MS}\n")
     time.sleep(ms / 1000)
     return _plain(start_response, "200 OK", f"slept {ms} ms\n")

@@ -1,6 +1,6 @@
 """Thread-safety demonstrations: what a non-thread-safe application does on each MPM.
 
-design/mpm-model.md section 11. httpd's classic case is a non-ZTS mod_php: it
+httpd's classic case is a non-ZTS mod_php: it
 refuses to load on a threaded MPM (AH00013), and thread-unsafe extensions
 that do load corrupt data under load. These handlers reproduce each failure
 in Python, next to a control that is made safe, so a test can show that the
