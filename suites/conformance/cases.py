@@ -334,6 +334,10 @@ def rows_25_32() -> list[Case]:
         cs.append(C(f"row25-cl-{tag}", 25, f"Content-Length {form!r} (1*DIGIT allows leading zeros)",
                     req(b"POST /echo HTTP/1.1", b"Content-Length: " + form, body=body), (OK, R400C),
                     "RFC 9112 §6.3, RFC 9110 §8.6", echo=Echo(body=body)))
+    cs.append(C("row25-cl-5000-leading-zeros", 25, "Content-Length: 5000 zeros then 5 (1*DIGIT)",
+                req(b"POST /echo HTTP/1.1", b"Content-Length: " + b"0" * 5000 + b"5", body=b"hello"), (OK, R400C),
+                "RFC 9112 §6.3, RFC 9110 §8.6", echo=Echo(body=b"hello"), health=True,
+                note="still 5 however many zeros; a value of 5000 digits must not be converted as a number"))
     for tag, field in [("ows-leading-sp", b"Content-Length:  5"), ("ows-tab", b"Content-Length:\t5"),
                        ("ows-trailing-sp", b"Content-Length: 5 "), ("ows-trailing-tab", b"Content-Length: 5\t"),
                        ("upper-name", b"CONTENT-LENGTH: 5"), ("lower-name", b"content-length: 5")]:
@@ -363,6 +367,12 @@ def rows_25_32() -> list[Case]:
                     req(b"POST /echo HTTP/1.1", b"Content-Length: " + form, body=body),
                     (R400C, Outcome(("413",), REQUIRED), R4XXC, PENDING), "RFC 9110 §8.6",
                     note="never wraps to a small length; 413 or waiting for the announced bytes is also correct"))
+    cs.append(C("row28-cl-2p63-refused", 28, "Content-Length 2^63 (past a signed 64-bit length), no body",
+                req(b"POST /echo HTTP/1.1", b"Content-Length: 9223372036854775808"),
+                (R400C, Outcome(("413",), REQUIRED)), "RFC 9110 §8.6, RFC 9112 §6.3", level=SHOULD, lenient=PENDING,
+                health=True,
+                note="a length no 64-bit signed offset holds is malformed: httpd answers 400 (ap_parse_strict_length, "
+                     "apr_off_t); waiting for 2^63 bytes is a Warn"))
     cs.append(C("row28-cl-999999999-no-body", 28, "Content-Length 999999999 and no body",
                 req(b"POST /echo HTTP/1.1", b"Content-Length: 999999999"),
                 (Outcome(("413",), REQUIRED), PENDING, Outcome(("408",), REQUIRED), CLOSE), "RFC 9112 §6.3",
@@ -460,12 +470,16 @@ def rows_33_37() -> list[Case]:
     for tag, size in [("0x5", b"0x5"), ("plus5", b"+5"), ("minus5", b"-5"), ("underscore", b"5_0"),
                       ("leading-sp", b" 5"), ("empty", b""), ("overflow-20", b"1" + b"0" * 19 + b"5"),
                       ("overflow-2p64-plus5", b"10000000000000005"), ("g", b"g"), ("nul", b"5\x00"),
-                      ("leading-tab", b"\t5"), ("vt", b"5\x0b"), ("non-ascii", b"\xd9\xa5")]:
+                      ("leading-tab", b"\t5"), ("vt", b"5\x0b"), ("non-ascii", b"\xd9\xa5"),
+                      ("zeros-then-overflow", b"0" * 20 + b"10000000000000005")]:
         cs.append(C(f"row33-chunk-size-{tag}", 33, f"chunk-size {size!r}", _chunked(size + b"\r\n"),
                     (R400C, R4XXC, CLOSE), "RFC 9112 §7.1", smuggle=True))
     cs += [
         C("row33-chunk-size-leading-zeros", 33, "chunk-size 00005 (1*HEXDIG)", _chunked(b"00005\r\n"), OK,
           "RFC 9112 §7.1", echo=Echo(body=b"hello"), level=SHOULD, lenient=R400C),
+        C("row33-chunk-size-many-leading-zeros", 33, "chunk-size 00000000000000000000005 (22 zeros, 1*HEXDIG)",
+          _chunked(b"0" * 22 + b"5\r\n"), OK, "RFC 9112 §7.1", echo=Echo(body=b"hello"), level=SHOULD,
+          lenient=R400C, note="leading zeros are not significant digits: httpd skips them and answers 200"),
         C("row33-chunk-size-upper-hex", 33, "chunk-size in upper-case hex", _chunked(b"A\r\n", b"helloworld\r\n0\r\n\r\n"),
           OK, "RFC 9112 §7.1", echo=Echo(body=b"helloworld")),
         C("row33-chunk-size-trailing-sp", 33, "chunk-size followed by SP", _chunked(b"5 \r\n"), (R400C, R4XXC),
