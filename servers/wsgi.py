@@ -12,6 +12,13 @@ Header fields whose names contain ``_`` are left out of the environ (as httpd
 does for CGI since 2.4 and gunicorn does by default), so ``X_Foo`` can never
 pose as ``X-Foo``; the raw fields stay available, in order, under
 ``mpm_harness.headers``.
+
+What the application gives ``start_response`` is checked before any of it is
+sent (``servers.http.response``): a status of 3 digits in 200-599 and a reason
+without CTLs, header names that are tokens, values of field text, and one
+Content-Length value (repeats of the same value are sent once; different values
+are refused). A failed check raises :class:`InvalidResponse`, which the server
+answers with a logged 500.
 """
 
 from __future__ import annotations
@@ -30,8 +37,13 @@ from .http.response import (
     HOP_BY_HOP,
     LAST_CHUNK,
     SERVER_SOFTWARE,
+    InvalidResponse,
+    check_field_name,
+    check_field_value,
     chunk,
     error_response,
+    parse_content_length,
+    parse_status,
 )
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -353,28 +365,40 @@ def _status_entry(status: str) -> tuple[int, bytes]:
     """Validate a WSGI status string (PEP 3333: "200 OK") and encode its status line."""
     if type(status) is not str:
         raise TypeError(f"status must be str, got {type(status).__name__}")
-    code_text = status.split(" ", 1)[0]
-    if len(code_text) != 3 or not code_text.isdigit() or int(code_text) < 100:
-        raise ValueError(f"invalid status {status!r}")
-    if "\r" in status or "\n" in status:
-        raise ValueError(f"CR/LF in status {status!r}")
+    code, reason = parse_status(status)
     # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-    line = status if " " in status else status + " "
-    entry = (int(code_text), b"HTTP/1.1 " + line.encode("latin-1") + b"\r\n")
+    entry = (code, b"HTTP/1.1 %d %s\r\n" % (code, reason.encode("latin-1")))
     if len(_STATUS_CACHE) > _CACHE_MAX:
         _STATUS_CACHE.clear()
     _STATUS_CACHE[status] = entry
     return entry
 
 
+#: field name from an application -> its lower case, for the names that passed the token check
+_NAMES: dict[str, str] = {}
+
+
+def _field_name(name: str) -> str:
+    """The lower-cased name, once it is known to be a token (RFC 9110 §5.1)."""
+    check_field_name(name)
+    if len(_NAMES) > _CACHE_MAX:
+        _NAMES.clear()
+    lname = _NAMES[name] = name.lower()
+    return lname
+
+
 def _header_entry(item) -> tuple[bytes, int, int | None]:
-    """Validate one (name, value) response header and encode its field line."""
+    """Validate one (name, value) response header and encode its field line.
+
+    The name must be a token and the value field text (RFC 9110 §5.1, §5.5); the
+    hop-by-hop filter then sees exactly the name that would go on the wire.
+    """
     name, value = item
     if type(name) is not str or type(value) is not str:
         raise TypeError(f"header name and value must be str (PEP 3333), got {item!r}")
-    if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-        raise ValueError(f"invalid response header {name!r}")
-    lname = name.lower()
+    lname = _NAMES.get(name) or _field_name(name)
+    if not (value.isascii() and value.isprintable()):
+        check_field_value(name, value)  # HTAB, obs-text, or a character to refuse: the full check
     length = None
     line = b""
     if lname in HOP_BY_HOP:
@@ -382,9 +406,9 @@ def _header_entry(item) -> tuple[bytes, int, int | None]:
     else:
         if lname == "content-length":
             kind = _LENGTH
-            if not (value.isascii() and value.isdigit()):
-                raise ValueError(f"Content-Length must be digits (RFC 9110 §8.6), got {value!r}")
-            length = int(value)
+            # the common case without a call; parse_content_length refuses or takes the rest
+            length = int(value) if value.isdigit() and value.isascii() and len(value) < 19 else \
+                parse_content_length(value)
         elif lname == "date":
             kind = _DATE
         elif lname == "server":
@@ -444,7 +468,12 @@ class WSGIResponse:
 
     # -- PEP 3333 --------------------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
-        """PEP 3333 start_response: record status and headers; return ``write``."""
+        """PEP 3333 start_response: record status and headers; return ``write``.
+
+        Raises :class:`InvalidResponse` for a status or header field that must not
+        reach the wire (RFC 9110 §5.1, §5.5, §8.6, §15; RFC 9112 §4), TypeError for
+        one that is not a str; nothing has been sent then, so the server answers 500.
+        """
         if exc_info:
             try:
                 if self.head_sent:
@@ -468,8 +497,13 @@ class WSGIResponse:
             if kind == _NORMAL:
                 lines.append(h[0])
             elif kind == _LENGTH:
-                length = h[2]
-                lines.append(h[0])
+                if length is None:
+                    length = h[2]
+                    lines.append(h[0])
+                elif h[2] != length:
+                    # RFC 9110 §8.6, RFC 9112 §6.3: a recipient taking the first value desyncs
+                    raise InvalidResponse(f"two different Content-Length values: {length} and {h[2]}")
+                # the same value again: sent once (RFC 9112 §6.3 lets a recipient collapse it too)
             elif kind == _CLOSE:
                 app_close = True  # the application asks to close; the field itself is ours (PEP 3333)
             elif kind != _HOP:
@@ -623,6 +657,6 @@ def protocol_error_of(exc: BaseException) -> ProtocolError | None:
 
 
 __all__ = [
-    "EMPTY_INPUT", "InputStream", "WSGIResponse", "build_environ", "environ_template", "error_response", "load_app", "protocol_error_of",
-    "run_app",
+    "EMPTY_INPUT", "InputStream", "InvalidResponse", "WSGIResponse", "build_environ", "environ_template",
+    "error_response", "load_app", "protocol_error_of", "run_app",
 ]

@@ -6,11 +6,14 @@
   otherwise, close-delimited for HTTP/1.0 (RFC 9112 §6.1, §6.3);
 * no body for HEAD, 1xx, 204 and 304, and no Content-Length on 1xx/204
   (RFC 9110 §8.6, §9.3.2);
-* error responses with an httpd-style HTML body.
+* error responses with an httpd-style HTML body;
+* the checks a status and header fields from an application must pass before
+  they go on the wire (RFC 9110 §5.1, §5.5, §8.6, §15; RFC 9112 §4).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -123,3 +126,75 @@ def chunk(data: bytes) -> bytes:
 
 LAST_CHUNK = b"0\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+# -- what an application may put in a response head -----------------------------------------------
+
+
+class InvalidResponse(ValueError):
+    """A status or header field from the application that must not reach the wire.
+
+    Raised from ``start_response``, i.e. before the head is sent: the server answers 500
+    and logs this message instead, as httpd does for a response field with invalid
+    characters (AH02429 / AH02430, http_filters.c check_headers). A ValueError, as PEP
+    3333 servers raise for bad arguments; never an OSError, which the connection loop
+    takes for a network failure.
+    """
+
+
+#: RFC 9110 §5.1 field-name = token; §5.6.2 token = 1*tchar
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: what RFC 9110 §5.5 field-value (and RFC 9112 §4 reason-phrase) may not hold: CTLs other
+#: than HTAB, DEL, and anything beyond obs-text (%x80-FF, the most latin-1 can carry)
+_NOT_FIELD_TEXT = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+
+
+def check_field_name(name: str) -> None:
+    """Refuse a field name that is not a token (RFC 9110 §5.1): no whitespace, ":", CTLs or
+    non-ASCII. A name like ``"Transfer-Encoding "`` would pass a hop-by-hop filter and be read
+    as Transfer-Encoding by a proxy that strips the space (RFC 9112 §5.1): response smuggling."""
+    if _TOKEN.fullmatch(name) is None:
+        raise InvalidResponse(f"header name {name!r} is not a token (RFC 9110 §5.1)")
+
+
+def check_field_value(name: str, value: str) -> None:
+    """Refuse a field value with a CTL other than HTAB (CR, LF, NUL...), DEL or a character
+    beyond latin-1 (RFC 9110 §5.5: field-vchar, SP and HTAB only; obs-text allowed)."""
+    bad = _NOT_FIELD_TEXT.search(value)
+    if bad is not None:
+        raise InvalidResponse(f"header {name!r}: character {bad.group()!r} not allowed in a field value "
+                              f"(RFC 9110 §5.5): {value!r}")
+
+
+def parse_content_length(value: str) -> int:
+    """A Content-Length value from the application: exactly one non-negative decimal
+    (RFC 9110 §8.6 ``1*DIGIT``; no sign, no spaces, no list)."""
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidResponse(f"Content-Length must be one non-negative decimal (RFC 9110 §8.6), got {value!r}")
+    try:
+        return int(value)
+    except ValueError:  # more digits than int() takes
+        raise InvalidResponse(f"Content-Length {value[:20]}... is too large") from None
+
+
+def parse_status(status: str) -> tuple[int, str]:
+    """A WSGI status (PEP 3333: ``"200 OK"``) as (code, reason phrase).
+
+    RFC 9112 §4: three digits, SP, a reason of HTAB / SP / VCHAR / obs-text; RFC 9110 §15:
+    codes 100-599. A 1xx is refused too: it is an interim response (RFC 9110 §15.2), after
+    which the client waits for the final one, and a WSGI application has only one status
+    to give (the server itself sends 100 Continue when the body is first read).
+    """
+    code_text, sep, reason = status.partition(" ")
+    if not (len(code_text) == 3 and code_text.isascii() and code_text.isdigit()):
+        raise InvalidResponse(f"status {status!r} does not start with a 3-digit code and a space (RFC 9112 §4)")
+    code = int(code_text)
+    if not 200 <= code <= 599:
+        why = "an interim 1xx cannot be a final status (RFC 9110 §15.2)" if 100 <= code < 200 else \
+            "status codes are 100-599 (RFC 9110 §15)"
+        raise InvalidResponse(f"status {status!r}: {why}")
+    bad = _NOT_FIELD_TEXT.search(reason)
+    if bad is not None:
+        raise InvalidResponse(f"status {status!r}: character {bad.group()!r} not allowed in a reason phrase "
+                              f"(RFC 9112 §4)")
+    return code, reason
