@@ -93,7 +93,7 @@ class _Parked:
         self.linger_end = 0.0
         self.blocking_ready = False  # SO_RCVTIMEO / SO_SNDTIMEO already set for worker use
         self.writer = _Writer(conn.sock)
-        conn.send = self.writer.send
+        conn.raw_send = self.writer.send  # Connection.send marks its errors as the client's
         self.after_write = "close"  # what follows write completion: keepalive, linger or close
 
 
@@ -599,11 +599,14 @@ class EventChild(WorkerChild):
         conn = p.conn
         conn.ctx = ctx
         sock = conn.sock
-        if not p.blocking_ready:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout))
-            conn.rcv_timeout = -1.0
-            conn.set_rcv_timeout(self.timeout)
-            p.blocking_ready = True
+        try:
+            if not p.blocking_ready:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout))
+                conn.rcv_timeout = -1.0
+                conn.set_rcv_timeout(self.timeout)
+                p.blocking_ready = True
+        except OSError:
+            return "close"  # the client's socket failed before its request could be served
         try:
             while True:
                 if not handle_request(conn, req):
@@ -625,7 +628,9 @@ class EventChild(WorkerChild):
                 if ev is CLOSED:
                     return "close"
                 req = ev
-        except OSError:
+        except ClientDisconnected:
+            # the client's socket failed (serve.ClientGone); the application's own errors,
+            # OSErrors included, were answered and logged by handle_request
             return "close"
 
 

@@ -8,6 +8,12 @@ close (``C``: shut the write side, drain the client for at most 2 s per read
 and 30 s in all) so that an early error response reaches the client instead
 of being destroyed by an RST.
 
+Errors of the client's socket are marked where they happen (:class:`ClientGone`,
+raised by :meth:`Connection.send` and the receive path): they end the connection
+silently. Any other exception out of the application is the application's, an
+``OSError`` included: a 500 when nothing was sent yet, and its traceback in the
+error log.
+
 Timeouts: the wait for a next request uses KeepAliveTimeout; every other
 read and every write uses Timeout (httpd core). They are set as
 SO_RCVTIMEO / SO_SNDTIMEO on a blocking socket, so the common case of a
@@ -33,7 +39,7 @@ from ..http.limits import Limits
 from ..http.parser import CLOSED, NEED_DATA, EndOfMessage, RequestReader
 from ..http.persistence import KeepAlivePolicy
 from ..http.response import CONTINUE, error_response
-from ..wsgi import EMPTY_INPUT, InputStream, WSGIApp, WSGIResponse, build_environ, environ_template, protocol_error_of, run_app
+from ..wsgi import EMPTY_INPUT, InputStream, WSGIApp, WSGIResponse, build_environ, environ_template, run_app
 from .scoreboard import BUSY_KEEPALIVE, BUSY_READ, BUSY_WRITE, CLOSING
 
 RECV_SIZE = 65536
@@ -158,6 +164,30 @@ class Watch:
             return self.conn, self.response, since
 
 
+class ClientGone(ClientDisconnected, ConnectionError):
+    """An operation on the client's socket failed: a send, a receive, a socket option.
+
+    Raised where it happens, with the socket's error as its cause and its errno, so that
+    every other exception, an ``OSError`` included, is known to be the application's own
+    (a 500 and a logged traceback, docs/servers.md) however the application lets it
+    through. httpd marks the connection aborted (``c->aborted``) at the same place, its
+    core output filter, and logs nothing for it. It is a ConnectionError: an application
+    that catches OSError around ``write()`` still catches it (mod_wsgi raises an OSError
+    there too).
+    """
+
+    @classmethod
+    def of(cls, exc: OSError) -> "ClientGone":
+        """The ClientGone for the socket error ``exc`` (same errno and message)."""
+        return cls(exc.errno, exc.strerror or str(exc) or type(exc).__name__)
+
+
+def _refuse(data: bytes) -> None:
+    """The writer of a connection whose socket failed: nothing more goes out (httpd's
+    ``c->aborted``), so bytes after a partial write can never be taken for a response."""
+    raise ClientGone(errno.EPIPE, "the client connection failed earlier")
+
+
 def _recv(sock: socket.socket) -> bytes:
     try:
         return sock.recv(RECV_SIZE)
@@ -166,6 +196,8 @@ def _recv(sock: socket.socket) -> bytes:
         raise _Timeout() from None
     except ConnectionResetError:
         return b""
+    except OSError as exc:
+        raise ClientGone.of(exc) from exc
 
 
 class _Stage:
@@ -200,7 +232,7 @@ class Connection:
     """
 
     __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "rcv_timeout",
-                 "req", "body", "body_error", "sent_100", "template", "body_stage", "send")
+                 "req", "body", "body_error", "sent_100", "template", "body_stage", "raw_send", "broken")
 
     def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
@@ -217,18 +249,38 @@ class Connection:
         self.body_error: BaseException | None = None
         self.sent_100 = False
         self.template = ctx.environ_template()
-        #: writes response bytes; the event MPM swaps in a writer that can leave a tail
-        #: for its listener to finish (write completion)
-        self.send = sock.sendall
+        #: writes response bytes (through :meth:`send`); the event MPM swaps in a writer that
+        #: can leave a tail for its listener to finish (write completion)
+        self.raw_send = sock.sendall
+        #: the client's socket failed (ClientGone): nothing more is sent or read
+        self.broken = False
+
+    def send(self, data: bytes) -> None:
+        """Write response bytes; a failure of the client's socket is raised as ClientGone.
+
+        A try block costs nothing in CPython 3.11 until something is raised: the one
+        extra call is the whole price on the common path.
+        """
+        try:
+            self.raw_send(data)
+        except ClientGone:
+            raise
+        except OSError as exc:
+            self.broken = True
+            self.raw_send = _refuse
+            raise ClientGone.of(exc) from exc
 
     def setup_blocking(self) -> None:
         """Blocking socket with kernel timeouts: Timeout for writes; a new connection's first
         read waits Timeout, or less when the header stage of RequestReadTimeout is shorter."""
         sock = self.sock
         ctx = self.ctx
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(ctx.timeout))
+        try:
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(ctx.timeout))
+        except OSError as exc:
+            raise ClientGone.of(exc) from exc
         first = ctx.timeout
         if ctx.header_timeout is not None:
             first = min(first, ctx.header_timeout.timeout)
@@ -245,7 +297,10 @@ class Connection:
         cur = self.rcv_timeout
         if cur > seconds + 0.05 or cur < seconds - 1.0:
             seconds = max(seconds, 0.001)  # 0 would mean "wait forever"
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            except OSError as exc:
+                raise ClientGone.of(exc) from exc
             self.rcv_timeout = seconds
 
     def recv_within(self, stage: "_Stage | None", timeout: float) -> bytes:
@@ -419,26 +474,11 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
         watch.since = _clock()  # the application has control from here
     try:
         run_app(ctx.app, build_environ(req, body, conn.template, conn.client, conn.client_port), response)
-    except (ClientDisconnected, BrokenPipeError, ConnectionError, _Timeout):
-        return False
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EPIPE, errno.ECONNRESET):
-            return False  # send timed out (SO_SNDTIMEO) or the peer went away
-        raise
-    except Exception as exc:  # the application failed
-        if watch is not None and watch.abandoned:
-            return False  # the watchdog has answered this request already
-        perr = protocol_error_of(exc) or conn.body_error
-        if isinstance(perr, ClientDisconnected):
-            return False
-        if perr is None:
-            _log_app_error(ctx, conn, "application error", exc)
-            perr = ProtocolError(500, "")
-        if response.head_sent:
-            return False  # nothing sane can follow a half-sent response: abort
-        conn.fail(perr, method=req.method, log=False)
-        return False
-    if response.close_error is not None:
+    except Exception as exc:
+        return _request_failed(conn, ctx, req, response, exc)
+    if conn.broken:
+        return False  # the application went on after the client's socket failed: nothing more goes out
+    if response.close_error is not None and not isinstance(_origin(response.close_error), ClientDisconnected):
         # the response went out whole: log the application's error and carry on
         _log_app_error(ctx, conn, "application error in close()", response.close_error)
     conn.served += 1
@@ -459,6 +499,43 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
     return True
 
 
+def _origin(exc: BaseException | None) -> BaseException | None:
+    """What an exception comes from: the client's connection (a ClientDisconnected, ClientGone
+    included) or a refused request (a ProtocolError from wsgi.input), following the chain of
+    causes and contexts, so an application that caught the server's error and raised its
+    own is still recognised; None when the error is the application's own."""
+    for _ in range(64):  # a chain built by hand may loop
+        if exc is None or isinstance(exc, (ClientDisconnected, ProtocolError)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _request_failed(conn: Connection, ctx: ServeContext, req, response: WSGIResponse, exc: Exception) -> bool:
+    """The application raised ``exc``: answer and log as httpd would; always False (the
+    connection is over).
+
+    An error of the client's connection is silent (httpd logs nothing for an aborted
+    connection); a refused request body (413, 408, 400 from wsgi.input) is answered with
+    its status; anything else is the application's failure: its traceback is logged and
+    the client gets a 500, or, when the head is already out, an aborted response
+    (docs/servers.md).
+    """
+    watch = ctx.watch
+    if watch is not None and watch.abandoned:
+        return False  # the watchdog has answered this request already
+    origin = _origin(exc) or conn.body_error
+    if isinstance(origin, ClientDisconnected):
+        return False
+    if origin is None:
+        _log_app_error(ctx, conn, "application error", exc)
+        origin = ProtocolError(500, "")
+    if response.head_sent or conn.broken:
+        return False  # nothing sane can follow a half-sent response: abort
+    conn.fail(origin, method=req.method, log=False)
+    return False
+
+
 def _log_app_error(ctx: ServeContext, conn: Connection, what: str, exc: BaseException) -> None:
     """One error-log line for the exception, then its traceback, one line each."""
     ctx.log("error", f"{conn.client}: {what}: {exc!r}")
@@ -476,7 +553,12 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
             req = read_request(conn)
             if req is None or not handle_request(conn, req):
                 return conn.served
-    except OSError:
+    except ClientDisconnected:
+        return conn.served  # the client's socket failed (ClientGone): nothing to answer or log
+    except OSError as exc:
+        # not the client's socket (that is ClientGone) nor the application (handle_request
+        # answers for it): the server's own failure, never silent
+        _log_app_error(ctx, conn, "connection error", exc)
         return conn.served
     finally:
         try:
