@@ -44,7 +44,13 @@ its closest MPM's pool as a fixed pool (``suites.launching.configuration``):
 * gunicorn has no read deadlines and no write deadline: the protected tests are
   not applicable to it;
 * against any server (``--target`` included): each attack at 20 connections
-  for a short window; availability recorded, recovery asserted.
+  for a short window; availability recorded, recovery asserted;
+* lingering after a 408 (protected): a slow sender cut by the header stage keeps
+  its connection open and sends a byte every 0.5 s; how long the server keeps
+  draining it after the 408 is recorded, and must be httpd's short lingering
+  close (mod_reqtimeout's "short-lingering-close": 2 s, not the 30 s of
+  MAX_SECS_TO_LINGER) on our MPMs and httpd's; gunicorn has no read deadline,
+  so no 408 to linger after (not applicable).
 """
 
 from __future__ import annotations
@@ -523,3 +529,71 @@ def test_running_server_recovers(server, record_property, kind):
            "as configured")
     assert o.attack.error is None, o.attack.error
     assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
+
+
+# -- lingering after a 408 --------------------------------------------------------------------------------
+
+#: httpd's SECONDS_TO_LINGER: after mod_reqtimeout's 408 the lingering close lasts this long in all
+SHORT_LINGER = 2.0
+LINGER_TRICKLE = 0.5  # seconds between two bytes of the client after its 408
+LINGER_WATCH = 12.0  # the most the client trickles (the long lingering close is 30 s)
+#: the short linger, one trickle (a close is seen at the next byte's RST) and the usual slack
+LINGER_BOUND = SHORT_LINGER + LINGER_TRICKLE + LIFETIME_SLACK
+#: servers whose lingering close after a read timeout's 408 is the short one (httpd's source:
+#: ap_lingering_close and event's short_linger_q honour the note mod_reqtimeout sets)
+SHORT_LINGER_AFTER_408 = {"prefork", "worker", "event", "apache-prefork", "apache-worker", "apache-event"}
+TCP_CLOSE = 7  # tcpi_state once the peer's RST arrived (linux/tcp_states.h)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True once the kernel has seen the peer reset the connection (TCP_INFO state CLOSE)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == TCP_CLOSE
+
+
+def linger_after_408(host: str, port: int) -> tuple[float | None, float | None]:
+    """(seconds from connect to the 408, seconds from the 408 to the server's close); None where it
+    did not happen. The client sends a partial head, stalls, reads the 408, then sends one byte
+    every LINGER_TRICKLE s for at most LINGER_WATCH s: the server's close shows as its RST to
+    the next byte (or a failed send)."""
+    opened = time.monotonic()
+    with Conn(port, host=host, timeout=10) as c:
+        c.send(HEADS["slowloris"])
+        try:
+            r = c.read_response(timeout=10)
+        except (OSError, ValueError):
+            return None, None
+        if r.status != 408:
+            return None, None
+        answered = time.monotonic()
+        while time.monotonic() - answered < LINGER_WATCH:
+            try:
+                c.sock.send(b"X")
+            except OSError:
+                return answered - opened, time.monotonic() - answered
+            step_end = time.monotonic() + LINGER_TRICKLE
+            while time.monotonic() < step_end:
+                if _peer_closed(c.sock):
+                    return answered - opened, time.monotonic() - answered
+                time.sleep(0.02)  # polling the local TCP state between two bytes
+        return answered - opened, None
+
+
+def test_linger_after_408_is_short(server_spec, configured_server, record_property):
+    """RequestReadTimeout header=1: a slow sender gets its 408, then keeps its connection open
+    and trickles a byte every 0.5 s. httpd then lingers 2 s at most (mod_reqtimeout asks for the
+    short lingering close), so the client cannot hold a process or thread for MAX_SECS_TO_LINGER
+    (30 s) more; ours the same on every MPM. Recorded for every server, asserted where the
+    expectation is known. gunicorn: not applicable (no read deadline, so no 408)."""
+    h = _configured(server_spec, configured_server, PROTECTED)
+    mpm = server_spec.name
+    to_408, linger = linger_after_408(h.host, h.port)
+    record_property("mpm", mpm)
+    record_property("attack", "linger-after-408")
+    record_property("protection", PROTECTED["RequestReadTimeout"])
+    record_property("answered_408_after_s", round(to_408, 2) if to_408 is not None else "no 408")
+    record_property("linger_after_408_s", round(linger, 2) if linger is not None else f">{LINGER_WATCH}")
+    record_property("linger_bound_s", LINGER_BOUND)
+    assert to_408 is not None, f"{mpm} did not answer the stalled head with 408"
+    if mpm in SHORT_LINGER_AFTER_408:
+        assert linger is not None, f"{mpm} still lingered {LINGER_WATCH} s after its 408"
+        assert linger <= LINGER_BOUND, f"{mpm} lingered {linger:.2f} s after its 408, bound {LINGER_BOUND} s"

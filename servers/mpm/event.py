@@ -12,7 +12,8 @@ parked connection**:
   KeepAliveTimeout (an ordered queue: one timeout per queue, so expiry is
   O(1) from its head);
 * **lingering close**: a finished connection is shut down for writing by the
-  worker and drained by the listener (2 s per read, 30 s at most);
+  worker and drained by the listener (2 s per read, 30 s at most; 2 s in all
+  after a read timeout's 408, httpd's short linger queue);
 * the connection cap: the listener accepts only while an idle worker exists
   and ``open - lingering < ThreadsPerChild + idle workers x
   AsyncRequestWorkerFactor``; otherwise the listeners leave the epoll set and
@@ -66,7 +67,7 @@ __all__ = ["NAME", "THREADED", "child_main", "process_limit", "threads_per_child
 
 # connection states in the listener
 _READ, _KEEPALIVE, _LINGER, _BUSY, _WRITE = range(5)
-#: httpd's SECONDS_TO_LINGER and MAX_SECS_TO_LINGER
+#: httpd's SECONDS_TO_LINGER (per read, and in all after mod_reqtimeout's 408) and MAX_SECS_TO_LINGER
 LINGER_READ = 2.0
 LINGER_MAX = 30.0
 RECV_SIZE = 65536
@@ -449,9 +450,13 @@ class EventChild(WorkerChild):
         self._park_linger(p)
 
     def _park_linger(self, p: _Parked) -> None:
+        """Drain a connection shut down for writing: 2 s per read and 30 s in all (httpd's
+        linger_q), or 2 s in all after a read timeout's 408 (its short_linger_q: mod_reqtimeout's
+        "short-lingering-close" note) and when the child is stopping."""
         now = time.monotonic()
         self._set_state(p, _LINGER)
-        p.linger_end = now + LINGER_MAX if not self.stopping else now + LINGER_READ
+        short = p.conn.short_linger or self.stopping
+        p.linger_end = now + (LINGER_READ if short else LINGER_MAX)
         self.linger_q.append((now + LINGER_READ, p, p.token))
 
     def _close(self, p: _Parked) -> None:
@@ -561,6 +566,7 @@ class EventChild(WorkerChild):
             if token != p.token or p.state != _READ or p.fd not in self.conns:
                 continue
             if p.conn.reader.buffered:
+                p.conn.short_linger = True  # mod_reqtimeout: its 408 is followed by the 2 s linger
                 self._fail(p, ProtocolError(408, "request head not received within RequestReadTimeout"))
             else:
                 self._close(p)  # never sent a byte: closed without an answer, as httpd does

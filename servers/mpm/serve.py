@@ -5,8 +5,9 @@ worker MPMs run it: read a request (scoreboard ``R``), run the handler and
 write the response (``W``), wait for the next request on a persistent
 connection (``K``, bounded by KeepAliveTimeout), and end with a lingering
 close (``C``: shut the write side, drain the client for at most 2 s per read
-and 30 s in all) so that an early error response reaches the client instead
-of being destroyed by an RST.
+and 30 s in all; 2 s in all after a read timeout's 408, as mod_reqtimeout asks)
+so that an early error response reaches the client instead of being destroyed
+by an RST.
 
 Errors of the client's socket are marked where they happen (:class:`ClientGone`,
 raised by :meth:`Connection.send` and the receive path): they end the connection
@@ -232,7 +233,8 @@ class Connection:
     """
 
     __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "rcv_timeout",
-                 "req", "body", "body_error", "sent_100", "template", "body_stage", "raw_send", "broken")
+                 "req", "body", "body_error", "sent_100", "template", "body_stage", "raw_send", "broken",
+                 "short_linger")
 
     def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
@@ -254,6 +256,9 @@ class Connection:
         self.raw_send = sock.sendall
         #: the client's socket failed (ClientGone): nothing more is sent or read
         self.broken = False
+        #: a read timed out (408): the lingering close lasts 2 s in all, not 30 s (mod_reqtimeout's
+        #: "short-lingering-close" connection note)
+        self.short_linger = False
 
     def send(self, data: bytes) -> None:
         """Write response bytes; a failure of the client's socket is raised as ClientGone.
@@ -356,6 +361,7 @@ class Connection:
         except _Timeout:
             err = ProtocolError(408, "timed out reading the request body")
             self.body_error = err
+            self.short_linger = True
             raise err from None
         except (ProtocolError, ClientDisconnected) as exc:
             self.body_error = exc
@@ -372,10 +378,11 @@ class Connection:
         self.close_gracefully()
 
     def close_gracefully(self) -> None:
-        """httpd's lingering close: shut the write side and drain, here or in the event listener."""
+        """httpd's lingering close: shut the write side and drain, here or in the event listener
+        (after a read timeout's 408 for 2 s in all: ``short_linger``)."""
         ctx = self.ctx
         if ctx.linger is None:
-            _lingering_close(self.sock, ctx.set_status)
+            _lingering_close(self.sock, ctx.set_status, LINGER_READ if self.short_linger else LINGER_TOTAL)
         else:
             ctx.linger(self)
 
@@ -420,6 +427,7 @@ def read_request(conn: Connection):
                 return event
     except _Timeout:
         if reader.buffered:
+            conn.short_linger = True  # mod_reqtimeout: a slow client gets the 2 s linger, not 30 s
             conn.fail(ProtocolError(408, "request head not received in time (Timeout / RequestReadTimeout)"),
                       method=reader.method_hint)
         return None
@@ -568,13 +576,25 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
 
 
 def _lingering_close(sock: socket.socket, set_status, total: float = LINGER_TOTAL) -> None:
-    """httpd's ap_lingering_close: shut the write side, then drain until EOF or timeout."""
+    """httpd's ap_lingering_close: shut the write side, then drain until EOF or timeout.
+
+    At most LINGER_READ (SECONDS_TO_LINGER, 2 s) per read and ``total`` in all:
+    MAX_SECS_TO_LINGER (30 s), or 2 s when mod_reqtimeout asked for the short form
+    ("short-lingering-close", after its 408). No read outlasts ``total``.
+    """
     set_status(CLOSING)
     try:
         sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(LINGER_READ)
+        wait = min(LINGER_READ, total)
+        sock.settimeout(wait)
         deadline = time.monotonic() + total
-        while time.monotonic() < deadline:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if left < wait:
+                wait = left
+                sock.settimeout(wait)
             if not sock.recv(RECV_SIZE):
                 break
     except OSError:
