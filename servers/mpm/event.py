@@ -9,8 +9,7 @@ parked connection**:
 * **keep-alive**: after a response on a persistent connection the worker
   hands the connection back to the listener and is free at once; the idle
   connection waits in epoll, holding no thread, until its next request or
-  KeepAliveTimeout (an ordered queue: one timeout per queue, so expiry is
-  O(1) from its head);
+  KeepAliveTimeout;
 * **lingering close**: a finished connection is shut down for writing by the
   worker and drained by the listener (2 s per read, 30 s at most; 2 s in all
   after a read timeout's 408, httpd's short linger queue);
@@ -34,6 +33,14 @@ reads the body itself (blocking, with Timeout).
 Requests are handled synchronously in worker threads (WSGI), exactly like
 prefork and worker; only the waiting is asynchronous, write completion included:
 a response tail the kernel cannot take at once is finished by the listener.
+
+Every wait of a parked connection (its head, keep-alive, lingering close, write
+completion) ends at one deadline, ``_Parked.deadline``, kept in one timer heap
+with **at most one live entry per connection**: a wait that is extended (MinRate's
+extra seconds, a lingering read, write progress, the next keep-alive wait) only
+moves the deadline, and its entry, when it comes due, is pushed again for the
+rest. Memory stays bounded by the connections however their bytes arrive
+(one entry per recv took a child from 18 to 145 MB under 1-byte segments).
 """
 
 from __future__ import annotations
@@ -81,15 +88,15 @@ DYING_KEEPALIVE = 0.5
 class _Parked:
     """A connection as the listener sees it: the shared Connection plus its wait state."""
 
-    __slots__ = ("conn", "fd", "state", "token", "deadline", "hard_deadline", "linger_end", "blocking_ready",
+    __slots__ = ("conn", "fd", "state", "timer", "deadline", "hard_deadline", "linger_end", "blocking_ready",
                  "writer", "after_write")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.fd = conn.sock.fileno()
         self.state = _READ
-        self.token = 0  # bumped on every state change: stale timer entries are skipped
-        self.deadline = 0.0
+        self.timer: tuple | None = None  # its live entry in the listener's timer heap (see _arm)
+        self.deadline = 0.0  # when the current wait ends
         self.hard_deadline = 0.0
         self.linger_end = 0.0
         self.blocking_ready = False  # SO_RCVTIMEO / SO_SNDTIMEO already set for worker use
@@ -222,18 +229,14 @@ class EventChild(WorkerChild):
         self.counts[p.state] -= 1
         self.counts[state] += 1
         p.state = state
-        p.token += 1
 
     def _event_loop(self) -> None:
         env = self.env
         self.ep = ep = select.epoll()
         listeners = {lst.fileno(): lst for lst in env.listeners}
         self.conns: dict[int, _Parked] = {}
-        self.ka_q: collections.deque = collections.deque()
-        self.hdr_q: list = []  # heap of (deadline, seq, parked, token)
+        self.timers: list = []  # heap of (deadline, seq, parked): see _arm
         self._seq = itertools.count()
-        self.linger_q: collections.deque = collections.deque()
-        self.write_q: collections.deque = collections.deque()
         self.base_ctx = serve_context(env, 0, self.is_stopping, multithread=True)
         ep.register(self._listen_wake, select.EPOLLIN)
         listening = False
@@ -319,19 +322,36 @@ class EventChild(WorkerChild):
         return c[_KEEPALIVE] + c[_BUSY] + c[_WRITE] < self.threads_per_child + idle * self.factor
 
     def _next_timeout(self) -> float:
-        nearest = 1.0
-        now = time.monotonic()
-        for q in (self.ka_q, self.linger_q, self.write_q):
-            while q and q[0][1].token != q[0][2]:
-                q.popleft()  # stale: the connection moved on
-            if q:
-                nearest = min(nearest, max(0.0, q[0][0] - now))
-        hq = self.hdr_q
-        while hq and hq[0][2].token != hq[0][3]:
-            heapq.heappop(hq)
+        hq = self.timers
+        while hq and hq[0][2].timer is not hq[0]:
+            heapq.heappop(hq)  # superseded by an earlier deadline, or its connection closed
         if hq:
-            nearest = min(nearest, max(0.0, hq[0][0] - now))
-        return nearest
+            return min(1.0, max(0.0, hq[0][0] - time.monotonic()))
+        return 1.0
+
+    # -- timers: one deadline per connection -------------------------------------------
+    def _arm(self, p: _Parked, deadline: float) -> None:
+        """Make ``p``'s current wait end at ``deadline``, with at most one live heap entry.
+
+        A later deadline than the queued entry's only moves ``p.deadline``: the entry,
+        when due, is pushed again for the rest (_expire). Only an earlier one needs a new
+        entry; the old one is then superseded (``p.timer`` no longer names it) and skipped
+        when it comes up. Superseded entries are few (one per shortened wait), and the
+        heap is rebuilt from the live ones if they ever outnumber the connections.
+        """
+        p.deadline = deadline
+        t = p.timer
+        if t is None or t[0] > deadline:
+            p.timer = t = (deadline, next(self._seq), p)
+            heapq.heappush(self.timers, t)
+            if len(self.timers) > 2 * len(self.conns) + 64:
+                self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        """Rebuild the heap from the live entries only (in place: callers may hold it)."""
+        hq = self.timers
+        hq[:] = [p.timer for p in self.conns.values() if p.timer is not None]
+        heapq.heapify(hq)
 
     def _publish(self) -> None:
         c = self.counts
@@ -376,14 +396,9 @@ class EventChild(WorkerChild):
         self._start_header_timer(p, time.monotonic())
 
     def _start_header_timer(self, p: _Parked, now: float) -> None:
-        p.token += 1
-        p.deadline = now + self.header_timeout
-        p.hard_deadline = now + self.header_max if self.header_max else p.deadline
-        self._push_header(p)
-
-    def _push_header(self, p: _Parked) -> None:
-        # a heap, not a deque: MinRate moves deadlines, so they are not in append order
-        heapq.heappush(self.hdr_q, (p.deadline, next(self._seq), p, p.token))
+        deadline = now + self.header_timeout
+        p.hard_deadline = now + self.header_max if self.header_max else deadline
+        self._arm(p, deadline)
 
     def _readable(self, p: _Parked) -> None:
         sock = p.conn.sock
@@ -394,11 +409,11 @@ class EventChild(WorkerChild):
         except OSError:
             data = b""
         if p.state == _LINGER:
-            if not data or time.monotonic() >= p.linger_end:
+            now = time.monotonic()
+            if not data or now >= p.linger_end:
                 self._close(p)
             else:
-                p.token += 1  # more bytes: the per-read linger timeout starts again
-                self.linger_q.append((min(time.monotonic() + LINGER_READ, p.linger_end), p, p.token))
+                self._arm(p, min(now + LINGER_READ, p.linger_end))  # the per-read linger timeout restarts
             return
         if not data:
             self._close(p)
@@ -409,9 +424,7 @@ class EventChild(WorkerChild):
             self._start_header_timer(p, now)
         elif self.header_rate:
             # mod_reqtimeout MinRate: every min_rate bytes buy one more second, up to the maximum
-            p.token += 1
-            p.deadline = min(p.deadline + len(data) / self.header_rate, p.hard_deadline)
-            self._push_header(p)
+            self._arm(p, min(p.deadline + len(data) / self.header_rate, p.hard_deadline))
         p.conn.reader.feed(data)
         self._dispatch(p)
 
@@ -457,13 +470,13 @@ class EventChild(WorkerChild):
         self._set_state(p, _LINGER)
         short = p.conn.short_linger or self.stopping
         p.linger_end = now + (LINGER_READ if short else LINGER_MAX)
-        self.linger_q.append((now + LINGER_READ, p, p.token))
+        self._arm(p, min(now + LINGER_READ, p.linger_end))
 
     def _close(self, p: _Parked) -> None:
         if self.conns.pop(p.fd, None) is None:
             return
         self.counts[p.state] -= 1
-        p.token += 1
+        p.timer = None  # its heap entry, if any, is skipped when it comes up
         if p.state != _BUSY:
             try:
                 self.ep.unregister(p.fd)
@@ -495,8 +508,7 @@ class EventChild(WorkerChild):
         w.pending = w.pending[n:]
         if w.pending:
             if n:  # progress: Timeout starts again, as httpd re-queues the connection
-                p.token += 1
-                self.write_q.append((time.monotonic() + self.timeout, p, p.token))
+                self._arm(p, time.monotonic() + self.timeout)
             return
         w.pending = b""
         self.ep.unregister(p.fd)
@@ -507,7 +519,7 @@ class EventChild(WorkerChild):
         if what == "keepalive":
             self._set_state(p, _KEEPALIVE)
             self.ep.register(p.fd, select.EPOLLIN)
-            self.ka_q.append((now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout), p, p.token))
+            self._arm(p, now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout))
         elif what == "read":
             # pipelined bytes were buffered but the next head is incomplete
             self._set_state(p, _READ)
@@ -533,9 +545,7 @@ class EventChild(WorkerChild):
         """
         for p in self.conns.values():
             if p.state == _KEEPALIVE:
-                p.token += 1
-                self.ka_q.append((now + DYING_KEEPALIVE, p, p.token))
-        self.ka_q = collections.deque(sorted(self.ka_q, key=lambda e: e[0]))
+                self._arm(p, min(p.deadline, now + DYING_KEEPALIVE))
 
     def _take_handbacks(self) -> None:
         handback = self.handback
@@ -550,31 +560,40 @@ class EventChild(WorkerChild):
                 p.after_write = what
                 self._set_state(p, _WRITE)
                 self.ep.register(p.fd, select.EPOLLOUT)
-                self.write_q.append((now + self.timeout, p, p.token))
+                self._arm(p, now + self.timeout)
                 continue
             self._after_response(p, what, now)
 
     def _expire(self, now: float) -> None:
-        for q, state in ((self.ka_q, _KEEPALIVE), (self.linger_q, _LINGER), (self.write_q, _WRITE)):
-            while q and q[0][0] <= now:
-                _, p, token = q.popleft()
-                if token == p.token and p.state == state and p.fd in self.conns:
-                    self._close(p)
-        hq = self.hdr_q
+        hq = self.timers
         while hq and hq[0][0] <= now:
-            _, _, p, token = heapq.heappop(hq)
-            if token != p.token or p.state != _READ or p.fd not in self.conns:
+            entry = heapq.heappop(hq)
+            p = entry[2]
+            if p.timer is not entry:
+                continue  # superseded, or its connection is closed
+            p.timer = None
+            if p.state == _BUSY:
+                continue  # a worker has it; its next wait arms a new timer
+            if p.deadline > now:
+                # the wait was extended meanwhile: one entry again, for the rest
+                p.timer = (p.deadline, next(self._seq), p)
+                heapq.heappush(hq, p.timer)
                 continue
-            if p.conn.reader.buffered:
-                p.conn.short_linger = True  # mod_reqtimeout: its 408 is followed by the 2 s linger
-                self._fail(p, ProtocolError(408, "request head not received within RequestReadTimeout"))
-            else:
-                self._close(p)  # never sent a byte: closed without an answer, as httpd does
+            self._timed_out(p)
         # httpd's queue maintenance: with every worker busy, parked keep-alive connections go
         if now >= self._next_busy_check:
             self._next_busy_check = now + 1.0
             if self.jobs.free_workers() <= 0 and self.counts[_KEEPALIVE]:
                 self._close_keepalive("busy")
+
+    def _timed_out(self, p: _Parked) -> None:
+        """A parked connection's wait is over: a partial head gets 408, anything else is closed
+        (an idle keep-alive or head-less connection silently, as httpd)."""
+        if p.state == _READ and p.conn.reader.buffered:
+            p.conn.short_linger = True  # mod_reqtimeout: its 408 is followed by the 2 s linger
+            self._fail(p, ProtocolError(408, "request head not received within RequestReadTimeout"))
+        else:
+            self._close(p)
 
     # -- worker threads ----------------------------------------------------------------
     def _worker(self, i: int) -> None:
