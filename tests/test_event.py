@@ -81,8 +81,12 @@ def test_slowloris_head_holds_no_worker(launch):
 
 
 def test_request_read_timeout_header_stage(launch):
-    """mod_reqtimeout semantics: a partial head past the header timeout gets 408; a silent client is closed."""
-    h = launch("event", {**ONE_CHILD, "RequestReadTimeout": "header=1"}, app=APP)
+    """mod_reqtimeout semantics: a partial head past the header timeout gets 408; a silent client is closed.
+
+    AcceptFilter http none: with the default (``data``, TCP_DEFER_ACCEPT) the kernel would keep
+    the silent client from the listener altogether, and its header stage is what is tested here.
+    """
+    h = launch("event", {**ONE_CHILD, "RequestReadTimeout": "header=1", "AcceptFilter": "http none"}, app=APP)
     with Conn(h.port) as c:
         c.send(b"GET / HTTP/1.1\r\nHost:")
         r = c.read_response(timeout=10)
