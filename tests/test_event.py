@@ -9,14 +9,30 @@ import json
 import socket
 import threading
 
+from . import wsgi_apps
 from .rawhttp import Conn, request, wait_until
 from .serverutil import check_graceful_restart_under_load, check_winch_drains
 from .serverutil import GET, status_or_none
 
-APP = "tests.wsgi_apps:app"
+APP = "tests.test_event:app"
 #: one child with two worker threads; a generous AsyncRequestWorkerFactor so many idle connections fit
 ONE_CHILD = {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 2, "MaxRequestWorkers": 2,
              "MinSpareThreads": 1, "MaxSpareThreads": 4, "AsyncRequestWorkerFactor": 10}
+
+
+def app(environ, start_response):
+    """tests.wsgi_apps.app plus ``/whole/N``: N bytes returned in one piece.
+
+    Write completion takes over what is left once the application's last write is done (as
+    httpd's event does); the built-in ``/bytes/N`` streams 64 KiB pieces, each finished by the
+    worker before the next, so the test of write completion uses a body in one piece.
+    """
+    path = environ["PATH_INFO"]
+    if path.startswith("/whole/"):
+        n = min(int(path.rsplit("/", 1)[1]), 64 * 1024 * 1024)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+        return [b"x" * n]
+    return wsgi_apps.app(environ, start_response)
 
 
 def test_get_keepalive_pipelining_and_errors(launch):
@@ -149,7 +165,7 @@ def test_write_completion_frees_the_worker(launch):
     with Conn(h.port, timeout=20) as a:
         # a modest receive buffer (not a tiny one: TCP would crawl through silly-window avoidance)
         a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        a.send(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
+        a.send(b"GET /whole/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
         st = wait_until(lambda: (lambda s: s if s and s.conns_async_writing >= 1 else None)(status_or_none(h)),
                         10, what="the unsent tail parked in the listener")
         assert "K" not in st.scoreboard
