@@ -172,7 +172,7 @@ class ClientGone(ClientDisconnected, ConnectionError):
     every other exception, an ``OSError`` included, is known to be the application's own
     (a 500 and a logged traceback, docs/servers.md) however the application lets it
     through. httpd marks the connection aborted (``c->aborted``) at the same place, its
-    core output filter, and logs nothing for it. It is a ConnectionError: an application
+    core output filter, and leaves the error log alone (debug/trace levels only). It is a ConnectionError: an application
     that catches OSError around ``write()`` still catches it (mod_wsgi raises an OSError
     there too).
     """
@@ -254,7 +254,7 @@ class Connection:
         #: writes response bytes (through :meth:`send`); the event MPM swaps in a writer that
         #: can leave a tail for its listener to finish (write completion)
         self.raw_send = sock.sendall
-        #: the client's socket failed (ClientGone): nothing more is sent or read
+        #: a send to the client failed (ClientGone): nothing more is sent on this connection
         self.broken = False
         #: a read timed out (408): the lingering close lasts 2 s in all, not 30 s (mod_reqtimeout's
         #: "short-lingering-close" connection note)
