@@ -56,8 +56,8 @@ PARTIAL_STATUSES = {"interrupted": "the run was interrupted (Ctrl-C or SIGTERM) 
                     "failed": "the harness itself failed during the run"}
 #: the flags that make a measured cell invalid (harness/runner.py)
 _INVALID_FLAGS = ("generator_bound", "errors", "non_2xx", "starved")
-_ATTACK_ORDER = ("slowloris", "slowbody", "slowread")
-_LEVEL_ORDER = ("below", "above", "capacity", "running-server")
+_ATTACK_ORDER = ("slowloris", "slowbody", "slowread", "silent")
+_LEVEL_ORDER = ("below", "above", "capacity", "deferred", "accepted", "running-server")
 
 
 # -- number formatting ----------------------------------------------------------------------------
@@ -647,7 +647,9 @@ def _availability(run: _Run) -> Section:
                "clients (a new connection with GET / every 0.2 s during the attack) answered with a 2xx within 2 s. "
                "below = capacity - 10%, above = 4x capacity, both with RequestReadTimeout header=1 body=1 and "
                "Timeout 1 (slowread: Timeout 1); capacity = as many slow clients as workers with the read timeout "
-               "off; running-server = the server as configured by the matrix. (test failed): the suite's "
+               "off; silent = connections that never send a byte, deferred = AcceptFilter http data "
+               "(TCP_DEFER_ACCEPT: not accepted until data arrives), accepted = AcceptFilter http none; "
+               "running-server = the server as configured by the matrix. (test failed): the suite's "
                "per-MPM expectation was not met. Idle keep-alive (suites/test_keepalive.py): 12 idle keep-alive "
                "connections on 4 workers, then a new client: served (with its latency) or starved (no answer "
                "within 1.5 s); idle conns answered = how many of the 12 got their first answer. Busy keep-alive: "

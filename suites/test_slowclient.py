@@ -15,7 +15,8 @@ child of 10 threads):
 * slowloris: a request head that never ends, one more byte every TICK seconds;
 * slow body: ``POST /echo`` declaring 100000 bytes of body, one byte per TICK;
 * slow read: ``GET /bytes/8388608`` from a client with a 4 KiB receive buffer
-  that never reads.
+  that never reads;
+* silent: connections that are opened and never send a byte (a connection flood).
 
 at BELOW = 9 connections (capacity - 10 %) and ABOVE = 40 (capacity x 4).
 
@@ -45,6 +46,13 @@ its closest MPM's pool as a fixed pool (``suites.launching.configuration``):
   not applicable to it;
 * against any server (``--target`` included): each attack at 20 connections
   for a short window; availability recorded, recovery asserted;
+* silent connections, ABOVE of them for a 2 s probing window: with httpd's Linux
+  default ``AcceptFilter http data`` (TCP_DEFER_ACCEPT, ours too) the kernel keeps
+  them from accept(), so every MPM of ours and httpd's keeps serving; with
+  ``AcceptFilter http none`` they are accepted, and every server that reads a head
+  in a worker (prefork, worker, httpd's three MPMs) is starved until its read
+  timeout, while our event (heads in its listener) keeps serving; gunicorn cannot
+  defer accept (the ``deferred`` case is not applicable to it);
 * lingering after a 408 (protected): a slow sender cut by the header stage keeps
   its connection open and sends a byte every 0.5 s; how long the server keeps
   draining it after the 408 is recorded, and must be httpd's short lingering
@@ -98,7 +106,10 @@ HEADS = {
     "slowbody": (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: application/octet-stream\r\n"
                  b"Content-Length: 100000\r\n\r\n"),
     "slowread": b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % SLOW_READ_BYTES,
+    "silent": b"",  # connect, then say nothing
 }
+#: attacks that only hold their sockets (nothing is sent after the first bytes)
+HOLD_ONLY = ("slowread", "silent")
 DRIBBLE = {"slowloris": b"X-a: b\r\n", "slowbody": b"x"}  # never a blank line: the head never ends
 
 
@@ -138,7 +149,8 @@ class Attack(threading.Thread):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny receive window
             s.settimeout(5)
             s.connect((self.host, self.port))
-            s.sendall(HEADS[self.kind])
+            if HEADS[self.kind]:
+                s.sendall(HEADS[self.kind])
             s.setblocking(False)
             self.conns.append(SlowConn(s, time.monotonic()))
 
@@ -147,11 +159,11 @@ class Attack(threading.Thread):
         try:
             self.started = time.monotonic()
             self._open()
-            if self.kind != "slowread":
+            if self.kind not in HOLD_ONLY:
                 for c in self.conns:
                     sel.register(c.sock, selectors.EVENT_READ, c)
             self.ready.set()
-            if self.kind == "slowread":
+            if self.kind in HOLD_ONLY:
                 self._halt.wait(MAX_ATTACK + 5)  # hold the sockets, read nothing
                 return
             next_tick = time.monotonic() + TICK
@@ -512,6 +524,42 @@ def test_without_read_timeout_at_capacity(server_spec, configured_server, record
         assert not early, f"no read timeout: cut before the {UNPROTECTED['Timeout']} s watchdog: {early}"
     else:
         assert o.attack.ended_by_server() == 0, "no read timeout: the server must not have cut anyone"
+    assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
+
+
+# -- silent connections: AcceptFilter -------------------------------------------------------------------
+
+#: what holds a silent connection once it is accepted: True = a worker waits on it (starved at ABOVE)
+SILENT_STARVES = {"prefork": True, "worker": True, "event": False,
+                  "apache-prefork": True, "apache-worker": True, "apache-event": True}
+#: the read timeouts while the window runs: longer than the window, so what is held stays held
+SILENT_TIMEOUTS = {"RequestReadTimeout": "header=20-40,MinRate=500 body=20,MinRate=500", "Timeout": 10}
+ACCEPT_FILTERS = {"deferred": "http data", "accepted": "http none"}
+
+
+@pytest.mark.parametrize("mode", ["deferred", "accepted"])
+def test_silent_connections(server_spec, configured_server, record_property, mode):
+    """ABOVE connections that never send a byte, for a 2 s probing window.
+
+    deferred (``AcceptFilter http data``, httpd's Linux default and ours): the kernel keeps
+    them out of accept() (TCP_DEFER_ACCEPT), so no worker waits on them and every probe is
+    answered. accepted (``AcceptFilter http none``): a server that reads a head in a worker
+    (prefork, worker, httpd's three MPMs) has every worker waiting on a silent client until
+    its read timeout (20 s here, longer than the window): starved; our event reads heads in
+    its listener and keeps serving. gunicorn cannot defer accept: the deferred case is not
+    applicable to it; the accepted case is recorded."""
+    h = _configured(server_spec, configured_server, {**SILENT_TIMEOUTS, "AcceptFilter": ACCEPT_FILTERS[mode]})
+    mpm = server_spec.name
+    o = run_attack(h.host, h.port, "silent", ABOVE, window=2.0)
+    record(record_property, mpm, "silent", mode, ABOVE, o, f"AcceptFilter {ACCEPT_FILTERS[mode]}")
+    assert o.attack.error is None, o.attack.error
+    if mpm in SILENT_STARVES:
+        if mode == "deferred" or not SILENT_STARVES[mpm]:
+            assert o.availability == 1.0, f"{mpm} must keep serving during a silent flood ({mode}): " \
+                                          f"{o.availability:.0%}"
+        else:
+            assert o.availability == 0.0, f"{mpm} should be starved by {ABOVE} accepted silent connections: " \
+                                          f"{o.availability:.0%} of probes answered"
     assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
 
 
