@@ -3,10 +3,13 @@
 ``build_environ`` makes the environ for one request (CGI variables,
 ``wsgi.input`` streaming the body as the application reads it,
 ``wsgi.errors``, ``wsgi.multithread`` / ``wsgi.multiprocess`` true to the
-MPM); :class:`WSGIResponse` implements ``start_response`` (with
-``exc_info``), the legacy ``write`` callable and the body framing of
-RFC 9112 §6 through ``servers.http``; ``run_app`` calls the application and
-always closes its iterable (PEP 3333 "the close() method").
+MPM, the optional ``wsgi.file_wrapper``: :class:`FileWrapper`);
+:class:`WSGIResponse` implements ``start_response`` (with ``exc_info``), the
+legacy ``write`` callable and the body framing of RFC 9112 §6 through
+``servers.http``; ``run_app`` calls the application and always closes its
+iterable (PEP 3333 "the close() method"), or hands it, with its close(), to a
+writer that finishes the body later (the event MPM's write completion of a
+:class:`FileWrapper`).
 
 Header fields whose names contain ``_`` are left out of the environ (as httpd
 does for CGI since 2.4 and gunicorn does by default), so ``X_Foo`` can never
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import importlib
 from io import BytesIO
+import os
+import stat
 import sys
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_to_bytes
@@ -293,6 +298,7 @@ def environ_template(
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
     }
 
 
@@ -349,6 +355,76 @@ def build_environ(req: Request, body: InputStream, template: dict, remote_addr: 
     if req.chunked:
         env.pop("CONTENT_LENGTH", None)
     return env
+
+
+#: the block a FileWrapper reads when the application names none
+FILE_BLOCK = 65536
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: PEP 3333 "Optional Platform-Specific File Handling".
+
+    ``environ["wsgi.file_wrapper"](filelike, blksize)`` is an iterable of blocks of at
+    most ``blksize`` bytes, ``filelike.read(blksize)`` until it returns ``b""``; its
+    ``close()`` closes the file-like (when that has a ``close()``). Every MPM can
+    iterate it in the worker like any other response iterable, and does so when the
+    response has no Content-Length (it is then chunked, or close-delimited for HTTP/1.0).
+
+    On the event MPM it also lets the listener finish the body, as httpd's event
+    finishes a file bucket in write completion: when the application set Content-Length
+    and the response has a body, the worker sends the head and the first block and is
+    free; the listener reads and sends the rest as the client takes it (Timeout
+    restarting on progress), never more than Content-Length, and calls ``close()``
+    exactly once however the response ends (complete, client gone, Timeout, child
+    exiting). A slow reader then holds no worker thread and about one block of memory.
+    A file-like that gives fewer bytes than its Content-Length gets the connection
+    closed after them (the client would wait for the rest, or take the next response
+    for it); one whose ``read()`` raises there has its error logged and the connection
+    closed.
+
+    The listener must never wait, so it reads only a file-like whose ``read()`` returns
+    at once (:meth:`reads_at_once`): a regular file (``fileno()`` names an ``S_ISREG``
+    file), an ``io.BytesIO``, or any object with the attribute
+    ``nonblocking_source = True``, which promises that ``read(n)`` returns at once with
+    at most ``n`` bytes (fewer allowed, ``b""`` only at the end) and never waits on a
+    network, a pipe or a lock. Any other file-like is iterated in the worker.
+    """
+
+    __slots__ = ("filelike", "blksize")
+
+    def __init__(self, filelike: Any, blksize: int = FILE_BLOCK) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> "FileWrapper":
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if not data:
+            raise StopIteration
+        return data
+
+    def read_block(self, limit: int) -> bytes:
+        """The next block, at most ``limit`` bytes asked of the file-like (``b""`` at its end)."""
+        return self.filelike.read(min(self.blksize, limit))
+
+    def reads_at_once(self) -> bool:
+        """True when the file-like's ``read()`` never waits: a regular file, a BytesIO, or
+        an object that says so with ``nonblocking_source = True`` (see the class docstring)."""
+        f = self.filelike
+        if getattr(f, "nonblocking_source", False) is True or isinstance(f, BytesIO):
+            return True
+        try:
+            return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+        except (AttributeError, TypeError, ValueError, OSError):  # io.UnsupportedOperation included
+            return False
+
+    def close(self) -> None:
+        """PEP 3333: closing the wrapper closes the file-like."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
 
 
 _NORMAL, _LENGTH, _HOP, _CLOSE = range(4)
@@ -429,11 +505,15 @@ class WSGIResponse:
 
     ``send`` writes bytes to the client. After ``finish()``, ``keep_alive``
     tells the caller whether the connection may carry another request.
+
+    ``defer``, when the connection's writer offers it (the event MPM), takes the rest
+    of a :class:`FileWrapper` body: ``defer(wrapper, owed)`` makes the writer send
+    ``owed`` more bytes read from the wrapper and then close it (:meth:`send_file`).
     """
 
     __slots__ = ("req", "_send", "_policy", "_keepalives", "_stopping", "_body", "status", "_status_text",
                  "_headers", "head_sent", "_length", "_chunked", "_no_body", "_app_close", "sent_body",
-                 "keep_alive", "bytes_sent", "_own", "close_error")
+                 "keep_alive", "bytes_sent", "_own", "close_error", "defer", "deferred")
 
     def __init__(
         self,
@@ -444,6 +524,7 @@ class WSGIResponse:
         keepalives: int,
         stopping: Callable[[], bool],
         body: InputStream,
+        defer: Callable[["FileWrapper", int], None] | None = None,
     ) -> None:
         self.req = req
         self._send = send
@@ -465,6 +546,9 @@ class WSGIResponse:
         self.bytes_sent = 0
         #: what the iterable's close() raised after a complete response (run_app)
         self.close_error: Exception | None = None
+        self.defer = defer
+        #: the rest of the body and the iterable's close() were handed to ``defer``
+        self.deferred = False
 
     # -- PEP 3333 --------------------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
@@ -601,6 +685,36 @@ class WSGIResponse:
             return
         self._send(self._frame(data))
 
+    def send_file(self, wrapper: FileWrapper) -> bool:
+        """Send a :class:`FileWrapper` body the fast way when there is one; False when the
+        caller must iterate it as usual.
+
+        A response without a body (HEAD, 1xx, 204, 304: RFC 9110 §6.4.1) sends its head and
+        leaves the file unread. A response with the application's Content-Length, on a
+        connection whose writer can ``defer``, from a file-like that reads at once, sends its
+        head with the first block and hands the rest to the writer (``deferred``; the writer
+        owns the wrapper's close() from then on), as httpd's event leaves a file bucket to
+        write completion. A first block that already ends the body, or an empty file, ends
+        here; ``finish()`` then closes a connection whose body fell short (RFC 9112 §6.3).
+        """
+        status = self.status
+        if self.head_sent or status is None:
+            return False
+        if self.req.method == "HEAD" or status < 200 or status == 204 or status == 304:
+            self._send_head(None)
+            return True
+        length = self._length
+        if length is None or self.defer is None or not wrapper.reads_at_once():
+            return False
+        first = wrapper.read_block(length) if length else b""
+        self._send_head(None, first)
+        owed = length - self.sent_body
+        if owed > 0 and first:
+            self.defer(wrapper, owed)
+            self.deferred = True
+            self.bytes_sent += owed  # what the access log counts: the body as the application gave it
+        return True
+
     def finish(self) -> None:
         """End the response: head if not yet sent, last chunk, length check."""
         if not self.head_sent:
@@ -620,6 +734,10 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
     ``response.close_error`` instead: the client has its whole, correctly framed
     answer, which aborting the connection could destroy (an RST discards what the
     client has not read yet); the caller logs it.
+
+    A :class:`FileWrapper` (PEP 3333 ``wsgi.file_wrapper``) may be sent by
+    :meth:`WSGIResponse.send_file` instead; when its rest was handed to the
+    connection's writer (``response.deferred``), so was its close().
     """
     result = app(environ, response.start_response)
     try:
@@ -629,6 +747,9 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
                 raise AssertionError("application returned without calling start_response")
             body = result[0] if len(result) == 1 else b"".join(result)
             response._send_head(len(body), body)
+        elif isinstance(result, FileWrapper) and response.send_file(result):
+            if response.deferred:
+                return  # the writer sends the rest and calls close() (event's write completion)
         else:
             for data in result:
                 if data:
@@ -657,6 +778,6 @@ def protocol_error_of(exc: BaseException) -> ProtocolError | None:
 
 
 __all__ = [
-    "EMPTY_INPUT", "InputStream", "InvalidResponse", "WSGIResponse", "build_environ", "environ_template",
-    "error_response", "load_app", "protocol_error_of", "run_app",
+    "EMPTY_INPUT", "FILE_BLOCK", "FileWrapper", "InputStream", "InvalidResponse", "WSGIResponse", "build_environ",
+    "environ_template", "error_response", "load_app", "protocol_error_of", "run_app",
 ]

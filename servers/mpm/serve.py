@@ -234,7 +234,7 @@ class Connection:
 
     __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "rcv_timeout",
                  "req", "body", "body_error", "sent_100", "template", "body_stage", "raw_send", "broken",
-                 "short_linger")
+                 "short_linger", "defer_body")
 
     def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
@@ -256,6 +256,9 @@ class Connection:
         self.raw_send = sock.sendall
         #: a send to the client failed (ClientGone): nothing more is sent on this connection
         self.broken = False
+        #: takes the rest of a wsgi.file_wrapper body (WSGIResponse.defer): only the event MPM's
+        #: writer, whose listener finishes it (write completion); None = iterated in the worker
+        self.defer_body = None
         #: a read timed out (408): the lingering close lasts 2 s in all, not 30 s (mod_reqtimeout's
         #: "short-lingering-close" connection note)
         self.short_linger = False
@@ -475,7 +478,7 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
         reader.skip_end()
         body = conn.body = EMPTY_INPUT
     response = WSGIResponse(req, send, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
-                            body=body)
+                            body=body, defer=conn.defer_body)
     watch = ctx.watch
     if watch is not None:
         watch.response = response
@@ -488,7 +491,7 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
         return False  # the application went on after the client's socket failed: nothing more goes out
     if response.close_error is not None and not isinstance(_origin(response.close_error), ClientDisconnected):
         # the response went out whole: log the application's error and carry on
-        _log_app_error(ctx, conn, "application error in close()", response.close_error)
+        log_app_error(ctx, conn, "application error in close()", response.close_error)
     conn.served += 1
     ctx.record(req.request_line, conn.client, response.bytes_sent)
     if conn.body_error is not None or not response.keep_alive:
@@ -536,7 +539,7 @@ def _request_failed(conn: Connection, ctx: ServeContext, req, response: WSGIResp
     if isinstance(origin, ClientDisconnected):
         return False
     if origin is None:
-        _log_app_error(ctx, conn, "application error", exc)
+        log_app_error(ctx, conn, "application error", exc)
         origin = ProtocolError(500, "")
     if response.head_sent or conn.broken:
         return False  # nothing sane can follow a half-sent response: abort
@@ -544,7 +547,7 @@ def _request_failed(conn: Connection, ctx: ServeContext, req, response: WSGIResp
     return False
 
 
-def _log_app_error(ctx: ServeContext, conn: Connection, what: str, exc: BaseException) -> None:
+def log_app_error(ctx: ServeContext, conn: Connection, what: str, exc: BaseException) -> None:
     """One error-log line for the exception, then its traceback, one line each."""
     ctx.log("error", f"{conn.client}: {what}: {exc!r}")
     for line in traceback.format_exception(exc)[1:]:
@@ -566,7 +569,7 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
     except OSError as exc:
         # not the client's socket (that is ClientGone) nor the application (handle_request
         # answers for it): the server's own failure, never silent
-        _log_app_error(ctx, conn, "connection error", exc)
+        log_app_error(ctx, conn, "connection error", exc)
         return conn.served
     finally:
         try:
