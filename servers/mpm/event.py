@@ -32,7 +32,10 @@ reads the body itself (blocking, with Timeout).
 
 Requests are handled synchronously in worker threads (WSGI), exactly like
 prefork and worker; only the waiting is asynchronous, write completion included:
-a response tail the kernel cannot take at once is finished by the listener.
+a response tail the kernel cannot take at once is finished by the listener, and
+so is the rest of a ``wsgi.file_wrapper`` body with Content-Length whose file
+reads at once (servers.wsgi.FileWrapper): the listener reads it block by block
+as the client takes it, as httpd's event leaves a file bucket to write completion.
 
 Every wait of a parked connection (its head, keep-alive, lingering close, write
 completion) ends at one deadline, ``_Parked.deadline``, kept in one timer heap
@@ -57,7 +60,7 @@ import time
 
 from .child import ChildEnv, accept_pending, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
-from .serve import Connection, _timeval, handle_request
+from .serve import Connection, _timeval, handle_request, log_app_error
 from .worker import WorkerChild, drain_eventfd, process_limit, spare_limits, threads_per_child
 from ..http.errors import ClientDisconnected, ProtocolError
 from ..http.parser import CLOSED, NEED_DATA, EndOfMessage
@@ -83,6 +86,10 @@ ACCEPT_BATCH = 16
 READING_LIMIT = 512
 #: how long a parked keep-alive connection may still wait once the child is dying
 DYING_KEEPALIVE = 0.5
+#: the most bytes write completion sends to one connection per wake-up: a fast reader of a
+#: large file must not keep the listener from its other connections (epoll is level-triggered:
+#: a socket still writable is reported again at once)
+WRITE_BUDGET = 1 << 20
 
 
 class _Parked:
@@ -102,7 +109,12 @@ class _Parked:
         self.blocking_ready = False  # SO_RCVTIMEO / SO_SNDTIMEO already set for worker use
         self.writer = _Writer(conn.sock)
         conn.raw_send = self.writer.send  # Connection.send marks its errors as the client's
+        conn.defer_body = self.writer.defer  # a wsgi.file_wrapper body goes on in the listener
         self.after_write = "close"  # what follows write completion: keepalive, linger or close
+
+
+class SourceError(Exception):
+    """The read() of a deferred file_wrapper body raised: the application's error (its cause)."""
 
 
 class _Writer:
@@ -113,13 +125,22 @@ class _Writer:
     fit stays pending. When the response is complete the worker hands a connection
     with a pending tail to the listener, which finishes it on writability: httpd's
     write completion (``W`` state, ConnsAsyncWriting).
+
+    A ``wsgi.file_wrapper`` body may leave more than a tail: a ``source`` (the
+    FileWrapper) with ``owed`` bytes still to read from it (:meth:`defer`), which
+    the listener reads one block at a time as the kernel takes them (:meth:`pump`),
+    so a slow reader costs a block of memory and no thread. Nothing else is written
+    on the connection until it is done: the worker hands a pipelined request back.
     """
 
-    __slots__ = ("sock", "pending")
+    __slots__ = ("sock", "pending", "source", "owed", "short")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.pending: bytes | memoryview = b""
+        self.source = None  # a FileWrapper whose rest the listener sends; its close() is ours
+        self.owed = 0  # bytes still to read from it (what its Content-Length has left)
+        self.short = False  # it ended before its Content-Length: the connection must close
 
     def send(self, data: bytes) -> None:
         """Write ``data`` after any pending tail; leave what the kernel cannot take now."""
@@ -133,6 +154,53 @@ class _Writer:
         if n < len(data):
             # a memoryview: the listener trims it as it goes without copying the rest
             self.pending = memoryview(data)[n:]
+
+    def defer(self, source, owed: int) -> None:
+        """Take the rest of a FileWrapper body (WSGIResponse.defer): ``owed`` bytes to send
+        after the pending tail, and the wrapper's close()."""
+        self.source = source
+        self.owed = owed
+
+    def pump(self, budget: int) -> int:
+        """Write completion: send the pending tail, then blocks read from the source, none
+        beyond ``owed``, without blocking, until the kernel takes no more, the source is
+        done or about ``budget`` bytes went out. Returns the bytes sent.
+
+        Raises OSError when the socket fails, SourceError when the source's read() does.
+        """
+        sock = self.sock
+        sent = 0
+        while True:
+            pending = self.pending
+            if pending:
+                try:
+                    n = sock.send(pending, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return sent
+                sent += n
+                if n < len(pending):
+                    self.pending = (pending if type(pending) is memoryview else memoryview(pending))[n:]
+                    return sent
+                self.pending = b""
+            if self.source is None or self.owed <= 0 or self.short or sent >= budget:
+                return sent
+            self.pending = self._next_block()
+
+    def _next_block(self) -> bytes | memoryview:
+        """The source's next block, cut to what is owed; an empty one marks the body short."""
+        owed = self.owed
+        try:
+            block = self.source.read_block(owed)
+            if not isinstance(block, (bytes, bytearray, memoryview)):
+                raise TypeError(f"the file-like's read() returned {type(block).__name__}, not bytes (PEP 3333)")
+        except Exception as exc:
+            raise SourceError(exc) from exc
+        if len(block) > owed:
+            block = memoryview(block)[:owed]  # never more than Content-Length: the client would desync
+        if not block:
+            self.short = True
+        self.owed = owed - len(block)
+        return block
 
 
 class JobQueue:
@@ -473,6 +541,7 @@ class EventChild(WorkerChild):
         self._arm(p, min(now + LINGER_READ, p.linger_end))
 
     def _close(self, p: _Parked) -> None:
+        self._release(p)  # a file_wrapper body is closed whatever ends the connection
         if self.conns.pop(p.fd, None) is None:
             return
         self.counts[p.state] -= 1
@@ -496,23 +565,40 @@ class EventChild(WorkerChild):
             self._close(p)
 
     def _writable(self, p: _Parked) -> None:
-        """Write completion: send the pending tail; then what the response decided."""
+        """Write completion: send the pending tail and the rest of a file_wrapper body; then
+        what the response decided (a body that fell short of its Content-Length: a close)."""
         w = p.writer
         try:
-            n = p.conn.sock.send(w.pending, socket.MSG_DONTWAIT)
-        except BlockingIOError:
+            n = w.pump(WRITE_BUDGET)
+        except SourceError as exc:
+            # as an application error after the head was sent: logged, the response aborted
+            log_app_error(self.base_ctx, p.conn, "application error in the file wrapper's read()", exc.__cause__)
+            self._close(p)
             return
         except OSError:
             self._close(p)
             return
-        w.pending = w.pending[n:]
-        if w.pending:
+        if w.source is not None and (w.owed <= 0 or w.short):
+            self._release(p)  # every byte is read: the file is closed before the last ones are sent
+        if w.pending or w.source is not None:
             if n:  # progress: Timeout starts again, as httpd re-queues the connection
                 self._arm(p, time.monotonic() + self.timeout)
             return
-        w.pending = b""
         self.ep.unregister(p.fd)
-        self._after_response(p, p.after_write, time.monotonic())
+        # RFC 9112 §6.3: the client of a short body waits for bytes that never come: close
+        self._after_response(p, "linger" if w.short else p.after_write, time.monotonic())
+
+    def _release(self, p: _Parked) -> None:
+        """close() a deferred file_wrapper body, once (PEP 3333: the server always calls it)."""
+        w = p.writer
+        source = w.source
+        if source is None:
+            return
+        w.source = None
+        try:
+            source.close()
+        except Exception as exc:
+            log_app_error(self.base_ctx, p.conn, "application error in close()", exc)
 
     def _after_response(self, p: _Parked, what: str, now: float) -> None:
         """Park a connection whose response is fully written: keep-alive, lingering close or close."""
@@ -521,10 +607,12 @@ class EventChild(WorkerChild):
             self.ep.register(p.fd, select.EPOLLIN)
             self._arm(p, now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout))
         elif what == "read":
-            # pipelined bytes were buffered but the next head is incomplete
+            # pipelined bytes are buffered: a head still incomplete, or a request that waited
+            # for a file_wrapper body to be written first (then it goes to a worker now)
             self._set_state(p, _READ)
             self.ep.register(p.fd, select.EPOLLIN)
             self._start_header_timer(p, now)
+            self._dispatch(p)
         elif what == "linger":
             try:
                 p.conn.sock.shutdown(socket.SHUT_WR)
@@ -553,9 +641,11 @@ class EventChild(WorkerChild):
         while handback:
             p, what = handback.popleft()
             self.jobs.done()
-            if p.fd not in self.conns:
+            if self.conns.get(p.fd) is not p:
+                self._release(p)  # closed meanwhile (the child is exiting)
                 continue
-            if p.writer.pending and what != "close":
+            w = p.writer
+            if (w.pending or w.source is not None) and what != "close":
                 # write completion: the listener finishes the response, then does `what`
                 p.after_write = what
                 self._set_state(p, _WRITE)
@@ -636,6 +726,9 @@ class EventChild(WorkerChild):
             while True:
                 if not handle_request(conn, req):
                     return "linger" if lingering else "close"
+                if p.writer.source is not None:
+                    # the body goes on in the listener; a pipelined request waits for it there
+                    return "read" if conn.reader.buffered else "keepalive"
                 # pipelined input already here: serve it now, as httpd's event does
                 if not conn.reader.buffered:
                     return "keepalive"
