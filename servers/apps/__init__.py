@@ -5,8 +5,9 @@
 * ``GET /`` -> ``Hello, World!`` (13 bytes, Content-Length set);
 * ``/echo`` (any method) -> JSON mirror of the server's parse of the request
   (bodies up to 1 MiB; a larger one gets 413 and a close);
-* ``/bytes/N`` -> N bytes (at most 64 MiB), streamed in 64 KiB pieces of one shared
-  block; N that is not ASCII digits in range gets 400;
+* ``/bytes/N`` -> N bytes (at most 64 MiB), in 64 KiB pieces of one shared block
+  through ``wsgi.file_wrapper`` (the event MPM's listener sends them to a slow
+  reader); N that is not ASCII digits in range gets 400;
 * ``/sleep?ms=N`` -> sleeps N ms (at most 60000) then answers;
 * ``/server-status`` and ``/server-status?auto`` -> the scoreboard in
   mod_status's HTML and machine-readable forms.

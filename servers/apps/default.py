@@ -2,9 +2,10 @@
 
 What a client controls is bounded before it costs anything: numbers in the path or the
 query are ASCII digits (:func:`ascii_int`), and no response is built whole in memory from
-a size the client chose (``/bytes/N`` is streamed from one shared block, ``/echo``
-mirrors at most :data:`MAX_ECHO_BODY` bytes). httpd serving the same resources reads a
-file in small buckets, so its memory per slow reader does not grow with N either.
+a size the client chose (``/bytes/N`` is read from one shared block through
+``wsgi.file_wrapper``, ``/echo`` mirrors at most :data:`MAX_ECHO_BODY` bytes). httpd
+serving the same resources reads a file in small buckets, so its memory per slow reader
+does not grow with N either.
 """
 
 from __future__ import annotations
@@ -91,8 +92,37 @@ def echo(environ, start_response) -> list[bytes]:
     return [out]
 
 
-def nbytes(environ, start_response, n_text: str) -> Iterator[bytes] | list[bytes]:
-    """``/bytes/N``: N bytes of ``x``, with Content-Length, streamed in bounded pieces.
+class RepeatedBlock:
+    """A file-like of ``n`` bytes of ``x`` whose reads are pieces of the shared block.
+
+    ``read(size)`` returns at most one piece (:data:`BYTES_PIECE`), fewer bytes than asked
+    when ``size`` is larger or negative, as a raw stream may; a full piece is the shared
+    block itself, so a reader holds no copy. It never waits, and says so with
+    ``nonblocking_source`` (servers.wsgi.FileWrapper): the event MPM's listener may read it.
+    """
+
+    __slots__ = ("left",)
+    nonblocking_source = True
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self, size: int | None = -1) -> bytes:
+        """The next piece: at most ``size`` bytes and one BYTES_PIECE; b"" at the end."""
+        k = self.left if size is None or size < 0 else min(size, self.left)
+        if k >= BYTES_PIECE:
+            self.left -= BYTES_PIECE
+            return _BLOCK
+        self.left -= k
+        return _BLOCK[:k]
+
+    def close(self) -> None:
+        """Nothing is held; a read after close() is at the end."""
+        self.left = 0
+
+
+def nbytes(environ, start_response, n_text: str):
+    """``/bytes/N``: N bytes of ``x``, with Content-Length, sent in bounded pieces.
 
     N must be ASCII digits in 0..MAX_BYTES; anything else (``/bytes/%B2`` is ``²``, which
     ``str.isdigit`` calls a digit; a non-number; too large) is 400, not 404: the resource
@@ -100,10 +130,14 @@ def nbytes(environ, start_response, n_text: str) -> Iterator[bytes] | list[bytes
     is how this route has always answered ``/bytes/abc``. (httpd's static-file stand-in,
     ``AliasMatch ^/bytes/([0-9]+)$``, answers 404 because no file matches.)
 
-    The body is never built whole: a response larger than one piece is an iterator of
-    :data:`BYTES_PIECE` pieces, each the same shared block (the last a slice of it), so a
-    slow reader holds at most one piece in the server, whatever N, as httpd's file
-    buckets do; a smaller one is a single slice, sent with the head in one write.
+    The body is never built whole: a response larger than one piece is a
+    ``wsgi.file_wrapper`` (PEP 3333) over a :class:`RepeatedBlock`, whose pieces are the
+    same shared block (the last a slice of it), so a slow reader holds at most a piece or
+    two in the server, whatever N, as httpd's file buckets do; on the event MPM the
+    listener sends it as the client reads (write completion), so a slow reader holds no
+    worker thread either. A server without ``wsgi.file_wrapper`` (it is optional) gets an
+    iterator of the same pieces. A smaller body is a single slice, sent with the head in
+    one write.
     """
     n = ascii_int(n_text, MAX_BYTES)
     if n is None:
@@ -111,7 +145,10 @@ def nbytes(environ, start_response, n_text: str) -> Iterator[bytes] | list[bytes
     start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
     if n <= BYTES_PIECE:
         return [_BLOCK[:n]]
-    return _pieces(n)
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is None:
+        return _pieces(n)
+    return wrapper(RepeatedBlock(n), BYTES_PIECE)
 
 
 def _pieces(n: int) -> Iterator[bytes]:
