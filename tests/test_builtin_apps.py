@@ -170,8 +170,9 @@ SLOW_N = 32 * 1024 * 1024
 
 @pytest.mark.parametrize("mpm", MPMS)
 def test_live_slow_readers_of_a_large_bytes_body_hold_no_body_in_memory(launch, mpm):
-    """Three clients ask for /bytes/32 MiB and read nothing: the server blocks in its writes
-    with at most a piece per connection, not the body (which was 32-64 MiB per reader)."""
+    """Three clients ask for /bytes/32 MiB and read nothing: the server (a worker blocked in
+    its write, or event's listener in write completion) holds at most a piece or two per
+    connection, not the body (which was 32-64 MiB per reader)."""
     h = launch(mpm)
     for _ in range(3):  # warm the allocator and every spare process on the path
         assert len(request(h.port, b"GET /bytes/1000000 HTTP/1.1\r\nHost: a\r\n\r\n").body) == 1_000_000

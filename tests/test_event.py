@@ -24,8 +24,9 @@ def app(environ, start_response):
     """tests.wsgi_apps.app plus ``/whole/N``: N bytes returned in one piece.
 
     Write completion takes over what is left once the application's last write is done (as
-    httpd's event does); the built-in ``/bytes/N`` streams 64 KiB pieces, each finished by the
-    worker before the next, so the test of write completion uses a body in one piece.
+    httpd's event does): a body in one piece is the plain case tested here. (A body of many
+    pieces waits in the worker for each previous tail, unless it is a ``wsgi.file_wrapper``
+    the listener can read: tests/test_file_wrapper.py.)
     """
     path = environ["PATH_INFO"]
     if path.startswith("/whole/"):
