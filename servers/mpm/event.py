@@ -331,7 +331,7 @@ class EventChild(WorkerChild):
                     if self.sb.stopping:
                         # a graceful stop: take what waits in the listen queue first (the
                         # listeners are closing for good: nobody else would serve it)
-                        for sock, addr in accept_pending(self.env.listeners):
+                        for sock, addr in accept_pending(self.env.listeners, deferred=self.env.defers_accept):
                             self._adopt(sock, addr)
                     self.close_listeners()  # out of the epoll set just above; see is_stopping()
                     listeners = {}  # their descriptor numbers may be reused from now on

@@ -40,7 +40,7 @@ import traceback
 from types import ModuleType
 from typing import Callable, TextIO
 
-from .child import EXIT_CHILD_FATAL, ChildEnv
+from .child import EXIT_CHILD_FATAL, ChildEnv, stop_deferring
 from .log import ErrorLog
 from .scoreboard import DEAD, GRACEFUL, READY, STARTING, Scoreboard
 
@@ -527,6 +527,7 @@ class Parent:
         self.shutting_down = True
         self.sb.stopping = True  # children take what waits in the listen queue before closing
         for s in self.listeners:
+            stop_deferring(s)
             s.close()
         self._remove_pidfile()
         self._graceful_children()

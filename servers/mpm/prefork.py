@@ -59,7 +59,7 @@ def child_main(env: ChildEnv) -> int:
             # draining children still hold open, where nobody accepts it and the last exit
             # resets it.
             if sb.stopping:
-                drained.extend(accept_pending(listen_fds.values()))
+                drained.extend(accept_pending(listen_fds.values(), deferred=env.defers_accept))
             close_listeners(ep, listen_fds)
         die = True
 

@@ -366,7 +366,7 @@ class WorkerChild:
             # wake the main thread. On a graceful stop, first take what waits in the listen
             # queue: the listeners are closing for good, and nobody else would serve it.
             if self.sb.stopping and not self.ungraceful:
-                for conn, addr in accept_pending(self.env.listeners):
+                for conn, addr in accept_pending(self.env.listeners, deferred=self.env.defers_accept):
                     self.queue.push(conn, addr, drained=True)
             self.close_listeners()
             self.queue.terminate()
