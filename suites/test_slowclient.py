@@ -426,7 +426,8 @@ class SlowReadWatch:
 
 
 #: who holds a slow reader of a large response while the server waits to write: "listener" (our
-#: event: its worker hands the unsent tail to write completion and is free again) or "worker"
+#: event: /bytes/N is a wsgi.file_wrapper body, so its worker sends the head and the first block and
+#: hands the rest to write completion, which reads and sends it as the client takes it) or "worker"
 #: (everyone else; httpd's event too: measured, its worker writes the 8 MiB file itself until the
 #: Timeout -- httpd hands to write completion only what is left once the handler's writes are done)
 SLOW_READER_HOLDER = {"prefork": "worker", "worker": "worker", "event": "listener",
