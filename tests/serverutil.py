@@ -6,10 +6,43 @@ import os
 import threading
 import time
 
-from .rawhttp import Conn, request
+import psutil
+
+from .rawhttp import Conn, request, wait_until
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+#: one unit of service per MPM: one prefork child, one worker or event thread
+ONE_UNIT = {
+    "prefork": {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1, "MaxRequestWorkers": 1, "ServerLimit": 1},
+    "worker": {"StartServers": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "ServerLimit": 1,
+               "MinSpareThreads": 1, "MaxSpareThreads": 1},
+    "event": {"StartServers": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "ServerLimit": 1,
+              "MinSpareThreads": 1, "MaxSpareThreads": 1},
+}
 GET_PID = b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def tree_pss(h) -> int:
+    """Summed PSS of the server's processes, bytes (prefork children share pages: RSS would overstate)."""
+    total = 0
+    for pid in h.pids():
+        try:
+            total += psutil.Process(pid).memory_full_info().pss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def settled_pss(h, timeout: float = 20.0) -> int:
+    """The tree's PSS once three samples 0.1 s apart agree within 1 MiB."""
+    samples: list[int] = []
+
+    def settled() -> bool:
+        samples.append(tree_pss(h))
+        return len(samples) >= 3 and max(samples[-3:]) - min(samples[-3:]) < 1 << 20
+
+    wait_until(settled, timeout, interval=0.1, what="the server's PSS to settle")
+    return samples[-1]
 
 
 def children(h) -> list[int]:

@@ -28,18 +28,10 @@ import struct
 import pytest
 
 from .rawhttp import Conn, request, wait_until
-from .serverutil import GET, crash_lines
+from .serverutil import GET, ONE_UNIT, crash_lines
 
 APP = "tests.test_app_oserror:app"
 MPMS = ["prefork", "worker", "event"]
-ONE_UNIT = {
-    "prefork": {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1, "MaxRequestWorkers": 1,
-                "ServerLimit": 1},
-    "worker": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1,
-               "MinSpareThreads": 1, "MaxSpareThreads": 2},
-    "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1,
-              "MinSpareThreads": 1, "MaxSpareThreads": 2},
-}
 
 #: what an application's backend, file system or peer may raise, with realistic arguments
 APP_ERRORS = {

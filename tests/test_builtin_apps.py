@@ -14,12 +14,12 @@ from __future__ import annotations
 import io
 import socket
 
-import psutil
 import pytest
 
 from servers.apps.default import BYTES_PIECE, MAX_BYTES, MAX_ECHO_BODY, MAX_SLEEP_MS, app, ascii_int
 
 from .rawhttp import request, wait_until
+from .serverutil import settled_pss
 
 MPMS = ["prefork", "worker", "event"]
 
@@ -141,29 +141,6 @@ def test_live_bad_bytes_n_is_4xx_and_leaves_no_traceback(launch, mpm):
     assert "Traceback" not in log and "application error" not in log, log[-2000:]
 
 
-def _tree_pss(h) -> int:
-    """Summed PSS of the server's processes, bytes."""
-    total = 0
-    for pid in h.pids():
-        try:
-            total += psutil.Process(pid).memory_full_info().pss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _settled_pss(h) -> int:
-    """The tree's PSS once three samples 0.1 s apart agree within 1 MiB."""
-    samples: list[int] = []
-
-    def settled() -> bool:
-        samples.append(_tree_pss(h))
-        return len(samples) >= 3 and max(samples[-3:]) - min(samples[-3:]) < 1 << 20
-
-    wait_until(settled, 15, interval=0.1, what="the server's PSS to settle")
-    return samples[-1]
-
-
 SLOW_READERS = 3
 SLOW_N = 32 * 1024 * 1024
 
@@ -176,7 +153,7 @@ def test_live_slow_readers_of_a_large_bytes_body_hold_no_body_in_memory(launch, 
     h = launch(mpm)
     for _ in range(3):  # warm the allocator and every spare process on the path
         assert len(request(h.port, b"GET /bytes/1000000 HTTP/1.1\r\nHost: a\r\n\r\n").body) == 1_000_000
-    before = _settled_pss(h)
+    before = settled_pss(h, 15)
     readers = []
     try:
         for _ in range(SLOW_READERS):
@@ -189,7 +166,7 @@ def test_live_slow_readers_of_a_large_bytes_body_hold_no_body_in_memory(launch, 
         for s in readers:  # each response has started: the server is stuck in its write
             wait_until(lambda s=s: s.recv(16, socket.MSG_PEEK).startswith(b"HTTP/1.1 200"), 10,
                        what="the response head")
-        grown = _settled_pss(h) - before
+        grown = settled_pss(h, 15) - before
     finally:
         for s in readers:
             s.close()

@@ -18,8 +18,6 @@ import os
 import socket
 import time
 
-import h11
-import psutil
 import pytest
 
 from servers.apps.default import BYTES_PIECE, RepeatedBlock, app as default_app
@@ -29,7 +27,8 @@ from servers.mpm.event import SourceError, _Writer
 from servers.wsgi import EMPTY_INPUT, FileWrapper, WSGIResponse, build_environ, environ_template, run_app
 
 from .rawhttp import Conn, request, wait_until
-from .serverutil import GET, status_or_none
+from .h11util import parse_response
+from .serverutil import GET, settled_pss, status_or_none
 from .wsgi_filewrap import pattern
 
 APP = "tests.wsgi_filewrap:app"
@@ -144,21 +143,8 @@ class Served:
 
     def parse(self):
         """h11 as the client: (Response, body)."""
-        conn = h11.Connection(h11.CLIENT)
-        conn.send(h11.Request(method=self.req.method, target="/", headers=[("Host", "a")]))
-        conn.send(h11.EndOfMessage())
-        conn.receive_data(self.raw)
-        resp, body = None, b""
-        while True:
-            ev = conn.next_event()
-            if isinstance(ev, h11.Response):
-                resp = ev
-            elif isinstance(ev, h11.Data):
-                body += ev.data
-            elif isinstance(ev, h11.EndOfMessage):
-                return resp, body
-            else:
-                raise AssertionError(f"incomplete response {ev!r}: {self.raw[:200]!r}")
+        resp, body, _ = parse_response(self.raw, self.req.method)
+        return resp, body
 
 
 GET_11 = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -417,7 +403,7 @@ def test_event_close_is_called_once_on_timeout_and_when_the_child_exits(launch, 
     graceful stop while a body is in write completion: close() once each, the child exits."""
     log = tmp_path / "closes"
     h = launch("event", {**ONE_THREAD, "Timeout": 1}, app=APP, env={"FILEWRAP_LOG": str(log)})
-    with _slow_reader(h.port, b"/file/%d?tag=timeout" % BIG) as c:
+    with _slow_reader(h.port, b"/file/%d?tag=timeout" % BIG):
         wait_until(lambda: _closes(log) == ["timeout"], 15, what="close() after Timeout")
         assert h.log_text().count("application error") == 0
     with _slow_reader(h.port, b"/file/%d?tag=exit" % BIG):
@@ -499,34 +485,13 @@ def test_prefork_and_worker_serve_file_wrapper_bodies(launch, mpm, tmp_path):
 # -- memory: slow readers of /bytes/10000000 ------------------------------------------------------
 
 
-def _tree_pss(h) -> int:
-    total = 0
-    for pid in h.pids():
-        try:
-            total += psutil.Process(pid).memory_full_info().pss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _settled_pss(h) -> int:
-    samples: list[int] = []
-
-    def settled() -> bool:
-        samples.append(_tree_pss(h))
-        return len(samples) >= 3 and max(samples[-3:]) - min(samples[-3:]) < 1 << 20
-
-    wait_until(settled, 20, interval=0.1, what="the server's PSS to settle")
-    return samples[-1]
-
-
 def test_event_fifty_slow_readers_cost_bounded_memory_and_no_workers(launch):
     """50 clients ask /bytes/10000000 and read nothing: all in write completion, the tree's PSS
     grows by well under 30 MiB (measured: about 4 MiB; 15 MiB when each held a worker thread)."""
     h = launch("event", {"Timeout": 60})
     for _ in range(3):
         assert len(request(h.port, b"GET /bytes/1000000 HTTP/1.1\r\nHost: a\r\n\r\n").body) == 1_000_000
-    before = _settled_pss(h)
+    before = settled_pss(h)
     readers = []
     try:
         for _ in range(50):
@@ -538,7 +503,7 @@ def test_event_fifty_slow_readers_cost_bounded_memory_and_no_workers(launch):
             readers.append(s)
         st = _writing(h, 50)
         assert st.scoreboard.count("W") <= 2  # the status request itself, not the readers
-        grown = _settled_pss(h) - before
+        grown = settled_pss(h) - before
     finally:
         for s in readers:
             s.close()

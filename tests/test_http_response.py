@@ -28,31 +28,13 @@ from servers.http.response import (
     status_line,
 )
 
+from .h11util import parse_response
+
 # RFC 9110 §5.6.7: IMF-fixdate = day-name "," SP date1 SP time-of-day SP GMT
 IMF_FIXDATE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
     r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
 )
-
-
-def parse_response(raw: bytes, method: str = "GET"):
-    """Parse ``raw`` as the answer to a ``method`` request; return (Response, body, h11 conn)."""
-    conn = h11.Connection(h11.CLIENT)
-    conn.send(h11.Request(method=method, target="/", headers=[("Host", "a")]))
-    conn.send(h11.EndOfMessage())
-    conn.receive_data(raw)
-    resp, body = None, b""
-    while True:
-        ev = conn.next_event()
-        if isinstance(ev, h11.Response):
-            resp = ev
-        elif isinstance(ev, h11.Data):
-            body += ev.data
-        elif isinstance(ev, h11.EndOfMessage):
-            break
-        else:
-            raise AssertionError(f"incomplete response: {ev!r}")
-    return resp, body, conn
 
 
 def header_lines(raw: bytes) -> list[tuple[bytes, bytes]]:

@@ -20,16 +20,9 @@ import socket
 import pytest
 
 from .rawhttp import Conn, request
+from .serverutil import ONE_UNIT
 
 MPMS = ["prefork", "worker", "event"]
-ONE_UNIT = {
-    "prefork": {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1, "MaxRequestWorkers": 1,
-                "ServerLimit": 1},
-    "worker": {"StartServers": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "ServerLimit": 1,
-               "MinSpareThreads": 1, "MaxSpareThreads": 1},
-    "event": {"StartServers": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "ServerLimit": 1,
-              "MinSpareThreads": 1, "MaxSpareThreads": 1},
-}
 #: the header stage a silent accepted connection is held for (long next to ANSWER_WITHIN)
 HEADER_STAGE = {"RequestReadTimeout": "header=8 body=8", "Timeout": 8}
 #: a request that is not held up is answered well within this; a held one waits HEADER_STAGE

@@ -22,8 +22,11 @@ def test_prefork_answers_only_as_many_idle_connections_as_it_has_children():
 
 
 def test_event_parks_every_idle_connection():
+    # the connection cap must hold all 20: 2 threads + 2 idle x 10 = 22 (with the default factor 2 it
+    # is 6, and only connections accepted before the first ones were parked would get in)
     with start("event", {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 2, "MaxRequestWorkers": 2,
-                         "MinSpareThreads": 1, "MaxSpareThreads": 4, "KeepAliveTimeout": 10}) as h:
+                         "MinSpareThreads": 1, "MaxSpareThreads": 4, "KeepAliveTimeout": 10,
+                         "AsyncRequestWorkerFactor": 10}) as h:
         r = run_idle(h.url + "/", connections=20, duration=0.2, timeout=5)
         st = h.status()
     assert r.requests == 20 and r.starved_connections == 0 and r.ok

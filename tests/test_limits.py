@@ -28,7 +28,7 @@ import time
 import pytest
 
 from .rawhttp import Conn, request, wait_until
-from .serverutil import GET, check_recycling_by_connection, status_or_none
+from .serverutil import GET, ONE_UNIT, check_recycling_by_connection, status_or_none
 
 APP = "tests.wsgi_apps:app"
 MPMS = ["prefork", "worker", "event"]
@@ -39,13 +39,6 @@ SMALL_POOL = {
                "MinSpareThreads": 1, "MaxSpareThreads": 3},
     "event": {"StartServers": 1, "ThreadsPerChild": 3, "MaxRequestWorkers": 3, "ServerLimit": 1,
               "MinSpareThreads": 1, "MaxSpareThreads": 3},
-}
-ONE_UNIT = {
-    "prefork": {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1, "MaxRequestWorkers": 1, "ServerLimit": 1},
-    "worker": {"StartServers": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "ServerLimit": 1,
-               "MinSpareThreads": 1, "MaxSpareThreads": 1},
-    "event": {"StartServers": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1, "ServerLimit": 1,
-              "MinSpareThreads": 1, "MaxSpareThreads": 1},
 }
 
 

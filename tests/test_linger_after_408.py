@@ -24,18 +24,10 @@ import time
 import pytest
 
 from .rawhttp import Conn, request
-from .serverutil import GET
+from .serverutil import GET, ONE_UNIT
 
 APP = "tests.wsgi_apps:app"
 MPMS = ["prefork", "worker", "event"]
-ONE_UNIT = {
-    "prefork": {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1, "MaxRequestWorkers": 1,
-                "ServerLimit": 1},
-    "worker": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1,
-               "MinSpareThreads": 1, "MaxSpareThreads": 2},
-    "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 1, "MaxRequestWorkers": 1,
-              "MinSpareThreads": 1, "MaxSpareThreads": 2},
-}
 TRICKLE = 0.5  # seconds between two bytes after the 408
 TRICKLE_FOR = 12.0  # the most the client trickles (bounded)
 CLOSE_BOUND = 10.0  # the short linger is 2 s; the long one was 30 s

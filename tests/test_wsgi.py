@@ -20,6 +20,8 @@ from servers.http.persistence import KeepAlivePolicy
 from servers.http.request import Request
 from servers.wsgi import InputStream, WSGIResponse, build_environ, environ_template, run_app
 
+from .h11util import parse_response
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -78,24 +80,7 @@ class Served:
 
     def parse(self, *, eof: bool = False):
         """Parse the bytes with h11 as the client that sent req; return (Response, body, conn)."""
-        conn = h11.Connection(h11.CLIENT)
-        headers = [("Host", "a")]
-        conn.send(h11.Request(method=self.req.method, target="/", headers=headers))
-        conn.send(h11.EndOfMessage())
-        conn.receive_data(self.raw)
-        if eof:
-            conn.receive_data(b"")
-        resp, body = None, b""
-        while True:
-            ev = conn.next_event()
-            if isinstance(ev, h11.Response):
-                resp = ev
-            elif isinstance(ev, h11.Data):
-                body += ev.data
-            elif isinstance(ev, h11.EndOfMessage):
-                return resp, body, conn
-            else:
-                raise AssertionError(f"response did not complete: {ev!r} after {self.raw!r}")
+        return parse_response(self.raw, self.req.method, eof=eof)
 
     def header_names(self) -> list[bytes]:
         head = self.raw.split(b"\r\n\r\n", 1)[0]
