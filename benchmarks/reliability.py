@@ -51,7 +51,7 @@ from harness.drivers.loadgen import run_open_loop  # noqa: E402
 from servers.http.limits import Limits  # noqa: E402
 from servers.launcher import start  # noqa: E402
 from tests.fuzzutil import run_fuzz  # noqa: E402
-from tests.rawhttp import request, wait_until  # noqa: E402
+from suites.wire import request, wait_until  # noqa: E402
 from tests.serverutil import GET, children, crash_lines, settled_resources, status_or_none  # noqa: E402
 from tests.serverutil import wait_resources_back  # noqa: E402
 

@@ -53,7 +53,7 @@ import pytest
 
 from servers.launcher import lacks
 from suites.launching import configuration, family, launch
-from tests.rawhttp import Conn, wait_until
+from suites.wire import Conn, wait_until
 
 #: the server must close an idle connection within KeepAliveTimeout + this (seconds)
 EXPIRY_TOLERANCE = 1.5

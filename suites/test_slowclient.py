@@ -74,7 +74,7 @@ from dataclasses import dataclass
 import pytest
 
 from suites.launching import configuration, family
-from tests.rawhttp import Conn
+from suites.wire import Conn
 
 CAPACITY = 10
 BELOW = 9  # capacity - 10 %

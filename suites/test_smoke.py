@@ -1,6 +1,6 @@
 """The smallest check that a server under test answers at all (RFC 9110 §6.6.1: Date on a 200)."""
 
-from tests.rawhttp import Conn
+from suites.wire import Conn
 
 
 def test_get_root_answers_with_date(server):

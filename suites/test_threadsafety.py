@@ -68,7 +68,7 @@ from servers.apps.threadsafety import (
 from servers.config import MPMS
 from servers.launcher import lacks
 from suites.launching import configuration, launch
-from tests.rawhttp import Conn, wait_until
+from suites.wire import Conn, wait_until
 
 APP = "servers.apps.threadsafety:app"
 CONCURRENCY = 8

@@ -29,7 +29,7 @@ from servers.http.limits import Limits
 from servers.http.parser import CLOSED, NEED_DATA, EndOfMessage, RequestReader
 from servers.http.request import Request
 
-from .rawhttp import Conn
+from suites.wire import Conn
 
 
 def digest_app(environ, start_response):

@@ -8,7 +8,7 @@ import time
 
 import psutil
 
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 #: one unit of service per MPM: one prefork child, one worker or event thread
@@ -118,7 +118,6 @@ class Hammer(threading.Thread):
 
 def check_graceful_restart_under_load(h, replace_timeout: float = 15.0) -> None:
     """USR1 while three Hammers send requests: every old child replaced, zero failures, generation + 1."""
-    from .rawhttp import wait_until
 
     before = set(children(h))
     gen0 = h.status().generation
@@ -140,7 +139,6 @@ def check_graceful_restart_under_load(h, replace_timeout: float = 15.0) -> None:
 
 def check_winch_drains(h) -> None:
     """WINCH while a 700 ms request runs: it completes with 200, the server exits 0, nothing is left."""
-    from .rawhttp import wait_until
 
     result: dict = {}
 
@@ -165,7 +163,6 @@ def check_winch_drains(h) -> None:
 
 def check_recycling_by_connection(h, budget: int = 3) -> None:
     """MaxConnectionsPerChild = ``budget``: a keep-alive connection counts once; no child serves more."""
-    from .rawhttp import wait_until
 
     with Conn(h.port) as c:  # a keep-alive connection counts once, however many requests it carries
         assert len({pid_of(h.port, c) for _ in range(6)}) == 1
@@ -181,7 +178,6 @@ def check_killed_child_replaced(h, children_expected: int = 2) -> None:
     """SIGKILL one child: it is logged, replaced at once, and the server keeps answering."""
     import signal
 
-    from .rawhttp import wait_until
 
     wait_until(lambda: len(children(h)) == children_expected, 5, what=f"{children_expected} children")
     victim = children(h)[0]
@@ -210,7 +206,6 @@ def resources(pids: list[int]) -> dict[int, tuple[int, int]]:
 def settled_resources(pids: list[int], timeout: float = 10.0) -> dict[int, tuple[int, int]]:
     """resources() once every process has finished starting: the same counts in three samples
     0.1 s apart (a child that was just forked is still opening its epoll sets and threads)."""
-    from .rawhttp import wait_until
 
     samples: list = []
 
@@ -226,7 +221,6 @@ def wait_resources_back(h, baseline: dict[int, tuple[int, int]], timeout: float 
                         fd_slack: int = 0) -> dict[int, tuple[int, int]]:
     """Wait until every child in ``baseline`` is back to its fd and thread counts (lingering
     closes and keep-alive waits end on their own); AssertionError naming the leak otherwise."""
-    from .rawhttp import wait_until
 
     last: dict = {}
 

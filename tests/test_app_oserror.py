@@ -27,7 +27,7 @@ import struct
 
 import pytest
 
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import GET, ONE_UNIT, crash_lines
 
 APP = "tests.test_app_oserror:app"

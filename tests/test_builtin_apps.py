@@ -18,7 +18,7 @@ import pytest
 
 from servers.apps.default import BYTES_PIECE, MAX_BYTES, MAX_ECHO_BODY, MAX_SLEEP_MS, app, ascii_int
 
-from .rawhttp import request, wait_until
+from suites.wire import request, wait_until
 from .serverutil import settled_pss
 
 MPMS = ["prefork", "worker", "event"]

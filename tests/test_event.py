@@ -10,7 +10,7 @@ import socket
 import threading
 
 from . import wsgi_apps
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import check_graceful_restart_under_load, check_winch_drains
 from .serverutil import GET, status_or_none
 

@@ -35,7 +35,7 @@ from servers.mpm.event import EventChild
 from servers.mpm.log import ErrorLog
 from servers.mpm.scoreboard import Scoreboard
 
-from .rawhttp import Conn, wait_until
+from suites.wire import Conn, wait_until
 from .serverutil import GET
 from .wsgi_apps import app
 

@@ -19,7 +19,7 @@ from servers.config import ConfigError, load_config
 from servers.external import apache, gunicorn
 from servers.launcher import EXTERNAL, PEERS, LaunchError, NotApplicable, available, lacks, start
 
-from .rawhttp import Conn, wait_until
+from suites.wire import Conn, wait_until
 
 APACHE = ("apache-prefork", "apache-worker", "apache-event")
 GUNICORN = ("gunicorn-sync", "gunicorn-gthread")

@@ -37,7 +37,7 @@ import pytest
 from servers.launcher import child_env
 
 from . import wsgi_apps
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import GET, GET_PID, children, pid_of, status_or_none
 
 MPMS = ["prefork", "worker", "event"]

@@ -26,7 +26,7 @@ from servers.http.persistence import KeepAlivePolicy
 from servers.mpm.event import SourceError, _Writer
 from servers.wsgi import EMPTY_INPUT, FileWrapper, WSGIResponse, build_environ, environ_template, run_app
 
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .h11util import parse_response
 from .serverutil import GET, settled_pss, status_or_none
 from .wsgi_filewrap import pattern

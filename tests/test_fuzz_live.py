@@ -26,7 +26,7 @@ import pytest
 from servers.http.limits import Limits
 
 from .fuzzutil import digest, run_fuzz
-from .rawhttp import request, wait_until
+from suites.wire import request, wait_until
 from .serverutil import GET, children, crash_lines, settled_resources, wait_resources_back
 
 APP = "tests.fuzzutil:digest_app"

@@ -27,7 +27,7 @@ import pytest
 
 from harness.drivers.loadgen import run_open_loop
 
-from .rawhttp import wait_until
+from suites.wire import wait_until
 from .serverutil import children, status_or_none
 
 POOLS = {

@@ -19,7 +19,7 @@ import socket
 
 import pytest
 
-from .rawhttp import Conn, request
+from suites.wire import Conn, request
 from .serverutil import ONE_UNIT
 
 MPMS = ["prefork", "worker", "event"]

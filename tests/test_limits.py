@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import GET, ONE_UNIT, check_recycling_by_connection, status_or_none
 
 APP = "tests.wsgi_apps:app"

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from .rawhttp import Conn, request
+from suites.wire import Conn, request
 from .serverutil import GET, ONE_UNIT
 
 APP = "tests.wsgi_apps:app"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import GET
 
 APP = "tests.wsgi_apps:app"

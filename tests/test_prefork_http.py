@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .rawhttp import Conn, request
+from suites.wire import Conn, request
 
 APP = "tests.wsgi_apps:app"
 

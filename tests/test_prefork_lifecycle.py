@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import (check_graceful_restart_under_load, check_killed_child_replaced,
                          check_recycling_by_connection, check_winch_drains)
 from .serverutil import children

@@ -27,7 +27,7 @@ from servers.http.response import (
 )
 
 from . import wsgi_badresponse
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import children
 from .test_wsgi import GET_11, HEAD_11, Served, app_returning
 

@@ -1,6 +1,6 @@
 """The worker MPM, live on loopback: threads, reserve-before-accept, keep-alive pinning, lifecycle.
 
-Every wait polls a condition with a deadline (rawhttp.wait_until); nothing
+Every wait polls a condition with a deadline (suites.wire.wait_until); nothing
 asserts on wall-clock durations. MaintenanceInterval is 0.1 s (conftest.FAST).
 """
 
@@ -14,7 +14,7 @@ from servers.config import load_config
 from servers.mpm import worker
 
 from . import wsgi_apps
-from .rawhttp import Conn, request, wait_until
+from suites.wire import Conn, request, wait_until
 from .serverutil import (check_graceful_restart_under_load, check_killed_child_replaced,
                          check_recycling_by_connection, check_winch_drains)
 from .serverutil import children, pid_of, process, row

@@ -1,6 +1,9 @@
-"""A tiny strict HTTP/1.1 client for tests: raw bytes out, parsed responses in.
+"""The suites' raw HTTP/1.1 client: raw bytes out, strictly parsed responses in.
 
-Every read has a deadline; nothing here sleeps.
+The suites send requests byte for byte as a test needs them (partial heads, pipelines,
+malformed framing), so they cannot use a client library that would fix them up. The
+response parser is strict (RFC 9112 §6: Content-Length, chunked, or read to the close).
+The project's own tests use it too. Every read has a deadline; nothing here sleeps.
 """
 
 from __future__ import annotations
