@@ -21,7 +21,7 @@ import sys
 from .config import ConfigError, format_config, load_config, parse_override
 from .mpm import MPM_NAMES, get_mpm
 
-#: apachectl's -k verbs and the signal each sends to the parent (httpd signals, see mpm-model.md §7)
+#: apachectl's -k verbs and the signal each sends to the parent (httpd signals, see docs/mpm-model.md §7)
 K_SIGNALS = {
     "stop": signal.SIGTERM,
     "restart": signal.SIGHUP,

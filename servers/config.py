@@ -9,12 +9,12 @@ httpd 2.4 turns ``httpd.conf`` into its effective settings:
   accepted with httpd's deprecation notices (AH00188/AH00324/AH00521,
   AH00545);
 * the compiled-in defaults are httpd 2.4's (``mpm_default.h`` of each MPM,
-  core, and mod_reqtimeout), see design/mpm-model.md section 6;
+  core, and mod_reqtimeout), see docs/mpm-model.md §6;
 * the limit arithmetic of each MPM's ``check_config`` hook and the silent
   adjustments of its ``run`` hook are applied, and every change is recorded
   in :attr:`ServerConfig.notes` worded like httpd's startup warnings
   (prefork AH00175/AH00180, worker AH00300-AH00318, event AH00497-AH00515),
-  see design/mpm-model.md section 5 "Limit arithmetic at config check";
+  see docs/mpm-model.md §5 "Limit arithmetic at config check";
 * a per-MPM section (``prefork:``, ``worker:``, ``event:``) plays the role of
   ``<IfModule mpm_event_module>``.
 
@@ -691,7 +691,7 @@ def _canonical(key: object, source: str) -> str:
 
 
 def _mpm_defaults(mpm: str) -> dict[str, Any]:
-    """Compiled-in defaults of httpd 2.4 (design/mpm-model.md section 6)."""
+    """Compiled-in defaults of httpd 2.4 (docs/mpm-model.md §6)."""
     values: dict[str, Any] = {
         "Listen": (("127.0.0.1", 8080),),
         "MaxConnectionsPerChild": 0,

@@ -34,7 +34,7 @@ __all__ = ["DriverResult", "new_histogram", "GENERATOR_BOUND_FRACTION",
 HIST_LOWEST_US = 1
 HIST_HIGHEST_US = 60_000_000
 HIST_DIGITS = 3
-#: above this fraction of its CPUs the driver, not the server, set the pace (DESIGN.md, "Measuring honestly")
+#: above this fraction of its CPUs the driver, not the server, set the pace (docs/performance.md, "Measuring honestly")
 GENERATOR_BOUND_FRACTION = 0.9
 
 

@@ -1,7 +1,7 @@
 """locust as a load driver: always a subprocess, never imported here.
 
 locust monkey-patches the standard library with gevent as soon as it is
-imported, which breaks threaded code (DESIGN.md, "Measuring honestly"), so
+imported, which breaks threaded code (docs/performance.md, "Measuring honestly"), so
 this module only ever *runs* it::
 
     python -m locust -f suites/load.py,<report plugin> --headless --host URL

@@ -49,7 +49,8 @@ Figures
   open-loop run.
 * ``timeline`` is empty: wrk reports only totals.
 * ``per_connection``/``starved_connections`` are None: wrk does not report
-  connections that never got an answer (see DESIGN.md), which is why the
+  connections that never got an answer (docs/performance.md, "Measuring
+  honestly"), which is why the
   built-in driver is the one that publishes capacity.
 * ``driver_cpu_seconds``: the wrk process's user + system CPU from
   ``os.wait4`` (all its threads), minus the CPU its ``done()`` spent reading

@@ -5,7 +5,7 @@ RFC 9112 §9.3: HTTP/1.1 is persistent by default, HTTP/1.0 only with the
 adds: KeepAlive On and KeepAliveTimeout > 0, the body length known (or
 chunked possible), fewer than MaxKeepAliveRequests continuations granted
 (0 = unlimited), a status that does not force a close, and the MPM not
-stopping. Verified behaviour (see design/mpm-model.md §1): with
+stopping. Verified behaviour (see docs/mpm-model.md §1): with
 MaxKeepAliveRequests 3 a connection carries 4 responses; a client that sent
 the ``keep-alive`` token gets ``Keep-Alive: timeout=N, max=3, 2, 1``.
 """

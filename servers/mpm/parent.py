@@ -403,7 +403,7 @@ class Parent:
         return idle, busy, procs
 
     def _maintain(self) -> None:
-        """httpd's perform_idle_server_maintenance (design/mpm-model.md §5)."""
+        """httpd's perform_idle_server_maintenance (docs/mpm-model.md §5)."""
         cfg = self.cfg
         limit, threads = self._limits()
         min_spare, max_spare = self.mpm.spare_limits(cfg)
