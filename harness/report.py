@@ -807,7 +807,7 @@ def _conformance(run: _Run) -> Section:
                 cells.append(text)
             mrows.append([label, *cells])
         sec.tables.append(Table(
-            "Pass/warn/fail per category: 'row N' is row N of design/http11-checklist.md (the rule and its RFC "
+            "Pass/warn/fail per category: 'row N' is row N of the checklist in docs/conformance.md (the rule and its RFC "
             "section), other names are case families (desync, te-forms, upgrade, ...).", mh, mrows,
             _align(mh, left=("category",))))
     bh = ["server", "case", "verdict", "status", "reasons", "RFC"]
