@@ -202,9 +202,9 @@ def measure(w: Workload, *, duration: float, trials: int, results_dir: str, out:
 
     run = run_matrix(build_matrix(w, duration, trials), results_dir=results_dir, out=out, argv=argv)
     try:  # the tables, as `harness run` writes them (the report module may evolve separately)
-        from . import report
+        from . import reportfiles
 
-        report.write_tables(run.doc, run.run_dir)
+        reportfiles.write_tables(run.doc, run.run_dir)
     except Exception as exc:  # pragma: no cover - only when the report module itself fails
         print(f"tables not written ({type(exc).__name__}: {exc}); `harness report {run.run_dir}` retries",
               file=out)

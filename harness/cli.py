@@ -122,7 +122,7 @@ def _select(matrix, labels: list[str], trials: int | None, no_suites: bool, dura
 
 
 def _cmd_run(args) -> int:
-    from . import report
+    from . import report, reportfiles
     from .runner import run_matrix
 
     matrix = _select(load_matrix(args.matrix), args.server, args.trials, args.no_suites, args.duration)
@@ -130,13 +130,13 @@ def _cmd_run(args) -> int:
         raise MatrixError(f"--reference {args.reference!r} is not a server of the matrix; "
                           f"labels: {', '.join(s.label for s in matrix.servers)}")
     run = run_matrix(matrix, results_dir=args.results_dir, argv=sys.argv)
-    paths = report.write_tables(run.doc, run.run_dir, reference=args.reference)
+    paths = reportfiles.write_tables(run.doc, run.run_dir, reference=args.reference)
     print(report.render_markdown(run.doc, reference=args.reference))
     for p in paths.values():
         print(f"wrote {p}")
     print(f"wrote {run.path}")
     if args.publish:
-        print(f"published {report.publish(run.doc, Path('results'), reference=args.reference, plots_dir=run.run_dir / 'plots')}")
+        print(f"published {reportfiles.publish(run.doc, Path('results'), reference=args.reference, plots_dir=run.run_dir / 'plots')}")
     return 130 if run.doc["status"] == "interrupted" else 0
 
 
@@ -172,7 +172,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from . import report
+    from . import reportfiles
 
     if args.compare:
         if args.run_dir or args.publish:
@@ -187,7 +187,7 @@ def _cmd_report(args) -> int:
         return 0
     if not args.run_dir:
         raise ValueError("harness report needs RUN_DIR (or --compare RUN_A RUN_B)")
-    report.report_command(args.run_dir, reference=args.reference, publish=args.publish)
+    reportfiles.report_command(args.run_dir, reference=args.reference, publish=args.publish)
     return 0
 
 

@@ -152,8 +152,8 @@ def _plot(doc_a: dict, doc_b: dict, out: Path) -> Path | None:
 
 def write_compare(run_a: str | Path, run_b: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write ``compare.md``, ``compare.html`` (plot embedded) and the plot PNG; their paths."""
-    from .htmlreport import _EXTRA_CSS, _data_uri
-    from .report import _CSS
+    from .htmlreport import EXTRA_CSS, data_uri
+    from .report import CSS
 
     doc_a, doc_b = load_run(run_a), load_run(run_b)
     folder_b = Path(run_b) if Path(run_b).is_dir() else Path(run_b).parent
@@ -166,7 +166,7 @@ def write_compare(run_a: str | Path, run_b: str | Path, out_dir: str | Path | No
             "<p>Two separate runs drift with the machine; <code>harness gate --against</code> interleaves both "
             "sides for a verdict on a code change.</p>"]
     if plot is not None:
-        body.append(f'<figure><img src="{_data_uri(plot)}" alt="medians A and B"><figcaption>Medians of A (grey) '
+        body.append(f'<figure><img src="{data_uri(plot)}" alt="medians A and B"><figcaption>Medians of A (grey) '
                     "and B (blue) per server and profile.</figcaption></figure>")
     for caption, heads, rows in _tables(doc_a, doc_b):
         body.append(f"<h2>{html.escape(caption)}</h2>")
@@ -174,7 +174,7 @@ def write_compare(run_a: str | Path, run_b: str | Path, out_dir: str | Path | No
                              tablefmt="unsafehtml", disable_numparse=True) if rows
                     else '<p class="empty">nothing in common</p>')
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}\n{_EXTRA_CSS}</style></head><body>\n"
+            f"<title>{html.escape(title)}</title><style>{CSS}\n{EXTRA_CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
     paths = {"markdown": out / "compare.md", "html": out / "compare.html"}
     paths["markdown"].write_text(md, encoding="utf-8")

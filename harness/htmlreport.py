@@ -16,11 +16,11 @@ import html
 from pathlib import Path
 
 from .plots import PlotSet
-from .report import _CSS, RunView, _html_body, _partial_line, _row_key, build_sections, command_line
+from .report import CSS, RunView, build_sections, command_line, html_body, partial_line, row_key
 
 __all__ = ["render_report", "figure_html", "conformance_matrix"]
 
-_EXTRA_CSS = """
+EXTRA_CSS = """
 nav ul { columns: 3; font-size: .9em; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #444; font-size: .9em; max-width: 70em; }
@@ -33,7 +33,7 @@ table.conf td:first-child, table.conf td:nth-child(2) { white-space: normal; min
 """.strip()
 
 
-def _data_uri(path: Path) -> str:
+def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
@@ -42,7 +42,7 @@ def figure_html(plots: PlotSet) -> str:
     out = []
     for f in plots.figures:
         out.append(f'<figure id="plot-{html.escape(f.key)}"><h3>{html.escape(f.title)}</h3>'
-                   f'<img src="{_data_uri(f.path)}" alt="{html.escape(f.title)}">'
+                   f'<img src="{data_uri(f.path)}" alt="{html.escape(f.title)}">'
                    f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
     if plots.missing:
         out.append("<p>Not drawn for this run:</p><ul>" + "".join(
@@ -100,7 +100,7 @@ def conformance_matrix(run: RunView) -> str:
     cat = _catalog(run.doc)
     head = "".join(f'<th class="srv">{html.escape(s)}</th>' for s in servers)
     rows = []
-    for cid in sorted(verdicts, key=lambda k: (_row_key(str((cat.get(k) or {}).get("row") or "~")), k)):
+    for cid in sorted(verdicts, key=lambda k: (row_key(str((cat.get(k) or {}).get("row") or "~")), k)):
         info = cat.get(cid) or {}
         cells = []
         for s in servers:
@@ -133,17 +133,17 @@ def render_report(doc: dict, plots: PlotSet, reference: str | None = None) -> st
     toc += ['<li><a href="#configs">Effective configurations</a></li>',
             '<li><a href="#conformance-matrix">Conformance matrix</a></li>']
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n{_EXTRA_CSS}\n</style>", "</head>", "<body>",
+             f"<title>{html.escape(title)}</title>", f"<style>\n{CSS}\n{EXTRA_CSS}\n</style>", "</head>", "<body>",
              f"<h1>{html.escape(title)}</h1>",
              f"<p>Matrix <b>{html.escape(str(m.get('name', '?')))}</b>: {html.escape(str(m.get('description', '')))}"
              f"<br>Command: <code>{html.escape(command_line(doc))}</code><br>Status: {html.escape(str(doc.get('status')))}"
              f", started {html.escape(str(doc.get('started')))}, finished {html.escape(str(doc.get('finished')))}.</p>"]
-    partial = _partial_line(doc)
+    partial = partial_line(doc)
     if partial:
         parts.append(f'<p class="partial">{html.escape(partial)}</p>')
     parts += ["<nav><ul>" + "".join(toc) + "</ul></nav>",
               '<h2 id="plots">Plots</h2>', figure_html(plots),
-              _html_body(sections),
+              html_body(sections),
               '<h2 id="configs">Effective configurations</h2>',
               "<p class=\"caption\">What each server ran with: our servers print every directive with its value "
               "(defaults included); Apache's is the httpd.conf written for the run; gunicorn's its settings.</p>",

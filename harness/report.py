@@ -1,7 +1,11 @@
 """Comparison tables of one run, from its results document: markdown, HTML, results/README.md.
 
     harness report results/runs/<id> [--reference LABEL] [--publish]
-    python -m harness.report results/runs/<id>          # the same, without the CLI
+    python -m harness.reportfiles results/runs/<id>     # the same, without the CLI
+
+This module renders the tables; :mod:`harness.reportfiles` writes them with the plots
+(:mod:`harness.plots`) and the HTML page (:mod:`harness.htmlreport`) into a run folder, so
+that the import graph runs one way: reportfiles -> htmlreport -> plots -> report.
 
 The input is a run document (docs/results.md); nothing here measures or
 starts anything, so the tables can be rewritten from ``run.json`` at any
@@ -28,24 +32,22 @@ Tables (in this order, after an environment block):
 
 from __future__ import annotations
 
-import argparse
 import html
 import math
 import re
 import shlex
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, Iterable
 
 from tabulate import tabulate
 
-from .results import SOAK_MIN_SECONDS, load_run, summarize
+from .results import SOAK_MIN_SECONDS, summarize
 
 __all__ = [
-    "Table", "Section", "build_sections", "resolve_reference", "render_markdown", "render_html",
-    "write_tables", "publish", "report_command", "main", "fmt_sig", "fmt_ratio", "server_labels", "command_line",
+    "Table", "Section", "build_sections", "resolve_reference", "render_markdown", "render_html", "md_body",
+    "html_body", "partial_line", "row_key", "CSS", "fmt_sig", "fmt_ratio", "server_labels", "command_line",
 ]
 
 #: what a figure that was not measured shows
@@ -751,7 +753,7 @@ def _threadsafety(run: _Run) -> Section:
     return sec
 
 
-def _row_key(row: str) -> tuple[int, int, str]:
+def row_key(row: str) -> tuple[int, int, str]:
     return (0, int(row), "") if row.isdigit() else (1, 0, row)
 
 
@@ -793,7 +795,7 @@ def _conformance(run: _Run) -> Section:
     if judged:
         mh = ["category", *judged]
         mrows = []
-        for row in sorted(per_row, key=_row_key):
+        for row in sorted(per_row, key=row_key):
             label = f"row {row}" if row.isdigit() else row
             cells = []
             for s in judged:
@@ -993,7 +995,7 @@ def _md_table(t: Table) -> str:
                     colalign=t.align)
 
 
-def _md_body(sections: list[Section], level: int = 2) -> str:
+def md_body(sections: list[Section], level: int = 2) -> str:
     out = []
     for sec in sections:
         out.append(f"{'#' * level} {sec.title}\n")
@@ -1007,7 +1009,7 @@ def _md_body(sections: list[Section], level: int = 2) -> str:
     return "\n".join(out)
 
 
-def _partial_line(doc: dict) -> str | None:
+def partial_line(doc: dict) -> str | None:
     status = doc.get("status")
     if status in PARTIAL_STATUSES:
         return (f"Partial results: {PARTIAL_STATUSES[status]} (status {status}); every table shows only the cells "
@@ -1024,13 +1026,13 @@ def render_markdown(doc: dict, reference: str | None = None) -> str:
     """
     sections = build_sections(doc, reference)
     head = [f"# mpm-harness: run {doc.get('run_id') or '?'}\n"]
-    partial = _partial_line(doc)
+    partial = partial_line(doc)
     if partial:
         head.append(f"> **{partial}**\n")
-    return "\n".join(head) + "\n" + _md_body(sections)
+    return "\n".join(head) + "\n" + md_body(sections)
 
 
-_CSS = """
+CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 110em;
        padding: 0 1em; color: #1b1b1b; line-height: 1.4; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -1051,7 +1053,7 @@ def _html_table(t: Table) -> str:
                     disable_numparse=True, colalign=t.align)
 
 
-def _html_body(sections: list[Section]) -> str:
+def html_body(sections: list[Section]) -> str:
     out = []
     for sec in sections:
         out.append(f'<h2 id="{html.escape(sec.key)}">{html.escape(sec.title)}</h2>')
@@ -1072,111 +1074,11 @@ def render_html(doc: dict, reference: str | None = None) -> str:
     """
     sections = build_sections(doc, reference)
     title = f"mpm-harness: run {doc.get('run_id') or '?'}"
-    partial = _partial_line(doc)
+    partial = partial_line(doc)
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>", "<body>",
+             f"<title>{html.escape(title)}</title>", f"<style>\n{CSS}\n</style>", "</head>", "<body>",
              f"<h1>{html.escape(title)}</h1>"]
     if partial:
         parts.append(f'<p class="partial">{html.escape(partial)}</p>')
-    parts += [_html_body(sections), "</body>", "</html>", ""]
+    parts += [html_body(sections), "</body>", "</html>", ""]
     return "\n".join(parts)
-
-
-# -- files ----------------------------------------------------------------------------------------
-
-def write_tables(doc: dict, run_dir: Path, *, reference: str | None = None) -> dict[str, Path]:
-    """Write ``tables.md``, the plots (``plots/*.png``) and the self-contained ``report.html`` into ``run_dir``.
-
-    Returns the paths written: ``markdown``, ``html`` and one ``plot:<key>`` per figure.
-    """
-    from .htmlreport import render_report
-    from .plots import render_plots
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    md = render_markdown(doc, reference)  # first: a bad reference raises before anything is written
-    paths = {"markdown": run_dir / "tables.md", "html": run_dir / "report.html"}
-    paths["markdown"].write_text(md, encoding="utf-8")  # the tables first: they need nothing else
-    plots = render_plots(doc, run_dir / "plots", reference)
-    paths["html"].write_text(render_report(doc, plots, reference), encoding="utf-8")
-    paths.update({f"plot:{f.key}": f.path for f in plots.figures})
-    return paths
-
-
-def publish(doc: dict, results_dir: Path, reference: str | None = None, plots_dir: Path | None = None) -> Path:
-    """Write ``results_dir/README.md``: the published figures of this run (environment and every table).
-
-    With ``plots_dir`` (a run folder's ``plots/``), its PNGs replace those in
-    ``results_dir/plots/`` and the page shows them above the tables.
-    """
-    sections = build_sections(doc, reference)
-    run_id = doc.get("run_id") or "?"
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# Published results\n",
-             f"These are the published figures of run `{run_id}`, measured with `{command_line(doc)}` "
-             f"(started {doc.get('started') or '?'}). The raw document is `results/runs/{run_id}/run.json` "
-             f"(not committed); `harness report results/runs/{run_id} --publish` rewrites this page and the plots "
-             f"from it, and the full HTML report (`report.html`: every plot, the effective configurations and "
-             f"the conformance matrix) in the run folder. docs/report.md explains every table, column and plot.\n"]
-    partial = _partial_line(doc)
-    if partial:
-        lines.append(f"> **{partial}**\n")
-    if plots_dir is not None and any(Path(plots_dir).glob("*.png")):
-        target = results_dir / "plots"
-        target.mkdir(exist_ok=True)
-        for old in target.glob("*.png"):
-            old.unlink()
-        lines.append("## Plots\n")
-        for png in sorted(Path(plots_dir).glob("*.png")):
-            (target / png.name).write_bytes(png.read_bytes())
-            lines.append(f"![{png.stem}](plots/{png.name})\n")
-    text = "\n".join(lines) + "\n" + _md_body(sections)
-    path = results_dir / "README.md"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-_publish = publish  # report_command's ``publish`` argument hides the function
-
-
-def report_command(run_dir: str | Path, reference: str | None = None, publish: bool = False, *,
-                   results_dir: str | Path = "results", out: TextIO | None = None) -> dict[str, Path]:
-    """``harness report RUN_DIR``: load the run, write its tables, print the markdown; optionally publish.
-
-    Returns the paths written (``markdown``, ``html`` and, with ``publish``, ``readme``).
-    ValueError for a folder without a readable run document or a bad reference label.
-    """
-    out = out if out is not None else sys.stdout
-    doc = load_run(run_dir)
-    folder = Path(run_dir)
-    folder = folder if folder.is_dir() else folder.parent
-    paths = write_tables(doc, folder, reference=reference)
-    print(render_markdown(doc, reference), file=out)
-    for p in paths.values():
-        print(f"wrote {p}", file=out)
-    if publish:
-        paths["readme"] = _publish(doc, Path(results_dir), reference=reference, plots_dir=folder / "plots")
-        print(f"published {paths['readme']}", file=out)
-    return paths
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.report RUN_DIR [--reference LABEL] [--publish]``; 0, or 2 on bad input."""
-    ap = argparse.ArgumentParser(prog="python -m harness.report",
-                                 description="Write the comparison tables of a run folder from its run.json.")
-    ap.add_argument("run_dir", metavar="RUN_DIR")
-    ap.add_argument("--reference", metavar="LABEL", help="the server the ratio columns divide by ('' for none)")
-    ap.add_argument("--publish", action="store_true", help="also write the tables to RESULTS_DIR/README.md")
-    ap.add_argument("--results-dir", default="results", metavar="DIR", help="where --publish writes (default: results)")
-    args = ap.parse_args(argv)
-    try:
-        report_command(args.run_dir, reference=args.reference, publish=args.publish, results_dir=args.results_dir)
-    except ValueError as exc:
-        print(f"harness report: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,7 @@ from harness.compare import change, compare_rows, environment_diff, write_compar
 from harness.htmlreport import render_report
 from harness.matrix import MatrixError, parse_matrix
 from harness.plots import PLOTS, cpu_percent, render_plots, spectrum
-from harness.report import report_command, write_tables
+from harness.reportfiles import report_command, write_tables
 from harness.scoreboard import ScoreboardPoller, fold
 
 FIXTURE = Path(__file__).parent / "data" / "run_fixture.json"

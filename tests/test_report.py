@@ -19,17 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
-from harness.report import (
-    fmt_ratio,
-    fmt_sig,
-    publish,
-    render_html,
-    render_markdown,
-    report_command,
-    resolve_reference,
-    write_tables,
-)
+from harness import reportfiles
+from harness.report import fmt_ratio, fmt_sig, render_html, render_markdown, resolve_reference
+from harness.reportfiles import publish, report_command, write_tables
 from harness.results import summarize
 
 FIXTURE = Path(__file__).parent / "data" / "run_fixture.json"
@@ -485,8 +477,8 @@ def test_report_command(doc, tmp_path, capsys):
     assert "## 1. Throughput and latency" in out and "x worker" in out
     assert paths["markdown"].exists() and paths["html"].exists() and paths["readme"].exists()
     assert f"wrote {run_dir / 'tables.md'}" in out
-    assert report.main([str(run_dir), "--reference", "nope"]) == 2
-    assert report.main([str(tmp_path / "missing")]) == 2
+    assert reportfiles.main([str(run_dir), "--reference", "nope"]) == 2
+    assert reportfiles.main([str(tmp_path / "missing")]) == 2
 
 
 def test_growth_section_only_for_soak_length_profiles(doc):
