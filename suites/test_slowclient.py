@@ -20,7 +20,7 @@ child of 10 threads):
 
 at BELOW = 9 connections (capacity - 10 %) and ABOVE = 40 (capacity x 4).
 
-Per-server expectations asserted (design/mpm-model.md §2-4, docs/event.md; for
+Per-server expectations asserted (docs/mpm-model.md §2-4, docs/event.md; for
 the reference servers httpd's and gunicorn's documented behaviour, measured
 here, docs/suites.md). httpd runs our same-named MPM's configuration, gunicorn
 its closest MPM's pool as a fixed pool (``suites.launching.configuration``):
@@ -348,7 +348,7 @@ def _configured(server_spec, configured_server, overrides: dict):
 
 #: servers that read a request head without holding a worker (our event: in its listener).
 #: httpd's event MPM reads the head in a worker thread, like prefork and worker: only our event
-#: goes beyond httpd here (DESIGN.md), so only it has one wave of slowloris and keeps serving.
+#: goes beyond httpd here (docs/event.md), so only it has one wave of slowloris and keeps serving.
 HEADS_IN_LISTENER = {"event"}
 
 

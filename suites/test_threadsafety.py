@@ -1,6 +1,6 @@
 """Thread safety: what a non-thread-safe application does on each MPM, and the server's own.
 
-design/mpm-model.md section 11, with the apps in ``servers/apps/threadsafety.py``.
+docs/mpm-model.md §11, with the apps in ``servers/apps/threadsafety.py``.
 
 Demonstrations (the ``test_demo_*`` tests) show an *application's* unsafety.
 They are meant to show failure on the threaded MPMs: on worker and event they

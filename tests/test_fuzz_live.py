@@ -11,7 +11,7 @@ client threads. After the run:
 * the server still answers ``GET /`` correctly;
 * no child died: the same children as before (the pool is sized so that maintenance never
   forks or retires one), no signal death, no escaped exception in the error log
-  ("nothing a client sends may crash a child or leak a thread", DESIGN.md);
+  ("nothing a client sends may crash a child or leak a thread", docs/reliability.md);
 * no fd or thread leaked: once the connections are closed, every child is back to its
   baseline fd and thread counts (from /proc, via psutil).
 

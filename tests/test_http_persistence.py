@@ -2,7 +2,7 @@
 
 RFC 9112 §9.3: HTTP/1.1 persists by default, HTTP/1.0 only with the keep-alive option,
 ``Connection: close`` ends it. The MaxKeepAliveRequests countdown is the one documented
-in the module docstring and design/mpm-model.md §1 (verified against httpd 2.4).
+in the module docstring and docs/mpm-model.md §1 (verified against httpd 2.4).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def decide(req, status=200, policy=None, *, length_known=True, keepalives=0, sto
         pytest.param(GET_10_KA_CLOSE, {}, (False, CLOSE), id="1.0-keep-alive-and-close"),
         # a 1.0 client cannot receive chunked: an unknown length is close-delimited
         pytest.param(GET_10_KA, {"length_known": False}, (False, CLOSE), id="1.0-length-unknown-9112-6.3"),
-        # httpd answers a keep-alive token from a 1.1 client too (mpm-model.md §1)
+        # httpd answers a keep-alive token from a 1.1 client too (docs/mpm-model.md §1)
         pytest.param(GET_11_KA, {},
                      (True, b"Keep-Alive: timeout=5, max=100\r\nConnection: Keep-Alive\r\n"),
                      id="1.1-keep-alive-token"),
@@ -114,7 +114,7 @@ def _connection(req: Request, policy: KeepAlivePolicy, limit: int = 1000) -> lis
 
 
 def test_max_keepalive_requests_countdown_with_token():
-    # persistence.py docstring / mpm-model.md §1: MaxKeepAliveRequests 3 -> 4 responses,
+    # persistence.py docstring / docs/mpm-model.md §1: MaxKeepAliveRequests 3 -> 4 responses,
     # Keep-Alive max=3, 2, 1, then Connection: close.
     policy = KeepAlivePolicy(timeout=5, max_requests=3)
     assert _connection(GET_10_KA, policy) == [

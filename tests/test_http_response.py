@@ -171,7 +171,7 @@ def test_error_response_is_a_valid_closing_response(status):
     assert resp.status_code == status
     assert resp.http_version == b"1.1"
     headers = dict(resp.headers)
-    # Every error closes the connection (DESIGN.md; RFC 9112 §9.6)
+    # Every error closes the connection (docs/servers.md; RFC 9112 §9.6)
     assert headers[b"connection"] == b"close"
     assert conn.their_state is h11.MUST_CLOSE
     assert int(headers[b"content-length"]) == len(body) == len(error_body(status, "some detail"))
