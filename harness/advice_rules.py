@@ -52,6 +52,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from servers.mpm import MPM_NAMES
+
 __all__ = [
     "AdviceError", "Workload", "Measurement", "Sizing", "Alternative", "Recommendation", "RULES",
     "KEEPALIVE_MANY", "IDLE_ANSWERED_MIN", "TIE", "NOISY_TIE", "MEMORY_TIE_MIB", "throughput_band", "MPMS",
@@ -61,7 +63,7 @@ __all__ = [
     "check_workload",
 ]
 
-MPMS = ("prefork", "worker", "event")
+MPMS = MPM_NAMES
 #: a keep-alive share at or above this is "many idle keep-alive clients" (rule 2)
 KEEPALIVE_MANY = 0.5
 #: a candidate that answered fewer of the idle connections than this cannot hold the idle load

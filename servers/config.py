@@ -36,6 +36,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from .mpm import MPM_NAMES
+
 __all__ = [
     "MPMS",
     "DIRECTIVES",
@@ -52,7 +54,7 @@ __all__ = [
     "parse_override",
 ]
 
-MPMS = ("prefork", "worker", "event")
+MPMS = MPM_NAMES  # declared once, in servers.mpm
 _THREADED = ("worker", "event")
 
 # Compile-time hard maxima (MAX_SERVER_LIMIT / MAX_THREAD_LIMIT in each MPM).
@@ -239,9 +241,11 @@ class ServerConfig:
         """httpd's ``ap_daemons_limit``: most child processes serving at once.
 
         prefork: MaxRequestWorkers; worker/event: MaxRequestWorkers /
-        ThreadsPerChild (exact after the clamps in :func:`load_config`).
+        ThreadsPerChild (prefork's ThreadsPerChild is 1, so one formula serves
+        both; exact after the clamps in :func:`load_config`, and bounded by
+        ServerLimit for a configuration changed since).
         """
-        return self.MaxRequestWorkers // self.ThreadsPerChild
+        return max(1, min(self.ServerLimit, self.MaxRequestWorkers // self.ThreadsPerChild))
 
     @property
     def min_spare(self) -> int:

@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from servers.launcher import LaunchError, available, lacks
+from servers.mpm import MPM_NAMES
 
 from . import launching
 
@@ -137,7 +138,7 @@ def _specs(config: pytest.Config) -> list[ServerSpec]:
             names.append(n)
     specs = [ServerSpec(n) for n in dict.fromkeys(names)]
     specs += [ServerSpec(_loopback_url(u), _loopback_url(u)) for u in config.getoption("--target")]
-    return specs or [ServerSpec(n) for n in ("prefork", "worker", "event")]
+    return specs or [ServerSpec(n) for n in MPM_NAMES]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -53,8 +53,9 @@ from typing import Any, Iterable, Mapping
 
 from ..config import ConfigError, ServerConfig, load_config
 from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
+from ..mpm import MPM_NAMES
 
-MPMS = ("prefork", "worker", "event")
+MPMS = MPM_NAMES
 INSTALL = "apt-get install apache2"
 DEFAULT_APP = "servers.apps:app"
 HELLO = b"Hello, World!"

@@ -197,12 +197,9 @@ def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
     import time
 
     cfg = env.cfg
-    threads = 1 if env.mpm == "prefork" else cfg.ThreadsPerChild  # type: ignore[attr-defined]
-    if env.mpm == "prefork":
-        active = min(cfg.MaxRequestWorkers, cfg.ServerLimit)  # type: ignore[attr-defined]
-    else:
-        # httpd shows MaxRequestWorkers / ThreadsPerChild processes' worth of slots
-        active = max(1, min(cfg.ServerLimit, cfg.MaxRequestWorkers // cfg.ThreadsPerChild))  # type: ignore[attr-defined]
+    threads = cfg.ThreadsPerChild  # type: ignore[attr-defined]  # (1 on prefork)
+    # httpd shows MaxRequestWorkers / ThreadsPerChild processes' worth of slots
+    active = cfg.daemons_limit  # type: ignore[attr-defined]
     version = f"{SERVER_SOFTWARE} ({env.mpm})"
 
     def render(auto: bool) -> str:

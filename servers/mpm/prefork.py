@@ -143,7 +143,7 @@ BUSY_CODE = "AH00162"
 
 def process_limit(cfg) -> int:
     """Most children alive at once: MaxRequestWorkers (already clamped to ServerLimit)."""
-    return min(cfg.MaxRequestWorkers, cfg.ServerLimit)
+    return cfg.daemons_limit
 
 
 def threads_per_child(cfg) -> int:

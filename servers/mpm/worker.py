@@ -505,7 +505,7 @@ BUSY_CODE = "AH00289"
 
 def process_limit(cfg) -> int:
     """Most children serving at once: MaxRequestWorkers / ThreadsPerChild, clamped to ServerLimit."""
-    return max(1, min(cfg.ServerLimit, cfg.MaxRequestWorkers // cfg.ThreadsPerChild))
+    return cfg.daemons_limit
 
 
 def threads_per_child(cfg) -> int:
