@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 
-from servers.mpm.status import parse_auto
+from servers.statusclient import parse_auto
 
 __all__ = ["STATES", "ScoreboardPoller", "fold"]
 

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 import yaml
 
 from .mpm import MPM_NAMES
-from .mpm.status import parse_auto
+from .statusclient import parse_auto
 
 READY_PREFIX = "listening on "
 
@@ -268,7 +268,7 @@ class Handle:
             return e.code, e.read()
 
     def status(self, timeout: float = 5.0):
-        """The parsed ``/server-status?auto`` (servers.mpm.status.StatusReport)."""
+        """The parsed ``/server-status?auto`` (servers.statusclient.StatusReport)."""
         code, body = self.get("/server-status?auto", timeout)
         if code != 200:
             raise LaunchError(f"{self.name}: /server-status?auto answered {code}")

@@ -165,7 +165,7 @@ class Target:
 
     def status(self, timeout: float = 5.0):
         """The parsed /server-status?auto, if the server has one (raises otherwise)."""
-        from servers.mpm.status import parse_auto
+        from servers.statusclient import parse_auto
 
         with urllib.request.urlopen(self.url + "/server-status?auto", timeout=timeout) as r:
             return parse_auto(r.read().decode("latin-1"))

@@ -1,4 +1,4 @@
-"""Unit tests of servers.mpm.status: mod_status ?auto / HTML rendering and ?auto parsing."""
+"""Unit tests of servers.mpm.status (mod_status ?auto / HTML rendering) and servers.statusclient (?auto parsing)."""
 
 from __future__ import annotations
 
@@ -23,15 +23,14 @@ from servers.mpm.scoreboard import (
     Scoreboard,
 )
 from servers.mpm.status import (
-    StatusReport,
     format_g,
     format_uptime,
-    parse_auto,
     render_auto,
     render_html,
     scoreboard_string,
     tally,
 )
+from servers.statusclient import StatusReport, parse_auto
 
 NOW = 1_700_000_000.0
 
