@@ -443,7 +443,7 @@ def strict_framing(fields: list) -> object:
 @given(st.lists(st.sampled_from(FRAMING_FIELDS), max_size=3), st.sampled_from([b"GET", b"POST"]),
        st.booleans(), cut_lists)
 def test_framing_is_unambiguous_and_smuggled_requests_are_never_seen(fields, method, split, cuts):
-    """CL.TE, TE.CL, CL.CL and obfuscated TE (checklist §6 rows 25-31, 42): the reader either
+    """CL.TE, TE.CL, CL.CL and obfuscated TE (docs/conformance.md rows 25-31, 42): the reader either
     refuses, or frames the message exactly as a strict reading of RFC 9112 §6.3 does, so the
     request smuggled in the body is a request only where that reading puts a boundary."""
     head = method + b" / HTTP/1.1\r\nHost: a\r\n" + b"".join(f + b"\r\n" for f, _ in fields) + b"\r\n"

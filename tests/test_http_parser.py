@@ -314,7 +314,7 @@ def test_connection_options_are_recorded():
     assert req.close_requested
 
 
-# -- every error a server core decides (checklist §6) ------------------------------------------
+# -- every error a server core decides (the checklist in docs/conformance.md) -----------------
 
 HEAD_ERRORS = [
     # Host (RFC 9112 §3.2)
