@@ -23,7 +23,7 @@ files are rewritten once a second by a background greenlet, so the final
 ``_stats.csv`` and ``_failures.csv`` routinely miss the last fraction of a
 second of the run (a few requests to a few hundred; measured here).  So the
 driver loads a small *report plugin* next to the locustfile (the
-``_PLUGIN_SOURCE`` below, written to the scratch folder and given to ``-f``
+module ``harness/drivers/locust_plugin/mpm_harness_locust_report.py``, given to ``-f``
 after the locustfile).  In every locust process (the local runner, or the
 master and each worker with ``processes > 1``) it listens to locust's
 ``request`` event and records, exactly:
@@ -105,7 +105,7 @@ from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
 
-from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram, subprocess_result
+from .base import DriverResult, new_histogram, subprocess_result
 from .subproc import (  # noqa: F401 (DriverError and BoundedRun re-exported)
     BoundedRun, DriverError, _read, _tail, histogram_from_percentiles, run_bounded, usable_cpus,
 )
@@ -126,7 +126,6 @@ LOAD_PROFILES = ("none", "ramp", "step", "spike", "soak")
 CPU_WARNING_TEXT = "CPU usage above"
 #: seconds allowed beyond the run for locust's startup and shutdown (imports, workers connecting)
 STARTUP_GRACE_S = 30.0
-_REPORT_MODULE = "mpm_harness_locust_report.py"
 _PROCESSES_MIN_VERSION = (2, 19)
 
 
@@ -134,147 +133,9 @@ _PROCESSES_MIN_VERSION = (2, 19)
 # the report plugin (runs inside locust; text only here)
 
 
-_PLUGIN_SOURCE = r'''"""Written by harness/drivers/locust.py: exact per-process counts for the driver. Do not edit."""
-import json
-import os
-import resource
-import time
-
-from hdrh.histogram import HdrHistogram
-from locust import events
-
-_DIR = os.environ.get("MPM_LOCUST_REPORT_DIR")
-_LOW, _HIGH, _DIGITS = %(low)d, %(high)d, %(digits)d
-_MAX_MESSAGES = 50
-_S = {"role": None, "t_start": None, "t_stop": None, "cpu_start": None, "cpu_stop": None,
-      "statuses": {}, "errors": {}, "messages": {}, "timeline": [], "locust_requests": 0,
-      "cpu_warning_max": 0.0, "clamped": 0}
-_H = HdrHistogram(_LOW, _HIGH, _DIGITS)
-
-_KIND_BY_NAME = {
-    "ConnectionRefusedError": "connect", "ConnectError": "connect", "ConnectTimeout": "timeout",
-    "TimeoutError": "timeout", "timeout": "timeout", "Timeout": "timeout", "ReadTimeout": "timeout",
-    "ConnectionResetError": "reset", "BrokenPipeError": "reset",
-    "HTTPConnectionClosed": "closed_early", "EmptyResponse": "closed_early", "IncompleteRead": "closed_early",
-    "HTTPParseError": "protocol", "HTTPProtocolViolationError": "protocol",
-}
-
-
-def _cpu():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _chain(exc):
-    out = []
-    while isinstance(exc, BaseException) and len(out) < 8 and all(e is not exc for e in out):
-        out.append(exc)
-        original = getattr(exc, "original", None)
-        exc = original if isinstance(original, BaseException) else (exc.__cause__ or exc.__context__)
-    return out
-
-
-def _kind(exc):
-    chain = _chain(exc)
-    for e in chain:
-        for cls in type(e).__mro__:
-            kind = _KIND_BY_NAME.get(cls.__name__)
-            if kind:
-                return kind
-    if any(isinstance(e, OSError) for e in chain):
-        return "connection"
-    return "other"
-
-
-def _bump(d, key, n=1):
-    d[key] = d.get(key, 0) + n
-
-
-def _start(environment=None):
-    if _S["t_start"] is None:
-        _S["t_start"] = time.time()
-        _S["cpu_start"] = _cpu()
-
-
-@events.test_start.add_listener
-def _on_test_start(environment, **_kw):
-    _start()
-
-
-@events.request.add_listener
-def _on_request(request_type=None, name=None, response_time=None, response=None, exception=None, **_kw):
-    if _S["t_start"] is None:
-        _start()
-    _S["locust_requests"] += 1
-    code = getattr(response, "status_code", None) or 0
-    cls = type(exception).__name__ if exception is not None else ""
-    if exception is None or cls in ("LocustBadStatusCode", "BadStatusCode") or (cls == "CatchResponseError" and code > 0):
-        if code <= 0:
-            _bump(_S["errors"], "protocol")
-        else:
-            _bump(_S["statuses"], str(code))
-            if exception is not None and code < 400:
-                _bump(_S["errors"], "check")
-            sec = int(time.time() - _S["t_start"])
-            tl = _S["timeline"]
-            if sec >= 0:
-                if sec >= len(tl):
-                    tl.extend([0] * (sec + 1 - len(tl)))
-                tl[sec] += 1
-            if response_time is not None:
-                us = int(round(float(response_time) * 1000.0))
-                if us > _HIGH:
-                    us = _HIGH
-                    _S["clamped"] += 1
-                _H.record_value(max(_LOW, us))
-    else:
-        _bump(_S["errors"], _kind(exception))
-    if exception is not None:
-        _note_message(f"{request_type} {name}: {exception!r}")
-
-
-def _note_message(text):
-    # distinct messages are capped: a flood of unique errors must not grow the report without bound
-    msgs, key = _S["messages"], text[:200]
-    _bump(msgs, key if key in msgs or len(msgs) < _MAX_MESSAGES else "(other messages)")
-
-
-@events.user_error.add_listener
-def _on_user_error(user_instance=None, exception=None, tb=None, **_kw):
-    _bump(_S["errors"], "user_error")
-    _note_message(f"user error in {type(user_instance).__name__}: {exception!r}")
-
-
-@events.cpu_warning.add_listener
-def _on_cpu_warning(environment=None, cpu_usage=0.0, **_kw):
-    _S["cpu_warning_max"] = max(_S["cpu_warning_max"], float(cpu_usage or 0.0))
-
-
-def _write(environment):
-    if not _DIR:
-        return
-    runner = getattr(environment, "runner", None)
-    _S["role"] = type(runner).__name__ if runner is not None else None
-    doc = dict(_S, pid=os.getpid(), hist=_H.encode().decode("ascii") if _H.get_total_count() else "",
-               cpu_now=_cpu())
-    path = os.path.join(_DIR, f"report-{os.getpid()}.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f)
-    os.replace(path + ".tmp", path)
-
-
-@events.test_stop.add_listener
-def _on_test_stop(environment, **_kw):
-    if _S["t_stop"] is None:
-        _S["t_stop"] = time.time()
-        _S["cpu_stop"] = _cpu()
-    _write(environment)
-
-
-@events.quitting.add_listener
-def _on_quitting(environment, **_kw):
-    _write(environment)
-''' % {"low": HIST_LOWEST_US, "high": HIST_HIGHEST_US, "digits": 3}
+#: the plugin is a module of its own, given to locust by path (never imported here); alone in its
+#: folder, because locust puts that folder on sys.path and this module's name is "locust"
+_PLUGIN_PATH = Path(__file__).parent / "locust_plugin" / "mpm_harness_locust_report.py"
 
 
 # --------------------------------------------------------------------------
@@ -648,8 +509,7 @@ def run_locust(
     reports_dir = work / "reports"
     shutil.rmtree(reports_dir, ignore_errors=True)
     reports_dir.mkdir()
-    plugin = work / _REPORT_MODULE
-    plugin.write_text(_PLUGIN_SOURCE)
+    plugin = _PLUGIN_PATH
     prefix = work / "locust"
     for suffix in ("_stats.csv", "_failures.csv", "_stats_history.csv", "_exceptions.csv"):
         Path(f"{prefix}{suffix}").unlink(missing_ok=True)
