@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from .drivers.registry import DRIVERS as DRIVER_SPECS
+
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
     "builtin_matrices", "load_matrix", "parse_matrix",
@@ -46,45 +48,9 @@ SUITES: dict[str, str] = {
     "threadsafety": "suites/test_threadsafety.py",
 }
 
-# Per driver: every profile key it accepts, with its type and default (None: required).
-_COMMON = {"driver": (str, None), "duration": ((int, float), None), "description": (str, ""),
-           "trials": (int, 0)}  # 0: the matrix's trials
-DRIVERS: dict[str, dict[str, tuple]] = {
-    "loadgen": {
-        **_COMMON,
-        "mode": (str, "closed"),
-        "connections": (int, 50),
-        "rate": ((int, float), 0),
-        "processes": (int, 1),
-        "path": (str, "/"),
-        "method": (str, "GET"),
-        "body_bytes": (int, 0),
-        "keep_alive": (bool, True),
-        "timeout": ((int, float), 5.0),
-        "sweep": (list, []),  # closed loop: one profile per connection count (throughput vs concurrency)
-    },
-    "locust": {
-        **_COMMON,
-        "users": (int, 20),
-        "spawn_rate": ((int, float), 10),
-        "user_classes": (list, ["HelloUser"]),
-        "load_profile": (str, "none"),
-        "processes": (int, 1),
-    },
-    "idle": {
-        **_COMMON,
-        "connections": (int, 100),
-        "path": (str, "/"),
-        "timeout": ((int, float), 5.0),
-    },
-    "wrk": {
-        **_COMMON,
-        "connections": (int, 50),
-        "threads": (int, 1),
-        "path": (str, "/"),
-        "timeout": ((int, float), 5.0),
-    },
-}
+# Per driver: every profile key it accepts, with its type and default (None: required);
+# declared once, with the driver, in harness/drivers/registry.py
+DRIVERS: dict[str, dict[str, tuple]] = {name: d.schema for name, d in DRIVER_SPECS.items()}
 
 _TOP = {
     "description": (str, ""),
@@ -329,31 +295,13 @@ def _profile(src: str, name: str, item: Any) -> Profile:
                           f"{_suggest(str(driver), DRIVERS)}")
     d = _check_keys(src, where, item, DRIVERS[driver])
     _positive(src, where + "duration", d["duration"])
-    if driver == "loadgen":
-        if d["mode"] not in ("closed", "open"):
-            raise MatrixError(f"{src}: {where}mode must be closed or open, not {d['mode']!r}")
-        if d["mode"] == "open" and "rate" not in item:
-            raise MatrixError(f"{src}: {where}rate (requests/s) is required when mode is open")
-        if d["mode"] == "open":
-            _positive(src, where + "rate", d["rate"])
-        if d["processes"] > d["connections"]:
-            raise MatrixError(f"{src}: {where}processes must not exceed connections")
-        if not d["path"].startswith("/"):
-            raise MatrixError(f"{src}: {where}path must start with '/', not {d['path']!r}")
+    problems = DRIVER_SPECS[driver].check(d, item)
+    if problems:
+        raise MatrixError(f"{src}: {where}{problems[0]}")
     _positive(src, where + "trials", d["trials"], zero_ok=True)
     for key in ("connections", "processes", "threads", "users"):
         if key in d:
             _positive(src, where + key, d[key])
-    if driver in ("idle", "wrk") and not d["path"].startswith("/"):
-        raise MatrixError(f"{src}: {where}path must start with '/', not {d['path']!r}")
-    if driver == "loadgen" and d["sweep"]:
-        if d["mode"] != "closed":
-            raise MatrixError(f"{src}: {where}sweep needs mode closed (it varies the connection count)")
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in d["sweep"]):
-            raise MatrixError(f"{src}: {where}sweep must be a list of positive connection counts, "
-                              f"not {d['sweep']!r}")
-    if driver == "locust" and not all(isinstance(u, str) for u in d["user_classes"]):
-        raise MatrixError(f"{src}: {where}user_classes must be a list of class names")
     params = {k: v for k, v in d.items() if k not in ("driver", "duration")}
     return Profile(name=name, driver=driver, duration=float(d["duration"]), params=params)
 

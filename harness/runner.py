@@ -38,8 +38,8 @@ from typing import Callable, TextIO
 from servers.launcher import Handle, LaunchError, available, server_version, start
 
 from .drivers.base import DriverResult
-from .drivers.idle import run_idle
-from .drivers.loadgen import run_closed_loop, run_open_loop
+from .drivers.loadgen import run_closed_loop
+from .drivers.registry import DRIVERS
 from .matrix import Matrix, Profile, ServerEntry
 from .results import SOAK_MIN_SECONDS, RunDocument, environment, new_run_dir
 from .sampler import Sampler, SamplerSeries, quiet_check
@@ -51,7 +51,6 @@ __all__ = ["run_matrix", "choose_pinning", "driver_unavailable", "MatrixRunner"]
 #: rough wall-clock seconds per step, for the progress estimate only
 _EST_START = 3.0
 _EST_SUITE = {"smoke": 3.0, "conformance": 10.0, "keepalive": 10.0, "slowclient": 14.0, "threadsafety": 6.0}
-_EST_PROFILE_OVERHEAD = {"loadgen": 1.0, "idle": 2.0, "wrk": 1.5, "locust": 5.0}
 #: a server must answer GET / within this after each profile, or it is recorded as hung
 _HEALTH_TIMEOUT = 5.0
 #: growth over the second half of a soak window that is flagged: PSS beyond max(2 MiB, 5 %), fds beyond 5
@@ -75,45 +74,16 @@ def choose_pinning(mode: str = "auto") -> dict:
 
 def driver_unavailable(driver: str) -> str | None:
     """Why ``driver`` cannot run on this machine (naming what to install), or None."""
-    if driver == "wrk":
-        from .drivers.wrk import wrk_available
-
-        return wrk_available()
-    if driver == "locust":
-        from .drivers.locust import locust_available
-
-        return locust_available()
-    return None
+    return DRIVERS[driver].available()
 
 
 def drive(profile: Profile, url: str, cpus: list[int], on_hold: Callable[[int], None] | None = None
           ) -> DriverResult:
     """Run one load profile against ``url`` with its driver, pinned to ``cpus`` (empty: unpinned)."""
-    pins = cpus or None
-    p = profile.get
-    if profile.driver == "loadgen":
-        target = url + p("path")
-        common = dict(connections=p("connections"), duration=profile.duration, method=p("method"),
-                      body=b"x" * p("body_bytes"), processes=p("processes"), timeout=p("timeout"),
-                      keep_alive=p("keep_alive"), cpus=pins)
-        if p("mode") == "open":
-            return run_open_loop(target, rate=p("rate"), **common)
-        return run_closed_loop(target, **common)
-    if profile.driver == "idle":
-        return run_idle(url + p("path"), connections=p("connections"), duration=profile.duration,
-                        timeout=p("timeout"), on_hold=on_hold)
-    if profile.driver == "wrk":
-        from .drivers.wrk import run_wrk
-
-        return run_wrk(url + p("path"), connections=p("connections"), duration=profile.duration,
-                       threads=p("threads"), cpus=pins, timeout=p("timeout"))
-    if profile.driver == "locust":
-        from .drivers.locust import run_locust
-
-        return run_locust(url, users=p("users"), spawn_rate=p("spawn_rate"), duration=profile.duration,
-                          user_classes=tuple(p("user_classes")), load_profile=p("load_profile"),
-                          processes=p("processes"), cpus=pins)
-    raise ValueError(f"unknown driver {profile.driver!r}")
+    spec = DRIVERS.get(profile.driver)
+    if spec is None:
+        raise ValueError(f"unknown driver {profile.driver!r}")
+    return spec.run(profile, url, cpus or None, on_hold)
 
 
 def _mib(n: float | None) -> float | None:
@@ -175,7 +145,7 @@ class MatrixRunner:
             profiles = [p for p in self.m.profiles if self.m.trials_of(p) >= t and not self.driver_reason[p.driver]]
             if profiles:
                 per_trial[t] = _EST_START + self.m.warmup + sum(
-                    p.duration + self.m.quiet_seconds + _EST_PROFILE_OVERHEAD[p.driver] for p in profiles)
+                    p.duration + self.m.quiet_seconds + DRIVERS[p.driver].overhead_s for p in profiles)
         suites = sum(_EST_SUITE.get(s, 10.0) for s in self.m.suites) / max(1, self.m.suite_workers / 2)
         return len(runnable) * (sum(per_trial.values()) + (suites + 3 if self.m.suites else 0))
 
@@ -257,7 +227,7 @@ class MatrixRunner:
                     windows.append((p, "", None, {}, None, failure, []))
                     continue
                 self.progress.step(f"{s.label}: trial {trial}/{trials}: {p.name} ({p.driver}, {p.duration:g} s)",
-                                   p.duration + self.m.quiet_seconds + _EST_PROFILE_OVERHEAD[p.driver])
+                                   p.duration + self.m.quiet_seconds + DRIVERS[p.driver].overhead_s)
                 quiet = quiet_check(self.m.quiet_seconds, exclude_pids=[os.getpid()])
                 quiet["threshold"] = self.m.max_other_cpu_percent
                 quiet["noisy"] = quiet["other_cpu_percent"] > self.m.max_other_cpu_percent
