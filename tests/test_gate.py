@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from harness import gate as g
+from harness.gate import sidebyside
 from harness.baseline import (BASELINE_SCHEMA, Figures, baseline_from_run, collect, collect_baseline,
                               load_baseline, write_baseline)
 from harness.cli import main
@@ -543,20 +544,20 @@ def test_each_side_imports_its_own_tree(tmp_path, monkeypatch):
     (tree / "servers" / "__init__.py").write_text("")
     (tree / "myapp.py").write_text("")
     launch = tmp_path / "launch"
-    g._link_tree(launch, tree, ["servers", "myapp"], "base", "test")
+    sidebyside._link_tree(launch, tree, ["servers", "myapp"], "base", "test")
     assert sorted(p.name for p in launch.iterdir()) == ["myapp.py", "servers"]
-    g._probe(launch, tree, ["servers", "myapp"])
+    sidebyside._probe(launch, tree, ["servers", "myapp"])
     # without the link `servers` resolves to this project's tree: the probe refuses to go on
     bare = tmp_path / "bare"
     bare.mkdir()
     with pytest.raises(g.GateError, match="would import servers from"):
-        g._probe(bare, tree, ["servers"])
+        sidebyside._probe(bare, tree, ["servers"])
     # PYTHONSAFEPATH keeps the working directory off sys.path: the same refusal
     monkeypatch.setenv("PYTHONSAFEPATH", "1")
     with pytest.raises(g.GateError, match="PYTHONSAFEPATH"):
-        g._probe(launch, tree, ["servers"])
+        sidebyside._probe(launch, tree, ["servers"])
     with pytest.raises(g.GateError, match="no 'absent' package or module"):
-        g._link_tree(tmp_path / "l2", tree, ["absent"], "base", "test")
+        sidebyside._link_tree(tmp_path / "l2", tree, ["absent"], "base", "test")
 
 
 def test_a_crash_of_the_harness_is_exit_2_not_a_regression(tmp_path, baseline_file, monkeypatch, capsys):
