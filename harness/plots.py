@@ -294,7 +294,7 @@ def _pss_cpu_over_time(run: RunView, colours: dict, out: Path) -> tuple[list[Fig
             ax_cpu.set_xlabel("seconds into the profile (first trial)")
     fig.tight_layout()
     return [_save(fig, out, "pss_cpu_over_time", "PSS and CPU over time",
-                  "Sampled from /proc by a separate process (harness/sampler.py): the server tree's summed PSS "
+                  "Sampled from /proc by a separate process (harness/sampler/): the server tree's summed PSS "
                   "(read about once a second) and its CPU, reaped children included, as % of one core over "
                   "half-second steps. One row per profile, first trial of each server.")], ""
 
