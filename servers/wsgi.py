@@ -4,12 +4,13 @@
 ``wsgi.input`` streaming the body as the application reads it,
 ``wsgi.errors``, ``wsgi.multithread`` / ``wsgi.multiprocess`` true to the
 MPM, the optional ``wsgi.file_wrapper``: :class:`FileWrapper`);
-:class:`WSGIResponse` implements ``start_response`` (with ``exc_info``), the
-legacy ``write`` callable and the body framing of RFC 9112 §6 through
-``servers.http``; ``run_app`` calls the application and always closes its
-iterable (PEP 3333 "the close() method"), or hands it, with its close(), to a
-writer that finishes the body later (the event MPM's write completion of a
-:class:`FileWrapper`).
+:class:`WSGIResponse` implements ``start_response`` (with ``exc_info``) and the
+legacy ``write`` callable on the sans-IO response framing of
+``servers.http.framing`` (RFC 9112 §6: which responses carry a body, Content-Length
+or chunked, truncation, the last chunk), which it extends; ``run_app`` calls the
+application and always closes its iterable (PEP 3333 "the close() method"), or
+hands it, with its close(), to a writer that finishes the body later (the event
+MPM's write completion of a :class:`FileWrapper`).
 
 Header fields whose names contain ``_`` are left out of the environ (as httpd
 does for CGI since 2.4 and gunicorn does by default), so ``X_Foo`` can never
@@ -35,17 +36,16 @@ from typing import Any, Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
 from .http.errors import ProtocolError
+from .http.framing import ResponseFraming, body_forbidden
 from .http.persistence import KeepAlivePolicy
 from .http.request import Request
 from .http.response import (
     DATE,
     HOP_BY_HOP,
-    LAST_CHUNK,
     SERVER_SOFTWARE,
     InvalidResponse,
     check_field_name,
     check_field_value,
-    chunk,
     error_response,
     parse_content_length,
     parse_status,
@@ -500,8 +500,9 @@ def _header_entry(item) -> tuple[bytes, int, int | None]:
     return entry
 
 
-class WSGIResponse:
-    """One response: ``start_response``, ``write`` and framing (RFC 9112 §6).
+class WSGIResponse(ResponseFraming):
+    """One response: PEP 3333's ``start_response`` and ``write``, on the sans-IO framing
+    of ``servers.http.framing`` (RFC 9112 §6), which it extends.
 
     ``send`` writes bytes to the client. After ``finish()``, ``keep_alive``
     tells the caller whether the connection may carry another request.
@@ -512,8 +513,8 @@ class WSGIResponse:
     """
 
     __slots__ = ("req", "_send", "_policy", "_keepalives", "_stopping", "_body", "status", "_status_text",
-                 "_headers", "head_sent", "_length", "_chunked", "_no_body", "_app_close", "sent_body",
-                 "keep_alive", "bytes_sent", "_own", "close_error", "defer", "deferred")
+                 "_headers", "head_sent", "_app_close", "_head_bytes", "_owed", "_own", "close_error", "defer",
+                 "deferred")
 
     def __init__(
         self,
@@ -534,21 +535,30 @@ class WSGIResponse:
         self._body = body
         self.status: int | None = None
         self._status_text = ""
-        self._headers: list[tuple[str, str]] = []
+        self._headers: list[bytes] = []
         self.head_sent = False
-        self._length: int | None = None
-        self._chunked = False
-        self._no_body = False
-        self._app_close = False
-        self._own = 0
+        # ResponseFraming's state, set here rather than through its __init__ (one call less)
+        self.length: int | None = None
+        self.chunked = False
+        self.no_body = False
+        self.close_delimited = False
         self.sent_body = 0
         self.keep_alive = False
-        self.bytes_sent = 0
+        self._app_close = False
+        self._own = 0
+        self._head_bytes = 0
+        self._owed = 0
         #: what the iterable's close() raised after a complete response (run_app)
         self.close_error: Exception | None = None
         self.defer = defer
         #: the rest of the body and the iterable's close() were handed to ``defer``
         self.deferred = False
+
+    @property
+    def bytes_sent(self) -> int:
+        """What the access log counts: the head, and the body as the application gave it
+        (the part handed to ``defer`` included), without chunk framing."""
+        return self._head_bytes + self.sent_body + self._owed
 
     # -- PEP 3333 --------------------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
@@ -597,7 +607,7 @@ class WSGIResponse:
         self.status = entry[0]
         self._status_text = entry[1]
         self._headers = lines
-        self._length = length
+        self.length = length  # the declared length, until the head is framed
         self._app_close = app_close
         self._own = own
         return self.write
@@ -606,38 +616,19 @@ class WSGIResponse:
         """Send body bytes (the legacy ``write`` callable and the iterable path)."""
         if not self.head_sent:
             self._send_head(None, data)
-            return
-        self._send_body(data)
+        elif data:
+            out = self.frame(data)
+            if out:
+                self._send(out)
 
-    # -- framing ---------------------------------------------------------------
+    # -- the head and the body, framed by servers.http.framing ------------------
     def _send_head(self, total: int | None, first: bytes = b"") -> None:
+        """Send the head, with the first piece of body when there is one; ``total`` is the
+        whole body's length when known (a list or tuple), else None."""
         if self.status is None:
             raise AssertionError("application wrote body before start_response")
         req = self.req
         status = self.status
-        # RFC 9110 §6.4.1 (body_forbidden, inlined: this runs once per response)
-        self._no_body = no_body = req.method == "HEAD" or status < 200 or status == 204 or status == 304
-        headers = self._headers
-        length = self._length
-        added_length = None
-        if status == 204 or status < 200:
-            # RFC 9110 §8.6: no Content-Length in 1xx and 204 responses
-            headers = [line for line in headers if not line.lower().startswith(b"content-length:")]
-            length = 0
-        elif length is None and total is not None and status != 304 and not (no_body and total == 0):
-            # a known total becomes Content-Length; but never invent one for a 304, nor a
-            # "0" for a HEAD whose application sent no body (RFC 9110 §8.6)
-            length = added_length = total
-        length_known = length is not None or self._no_body
-        if not length_known and req.version >= (1, 1):
-            self._chunked = True
-        body_unread = req.expect_continue and not self._body.consumed and not self._body.exhausted
-        keep, conn_lines = self._policy.decide(
-            req, status, length_known=length_known, keepalives=self._keepalives,
-            stopping=self._stopping(), app_close=self._app_close, body_unread=body_unread,
-        )
-        self.keep_alive = keep
-        self._length = length
         own = self._own
         if own:
             parts = [self._status_text]
@@ -647,43 +638,23 @@ class WSGIResponse:
                 parts.append(_SERVER_LINE)
         else:
             parts = [self._status_text, DATE.line(), _SERVER_LINE]
-        parts += headers
-        if added_length is not None:
-            parts.append(b"Content-Length: %d\r\n" % added_length)
-        if self._chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+        # a body that is not bytes (PEP 3333) raises here or below, before the head counts
+        # as sent, so a 500 can still be answered instead
+        body = self.frame_head(req.method, req.version, status, total, self._headers, parts, first)
+        body_unread = req.expect_continue and not self._body.consumed and not self._body.exhausted
+        keep, conn_lines = self._policy.decide(
+            req, status, length_known=not self.close_delimited, keepalives=self._keepalives,
+            stopping=self._stopping(), app_close=self._app_close, body_unread=body_unread,
+        )
+        if not keep:
+            self.keep_alive = False
         parts.append(conn_lines)
         parts.append(b"\r\n")
         head = b"".join(parts)
-        # The bytes are built before the head counts as sent: a body that is not bytes
-        # (PEP 3333) raises here, while a 500 can still be answered instead.
-        if first and not no_body:
-            if not self._chunked and (length is None or len(first) <= length):
-                out = head + first
-                self.sent_body = len(first)  # the common whole-body case of _frame, inlined
-                self.bytes_sent += len(first)
-            else:
-                out = head + self._frame(first)
-        else:
-            out = head
+        out = head + body if body else head
         self.head_sent = True
-        self.bytes_sent += len(head)
+        self._head_bytes += len(head)
         self._send(out)
-
-    def _frame(self, data: bytes) -> bytes:
-        if self._length is not None:
-            room = self._length - self.sent_body
-            if len(data) > room:
-                data = data[:room]  # never send more than declared: it would desync the client
-                self.keep_alive = False
-        self.sent_body += len(data)
-        self.bytes_sent += len(data)
-        return chunk(data) if self._chunked else data
-
-    def _send_body(self, data: bytes) -> None:
-        if not data or self._no_body:
-            return
-        self._send(self._frame(data))
 
     def send_file(self, wrapper: FileWrapper) -> bool:
         """Send a :class:`FileWrapper` body the fast way when there is one; False when the
@@ -700,10 +671,10 @@ class WSGIResponse:
         status = self.status
         if self.head_sent or status is None:
             return False
-        if self.req.method == "HEAD" or status < 200 or status == 204 or status == 304:
+        if body_forbidden(status, self.req.method):
             self._send_head(None)
             return True
-        length = self._length
+        length = self.length
         if length is None or self.defer is None or not wrapper.reads_at_once():
             return False
         first = wrapper.read_block(length) if length else b""
@@ -712,17 +683,16 @@ class WSGIResponse:
         if owed > 0 and first:
             self.defer(wrapper, owed)
             self.deferred = True
-            self.bytes_sent += owed  # what the access log counts: the body as the application gave it
+            self._owed = owed  # the access log counts the body as the application gave it
         return True
 
     def finish(self) -> None:
-        """End the response: head if not yet sent, last chunk, length check."""
+        """End the response: head if not yet sent, last chunk, length check (``end``)."""
         if not self.head_sent:
             self._send_head(0)
-        elif self._chunked:
-            self._send(LAST_CHUNK)
-        if self._length is not None and not self._no_body and self.sent_body < self._length:
-            self.keep_alive = False  # the client will wait for bytes that never come: close
+        tail = self.end()
+        if tail:
+            self._send(tail)
 
 
 def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
@@ -746,15 +716,16 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
             if response.status is None:
                 raise AssertionError("application returned without calling start_response")
             body = result[0] if len(result) == 1 else b"".join(result)
-            response._send_head(len(body), body)
+            response._send_head(len(body), body)  # the whole message: no finish() needed
         elif isinstance(result, FileWrapper) and response.send_file(result):
             if response.deferred:
                 return  # the writer sends the rest and calls close() (event's write completion)
+            response.finish()
         else:
             for data in result:
                 if data:
                     response.write(data)
-        response.finish()
+            response.finish()
     except BaseException:
         close = getattr(result, "close", None)
         if close is not None:

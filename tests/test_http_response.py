@@ -13,6 +13,7 @@ import h11
 import pytest
 
 from servers.http import response as response_mod
+from servers.http.framing import body_forbidden
 from servers.http.response import (
     CONTINUE,
     DATE,
@@ -20,7 +21,6 @@ from servers.http.response import (
     LAST_CHUNK,
     SERVER_SOFTWARE,
     DateCache,
-    body_forbidden,
     chunk,
     error_body,
     error_response,

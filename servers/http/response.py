@@ -2,10 +2,9 @@
 
 * ``Date`` in IMF-fixdate, formatted at most once per second (RFC 9110 §6.6.1);
 * ``Server`` on every response;
-* body framing: Content-Length when known, chunked for an HTTP/1.1 client
-  otherwise, close-delimited for HTTP/1.0 (RFC 9112 §6.1, §6.3);
-* no body for HEAD, 1xx, 204 and 304, and no Content-Length on 1xx/204
-  (RFC 9110 §8.6, §9.3.2);
+* the chunk and last-chunk of chunked transfer coding (RFC 9112 §7.1); which
+  framing a response gets, and which responses carry no body, is decided in
+  ``servers.http.framing``;
 * error responses with an httpd-style HTML body;
 * the checks a status and header fields from an application must pass before
   they go on the wire (RFC 9110 §5.1, §5.5, §8.6, §15; RFC 9112 §4).
@@ -70,11 +69,6 @@ class DateCache:
 
 
 DATE = DateCache()
-
-
-def body_forbidden(status: int, method: str) -> bool:
-    """RFC 9110 §6.4.1: responses to HEAD and 1xx/204/304 responses carry no content."""
-    return method == "HEAD" or status < 200 or status in (204, 304)
 
 
 def error_body(status: int, detail: str = "") -> bytes:
