@@ -1,6 +1,7 @@
 """The event MPM over real loopback sockets: what tells it apart from worker and prefork.
 
-Waits poll conditions with deadlines; nothing asserts wall-clock durations.
+Waits poll conditions with deadlines; nothing asserts wall-clock durations. The lifecycle it
+shares with prefork and worker (signals, restarts, spare maintenance) is in tests/test_lifecycle.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import threading
 
 from . import wsgi_apps
 from suites.wire import Conn, request, wait_until
-from .serverutil import check_graceful_restart_under_load, check_winch_drains
 from .serverutil import GET, status_or_none
 
 APP = "tests.test_event:app"
@@ -104,13 +104,13 @@ def test_request_read_timeout_header_stage(launch):
     the silent client from the listener altogether, and its header stage is what is tested here.
     """
     h = launch("event", {**ONE_CHILD, "RequestReadTimeout": "header=1", "AcceptFilter": "http none"}, app=APP)
-    with Conn(h.port) as c:
+    # both clients at once, so their header stages run out together
+    with Conn(h.port) as c, Conn(h.port) as silent:
         c.send(b"GET / HTTP/1.1\r\nHost:")
         r = c.read_response(timeout=10)
         assert r.status == 408
         assert c.closed_by_peer()
-    with Conn(h.port) as c:
-        assert c.closed_by_peer(timeout=10)  # never sent a byte: closed without an answer
+        assert silent.closed_by_peer(timeout=10)  # never sent a byte: closed without an answer
 
 
 def test_keepalive_closed_when_all_workers_busy(launch):
@@ -122,7 +122,7 @@ def test_keepalive_closed_when_all_workers_busy(launch):
         assert idle.read_response().status == 200
         result = {}
         t = threading.Thread(target=lambda: result.setdefault(
-            "r", request(h.port, b"GET /sleep?ms=3000 HTTP/1.1\r\nHost: a\r\n\r\n", timeout=10)))
+            "r", request(h.port, b"GET /sleep?ms=2000 HTTP/1.1\r\nHost: a\r\n\r\n", timeout=10)))
         t.start()
         try:
             assert idle.closed_by_peer(timeout=5)
@@ -137,17 +137,6 @@ def test_threads_see_multithread_and_keep_serving_after_app_error(launch):
     assert request(h.port, GET).status == 200
     st = status_or_none(h)
     assert st is not None and st.server_mpm == "event"
-
-
-def test_graceful_restart_under_load_loses_nothing(launch):
-    h = launch("event", {"StartServers": 2, "ThreadsPerChild": 4, "MinSpareThreads": 2, "MaxSpareThreads": 12,
-                         "MaxRequestWorkers": 16}, app=APP)
-    check_graceful_restart_under_load(h)
-
-
-def test_winch_drains_in_flight_request_and_exits(launch):
-    h = launch("event", ONE_CHILD, app=APP)
-    check_winch_drains(h)
 
 
 def test_write_completion_frees_the_worker(launch):

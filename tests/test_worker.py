@@ -1,4 +1,4 @@
-"""The worker MPM, live on loopback: threads, reserve-before-accept, keep-alive pinning, lifecycle.
+"""The worker MPM, live on loopback: threads, reserve-before-accept, keep-alive pinning, quiescing.
 
 Every wait polls a condition with a deadline (suites.wire.wait_until); nothing
 asserts on wall-clock durations. MaintenanceInterval is 0.1 s (conftest.FAST).
@@ -15,8 +15,6 @@ from servers.mpm import worker
 
 from . import wsgi_apps
 from suites.wire import Conn, request, wait_until
-from .serverutil import (check_graceful_restart_under_load, check_killed_child_replaced,
-                         check_recycling_by_connection, check_winch_drains)
 from .serverutil import children, pid_of, process, row
 from .serverutil import status_or_none as _status
 
@@ -212,33 +210,7 @@ def test_idle_keep_alive_connection_pins_a_thread(launch):
                 c.close()
 
 
-# -- spare-thread maintenance ----------------------------------------------------------------
-
-
-def test_spare_threads_grow_and_shrink_the_pool(launch):
-    """MinSpareThreads 2 / MaxSpareThreads 5 with 2 threads per child, under a step of 6 pinned connections."""
-    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "MinSpareThreads": 2, "MaxSpareThreads": 5,
-                          "MaxRequestWorkers": 12, "KeepAliveTimeout": 30}, app=APP)
-    wait_until(lambda: len(children(h)) == 1, 5, what="one child")
-    conns = []
-    try:
-        for _ in range(6):
-            c = Conn(h.port)
-            c.send(GET)
-            assert c.read_response().status == 200
-            conns.append(c)
-        # 6 busy threads + at least 2 idle = 4 children of 2 threads
-        wait_until(lambda: len(children(h)) >= 4, 10, what="pool to grow to 4 children")
-        assert len(children(h)) <= 6
-    finally:
-        for c in conns:
-            c.close()
-    # all 8 threads idle now: one child retired per tick while idle > 5, i.e. down to 2 children
-    wait_until(lambda: len(children(h)) == 2, 15, what="pool to shrink to 2 children")
-    assert request(h.port, GET).status == 200
-
-
-# -- errors, recycling, signals, restarts ----------------------------------------------------
+# -- errors, quiescing (the lifecycle shared with prefork and event: tests/test_lifecycle.py) --
 
 
 def test_thread_survives_app_errors_and_sees_multithread(launch):
@@ -257,25 +229,6 @@ def test_thread_survives_app_errors_and_sees_multithread(launch):
     assert "worker thread 0: uncaught SystemExit(3)" in log
 
 
-def test_max_connections_per_child_recycles_by_connection(launch):
-    h = launch("worker", {"StartServers": 1, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4,
-                          "MaxConnectionsPerChild": 3}, app=APP)
-    check_recycling_by_connection(h, 3)
-
-
-def test_killed_child_is_replaced(launch):
-    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4},
-               app=APP)
-    check_killed_child_replaced(h)
-
-
-def test_graceful_restart_under_load_loses_nothing(launch):
-    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 4, "MinSpareThreads": 2, "MaxSpareThreads": 8,
-                          "MaxRequestWorkers": 16}, app=APP)
-    wait_until(lambda: len(children(h)) == 2, 5, what="two children")
-    check_graceful_restart_under_load(h)
-
-
 def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch):
     tpc = 2
     h = launch("worker", {"StartServers": 1, "ThreadsPerChild": tpc, "MinSpareThreads": 1, "MaxSpareThreads": 4,
@@ -285,7 +238,7 @@ def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch
 
     def slow() -> None:
         try:
-            result["r"] = request(h.port, b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n")
+            result["r"] = request(h.port, b"GET /sleep?ms=1000 HTTP/1.1\r\nHost: a\r\n\r\n")
         except Exception as exc:
             result["err"] = exc
 
@@ -311,7 +264,3 @@ def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch
     wait_until(lambda: old not in children(h), 5, what="the old child to exit")
 
 
-def test_winch_drains_in_flight_request_and_exits(launch):
-    h = launch("worker", {"StartServers": 2, "ThreadsPerChild": 2, "MinSpareThreads": 1, "MaxSpareThreads": 4},
-               app=APP)
-    check_winch_drains(h)
