@@ -137,19 +137,34 @@ def check_graceful_restart_under_load(h, replace_timeout: float = 15.0) -> None:
     assert h.status().generation == gen0 + 1
 
 
-def check_winch_drains(h) -> None:
-    """WINCH while a 700 ms request runs: it completes with 200, the server exits 0, nothing is left."""
-
+def request_in_background(port: int, raw: bytes) -> tuple[threading.Thread, dict]:
+    """Send ``raw`` on a started thread: the result's ``r`` is the response, ``err`` the exception."""
     result: dict = {}
 
-    def slow() -> None:
+    def send() -> None:
         try:
-            result["r"] = request(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
+            result["r"] = request(port, raw)
         except Exception as exc:
             result["err"] = exc
 
-    t = threading.Thread(target=slow)
+    t = threading.Thread(target=send)
     t.start()
+    return t, result
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (signal 0)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def check_winch_drains(h) -> None:
+    """WINCH while a 700 ms request runs: it completes with 200, the server exits 0, nothing is left."""
+
+    t, result = request_in_background(h.port, b"GET /sleep?ms=700 HTTP/1.1\r\nHost: a\r\n\r\n")
     # two W: the slow request and the status request itself (one W alone may be just the latter)
     wait_until(lambda: (lambda st: st is not None and st.scoreboard.count("W") >= 2)(status_or_none(h)), 5,
                what="the slow request to be running")

@@ -13,7 +13,6 @@ Every wait polls a condition with a deadline; MaintenanceInterval is 0.1 s (conf
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pytest
 
 from servers.mpm import MPM_NAMES
 from suites.wire import Conn, request, wait_until
-from .serverutil import (GET, check_graceful_restart_under_load, check_killed_child_replaced,
+from .serverutil import (GET, alive, check_graceful_restart_under_load, check_killed_child_replaced,
                          check_winch_drains, children)
 from .serverutil import status_or_none as _status
 
@@ -209,15 +208,7 @@ def test_stop_leaves_no_process_behind(launch, mpm):
     tree = h.pids()
     assert len(tree) == 4
     assert h.stop() == 0
-    wait_until(lambda: not any(_alive(p) for p in tree), 5, what="every process to exit")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    wait_until(lambda: not any(alive(p) for p in tree), 5, what="every process to exit")
 
 
 @mpms

@@ -15,7 +15,7 @@ from servers.mpm import worker
 
 from . import wsgi_apps
 from suites.wire import Conn, request, wait_until
-from .serverutil import children, pid_of, process, row
+from .serverutil import children, pid_of, process, request_in_background, row
 from .serverutil import status_or_none as _status
 
 APP = "tests.wsgi_apps:app"
@@ -234,16 +234,7 @@ def test_graceful_restart_quiesces_the_old_child_and_finishes_its_request(launch
     h = launch("worker", {"StartServers": 1, "ThreadsPerChild": tpc, "MinSpareThreads": 1, "MaxSpareThreads": 4,
                           "MaxRequestWorkers": 8}, app=APP)
     old = pid_of(h.port)
-    result: dict = {}
-
-    def slow() -> None:
-        try:
-            result["r"] = request(h.port, b"GET /sleep?ms=1000 HTTP/1.1\r\nHost: a\r\n\r\n")
-        except Exception as exc:
-            result["err"] = exc
-
-    t = threading.Thread(target=slow)
-    t.start()
+    t, result = request_in_background(h.port, b"GET /sleep?ms=1000 HTTP/1.1\r\nHost: a\r\n\r\n")
     try:
         # the status request takes the child's other thread: W on both
         wait_until(lambda: (lambda s: s and row(s, old, tpc) == "WW")(_status(h)), 5, what="the slow request")
