@@ -49,7 +49,8 @@ class ResponseFraming:
     head is framed, then the length the body is framed with (None: chunked or
     close-delimited). ``keep_alive`` is whether the connection may carry another
     request as far as framing goes: set with the head, cleared when the body breaks the
-    framing; the caller clears it too when its persistence policy says so. ``sent_body`` counts the content octets framed.
+    framing; the caller clears it too when its persistence policy says so. ``sent_body``
+    counts the content octets framed.
     """
 
     __slots__ = ("length", "chunked", "no_body", "close_delimited", "sent_body", "keep_alive")
