@@ -113,3 +113,30 @@ def test_paused_children_still_count_against_the_process_limit(tmp_path):
         assert "MaxRequestWorkers" in (tmp_path / "error.log").read_text()
     finally:
         p.sb.close()
+
+
+def test_fork_happens_with_the_parents_signals_blocked(tmp_path, monkeypatch):
+    """A child forked just before a SIGTERM must not miss it: the parent blocks its signals around
+    fork() (the child unblocks them once its own handlers are set), and restores its mask after."""
+    import signal
+
+    from servers.mpm.child import FORK_BLOCKED
+
+    cfg = load_config("prefork", overrides={"ErrorLog": str(tmp_path / "error.log")})
+    p = Parent(get_mpm("prefork"), cfg, app=None)
+    p.sb = Scoreboard(cfg.ServerLimit, 1)
+    seen = []
+
+    def fake_fork():
+        seen.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return 999999  # the parent's side only: no child is made
+
+    monkeypatch.setattr("os.fork", fake_fork)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        assert p._make_child(0) == 999999
+        assert FORK_BLOCKED <= set(seen[0])
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    finally:
+        p.children.clear()
+        p.sb.close()

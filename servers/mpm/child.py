@@ -138,6 +138,17 @@ def die_with_parent() -> None:
         pass
 
 
+#: signals the parent blocks around fork(): a new child gets none of them before its own handlers
+#: are set (it would run the parent's, which only record the signal in the child's copy of the
+#: parent, and the child would miss a TERM sent just after it was forked)
+FORK_BLOCKED = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGWINCH}
+
+
+def accept_graceful_signal() -> None:
+    """Unblock SIGUSR1 once the MPM's graceful handler is set (a pending one is delivered now)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+
+
 def common_child_setup(env: ChildEnv) -> None:
     """Signals and process state shared by all MPMs' children (httpd: ``child_init``).
 
@@ -150,6 +161,8 @@ def common_child_setup(env: ChildEnv) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGWINCH, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # what the parent blocked around fork(), but SIGUSR1: its handler comes with the MPM's loop
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORK_BLOCKED - {signal.SIGUSR1})
     die_with_parent()
     if os.getppid() == 1:
         os._exit(0)  # the parent died before prctl took effect

@@ -40,7 +40,7 @@ import traceback
 from types import ModuleType
 from typing import Callable, TextIO
 
-from .child import EXIT_CHILD_FATAL, ChildEnv, stop_deferring
+from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv, stop_deferring
 from .log import ErrorLog
 from .scoreboard import DEAD, GRACEFUL, READY, STARTING, Scoreboard
 
@@ -286,15 +286,19 @@ class Parent:
         # Objects that exist now are never scanned by the child's collector, so it
         # does not dirty (and un-share) their copy-on-write pages.
         gc.freeze()
+        # the child must not take a signal before its own handlers are set (child.FORK_BLOCKED)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORK_BLOCKED)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self.log.log("alert", f"fork: Unable to fork new process: {exc}", "AH00159")
             for t in range(threads):
                 sb.set_status(slot, t, DEAD)
             return None
         if pid == 0:
             self._run_child(slot)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         sb.set_process(slot, pid=pid, generation=self.generation)
         self.children[pid] = slot
         self.slot_generation[slot] = self.generation

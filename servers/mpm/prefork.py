@@ -22,7 +22,7 @@ import os
 import select
 import signal
 
-from .child import ChildEnv, accept_pending, common_child_setup, serve_context
+from .child import ChildEnv, accept_graceful_signal, accept_pending, common_child_setup, serve_context
 from .scoreboard import READY
 from .serve import serve_connection
 
@@ -65,6 +65,7 @@ def child_main(env: ChildEnv) -> int:
 
     signal.signal(signal.SIGUSR1, on_graceful)
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    accept_graceful_signal()
     ctx = serve_context(env, 0, lambda: die, multithread=False)
     budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
     connections = 0

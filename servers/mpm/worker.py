@@ -58,7 +58,7 @@ import time
 import traceback
 
 from ..http.response import error_response
-from .child import ChildEnv, accept_pending, common_child_setup, serve_context
+from .child import ChildEnv, accept_graceful_signal, accept_pending, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
 from .serve import Watch, serve_connection
 
@@ -262,6 +262,7 @@ class WorkerChild:
             return EXIT_CHILD_SICK  # let the parent decide how bad this is, as httpd does
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        accept_graceful_signal()  # the threads are started: only this thread ever sees it
 
         ep = select.epoll()
         try:
