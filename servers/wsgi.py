@@ -513,8 +513,8 @@ class WSGIResponse(ResponseFraming):
     """
 
     __slots__ = ("req", "_send", "_policy", "_keepalives", "_stopping", "_body", "status", "_status_text",
-                 "_headers", "head_sent", "_app_close", "_head_bytes", "_owed", "_own", "close_error", "defer",
-                 "deferred")
+                 "_headers", "head_sent", "_app_close", "_head_bytes", "bytes_sent", "_own", "close_error",
+                 "defer", "deferred")
 
     def __init__(
         self,
@@ -547,18 +547,14 @@ class WSGIResponse(ResponseFraming):
         self._app_close = False
         self._own = 0
         self._head_bytes = 0
-        self._owed = 0
+        #: what the access log counts once the response is done: the head, and the body as
+        #: the application gave it (the part handed to ``defer`` included), without chunk framing
+        self.bytes_sent = 0
         #: what the iterable's close() raised after a complete response (run_app)
         self.close_error: Exception | None = None
         self.defer = defer
         #: the rest of the body and the iterable's close() were handed to ``defer``
         self.deferred = False
-
-    @property
-    def bytes_sent(self) -> int:
-        """What the access log counts: the head, and the body as the application gave it
-        (the part handed to ``defer`` included), without chunk framing."""
-        return self._head_bytes + self.sent_body + self._owed
 
     # -- PEP 3333 --------------------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
@@ -653,7 +649,8 @@ class WSGIResponse(ResponseFraming):
         head = b"".join(parts)
         out = head + body if body else head
         self.head_sent = True
-        self._head_bytes += len(head)
+        self._head_bytes = len(head)
+        self.bytes_sent = len(head) + self.sent_body  # a known total: the whole response
         self._send(out)
 
     def send_file(self, wrapper: FileWrapper) -> bool:
@@ -683,7 +680,7 @@ class WSGIResponse(ResponseFraming):
         if owed > 0 and first:
             self.defer(wrapper, owed)
             self.deferred = True
-            self._owed = owed  # the access log counts the body as the application gave it
+            self.bytes_sent += owed  # the access log counts the body as the application gave it
         return True
 
     def finish(self) -> None:
@@ -693,6 +690,7 @@ class WSGIResponse(ResponseFraming):
         tail = self.end()
         if tail:
             self._send(tail)
+        self.bytes_sent = self._head_bytes + self.sent_body
 
 
 def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
