@@ -28,7 +28,7 @@ import pytest
 from harness.drivers.loadgen import run_open_loop
 
 from suites.wire import wait_until
-from .serverutil import children, status_or_none
+from .serverutil import alive, children, status_or_none
 
 POOLS = {
     "prefork": {"StartServers": 4, "MinSpareServers": 2, "MaxSpareServers": 6},
@@ -113,7 +113,7 @@ def test_graceful_stop_under_constant_rate_serves_every_accepted_request(launch,
     assert r.closed_idle == 0, "a kept-alive connection was closed without notice"
     assert r.status_counts == {200: r.requests} and r.requests > 0
     assert not os.path.exists(h.pidfile)
-    wait_until(lambda: not any(_alive(p) for p in tree), 10, what="every process of the server to exit")
+    wait_until(lambda: not any(alive(p) for p in tree), 10, what="every process of the server to exit")
 
 
 #: two units in all, so most of the load's connections wait in the kernel's listen queue
@@ -156,11 +156,3 @@ def client_connections(port: int) -> int:
 
     return sum(1 for c in psutil.Process().net_connections(kind="tcp")
                if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
