@@ -87,13 +87,13 @@ class ResponseFraming:
           which the persistence decision needs.
         """
         no_body = body_forbidden(status, method)
-        length = self.length
+        length = declared = self.length
         if status == 204 or status < 200:
             parts += _without_content_length(fields)
             length = 0
         else:
             parts += fields
-            if length is None and total is not None and status != 304 and not (no_body and total == 0):
+            if declared is None and total is not None and status != 304 and not (no_body and total == 0):
                 length = total
                 parts.append(b"Content-Length: %d\r\n" % total)
         chunked = False
@@ -116,7 +116,7 @@ class ResponseFraming:
         else:
             self.sent_body += len(first)  # the whole body at once, or its start: as it is
             body = first
-        if total is not None and length is not None and not no_body and self.sent_body < length:
+        if declared is not None and total is not None and not no_body and self.sent_body < length:
             # the whole body was ``first`` (never chunked: its length is known) and it fell
             # short of the declared length: end() would say so, this saves the call
             self.keep_alive = False
