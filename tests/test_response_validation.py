@@ -263,7 +263,8 @@ def test_bad_responses_are_a_logged_500_on_every_mpm(launch, mpm):
             c.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
             r = c.read_response()
             assert r.status == 200 and r.body == b"ok"
-    assert children(h) == before  # no child died
+    # no child died (maintenance may have added one meanwhile: MinSpareThreads is above one child's threads)
+    assert set(before) <= set(children(h))
     reasons = [BAD_RESPONSES[case][3] for case in BAD_RESPONSES]
     log = wait_until(lambda: (lambda t: t if all(x in t for x in reasons) else None)(h.log_text()), 10,
                      what="a log line with the reason of every refused response")
