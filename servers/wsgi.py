@@ -28,14 +28,13 @@ answers with a logged 500.
 from __future__ import annotations
 
 import importlib
-from io import BytesIO
 import os
 import stat
 import sys
+from io import BytesIO
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
-from .http.errors import ProtocolError
 from .http.framing import ResponseFraming, body_forbidden
 from .http.persistence import KeepAlivePolicy
 from .http.request import Request
@@ -737,16 +736,7 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
             response.close_error = exc
 
 
-def protocol_error_of(exc: BaseException) -> ProtocolError | None:
-    """The ProtocolError behind an exception the app let through from wsgi.input."""
-    while exc is not None:
-        if isinstance(exc, ProtocolError):
-            return exc
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
-
-
 __all__ = [
     "EMPTY_INPUT", "FILE_BLOCK", "FileWrapper", "InputStream", "InvalidResponse", "WSGIResponse", "build_environ",
-    "environ_template", "error_response", "load_app", "protocol_error_of", "run_app",
+    "environ_template", "error_response", "load_app", "run_app",
 ]

@@ -152,11 +152,10 @@ def nbytes(environ, start_response, n_text: str):
 
 
 def _pieces(n: int) -> Iterator[bytes]:
-    full, rest = divmod(n, BYTES_PIECE)
-    for _ in range(full):
-        yield _BLOCK
-    if rest:
-        yield _BLOCK[:rest]
+    """The pieces of a RepeatedBlock of ``n`` bytes, for a server without ``wsgi.file_wrapper``."""
+    source = RepeatedBlock(n)
+    while piece := source.read(BYTES_PIECE):
+        yield piece
 
 
 def sleep(environ, start_response) -> list[bytes]:

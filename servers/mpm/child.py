@@ -69,9 +69,9 @@ def stop_deferring(sock: socket.socket) -> None:
     """Turn TCP_DEFER_ACCEPT off on a listener that is about to close (graceful stop).
 
     The option belongs to the socket every process shares (the parent turns it off first).
-    A connection the kernel holds back for its first bytes
-    (AcceptFilter http data) is complete for its client but not in the accept queue, so it
-    would be reset when the last listener copy closes. With the option off, new handshakes
+    A connection the kernel holds back for its first bytes (AcceptFilter http data) is
+    complete for its client but not in the accept queue, so it would be reset when the
+    last listener copy closes. With the option off, new handshakes
     go straight to the queue, and a held-back connection joins it as soon as its bytes
     arrive (at once from a client that has just connected to send its request).
     """
@@ -103,9 +103,10 @@ def accept_pending(listeners, limit: int = DRAIN_LIMIT, deferred: bool = False) 
     the listening sockets: the kernel completed those connections' handshakes, their clients
     sent their requests, and once the last copy is closed they would be reset. httpd leaves
     them to that fate; here they are served (with ``Connection: close``). When the listeners
-    deferred accept (``deferred``: AcceptFilter http data), connections whose first bytes are still on their way are
-    waited for too: the listeners are drained until quiet for DRAIN_QUIET seconds (at most
-    DRAIN_MOST in all); a client that connected and stays silent is not waited for.
+    deferred accept (``deferred``: AcceptFilter http data), connections whose first bytes
+    are still on their way are waited for too: the listeners are drained until quiet for
+    DRAIN_QUIET seconds (at most DRAIN_MOST in all); a client that connected and stays
+    silent is not waited for.
     """
     listeners = list(listeners)
     taken: list = []

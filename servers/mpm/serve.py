@@ -172,9 +172,9 @@ class ClientGone(ClientDisconnected, ConnectionError):
     every other exception, an ``OSError`` included, is known to be the application's own
     (a 500 and a logged traceback, docs/servers.md) however the application lets it
     through. httpd marks the connection aborted (``c->aborted``) at the same place, its
-    core output filter, and leaves the error log alone (debug/trace levels only). It is a ConnectionError: an application
-    that catches OSError around ``write()`` still catches it (mod_wsgi raises an OSError
-    there too).
+    core output filter, and leaves the error log alone (debug/trace levels only). It is a
+    ConnectionError: an application that catches OSError around ``write()`` still catches
+    it (mod_wsgi raises an OSError there too).
     """
 
     @classmethod
