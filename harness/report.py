@@ -668,44 +668,46 @@ def _availability(run: _Run) -> Section:
     return sec
 
 
-def _idle_keepalive(run: _Run, server: str) -> tuple[str, str]:
+def _keepalive_case(run: _Run, server: str, test: str, figure: str) -> tuple[dict | None, str]:
+    """The keep-alive suite's case of ``test`` for ``server``, when it recorded ``figure``:
+    (case, "") or (None, why there is nothing to show)."""
     missing = run.suite_missing(server, "keepalive")
     if missing:
-        return missing, DASH
+        return None, missing
     for c in run.cases(server, "keepalive"):
-        if not (c.get("name") or "").startswith("test_idle_keepalive_capacity"):
+        if not (c.get("name") or "").startswith(test):
             continue
-        props = c.get("properties") or {}
-        if c.get("outcome") == "skipped" or not props.get("new_client"):
-            return "not measured", DASH
-        outcome = props["new_client"]
-        lat = props.get("new_client_latency_ms")
-        lat_text = (fmt_sig(_num(lat), 2) + " ms") if _num(lat) is not None else (f"{lat} ms" if lat else "")
-        text = f"{outcome} ({lat_text})" if lat_text else outcome
-        if c.get("outcome") in ("failed", "error"):
-            text += " (test failed)"
-        answered, idle = props.get("idle_connections_answered"), props.get("idle_connections")
-        return text, (f"{answered}/{idle}" if answered is not None and idle is not None else DASH)
-    return "not run", DASH
+        if c.get("outcome") == "skipped" or (c.get("properties") or {}).get(figure) in (None, ""):
+            return None, "not measured"
+        return c, ""
+    return None, "not run"
+
+
+def _failed_mark(case: dict) -> str:
+    return " (test failed)" if case.get("outcome") in ("failed", "error") else ""
+
+
+def _idle_keepalive(run: _Run, server: str) -> tuple[str, str]:
+    c, why = _keepalive_case(run, server, "test_idle_keepalive_capacity", "new_client")
+    if c is None:
+        return why, DASH
+    props = c["properties"]
+    outcome = props["new_client"]
+    lat = props.get("new_client_latency_ms")
+    lat_text = (fmt_sig(_num(lat), 2) + " ms") if _num(lat) is not None else (f"{lat} ms" if lat else "")
+    text = (f"{outcome} ({lat_text})" if lat_text else outcome) + _failed_mark(c)
+    answered, idle = props.get("idle_connections_answered"), props.get("idle_connections")
+    return text, (f"{answered}/{idle}" if answered is not None and idle is not None else DASH)
 
 
 def _busy_keepalive(run: _Run, server: str) -> str:
     """The busy keep-alive scenario's cell: new clients answered, clients answered, processes."""
-    missing = run.suite_missing(server, "keepalive")
-    if missing:
-        return missing
-    for c in run.cases(server, "keepalive"):
-        if not (c.get("name") or "").startswith("test_busy_keepalive_clients"):
-            continue
-        props = c.get("properties") or {}
-        if c.get("outcome") == "skipped" or props.get("availability") is None:
-            return "not measured"
-        text = (f"{_pct(_num(props.get('availability')))} ({props.get('busy_clients_answered')}/"
-                f"{props.get('busy_clients')} clients, {props.get('processes')} processes)")
-        if c.get("outcome") in ("failed", "error"):
-            text += " (test failed)"
-        return text
-    return "not run"
+    c, why = _keepalive_case(run, server, "test_busy_keepalive_clients", "availability")
+    if c is None:
+        return why
+    props = c["properties"]
+    return (f"{_pct(_num(props.get('availability')))} ({props.get('busy_clients_answered')}/"
+            f"{props.get('busy_clients')} clients, {props.get('processes')} processes)") + _failed_mark(c)
 
 
 _TS_FIGURES = (("requests", "requests"), ("mismatches", "mismatches"), ("lost_updates", "lost updates"),
