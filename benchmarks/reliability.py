@@ -54,8 +54,9 @@ from tests.fuzzutil import run_fuzz  # noqa: E402
 from suites.wire import request, wait_until  # noqa: E402
 from tests.serverutil import GET, children, crash_lines, settled_resources, status_or_none  # noqa: E402
 from tests.serverutil import wait_resources_back  # noqa: E402
+from servers.mpm import MPM_NAMES  # noqa: E402
 
-MPMS = ("prefork", "worker", "event")
+MPMS = MPM_NAMES
 #: fixed pools for the fuzz run: maintenance never forks or retires a child, so any exit is a crash
 FUZZ_POOLS = {
     "prefork": {"StartServers": 4, "MinSpareServers": 1, "MaxSpareServers": 4, "MaxRequestWorkers": 4, "ServerLimit": 4},
