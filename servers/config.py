@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-from .mpm import MPM_NAMES
+from .mpm.spec import MPM_NAMES
+from .mpm.spec import MPMS as MPM_SPECS
 
 __all__ = [
     "MPMS",
@@ -54,28 +55,16 @@ __all__ = [
     "parse_override",
 ]
 
-MPMS = MPM_NAMES  # declared once, in servers.mpm
-_THREADED = ("worker", "event")
+MPMS = MPM_NAMES  # declared once, in servers.mpm.spec
+_THREADED = tuple(name for name, spec in MPM_SPECS.items() if spec.threaded)
 
 # Compile-time hard maxima (MAX_SERVER_LIMIT / MAX_THREAD_LIMIT in each MPM).
-_HARD_SERVER_LIMIT = {"prefork": 200000, "worker": 20000, "event": 20000}
-_HARD_THREAD_LIMIT = {"worker": 20000, "event": 100000}
+_HARD_SERVER_LIMIT = {name: spec.hard_server_limit for name, spec in MPM_SPECS.items()}
+_HARD_THREAD_LIMIT = {name: spec.hard_thread_limit for name, spec in MPM_SPECS.items() if spec.threaded}
 
 # httpd's AH message numbers for the startup warnings we reproduce; they differ
 # per MPM because each MPM carries its own copy of the check_config code.
-_AH = {
-    "prefork": {"server_limit": "00175", "mrw_over_limit": "00180", "maxclients": "00188"},
-    "worker": {
-        "server_limit": "00300", "thread_limit": "00305", "tpc_over_limit": "00310",
-        "mrw_below_tpc": "00314", "mrw_multiple": "00316", "mrw_over_limit": "00318",
-        "maxclients": "00324",
-    },
-    "event": {
-        "server_limit": "00497", "thread_limit": "00502", "tpc_over_limit": "00507",
-        "mrw_below_tpc": "00511", "mrw_multiple": "00513", "mrw_over_limit": "00515",
-        "maxclients": "00521",
-    },
-}
+_AH = {name: spec.config_codes for name, spec in MPM_SPECS.items()}
 
 _LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 _DEFAULTS_LABEL = "<defaults>"
@@ -250,12 +239,12 @@ class ServerConfig:
     @property
     def min_spare(self) -> int:
         """Idle-unit floor for maintenance: MinSpareServers (prefork) or MinSpareThreads."""
-        return self.MinSpareServers if self.mpm == "prefork" else self.MinSpareThreads
+        return MPM_SPECS[self.mpm].spare_limits(self)[0]
 
     @property
     def max_spare(self) -> int:
         """Idle-unit ceiling for maintenance: MaxSpareServers (prefork) or MaxSpareThreads."""
-        return self.MaxSpareServers if self.mpm == "prefork" else self.MaxSpareThreads
+        return MPM_SPECS[self.mpm].spare_limits(self)[1]
 
 
 # --------------------------------------------------------------------------
@@ -264,12 +253,12 @@ class ServerConfig:
 
 def is_threaded(mpm: str) -> bool:
     """httpd's ``ap_mpm_query(AP_MPMQ_IS_THREADED)``: prefork is not, worker and event are."""
-    return _check_mpm(mpm, _DEFAULTS_LABEL) in _THREADED
+    return MPM_SPECS[_check_mpm(mpm, _DEFAULTS_LABEL)].threaded
 
 
 def is_async(mpm: str) -> bool:
     """httpd's ``ap_mpm_query(AP_MPMQ_IS_ASYNC)``: only event is asynchronous."""
-    return _check_mpm(mpm, _DEFAULTS_LABEL) == "event"
+    return MPM_SPECS[_check_mpm(mpm, _DEFAULTS_LABEL)].asynchronous
 
 
 def _check_mpm(mpm: object, source: str) -> str:

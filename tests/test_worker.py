@@ -46,24 +46,6 @@ def pinned(port: int) -> tuple[Conn, int]:
     return c, pid_of(port, c)
 
 
-# -- the numbers the parent asks of the module ----------------------------------------
-
-
-def test_module_numbers_follow_httpd():
-    cfg = load_config("worker", overrides={"ThreadsPerChild": 25, "MaxRequestWorkers": 130, "ServerLimit": 16})
-    assert cfg.MaxRequestWorkers == 125  # rounded down to a multiple of ThreadsPerChild
-    assert worker.process_limit(cfg) == 5
-    assert worker.threads_per_child(cfg) == 25
-    assert worker.spare_limits(cfg) == (cfg.MinSpareThreads, cfg.MaxSpareThreads)
-    small = load_config("worker", overrides={"ThreadsPerChild": 2, "MaxRequestWorkers": 40, "ServerLimit": 4})
-    assert worker.process_limit(small) == 4  # clamped to ServerLimit
-    assert worker.NAME == "worker" and worker.THREADED is True
-    assert (worker.MAXCLIENTS_CODE, worker.BUSY_CODE) == ("AH00286", "AH00289")
-    assert worker.busy_message(8, 3, 5) == (
-        "server seems busy, (you may need to increase StartServers, ThreadsPerChild or Min/MaxSpareThreads), "
-        "spawning 8 children, there are around 3 idle threads, and 5 total children")
-
-
 def test_connection_queue_reserves_an_idle_worker_before_anything_is_accepted():
     published: list[int] = []
     q = worker.ConnectionQueue(2, published.append)

@@ -61,19 +61,10 @@ import time
 from .child import ChildEnv, accept_pending, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
 from .serve import Connection, _timeval, handle_request, log_app_error
-from .worker import WorkerChild, drain_eventfd, process_limit, spare_limits, threads_per_child
+from .worker import WorkerChild, drain_eventfd
 from ..http.errors import ClientDisconnected, ProtocolError
 from ..http.parser import CLOSED, NEED_DATA, EndOfMessage
 from ..http.response import error_response
-
-NAME = "event"
-THREADED = True
-#: httpd's AH codes for event's MaxRequestWorkers, "within MinSpareThreads" and "seems busy" lines
-MAXCLIENTS_CODE = "AH00484"
-NEAR_MAXCLIENTS_CODE = "AH10159"
-BUSY_CODE = "AH00486"
-
-__all__ = ["NAME", "THREADED", "child_main", "process_limit", "threads_per_child", "spare_limits", "busy_message"]
 
 # connection states in the listener
 _READ, _KEEPALIVE, _LINGER, _BUSY, _WRITE = range(5)
@@ -756,12 +747,3 @@ def child_main(env: ChildEnv) -> int:
     """Run one event child until it is told to exit; returns its exit status."""
     common_child_setup(env)
     return EventChild(env).run()
-
-
-def busy_message(spawning: int, idle: int, total: int) -> str:
-    """httpd's AH00486 text (event.c perform_idle_server_maintenance)."""
-    return (
-        "server seems busy, (you may need to increase StartServers, ThreadsPerChild or Min/MaxSpareThreads), "
-        f"spawning {spawning} children, there are around {idle} idle threads, {total} active children, "
-        "and 0 children that are shutting down"
-    )

@@ -20,8 +20,8 @@ do, once for all three MPMs here:
   does this for worker/event's first two consecutive signal deaths; here
   every MPM does it).
 
-Each MPM module supplies only its child loop and a few numbers
-(``process_limit``, ``threads_per_child``, ``spare_limits``, log codes).
+What differs per MPM comes from its :class:`~servers.mpm.spec.MPMSpec` (sizing, counting,
+log codes) and its module's ``child_main``.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ import stat
 import sys
 import time
 import traceback
-from types import ModuleType
 from typing import Callable, TextIO
 
 from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv, stop_deferring
 from .log import ErrorLog
 from .scoreboard import DEAD, GRACEFUL, READY, STARTING, Scoreboard
+from .spec import MPMSpec
 
 #: httpd's hard spawn-rate ceiling (MAX_SPAWN_RATE)
 MAX_SPAWN_RATE = 32
@@ -107,7 +107,7 @@ class Parent:
 
     def __init__(
         self,
-        mpm: ModuleType,
+        mpm: MPMSpec,
         cfg,
         app,
         *,
@@ -120,7 +120,7 @@ class Parent:
         self.reload_config = reload_config
         self.out = out or sys.stdout
         try:
-            self.log = ErrorLog(cfg.ErrorLog, cfg.LogLevel, f"mpm_{mpm.NAME}")
+            self.log = ErrorLog(cfg.ErrorLog, cfg.LogLevel, f"mpm_{mpm.name}")
         except OSError as exc:
             raise StartupError(f"({exc.errno}){exc.strerror}: AH00091: could not open error log file "
                                f"{cfg.ErrorLog}.") from None
@@ -212,7 +212,7 @@ class Parent:
             return 1
         self.port = self.listeners[0].getsockname()[1]
         limit, threads = self._limits()
-        self.sb = Scoreboard(cfg.ServerLimit, max(threads, cfg.ThreadLimit if self.mpm.THREADED else 1))
+        self.sb = Scoreboard(cfg.ServerLimit, self.mpm.scoreboard_threads(cfg))
         self.pod_r, self.pod_w = os.pipe2(os.O_NONBLOCK)
         self._install_signals()
         self.generation = 0
@@ -220,7 +220,7 @@ class Parent:
         self.sb.restart_time = time.time()
         for _ in range(min(cfg.StartServers, limit)):
             self._make_child(self._free_slots(1)[0])
-        self.log.log("notice", f"{self.mpm.NAME} MPM configured -- resuming normal operations", "AH00163")
+        self.log.log("notice", f"{self.mpm.name} MPM configured -- resuming normal operations", "AH00163")
         print(f"listening on {listener_url(self.listeners[0])}", file=self.out, flush=True)
         try:
             return self._loop()
@@ -272,10 +272,7 @@ class Parent:
         return [s for s in range(limit) if s not in used][:n]
 
     def _scan_limit(self) -> int:
-        # prefork scans MaxRequestWorkers slots; the threaded MPMs up to ServerLimit
-        # (old-generation processes may still hold slots while new ones start).
-        limit, _ = self._limits()
-        return self.cfg.ServerLimit if self.mpm.THREADED else limit
+        return self.mpm.slot_scan_limit(self.cfg)
 
     def _make_child(self, slot: int) -> int | None:
         sb = self.sb
@@ -312,13 +309,13 @@ class Parent:
             os.close(self._wake_r)
             os.close(self._wake_w)
             os.close(self.pod_w)
-            self.log.module = f"mpm_{self.mpm.NAME}"
+            self.log.module = f"mpm_{self.mpm.name}"
             env = ChildEnv(
-                cfg=self.cfg, mpm=self.mpm.NAME, slot=slot, generation=self.generation,
+                cfg=self.cfg, mpm=self.mpm.name, slot=slot, generation=self.generation,
                 listeners=self.listeners, pod_fd=self.pod_r, scoreboard=self.sb, app=self.app,
                 log=self.log, started=self.started, server_port=self.port,
             )
-            code = self.mpm.child_main(env)
+            code = self.mpm.load_child()(env)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -424,28 +421,28 @@ class Parent:
             self.idle_spawn_rate = 1
             return
         live_current = procs
-        at_limit = (busy >= cfg.MaxRequestWorkers) if self.mpm.THREADED else (live_current >= limit)
+        at_limit = self.mpm.at_capacity(cfg, busy, live_current)
         free = [s for s in self._free_slots(self.idle_spawn_rate)]
         room = max(0, limit - live_current)
         if at_limit or not free or room == 0:
-            if self.mpm.THREADED and not at_limit and room > 0:
+            if self.mpm.threaded and not at_limit and room > 0:
                 # below the process limit but no free slot: old generations still draining
                 self.log.log("error", "scoreboard is full, not at MaxRequestWorkers", "AH00288")
-            elif idle == 0 or not self.mpm.THREADED:
+            elif idle == 0 or not self.mpm.threaded:
                 if not self.maxclients_reported:
                     self.log.log("error", "server reached MaxRequestWorkers setting, consider raising the "
-                                 "MaxRequestWorkers setting", self.mpm.MAXCLIENTS_CODE)
+                                 "MaxRequestWorkers setting", self.mpm.maxclients_code)
                     self.maxclients_reported = True
             elif not self.near_maxclients_reported:
                 self.log.log("error", "server is within MinSpareThreads of MaxRequestWorkers, consider raising "
                              "the MaxRequestWorkers setting",
-                             getattr(self.mpm, "NEAR_MAXCLIENTS_CODE", self.mpm.MAXCLIENTS_CODE))
+                             self.mpm.near_maxclients_code)
                 self.near_maxclients_reported = True
             self.idle_spawn_rate = 1
             return
         spawn = free[: min(room, self.idle_spawn_rate)]
         if self.idle_spawn_rate >= 8:
-            self.log.log("info", self.mpm.busy_message(len(spawn), idle, live_current), self.mpm.BUSY_CODE)
+            self.log.log("info", self.mpm.busy_message(len(spawn), idle, live_current), self.mpm.busy_code)
         for slot in spawn:
             self._make_child(slot)
         if self.hold_off > 0:
@@ -516,7 +513,7 @@ class Parent:
         for pid, slot in list(self.children.items()):
             # prefork only ("mostly for debugging" in prefork.c); worker/event threads
             # write G themselves as they exit, so busy ones keep showing W/K meanwhile
-            if not self.mpm.THREADED:
+            if not self.mpm.threaded:
                 for t in range(threads):
                     if self.sb.status(slot, t) != DEAD:
                         self.sb.set_status(slot, t, GRACEFUL)

@@ -26,10 +26,6 @@ from .child import ChildEnv, accept_graceful_signal, accept_pending, common_chil
 from .scoreboard import READY
 from .serve import serve_connection
 
-NAME = "prefork"
-THREADED = False
-
-
 def child_main(env: ChildEnv) -> int:
     """Run one prefork child until it is told to exit; returns its exit status."""
     common_child_setup(env)
@@ -133,33 +129,3 @@ def close_listeners(ep, listen_fds: dict) -> None:
         except OSError:
             pass
     listen_fds.clear()
-
-
-# -- what the shared parent asks of each MPM -----------------------------------------
-
-#: httpd's AH codes for the MaxRequestWorkers and "seems busy" log lines of this MPM
-MAXCLIENTS_CODE = "AH00161"
-BUSY_CODE = "AH00162"
-
-
-def process_limit(cfg) -> int:
-    """Most children alive at once: MaxRequestWorkers (already clamped to ServerLimit)."""
-    return cfg.daemons_limit
-
-
-def threads_per_child(cfg) -> int:
-    """prefork children have exactly one worker slot."""
-    return 1
-
-
-def spare_limits(cfg) -> tuple[int, int]:
-    """MinSpareServers / MaxSpareServers, counted in processes."""
-    return cfg.MinSpareServers, cfg.MaxSpareServers
-
-
-def busy_message(spawning: int, idle: int, total: int) -> str:
-    """httpd's AH00162 text."""
-    return (
-        "server seems busy, (you may need to increase StartServers, or Min/MaxSpareServers), "
-        f"spawning {spawning} children, there are {idle} idle, and {total} total children"
-    )

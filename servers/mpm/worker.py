@@ -62,9 +62,6 @@ from .child import ChildEnv, accept_graceful_signal, accept_pending, common_chil
 from .scoreboard import GRACEFUL, READY
 from .serve import Watch, serve_connection
 
-NAME = "worker"
-THREADED = True
-
 #: httpd's APEXIT_CHILDSICK: the child stopped for lack of resources (EMFILE ...)
 EXIT_CHILD_SICK = 0x7
 #: how long the listener and the main thread wait before re-checking their flags
@@ -166,7 +163,7 @@ class WorkerChild:
         self.cfg = env.cfg
         self.sb = env.scoreboard
         self.slot = env.slot
-        self.threads_per_child = threads_per_child(env.cfg)
+        self.threads_per_child = env.cfg.ThreadsPerChild
         self.budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
         self.stopping = False
         #: set once this child's listening sockets are closed: from then on responses end
@@ -493,35 +490,3 @@ def child_main(env: ChildEnv) -> int:
     """Run one worker child until it is told to exit; returns its exit status."""
     common_child_setup(env)
     return WorkerChild(env).run()
-
-
-# -- what the shared parent asks of each MPM -----------------------------------------
-
-#: httpd's AH codes for worker's MaxRequestWorkers and "seems busy" log lines
-MAXCLIENTS_CODE = "AH00286"
-#: "server is within MinSpareThreads of MaxRequestWorkers" (the parent does not use it yet)
-NEAR_MAXCLIENTS_CODE = "AH00287"
-BUSY_CODE = "AH00289"
-
-
-def process_limit(cfg) -> int:
-    """Most children serving at once: MaxRequestWorkers / ThreadsPerChild, clamped to ServerLimit."""
-    return cfg.daemons_limit
-
-
-def threads_per_child(cfg) -> int:
-    """Worker threads (and scoreboard thread slots) per child."""
-    return cfg.ThreadsPerChild
-
-
-def spare_limits(cfg) -> tuple[int, int]:
-    """MinSpareThreads / MaxSpareThreads, counted in idle threads server-wide."""
-    return cfg.MinSpareThreads, cfg.MaxSpareThreads
-
-
-def busy_message(spawning: int, idle: int, total: int) -> str:
-    """httpd's AH00289 text (worker.c perform_idle_server_maintenance)."""
-    return (
-        "server seems busy, (you may need to increase StartServers, ThreadsPerChild or Min/MaxSpareThreads), "
-        f"spawning {spawning} children, there are around {idle} idle threads, and {total} total children"
-    )
