@@ -260,6 +260,8 @@ class MatrixRunner:
                     failure = f"server stopped answering GET / after {p.name} (hung)"
                     reason, flags = reason or failure, flags + ["server_hung"]
                 windows.append((p, key, result, quiet | {"started": started}, board, reason, flags))
+                if result is not None and "probes" in result.extra:
+                    self.progress.note(_probes_note(result.extra["probes"]))
                 if failure:
                     self.progress.note(failure + "; stopping it and going on")
         finally:
@@ -348,6 +350,14 @@ def _answers(url: str) -> bool:
         return True  # it answered
     except OSError:
         return False
+
+
+def _probes_note(pr: dict) -> str:
+    """One line on the new clients an idle profile sent while it held its connections (drivers/idle.py)."""
+    text = f"new clients during the hold: {pr['answered']}/{pr['sent']} answered"
+    if pr["p50_ms"] is not None:
+        text += f", p50 {pr['p50_ms']:g} ms, p99 {pr['p99_ms']:g} ms, max {pr['max_ms']:g} ms"
+    return text + (f", {pr['failed']} got no answer" if pr["failed"] else "")
 
 
 def _effective_config(s: ServerEntry) -> str:

@@ -1,8 +1,8 @@
 """The matrix runner end to end on tiny matrices: cells, failures recorded, the run goes on, Ctrl-C keeps results.
 
 Each test runs a one-trial matrix of 1-s profiles against small servers on
-loopback; no figure is asserted against a timing goal (those live in the
-harness's own benchmarks), only what was recorded and that everything
+loopback; no figure is asserted against a timing goal (those are the
+harness's own runs of its matrices), only what was recorded and that everything
 started was stopped.
 """
 
@@ -56,7 +56,7 @@ def test_a_run_records_each_cell_with_driver_sampler_and_metrics(tmp_path):
     m = matrix([{"label": "ev", "server": "event", "set": SMALL_EVENT}],
                {"hello": {"driver": "loadgen", "duration": 1, "connections": 4},
                 "open": {"driver": "loadgen", "mode": "open", "rate": 100, "duration": 1, "connections": 4},
-                "idle": {"driver": "idle", "connections": 6, "duration": 0.5}})
+                "idle": {"driver": "idle", "connections": 6, "duration": 0.5, "probes": 5}})
     doc = run(m, tmp_path)
     assert doc["status"] == "complete"
     hello, = cells(doc, profile="hello")
@@ -72,6 +72,9 @@ def test_a_run_records_each_cell_with_driver_sampler_and_metrics(tmp_path):
     idle, = cells(doc, profile="idle")
     assert idle["result"]["requests"] == 6  # 4 workers, but event parks idle connections
     assert idle["metrics"]["pss_per_idle_conn_kib"] is not None
+    probes = idle["result"]["extra"]["probes"]  # new clients served while the 6 were held
+    assert probes["sent"] >= 1 and probes["answered"] == probes["sent"]
+    assert f"new clients during the hold: {probes['answered']}/{probes['sent']} answered" in doc["_progress"]
     # the summary holds the medians of ok trials; the server record its effective config
     summ = doc["summary"]["profiles"]["ev"]["hello"]
     assert summ["ok"] == 1 and summ["metrics"]["rps"]["median"] == hello["metrics"]["rps"]

@@ -13,12 +13,23 @@ A server that cannot serve them all at once (prefork with 50 children and
 ``starved_connections`` and ``ok`` is false -- that is a finding about the
 MPM, recorded as such.  At the end it counts the connections the server had
 already closed (``extra["closed_by_server"]``, e.g. by KeepAliveTimeout).
-Loopback only; bounded by ``timeout + duration``.
+
+With ``probes=N`` it also asks whether a *new* client is still served fast
+while the idle connections are held: during the hold, up to N requests from
+new clients, one at a time (each its own connection, so the latency is the
+server's, not a queue's), timed from connect to the whole answer
+(``extra["probes"]``: sent, answered with a 2xx, failed, p50/p99/max ms).
+A probe that gets no answer is a finding about the MPM (prefork with every
+child pinned by an idle connection), not a driver error.
+
+The driver's thread is pinned to ``cpus`` while it runs. Loopback only;
+bounded by ``timeout + duration`` (probes: plus one ``timeout``).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import selectors
 import socket
@@ -26,7 +37,7 @@ import time
 from typing import Callable, Iterable
 
 from .base import DriverResult, new_histogram
-from .loadgen import _encode_request, _parse_head, parse_loopback_url
+from .loadgen import _encode_request, _parse_head, _ProtocolError, parse_loopback_url
 
 __all__ = ["run_idle"]
 
@@ -34,6 +45,65 @@ __all__ = ["run_idle"]
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_THREAD)
     return r.ru_utime + r.ru_stime
+
+
+def _ensure_fd_limit(needed: int) -> None:
+    """Raise this process's soft RLIMIT_NOFILE to ``needed`` (up to the hard limit) when it is lower:
+    a thousand idle connections do not fit the common default of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        top = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+
+
+def _complete(buf: bytes) -> int | None:
+    """The status of the answer in ``buf`` once its head and Content-Length body are whole, else None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    status, _, need, _ = _parse_head(buf[:end], False, True)
+    return status if len(buf) - end - 4 >= need else None
+
+
+def _probe(family: int, addr: tuple, request: bytes, timeout: float) -> tuple[int, int]:
+    """One new client: connect, send ``request``, read its whole answer, close.
+
+    Returns (status, microseconds from connect to the answer); OSError when it got none.
+    """
+    t0 = time.monotonic_ns()
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(addr)
+        s.sendall(request)
+        buf = b""
+        while (status := _complete(buf)) is None:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before an answer")
+            buf += chunk
+    return status, max(1, (time.monotonic_ns() - t0) // 1000)
+
+
+def _run_probes(count: int, until: float, family: int, addr: tuple, request: bytes, timeout: float) -> dict:
+    """Up to ``count`` new clients, one at a time, until the monotonic time ``until``; their figures."""
+    hist = new_histogram()
+    sent = answered = failed = 0
+    while sent < count and time.monotonic() < until:
+        sent += 1
+        try:
+            status, us = _probe(family, addr, request, timeout)
+        except (OSError, _ProtocolError):
+            failed += 1
+            continue
+        hist.record_value(us)
+        answered += 200 <= status < 300
+    empty = hist.get_total_count() == 0
+
+    def ms(p: float) -> float | None:
+        return None if empty else round(hist.get_value_at_percentile(p) / 1000, 3)
+
+    return {"probes": count, "sent": sent, "answered": answered, "failed": failed,
+            "p50_ms": ms(50), "p99_ms": ms(99), "max_ms": None if empty else round(hist.get_max_value() / 1000, 3)}
 
 
 def run_idle(
@@ -44,18 +114,36 @@ def run_idle(
     timeout: float = 5.0,
     on_hold: Callable[[int], None] | None = None,
     cpus: Iterable[int] | None = None,
+    probes: int = 0,
 ) -> DriverResult:
     """Answer one request on each of ``connections`` connections, then hold them idle ``duration`` s.
 
     ``on_hold(answered)`` is called once every connection was answered (or
     ``timeout`` passed), just before the idle hold, so the caller can mark
-    its memory sampler.  ``cpus`` is accepted for symmetry and ignored: the
-    driver does almost nothing.
+    its memory sampler.  ``cpus`` pins the calling thread while the driver
+    runs.  ``probes``: new clients served one at a time during the hold
+    (module doc); their figures are ``extra["probes"]``.
     """
     family, addr, hosthdr, target = parse_loopback_url(url)
     if connections < 1:
         raise ValueError("connections must be >= 1")
+    if probes < 0:
+        raise ValueError("probes must be >= 0")
+    _ensure_fd_limit(connections + 64)
     request = _encode_request("GET", target, hosthdr, None, b"", True)
+    pinned = sorted(set(cpus)) if cpus else None
+    previous = os.sched_getaffinity(0)
+    if pinned:
+        os.sched_setaffinity(0, pinned)
+    try:
+        return _run(url, family, addr, request, connections, duration, timeout, on_hold, probes, pinned)
+    finally:
+        if pinned:
+            os.sched_setaffinity(0, previous)
+
+
+def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, duration: float, timeout: float,
+         on_hold: Callable[[int], None] | None, probes: int, pinned: list[int] | None) -> DriverResult:
     cpu0 = _cpu()
     sel = selectors.DefaultSelector()
     socks: list[socket.socket | None] = []
@@ -98,12 +186,8 @@ def run_idle(
                     pending -= 1
                     continue
                 buf = bufs.get(i, b"") + data
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    bufs[i] = buf
-                    continue
-                status, _, need, _ = _parse_head(buf[:end], False, True)
-                if len(buf) - end - 4 < need:
+                status = _complete(buf)
+                if status is None:
                     bufs[i] = buf
                     continue
                 bufs.pop(i, None)
@@ -118,6 +202,7 @@ def run_idle(
         if on_hold is not None:
             on_hold(n_answered)
         hold_end = time.monotonic() + duration
+        probed = _run_probes(probes, hold_end, family, addr, request, timeout) if probes else None
         while time.monotonic() < hold_end:
             time.sleep(min(0.05, max(0.0, hold_end - time.monotonic())))
         closed = 0
@@ -143,6 +228,6 @@ def run_idle(
         requests=n_answered, status_counts=status_counts, errors=errors, duration=elapsed,
         per_connection=answered, starved_connections=connections - n_answered, reconnects=0,
         histogram=hist, driver_cpu_seconds=cpu, driver_cpu_fraction=cpu / elapsed if elapsed > 0 else 0.0,
-        cpus=None, connections=connections, requests_sent=len(sent_ns), url=url, driver="idle", mode="idle",
-        extra={"closed_by_server": closed, "held_seconds": duration},
+        cpus=pinned, connections=connections, requests_sent=len(sent_ns), url=url, driver="idle", mode="idle",
+        extra={"closed_by_server": closed, "held_seconds": duration, **({"probes": probed} if probed else {})},
     )

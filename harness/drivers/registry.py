@@ -67,6 +67,11 @@ def _check_loadgen(values: dict, given: dict) -> list[str]:
     return out
 
 
+def _check_idle(values: dict, given: dict) -> list[str]:
+    out = [] if values["probes"] >= 0 else [f"probes must be >= 0, not {values['probes']!r}"]
+    return out + _path_problems(values)
+
+
 def _check_locust(values: dict, given: dict) -> list[str]:
     if not all(isinstance(u, str) for u in values["user_classes"]):
         return ["user_classes must be a list of class names"]
@@ -91,7 +96,7 @@ def _run_idle(profile, url: str, cpus, on_hold) -> DriverResult:
 
     p = profile.get
     return run_idle(url + p("path"), connections=p("connections"), duration=profile.duration,
-                    timeout=p("timeout"), on_hold=on_hold)
+                    timeout=p("timeout"), on_hold=on_hold, cpus=cpus, probes=p("probes"))
 
 
 def _run_wrk(profile, url: str, cpus, on_hold) -> DriverResult:
@@ -150,7 +155,8 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
         "connections": (int, 100),
         "path": (str, "/"),
         "timeout": ((int, float), 5.0),
-    }, overhead_s=2.0, run=_run_idle, check=lambda values, given: _path_problems(values)),
+        "probes": (int, 0),  # new clients served one at a time during the hold (their latency)
+    }, overhead_s=2.0, run=_run_idle, check=_check_idle),
     Driver("wrk", {
         **COMMON_KEYS,
         "connections": (int, 50),
