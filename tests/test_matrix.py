@@ -17,7 +17,7 @@ def write(tmp_path, doc, name="m.yaml"):
     return path
 
 
-@pytest.mark.parametrize("name", ["all", "quick", "ci"])
+@pytest.mark.parametrize("name", sorted(builtin_matrices()))
 def test_builtin_matrices_load(name):
     m = load_matrix(name)
     assert m.name == name
@@ -35,6 +35,42 @@ def test_builtins_cover_the_issue():
         assert name in labels
     assert load_matrix("quick").trials == 1
     assert load_matrix("ci").suites == ()
+
+
+def test_the_retired_benchmark_scripts_are_matrices():
+    # side_by_side.py: our MPMs sized for 50 connections and gunicorn (-w 2; gthread --threads 8), closed
+    # loop at 50 keep-alive connections, 5 s x 5 interleaved trials after a 1 s warm-up, gunicorn sync the base
+    sbs = load_matrix("side-by-side")
+    sets = {s.label: (s.server, s.set) for s in sbs.servers}
+    assert sets["prefork50"] == ("prefork", {"StartServers": 50, "MinSpareServers": 50, "MaxSpareServers": 60,
+                                             "MaxRequestWorkers": 50, "ServerLimit": 50})
+    assert sets["worker2x25"][1]["ThreadsPerChild"] == 25 and sets["event2x8"][1]["ThreadsPerChild"] == 8
+    assert sets["gunicorn-sync-w2"] == ("gunicorn-sync", {"StartServers": 2, "ServerLimit": 2})
+    assert sets["gunicorn-gthread-w2t8"][1] == {"StartServers": 2, "ServerLimit": 2, "ThreadsPerChild": 8}
+    (hello,) = sbs.profiles
+    assert (hello.driver, hello.get("mode"), hello.get("connections"), hello.duration) == ("loadgen", "closed", 50, 5)
+    assert (sbs.trials, sbs.warmup, sbs.reference, sbs.suites) == (5, 1, "gunicorn-sync-w2", ())
+    # event_idle.py: event 2 x 25 threads, factor 20, 1000 idle connections, 2000 new clients meanwhile
+    idle = load_matrix("event-idle")
+    (event,) = idle.servers
+    assert event.set["AsyncRequestWorkerFactor"] == 20 and event.set["KeepAliveTimeout"] == 300
+    (held,) = idle.profiles
+    assert (held.driver, held.get("connections"), held.get("probes")) == ("idle", 1000, 2000)
+    # driver_vs_wrk.py: wrk -t1 and the closed loop, same connections and duration, on one server start
+    dvw = load_matrix("driver-vs-wrk")
+    drivers = {p.driver: p for p in dvw.profiles}
+    assert set(drivers) == {"wrk", "loadgen"} and drivers["wrk"].get("threads") == 1
+    assert drivers["wrk"].get("connections") == drivers["loadgen"].get("connections") == 50
+    assert drivers["wrk"].duration == drivers["loadgen"].duration
+    assert dvw.trials == 5 and dvw.servers[0].label == "event2x8"
+
+
+def test_idle_probes_must_not_be_negative():
+    doc = {"servers": ["event"], "profiles": {"idle": {"driver": "idle", "duration": 1, "probes": -1}}}
+    with pytest.raises(MatrixError, match="profiles.idle.probes must be >= 0"):
+        parse_matrix(doc)
+    doc["profiles"]["idle"]["probes"] = 10
+    assert parse_matrix(doc).profiles[0].get("probes") == 10
 
 
 def test_defaults_fill_in(tmp_path):
