@@ -5,13 +5,16 @@ it answers every request with a fixed 13-byte body.  It is not a server
 under test; it exists so that `loadgen_selftest.py` can show how many
 requests/s the driver can generate on this machine.
 
-    python benchmarks/_echo_server.py PORTFILE [--cpu N] [--seconds S]
+    python benchmarks/_echo_server.py [--seconds S]
+
+Like our MPMs it prints ``listening on http://127.0.0.1:PORT`` once it
+listens, so the launcher's readiness check (servers.launcher.MPMHandle)
+starts it; whoever starts it pins it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import select
 import socket
 import time
@@ -19,16 +22,13 @@ import time
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
 
 
-def serve(portfile: str, seconds: float) -> None:
+def serve(seconds: float) -> None:
     ls = socket.create_server(("127.0.0.1", 0), backlog=1024)
     ls.setblocking(False)
     ep = select.epoll()
     ep.register(ls.fileno(), select.EPOLLIN)
     conns: dict[int, tuple[socket.socket, list]] = {}
-    tmp = portfile + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(ls.getsockname()[1]))
-    os.replace(tmp, portfile)
+    print(f"listening on http://127.0.0.1:{ls.getsockname()[1]}", flush=True)
     lfd = ls.fileno()
     end = time.monotonic() + seconds  # bounded: the server stops by itself
     while time.monotonic() < end:
@@ -70,10 +70,5 @@ def serve(portfile: str, seconds: float) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("portfile")
-    ap.add_argument("--cpu", type=int)
     ap.add_argument("--seconds", type=float, default=120.0)
-    a = ap.parse_args()
-    if a.cpu is not None:
-        os.sched_setaffinity(0, {a.cpu})
-    serve(a.portfile, a.seconds)
+    serve(ap.parse_args().seconds)

@@ -38,7 +38,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -48,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.drivers.loadgen import run_open_loop  # noqa: E402
+from harness.results import environment  # noqa: E402
+from harness.runner import choose_pinning  # noqa: E402
 from servers.http.limits import Limits  # noqa: E402
 from servers.launcher import start  # noqa: E402
 from tests.fuzzutil import run_fuzz  # noqa: E402
@@ -75,7 +76,6 @@ LOAD_POOLS = {
     "worker": {"StartServers": 2, "ThreadsPerChild": 16, "MinSpareThreads": 8, "MaxSpareThreads": 64},
     "event": {"StartServers": 2, "ThreadsPerChild": 16, "MinSpareThreads": 8, "MaxSpareThreads": 64},
 }
-APP = "tests.wsgi_apps:app"
 CONNECTIONS = 16
 #: seconds between two kills: more than two maintenance ticks (MaintenanceInterval 1 s)
 KILL_SPACING = 2.5
@@ -83,12 +83,13 @@ KILL_SPACING = 2.5
 RESTART_SPACING = 2.0
 
 
-def pick_cpus() -> tuple[list[int] | None, str]:
-    avail = sorted(os.sched_getaffinity(0))
-    if len(avail) >= 2:
-        os.sched_setaffinity(0, {avail[1]})
-        return [avail[0]], f"server on CPU {avail[0]}, client and driver on CPU {avail[1]}"
-    return None, "one CPU: server and client share it"
+def pick_cpus() -> tuple[dict, str]:
+    """The harness's split of the CPUs; this process (client and driver) moves to the driver's half."""
+    pins = choose_pinning("auto")
+    if not pins["server_cpus"]:
+        return pins, "one CPU: server and client share it"
+    os.sched_setaffinity(0, pins["driver_cpus"])
+    return pins, f"server on CPU {pins['server_cpus']}, client and driver on CPU {pins['driver_cpus']}"
 
 
 class Load(threading.Thread):
@@ -154,7 +155,7 @@ def measure_fuzz(mpm: str, count: int, seed: int, cpus) -> dict:
 
 
 def measure_restarts(mpm: str, count: int, rate: float, cpus) -> dict:
-    with start(mpm, LOAD_POOLS[mpm], app=APP, cpus=cpus) as h:
+    with start(mpm, LOAD_POOLS[mpm], cpus=cpus) as h:
         load = Load(h.url, rate, 6.0 + (RESTART_SPACING + 1.0) * count)  # outlasts every restart
         load.start()
         took = []
@@ -184,7 +185,7 @@ def measure_restarts(mpm: str, count: int, rate: float, cpus) -> dict:
 
 
 def measure_graceful_stop(mpm: str, rate: float, cpus) -> dict:
-    h = start(mpm, LOAD_POOLS[mpm], app=APP, cpus=cpus)
+    h = start(mpm, LOAD_POOLS[mpm], cpus=cpus)
     try:
         load = Load(h.url, rate, 5.0)
         load.start()
@@ -204,7 +205,7 @@ def measure_graceful_stop(mpm: str, rate: float, cpus) -> dict:
 
 
 def measure_kills(mpm: str, count: int, rate: float, cpus) -> dict:
-    with start(mpm, LOAD_POOLS[mpm], app=APP, cpus=cpus) as h:
+    with start(mpm, LOAD_POOLS[mpm], cpus=cpus) as h:
         n = LOAD_POOLS[mpm]["StartServers"]
         wait_until(lambda: len(children(h)) >= n, 15, what=f"{n} children")
         load = Load(h.url, rate, 4.0 + (KILL_SPACING + 2.0) * count)
@@ -252,14 +253,6 @@ def measure_kills(mpm: str, count: int, rate: float, cpus) -> dict:
     return out
 
 
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mpm", action="append", choices=MPMS, help="repeatable; default all three")
@@ -270,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s during restarts and kills")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON too")
     args = ap.parse_args(argv)
-    cpus, placement = pick_cpus()
+    pins, placement = pick_cpus()
+    cpus = pins["server_cpus"] or None
     mpms = args.mpm or list(MPMS)
-    results: dict = {"commit": git_commit(), "placement": placement, "rate": args.rate, "mpms": {}}
+    env = environment(pins)
+    results: dict = {"commit": (env["git_commit"] or "")[:12] or None, "placement": placement, "environment": env,
+                     "rate": args.rate, "mpms": {}}
     for mpm in mpms:
         res: dict = {}
         if args.fuzz:

@@ -38,7 +38,7 @@ Commands (start a server first, e.g. ``python -m servers event --listen 127.0.0.
 
 locust exits 0 when no request failed and 1 otherwise.  locust is a
 closed-loop functional load tool (~2.3k req/s per process here): use
-``benchmarks/side_by_side.py`` / the harness loadgen for capacity numbers.
+the harness (``harness run --matrix side-by-side``) and its loadgen for capacity numbers.
 """
 
 from __future__ import annotations

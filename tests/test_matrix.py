@@ -38,7 +38,7 @@ def test_builtins_cover_the_issue():
 
 
 def test_the_retired_benchmark_scripts_are_matrices():
-    # side_by_side.py: our MPMs sized for 50 connections and gunicorn (-w 2; gthread --threads 8), closed
+    # side by side: our MPMs sized for 50 connections and gunicorn (-w 2; gthread --threads 8), closed
     # loop at 50 keep-alive connections, 5 s x 5 interleaved trials after a 1 s warm-up, gunicorn sync the base
     sbs = load_matrix("side-by-side")
     sets = {s.label: (s.server, s.set) for s in sbs.servers}
@@ -50,13 +50,13 @@ def test_the_retired_benchmark_scripts_are_matrices():
     (hello,) = sbs.profiles
     assert (hello.driver, hello.get("mode"), hello.get("connections"), hello.duration) == ("loadgen", "closed", 50, 5)
     assert (sbs.trials, sbs.warmup, sbs.reference, sbs.suites) == (5, 1, "gunicorn-sync-w2", ())
-    # event_idle.py: event 2 x 25 threads, factor 20, 1000 idle connections, 2000 new clients meanwhile
+    # event idle: event 2 x 25 threads, factor 20, 1000 idle connections, 2000 new clients meanwhile
     idle = load_matrix("event-idle")
     (event,) = idle.servers
     assert event.set["AsyncRequestWorkerFactor"] == 20 and event.set["KeepAliveTimeout"] == 300
     (held,) = idle.profiles
     assert (held.driver, held.get("connections"), held.get("probes")) == ("idle", 1000, 2000)
-    # driver_vs_wrk.py: wrk -t1 and the closed loop, same connections and duration, on one server start
+    # driver vs wrk: wrk -t1 and the closed loop, same connections and duration, on one server start
     dvw = load_matrix("driver-vs-wrk")
     drivers = {p.driver: p for p in dvw.profiles}
     assert set(drivers) == {"wrk", "loadgen"} and drivers["wrk"].get("threads") == 1

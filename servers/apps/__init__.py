@@ -1,4 +1,4 @@
-"""Built-in WSGI applications used by the suites and benchmarks.
+"""Built-in WSGI applications used by the suites and the harness.
 
 ``servers.apps:app`` is the default router:
 
