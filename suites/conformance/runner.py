@@ -20,13 +20,11 @@ connection state is learnt by reading, never by sleeping:
 
 from __future__ import annotations
 
-import json
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 
-import h11
+from suites.wire import Conn
 
 from .model import (
     AWAIT_HEAD,
@@ -42,202 +40,16 @@ from .model import (
     Case,
     Echo,
     Outcome,
-    Want,
     status_matches,
     worst,
 )
+from .reading import HOST, Closed, Malformed, Resp, read_response, read_to_eof
 
 PROBE_ECHO = "/echo?conformance-probe"
-HOST = "localhost"
 _IMF_FIXDATE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
     r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
 )
-
-
-@dataclass
-class Resp:
-    """One parsed final response (with the 1xx responses that came before it)."""
-
-    status: int
-    version: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    interim: list[tuple[int, list[tuple[str, str]]]]
-    method: str
-    req_version: str
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        values = [v for n, v in self.headers if n == name]
-        return ", ".join(values) if values else None
-
-    @property
-    def announces_close(self) -> bool:
-        conn = self.header("connection") or ""
-        return "close" in [t.strip().lower() for t in conn.split(",")]
-
-    def json(self) -> dict | None:
-        try:
-            doc = json.loads(self.body.decode("latin-1"))
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
-
-
-class _Eof(Exception):
-    pass
-
-
-class _Pending(Exception):
-    pass
-
-
-class Malformed(Exception):
-    """The server sent something a strict HTTP/1.1 parser refuses."""
-
-
-class Wire:
-    """One client connection: raw bytes out, h11-parsed responses in, every read bounded."""
-
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.eof = False
-        self.send_failed = False
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, data: bytes) -> None:
-        if self.send_failed:
-            return
-        try:
-            self.sock.sendall(data)
-        except OSError:  # EPIPE / ECONNRESET: the server has closed; what it sent may still be read
-            self.send_failed = True
-
-    def shut_wr(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def _recv(self, deadline: float) -> bool:
-        """Read more bytes; False at EOF (or reset); raises _Pending at the deadline."""
-        if self.eof:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _Pending()
-        self.sock.settimeout(left)
-        try:
-            chunk = self.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            raise _Pending() from None
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
-            chunk = b""
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf += chunk
-        return True
-
-    def wait_head(self, timeout: float) -> None:
-        """Wait until a response head (interim or final) is buffered, EOF, or the deadline."""
-        deadline = time.monotonic() + timeout
-        try:
-            while b"\r\n\r\n" not in self.buf and self._recv(deadline):
-                pass
-        except _Pending:
-            pass
-
-    def read_response(self, method: str, version: str, timeout: float) -> Resp:
-        """Parse one final response (after any 1xx). Raises _Eof, _Pending or Malformed."""
-        deadline = time.monotonic() + timeout
-        if self.eof and not self.buf:
-            # the server closed after a close-delimited response (no Content-Length, e.g. httpd's 400
-            # to a bad chunk): nothing more can come; h11 would call EOF here a protocol error
-            raise _Eof()
-        conn = h11.Connection(h11.CLIENT)
-        h11_method = "GET" if method.upper() == "CONNECT" else method
-        # h11 only speaks 1.1 as a client; the request's real version is kept in Resp.req_version
-        conn.send(h11.Request(method=h11_method, target="/", headers=[("Host", HOST)]))
-        conn.send(h11.EndOfMessage())
-        started = bool(self.buf)
-        if self.buf:  # receive_data(b"") would mean EOF to h11
-            conn.receive_data(self.buf)
-            self.buf = b""
-        elif self.eof:
-            conn.receive_data(b"")
-        interim: list[tuple[int, list[tuple[str, str]]]] = []
-        head = None
-        body = []
-        while True:
-            try:
-                ev = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise Malformed(f"malformed response: {exc}") from None
-            if ev is h11.NEED_DATA:
-                try:
-                    more = self._recv(deadline)
-                except _Pending:
-                    pending_bytes = conn.trailing_data[0]
-                    if started or pending_bytes:
-                        raise Malformed("incomplete response before the deadline") from None
-                    raise
-                if more:
-                    started = True
-                    conn.receive_data(self.buf)
-                    self.buf = b""
-                else:
-                    leftover = conn.trailing_data[0]
-                    if not started and not leftover and head is None:
-                        raise _Eof()
-                    conn.receive_data(b"")
-                continue
-            if isinstance(ev, h11.InformationalResponse):
-                started = True
-                interim.append((ev.status_code, _decode(ev.headers)))
-            elif isinstance(ev, h11.Response):
-                started = True
-                head = ev
-            elif isinstance(ev, h11.Data):
-                body.append(bytes(ev.data))
-            elif isinstance(ev, h11.EndOfMessage):
-                rest, closed = conn.trailing_data
-                self.buf = rest
-                if closed:
-                    self.eof = True
-                return Resp(head.status_code, head.http_version.decode(), _decode(head.headers), b"".join(body),
-                            interim, method, version)
-            elif isinstance(ev, h11.ConnectionClosed):
-                if head is None and not interim:
-                    raise _Eof()
-                raise Malformed("connection closed inside a response")
-            elif ev is h11.PAUSED:
-                raise Malformed("h11 paused (protocol switch?)")
-
-    def read_to_eof(self, timeout: float) -> tuple[list[Resp], bool]:
-        """Read responses until EOF (True) or the deadline (False)."""
-        deadline = time.monotonic() + timeout
-        got = []
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                got.append(self.read_response("GET", "1.1", max(left, 0.001)))
-            except _Eof:
-                return got, True
-            except _Pending:
-                return got, False
-
-
-def _decode(headers) -> list[tuple[str, str]]:
-    return [(bytes(n).decode("latin-1").lower(), bytes(v).decode("latin-1")) for n, v in headers]
 
 
 @dataclass
@@ -276,59 +88,22 @@ def run(case: Case, host: str, port: int, probe_target: str, raw: list[bytes] | 
     """Send ``case`` on a fresh connection and observe (see the module docstring)."""
     obs = Observed()
     t0 = time.monotonic()
-    wire = Wire(host, port, case.wait)
-    half_closed = False
+    conn = Conn(port, host=host, timeout=case.wait, nodelay=True)
     try:
         try:
-            for step in (raw if raw is not None else case.send):
-                if isinstance(step, bytes):
-                    wire.send(step)
-                elif step is AWAIT_HEAD:
-                    wire.wait_head(case.wait)
-                elif step is READ:
-                    try:
-                        obs.responses.append(wire.read_response(*case.request_meta(len(obs.responses)), case.wait))
-                    except _Eof:
-                        obs.closed = True
-                        break
-                    except _Pending:
-                        obs.pending = True
-                        break
-                elif step is SHUT_WR:
-                    wire.shut_wr()
-                    half_closed = True
+            half_closed = _send_steps(conn, case, raw if raw is not None else case.send, obs)
             announced = any(r.announces_close for r in obs.responses)
             while not (obs.closed or obs.pending or announced) and len(obs.responses) < case.max_responses:
-                try:
-                    r = wire.read_response(*case.request_meta(len(obs.responses)), case.wait)
-                except _Eof:
-                    obs.closed = True
+                if not _read_next(conn, case, obs):
                     break
-                except _Pending:
-                    obs.pending = True
-                    break
-                obs.responses.append(r)
-                announced = r.announces_close
+                announced = obs.responses[-1].announces_close
             if obs.closed or obs.pending:
                 obs.probe = "not sent"
-            elif announced or half_closed or wire.send_failed or wire.eof:
-                more, obs.closed = wire.read_to_eof(case.wait)
-                obs.extra = more
+            elif announced or half_closed or conn.send_failed or conn.eof:
+                obs.extra, obs.closed = read_to_eof(conn, case.wait)
                 obs.probe = "not sent"
             else:
-                wire.send(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
-                          % (probe_target.encode(), HOST.encode()))
-                more, eof = wire.read_to_eof(case.wait)
-                probe_idx = _find_probe(more, probe_target)
-                if probe_idx is None:
-                    obs.extra = more
-                    obs.closed = eof
-                    obs.probe = "closed" if eof else "stuck"
-                else:
-                    obs.extra = more[:probe_idx] + more[probe_idx + 1:]
-                    obs.closed = False
-                    obs.probe = "answered"
-                    obs.probe_response = more[probe_idx]
+                _probe(conn, case, obs, probe_target)
         except Malformed as exc:
             obs.error = str(exc)
             if obs.responses:
@@ -336,9 +111,56 @@ def run(case: Case, host: str, port: int, probe_target: str, raw: list[bytes] | 
                 obs.error += (f" (after the response {last.status} to {last.method}: stray bytes, e.g. a body "
                               f"on a HEAD response or a body longer than its framing)")
     finally:
-        wire.close()
+        conn.close()
         obs.elapsed = time.monotonic() - t0
     return obs
+
+
+def _send_steps(conn: Conn, case: Case, steps: list, obs: Observed) -> bool:
+    """Send the case's bytes, honouring its steps (step 1); True if the client half-closed."""
+    half_closed = False
+    for step in steps:
+        if isinstance(step, bytes):
+            conn.try_send(step)
+        elif step is AWAIT_HEAD:
+            conn.wait_head(case.wait)
+        elif step is READ:
+            if not _read_next(conn, case, obs):
+                break
+        elif step is SHUT_WR:
+            conn.shut_wr()
+            half_closed = True
+    return half_closed
+
+
+def _read_next(conn: Conn, case: Case, obs: Observed) -> bool:
+    """Read the answer to the case's next request into ``obs``; False at EOF or when none comes (pending)."""
+    try:
+        obs.responses.append(read_response(conn, *case.request_meta(len(obs.responses)), case.wait))
+    except Closed:
+        obs.closed = True
+        return False
+    except TimeoutError:
+        obs.pending = True
+        return False
+    return True
+
+
+def _probe(conn: Conn, case: Case, obs: Observed, probe_target: str) -> None:
+    """Step 3 on a connection still open: send the probe, then sort its answer from extra responses."""
+    conn.try_send(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                  % (probe_target.encode(), HOST.encode()))
+    more, eof = read_to_eof(conn, case.wait)
+    probe_idx = _find_probe(more, probe_target)
+    if probe_idx is None:
+        obs.extra = more
+        obs.closed = eof
+        obs.probe = "closed" if eof else "stuck"
+    else:
+        obs.extra = more[:probe_idx] + more[probe_idx + 1:]
+        obs.closed = False
+        obs.probe = "answered"
+        obs.probe_response = more[probe_idx]
 
 
 def _find_probe(responses: list[Resp], probe_target: str) -> int | None:
@@ -514,5 +336,4 @@ def judge(case: Case, obs: Observed, echo_available: bool, persistent: bool = Tr
     return Judgement(verdict, reasons, obs, matched)
 
 
-__all__ = ["Judgement", "Observed", "PROBE_ECHO", "Resp", "Wire", "judge", "run", "response_rule_violations",
-           "EITHER"]
+__all__ = ["Judgement", "Observed", "PROBE_ECHO", "Resp", "judge", "run", "response_rule_violations", "EITHER"]

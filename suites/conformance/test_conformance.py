@@ -21,6 +21,7 @@ import pytest
 from . import runner
 from .cases import CASES
 from .model import FAIL, PASS, WARN, Case
+from .reading import ask
 
 
 class ConformanceWarning(UserWarning):
@@ -34,19 +35,12 @@ def echo_available(host: str, port: int) -> bool:
     """Whether GET /echo answers the JSON mirror (asked once per server)."""
     key = (host, port)
     if key not in _ECHO:
-        ok = False
-        wire = None
         try:
-            wire = runner.Wire(host, port, 3.0)
-            wire.send(b"GET /echo?conformance-check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            r = wire.read_response("GET", "1.1", 3.0)
+            r = ask(host, port, b"GET /echo?conformance-check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             doc = r.json() if r.status == 200 else None
             ok = bool(doc) and doc.get("target") == "/echo?conformance-check" and "headers" in doc
         except Exception:  # noqa: BLE001 - any failure means "no mirror"
             ok = False
-        finally:
-            if wire is not None:
-                wire.close()
         _ECHO[key] = ok
     return _ECHO[key]
 
@@ -58,17 +52,11 @@ def root_post_status(host: str, port: int) -> int | None:
     """The status ``POST /`` (empty body) gets: 405 from servers.apps:app, 200 from a static file (asked once)."""
     key = (host, port)
     if key not in _ROOT:
-        status = None
-        wire = None
         try:
-            wire = runner.Wire(host, port, 3.0)
-            wire.send(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            status = wire.read_response("POST", "1.1", 3.0).status
+            status = ask(host, port, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+                                     b"Connection: close\r\n\r\n", method="POST").status
         except Exception:  # noqa: BLE001 - unknown premise: run the case
             status = None
-        finally:
-            if wire is not None:
-                wire.close()
         _ROOT[key] = status
     return _ROOT[key]
 
@@ -81,34 +69,21 @@ def persistent_connections(host: str, port: int) -> bool:
     a plain HTTP/1.1 ``GET /`` is answered with ``Connection: close`` (asked once)."""
     key = (host, port)
     if key not in _PERSISTENT:
-        ok = True
-        wire = None
         try:
-            wire = runner.Wire(host, port, 3.0)
-            wire.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            ok = not wire.read_response("GET", "1.1", 3.0).announces_close
+            ok = not ask(host, port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").announces_close
         except Exception:  # noqa: BLE001 - unknown: judge as persistent (the strict default)
             ok = True
-        finally:
-            if wire is not None:
-                wire.close()
         _PERSISTENT[key] = ok
     return _PERSISTENT[key]
 
 
 def _healthy(host: str, port: int) -> str | None:
     """None if a fresh connection is still served a 2xx for GET /, else why not."""
-    wire = None
     try:
-        wire = runner.Wire(host, port, 3.0)
-        wire.send(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        r = wire.read_response("GET", "1.1", 3.0)
+        r = ask(host, port, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         return None if 200 <= r.status < 300 else f"health check answered {r.status}"
     except Exception as exc:  # noqa: BLE001
         return f"health check failed: {exc!r}"
-    finally:
-        if wire is not None:
-            wire.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
