@@ -31,19 +31,22 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
 from .mpm.spec import MPM_NAMES
 from .mpm.spec import MPMS as MPM_SPECS
+from .mpm.spec import MPMSpec
 
 __all__ = [
     "MPMS",
     "DIRECTIVES",
+    "NOT_IMPLEMENTED",
     "ConfigError",
     "Directive",
+    "PerMPM",
     "ReadTimeout",
     "RequestReadTimeout",
     "ServerConfig",
@@ -56,15 +59,10 @@ __all__ = [
 ]
 
 MPMS = MPM_NAMES  # declared once, in servers.mpm.spec
+# Which MPMs have a directive follows from the kind of MPM each one is.
 _THREADED = tuple(name for name, spec in MPM_SPECS.items() if spec.threaded)
-
-# Compile-time hard maxima (MAX_SERVER_LIMIT / MAX_THREAD_LIMIT in each MPM).
-_HARD_SERVER_LIMIT = {name: spec.hard_server_limit for name, spec in MPM_SPECS.items()}
-_HARD_THREAD_LIMIT = {name: spec.hard_thread_limit for name, spec in MPM_SPECS.items() if spec.threaded}
-
-# httpd's AH message numbers for the startup warnings we reproduce; they differ
-# per MPM because each MPM carries its own copy of the check_config code.
-_AH = {name: spec.config_codes for name, spec in MPM_SPECS.items()}
+_UNTHREADED = tuple(name for name, spec in MPM_SPECS.items() if not spec.threaded)
+_ASYNC = tuple(name for name, spec in MPM_SPECS.items() if spec.asynchronous)
 
 _LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 _DEFAULTS_LABEL = "<defaults>"
@@ -184,6 +182,10 @@ _DEFAULT_ACCEPT_FILTER = AcceptFilter((("http", "data"), ("https", "data")))
 class ServerConfig:
     """The effective settings of one server, attribute names = httpd directives.
 
+    One field per entry of the directive table, in its order (a test checks it);
+    the fields are written out, rather than generated from the table, so type
+    checkers and readers see them.
+
     Directives that do not apply to the MPM hold neutral values: prefork has
     ThreadsPerChild = ThreadLimit = 1 and Min/MaxSpareThreads = 0; worker and
     event have Min/MaxSpareServers = 0. AsyncRequestWorkerFactor is only used
@@ -197,10 +199,10 @@ class ServerConfig:
     MaxSpareServers: int
     MinSpareThreads: int
     MaxSpareThreads: int
-    MaxRequestWorkers: int
-    ServerLimit: int
     ThreadsPerChild: int
     ThreadLimit: int
+    MaxRequestWorkers: int
+    ServerLimit: int
     MaxConnectionsPerChild: int
     AsyncRequestWorkerFactor: float
     KeepAlive: bool
@@ -217,8 +219,8 @@ class ServerConfig:
     GracefulShutdownTimeout: float
     PidFile: str | None
     ErrorLog: str | None
-    LogLevel: str
     ServerName: str | None
+    LogLevel: str
     MaintenanceInterval: float
     BenchCPUWorkMicroseconds: int
     BenchBallastMiB: float
@@ -580,74 +582,216 @@ def _parse_request_read_timeout(value: object) -> dict[str, ReadTimeout]:
 
 
 # --------------------------------------------------------------------------
+# Value writers: how format_config and httpd.conf spell a value. Each returns
+# one text, or a list of texts for a directive written once per item.
+
+
+def _texts(text: str | list[str]) -> list[str]:
+    return [text] if isinstance(text, str) else list(text)
+
+
+def _on_off(flag: bool) -> str:
+    return "On" if flag else "Off"
+
+
+def _fmt_duration(seconds: float) -> str:
+    """Whole seconds, else exact milliseconds ("1500ms"), else the float; parse_override reads each back."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    millis = seconds * 1000.0
+    return f"{round(millis)}ms" if abs(millis - round(millis)) < 1e-9 else repr(float(seconds))
+
+
+def _fmt_listen(addresses: tuple[tuple[str, int], ...]) -> list[str]:
+    return [_fmt_address(address) for address in addresses]
+
+
+def _httpd_duration(seconds: float) -> str:
+    """httpd's time syntax (ap_timeout_parameter_parse): whole seconds, else milliseconds."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _httpd_whole_seconds(name: str, seconds: float) -> str:
+    """httpd reads these as integers (GracefulShutdownTimeout, mod_reqtimeout's stages): refuse a fraction."""
+    if not float(seconds).is_integer():
+        raise ConfigError(f"{_OVERRIDES_LABEL}: {name} {seconds:g}: httpd takes whole seconds here",
+                          source=_OVERRIDES_LABEL, key=name)
+    return str(int(seconds))
+
+
+def _httpd_graceful_timeout(seconds: float) -> str:
+    return _httpd_whole_seconds("GracefulShutdownTimeout", seconds)
+
+
+def _httpd_request_read_timeout(rrt: RequestReadTimeout) -> str:
+    parts = []
+    for stage in _STAGES:
+        t = getattr(rrt, stage)
+        if stage == "handshake" and not t.enabled:
+            continue  # TLS only, and only httpd >= 2.4.39 knows the word
+        for label, value in (("timeout", t.timeout), ("maximum", t.max_timeout)):
+            _httpd_whole_seconds(f"RequestReadTimeout {stage} {label}", value)
+        parts.append(f"{stage}={t}")
+    return " ".join(parts)
+
+
+def _httpd_factor(factor: float) -> str:
+    return str(int(factor)) if float(factor).is_integer() else f"{factor:g}"
+
+
+def _merge_stages(current: RequestReadTimeout, given: Mapping[str, ReadTimeout]) -> RequestReadTimeout:
+    """mod_reqtimeout merges per stage: a later setting changes only the stages it names."""
+    return RequestReadTimeout(**{stage: given.get(stage, getattr(current, stage)) for stage in _STAGES})
+
+
+def _merge_filters(current: AcceptFilter, given: Mapping[str, str]) -> AcceptFilter:
+    """One AcceptFilter line per protocol, as in httpd: later settings win per protocol."""
+    return AcceptFilter(tuple({**dict(current.filters), **given}.items()))
+
+
+def _bench_on(cfg: ServerConfig) -> bool:
+    # the testing knobs are printed only when on, so a run with an injected regression always says so
+    return bool(cfg.BenchCPUWorkMicroseconds or cfg.BenchBallastMiB)
+
+
+# --------------------------------------------------------------------------
 # The directive table: declared once, used for validation, canonical names,
-# suggestions, format_config and the docs.
+# suggestions, defaults, format_config, the httpd.conf of servers.external
+# and the docs.
+
+
+class PerMPM(dict):
+    """A default that differs between the MPMs a directive belongs to: ``PerMPM(prefork=5, worker=3, event=3)``."""
 
 
 @dataclass(frozen=True)
 class Directive:
-    """One supported directive: its canonical name, the MPMs it belongs to, a one-line meaning."""
+    """One supported directive and everything the loader and the writers need to know about it.
+
+    ``default`` is httpd 2.4's compiled-in value (each MPM's mpm_default.h, core,
+    mod_reqtimeout; docs/mpm-model.md §6), a :class:`PerMPM` where the MPMs differ;
+    MPMs outside ``mpms`` hold ``neutral``. ``show`` writes the value for
+    :func:`format_config`; ``httpd_show`` for httpd.conf where httpd spells it
+    differently, and ``httpd`` is False for mpm-harness knobs httpd does not have.
+    A directive with ``merge`` accumulates its settings (mod_reqtimeout's stages,
+    AcceptFilter's protocols) instead of the last one winning. format_config writes
+    ``comment`` before the value, ``# NAME not set (unset)`` for a None value, and
+    nothing when ``shown`` says no.
+    """
 
     name: str
     mpms: tuple[str, ...]
     summary: str
     parse: Callable[[object], Any]
+    _: KW_ONLY
+    default: Any
+    neutral: Any = None
+    show: Callable[[Any], str | list[str]] = str
+    httpd: bool = True
+    httpd_show: Callable[[Any], str | list[str]] | None = None
+    merge: Callable[[Any, Any], Any] | None = None
+    unset: str | None = None
+    comment: str | None = None
+    shown: Callable[[ServerConfig], bool] | None = None
 
+    def default_for(self, mpm: str) -> Any:
+        """The compiled-in value for ``mpm``; the neutral value where the MPM has no such directive."""
+        if mpm not in self.mpms:
+            return self.neutral
+        return self.default[mpm] if isinstance(self.default, PerMPM) else self.default
 
-def _d(name: str, mpms: tuple[str, ...], summary: str, parse: Callable[[object], Any]) -> Directive:
-    return Directive(name, mpms, summary, parse)
+    def conf_lines(self, cfg: ServerConfig) -> list[str]:
+        """format_config's lines for this directive of ``cfg`` (none when it does not apply)."""
+        if cfg.mpm not in self.mpms or (self.shown is not None and not self.shown(cfg)):
+            return []
+        value = getattr(cfg, self.name)
+        lines = [f"# {self.comment}"] if self.comment else []
+        if value is None and self.unset is not None:
+            return [*lines, f"# {self.name} not set ({self.unset})"]
+        return [*lines, *(f"{self.name} {text}" for text in _texts(self.show(value)))]
+
+    def httpd_values(self, value: Any) -> list[str]:
+        """``value`` as httpd.conf spells it, one text per line; ConfigError where httpd's syntax cannot hold it."""
+        if not self.httpd:
+            raise ValueError(f"{self.name} is an mpm-harness knob, not an httpd directive")
+        return _texts((self.httpd_show or self.show)(value))
 
 
 _AT_LEAST_1 = " (httpd would warn and use 1; mpm-harness refuses it)"
 
+# In format_config's order; ServerConfig's fields follow it.
 _DIRECTIVE_LIST = (
-    _d("Listen", MPMS, "addresses to listen on: 'host:port', '[v6]:port' or a port (127.0.0.1)", _parse_listen),
-    _d("StartServers", MPMS, "child processes forked at startup", _int_parser(1, why=_AT_LEAST_1)),
-    _d("MinSpareServers", ("prefork",), "fewest idle child processes before more are forked",
-       _int_parser(1, why=_AT_LEAST_1)),
-    _d("MaxSpareServers", ("prefork",), "most idle child processes before one is retired", _int_parser(0)),
-    _d("MinSpareThreads", _THREADED, "fewest idle worker threads, server-wide, before a child is forked",
-       _int_parser(1, why=_AT_LEAST_1)),
-    _d("MaxSpareThreads", _THREADED, "most idle worker threads, server-wide, before a child is retired",
-       _int_parser(0)),
-    _d("MaxRequestWorkers", MPMS, "most connections served at once (prefork: processes; else threads)",
-       _int_parser(1, why=_AT_LEAST_1)),
-    _d("ServerLimit", MPMS, "most child processes for the server's lifetime (sizes the scoreboard)",
-       _int_parser(1, why=_AT_LEAST_1)),
-    _d("ThreadsPerChild", _THREADED, "worker threads in each child process", _int_parser(1, why=_AT_LEAST_1)),
-    _d("ThreadLimit", _THREADED, "upper bound of ThreadsPerChild for the server's lifetime",
-       _int_parser(1, why=_AT_LEAST_1)),
-    _d("MaxConnectionsPerChild", MPMS, "connections a child serves before it exits (0 = never)", _int_parser(0)),
-    _d("AsyncRequestWorkerFactor", ("event",), "extra connections accepted per idle worker thread",
-       _parse_factor),
-    _d("KeepAlive", MPMS, "allow persistent connections (On/Off)", _parse_on_off),
-    _d("KeepAliveTimeout", MPMS, "seconds to wait for the next request on a persistent connection",
-       _duration_parser(False)),
-    _d("MaxKeepAliveRequests", MPMS, "requests per persistent connection (0 = unlimited)", _int_parser(0)),
-    _d("Timeout", MPMS, "seconds to wait for each read or write", _duration_parser(True)),
-    _d("RequestReadTimeout", MPMS, "mod_reqtimeout: deadlines and minimum rates for reading a request",
-       _parse_request_read_timeout),
-    _d("ListenBacklog", MPMS, "listen() backlog (the kernel caps it at somaxconn)", _int_parser(1)),
-    _d("AcceptFilter", MPMS, "'PROTOCOL FILTER': any filter but 'none' defers accept until data arrives "
-       "(Linux TCP_DEFER_ACCEPT)", _parse_accept_filter),
-    _d("LimitRequestLine", MPMS, "bytes allowed in the request line", _int_parser(1)),
-    _d("LimitRequestFieldSize", MPMS, "bytes allowed in one request header field", _int_parser(1)),
-    _d("LimitRequestFields", MPMS, "request header fields allowed (0 = unlimited)", _int_parser(0)),
-    _d("LimitRequestBody", MPMS, "bytes allowed in a request body (0 = unlimited; default 1 GiB)",
-       _int_parser(0, maximum=2147483647)),
-    _d("GracefulShutdownTimeout", MPMS, "seconds graceful-stop waits before killing children (0 = forever)",
-       _duration_parser(False)),
-    _d("PidFile", MPMS, "file the parent writes its PID to (unset = none)", _parse_optional_str),
-    _d("ErrorLog", MPMS, "error log file (unset = stderr)", _parse_optional_str),
-    _d("LogLevel", MPMS, "error log verbosity: emerg alert crit error warn notice info debug", _parse_log_level),
-    _d("ServerName", MPMS, "host name the server uses for itself (unset = derived from the address)",
-       _parse_optional_str),
-    _d("MaintenanceInterval", MPMS, "mpm-harness knob: seconds between parent maintenance ticks (httpd: 1)",
-       _duration_parser(True)),
-    _d("BenchCPUWorkMicroseconds", MPMS, "mpm-harness testing knob: CPU microseconds burnt in every request "
-       "(0 = off)", _int_parser(0, maximum=10_000_000)),
-    _d("BenchBallastMiB", MPMS, "mpm-harness testing knob: MiB of memory each child process allocates and "
-       "touches (0 = off)", _mib_parser),
+    Directive("Listen", MPMS, "addresses to listen on: 'host:port', '[v6]:port' or a port (127.0.0.1)",
+              _parse_listen, default=(("127.0.0.1", 8080),), show=_fmt_listen),
+    Directive("StartServers", MPMS, "child processes forked at startup", _int_parser(1, why=_AT_LEAST_1),
+              default=PerMPM(prefork=5, worker=3, event=3)),
+    Directive("MinSpareServers", _UNTHREADED, "fewest idle child processes before more are forked",
+              _int_parser(1, why=_AT_LEAST_1), default=5, neutral=0),
+    Directive("MaxSpareServers", _UNTHREADED, "most idle child processes before one is retired", _int_parser(0),
+              default=10, neutral=0),
+    # worker/event: 3 x 25 spare floor, 10 x 25 ceiling, 16 x 25 workers
+    Directive("MinSpareThreads", _THREADED, "fewest idle worker threads, server-wide, before a child is forked",
+              _int_parser(1, why=_AT_LEAST_1), default=75, neutral=0),
+    Directive("MaxSpareThreads", _THREADED, "most idle worker threads, server-wide, before a child is retired",
+              _int_parser(0), default=250, neutral=0),
+    Directive("ThreadsPerChild", _THREADED, "worker threads in each child process", _int_parser(1, why=_AT_LEAST_1),
+              default=25, neutral=1),
+    Directive("ThreadLimit", _THREADED, "upper bound of ThreadsPerChild for the server's lifetime",
+              _int_parser(1, why=_AT_LEAST_1), default=64, neutral=1),
+    # prefork's pre_config sets MaxRequestWorkers = ServerLimit = 256
+    Directive("MaxRequestWorkers", MPMS, "most connections served at once (prefork: processes; else threads)",
+              _int_parser(1, why=_AT_LEAST_1), default=PerMPM(prefork=256, worker=400, event=400)),
+    Directive("ServerLimit", MPMS, "most child processes for the server's lifetime (sizes the scoreboard)",
+              _int_parser(1, why=_AT_LEAST_1), default=PerMPM(prefork=256, worker=16, event=16)),
+    Directive("MaxConnectionsPerChild", MPMS, "connections a child serves before it exits (0 = never)",
+              _int_parser(0), default=0),
+    Directive("AsyncRequestWorkerFactor", _ASYNC, "extra connections accepted per idle worker thread",
+              _parse_factor, default=2.0, neutral=2.0, show=_fmt_number, httpd_show=_httpd_factor),
+    Directive("KeepAlive", MPMS, "allow persistent connections (On/Off)", _parse_on_off, default=True,
+              show=_on_off),
+    Directive("KeepAliveTimeout", MPMS, "seconds to wait for the next request on a persistent connection",
+              _duration_parser(False), default=5.0, show=_fmt_duration, httpd_show=_httpd_duration),
+    Directive("MaxKeepAliveRequests", MPMS, "requests per persistent connection (0 = unlimited)", _int_parser(0),
+              default=100),
+    Directive("Timeout", MPMS, "seconds to wait for each read or write", _duration_parser(True), default=60.0,
+              show=_fmt_duration, httpd_show=_httpd_duration),
+    Directive("RequestReadTimeout", MPMS, "mod_reqtimeout: deadlines and minimum rates for reading a request",
+              _parse_request_read_timeout, default=_DEFAULT_RRT, merge=_merge_stages,
+              httpd_show=_httpd_request_read_timeout),
+    Directive("ListenBacklog", MPMS, "listen() backlog (the kernel caps it at somaxconn)", _int_parser(1),
+              default=511),
+    Directive("AcceptFilter", MPMS, "'PROTOCOL FILTER': any filter but 'none' defers accept until data arrives "
+              "(Linux TCP_DEFER_ACCEPT)", _parse_accept_filter, default=_DEFAULT_ACCEPT_FILTER,
+              show=AcceptFilter.lines, merge=_merge_filters),
+    Directive("LimitRequestLine", MPMS, "bytes allowed in the request line", _int_parser(1), default=8190),
+    Directive("LimitRequestFieldSize", MPMS, "bytes allowed in one request header field", _int_parser(1),
+              default=8190),
+    Directive("LimitRequestFields", MPMS, "request header fields allowed (0 = unlimited)", _int_parser(0),
+              default=100),
+    # httpd >= 2.4.54's compiled-in default is 1 GiB (it was 0, unlimited, before)
+    Directive("LimitRequestBody", MPMS, "bytes allowed in a request body (0 = unlimited; default 1 GiB)",
+              _int_parser(0, maximum=2147483647), default=1073741824),
+    Directive("GracefulShutdownTimeout", MPMS, "seconds graceful-stop waits before killing children (0 = forever)",
+              _duration_parser(False), default=0.0, show=_fmt_duration, httpd_show=_httpd_graceful_timeout),
+    Directive("PidFile", MPMS, "file the parent writes its PID to (unset = none)", _parse_optional_str,
+              default=None, unset="no pid file"),
+    Directive("ErrorLog", MPMS, "error log file (unset = stderr)", _parse_optional_str, default=None,
+              unset="stderr"),
+    Directive("ServerName", MPMS, "host name the server uses for itself (unset = derived from the address)",
+              _parse_optional_str, default=None, unset="derived"),
+    Directive("LogLevel", MPMS, "error log verbosity: emerg alert crit error warn notice info debug",
+              _parse_log_level, default="warn"),
+    Directive("MaintenanceInterval", MPMS, "mpm-harness knob: seconds between parent maintenance ticks (httpd: 1)",
+              _duration_parser(True), default=1.0, show=_fmt_duration, httpd=False,
+              comment="MaintenanceInterval is an mpm-harness knob, not an httpd directive (httpd: fixed 1 s)"),
+    Directive("BenchCPUWorkMicroseconds", MPMS, "mpm-harness testing knob: CPU microseconds burnt in every "
+              "request (0 = off)", _int_parser(0, maximum=10_000_000), default=0, httpd=False, shown=_bench_on,
+              comment="Bench* are mpm-harness testing knobs that inject a known regression (docs/gate.md)"),
+    Directive("BenchBallastMiB", MPMS, "mpm-harness testing knob: MiB of memory each child process allocates "
+              "and touches (0 = off)", _mib_parser, default=0.0, show=_fmt_number, httpd=False,
+              shown=_bench_on),
 )
 
 #: Supported directives by canonical name (read-only use, e.g. for CLI help).
@@ -660,11 +804,11 @@ _ALIASES = {
                             "MaxRequestsPerChild is deprecated, use MaxConnectionsPerChild instead."),
 }
 
-# Real httpd directives from the design's table that mpm-harness does not
-# implement: accepted and ignored (with a note) so an httpd-derived file loads.
-_NOT_IMPLEMENTED = ("ListenCoresBucketsRatio", "MaxMemFree")
+#: Real httpd directives mpm-harness does not implement: accepted and ignored (with a
+#: note) so an httpd-derived file loads; servers.external.apache passes them to httpd.
+NOT_IMPLEMENTED = ("ListenCoresBucketsRatio", "MaxMemFree")
 
-_BY_LOWER: dict[str, str] = {name.lower(): name for name in (*DIRECTIVES, *_ALIASES, *_NOT_IMPLEMENTED)}
+_BY_LOWER: dict[str, str] = {name.lower(): name for name in (*DIRECTIVES, *_ALIASES, *NOT_IMPLEMENTED)}
 
 
 def _canonical(key: object, source: str) -> str:
@@ -684,43 +828,8 @@ def _canonical(key: object, source: str) -> str:
 
 
 def _mpm_defaults(mpm: str) -> dict[str, Any]:
-    """Compiled-in defaults of httpd 2.4 (docs/mpm-model.md §6)."""
-    values: dict[str, Any] = {
-        "Listen": (("127.0.0.1", 8080),),
-        "MaxConnectionsPerChild": 0,
-        "AsyncRequestWorkerFactor": 2.0,
-        "KeepAlive": True,
-        "KeepAliveTimeout": 5.0,
-        "MaxKeepAliveRequests": 100,
-        "Timeout": 60.0,
-        "RequestReadTimeout": _DEFAULT_RRT,
-        "ListenBacklog": 511,
-        "AcceptFilter": _DEFAULT_ACCEPT_FILTER,
-        "LimitRequestLine": 8190,
-        "LimitRequestFieldSize": 8190,
-        "LimitRequestFields": 100,
-        # httpd >= 2.4.54's compiled-in default is 1 GiB (it was 0, unlimited, before)
-        "LimitRequestBody": 1073741824,
-        "GracefulShutdownTimeout": 0.0,
-        "PidFile": None,
-        "ErrorLog": None,
-        "LogLevel": "warn",
-        "ServerName": None,
-        "MaintenanceInterval": 1.0,
-        "BenchCPUWorkMicroseconds": 0,
-        "BenchBallastMiB": 0.0,
-    }
-    if mpm == "prefork":
-        # prefork's pre_config sets MaxRequestWorkers = ServerLimit = 256.
-        values.update(StartServers=5, MinSpareServers=5, MaxSpareServers=10, MinSpareThreads=0,
-                      MaxSpareThreads=0, MaxRequestWorkers=256, ServerLimit=256, ThreadsPerChild=1,
-                      ThreadLimit=1)
-    else:
-        # worker/event: 3 x 25 spare floor, 10 x 25 ceiling, 16 x 25 workers.
-        values.update(StartServers=3, MinSpareServers=0, MaxSpareServers=0, MinSpareThreads=75,
-                      MaxSpareThreads=250, MaxRequestWorkers=400, ServerLimit=16, ThreadsPerChild=25,
-                      ThreadLimit=64)
-    return values
+    """Compiled-in defaults of httpd 2.4 for ``mpm``, from the directive table (docs/mpm-model.md §6)."""
+    return {d.name: d.default_for(mpm) for d in _DIRECTIVE_LIST}
 
 
 # --------------------------------------------------------------------------
@@ -818,7 +927,7 @@ def _collect(
             sections.append((name, value))
             continue
         name = _canonical(key, source)
-        if name in _NOT_IMPLEMENTED:
+        if name in NOT_IMPLEMENTED:
             if section in (None, mpm):
                 notes.append(f"{source}: {where}{name} is not implemented by mpm-harness, ignored")
             continue
@@ -841,9 +950,9 @@ def _collect(
                          f"(it belongs to {'/'.join(directive.mpms)})")
             continue
         if alias_message:
-            ah = _AH[mpm]["maxclients"] if name == "MaxClients" else "00545"
+            ah = MPM_SPECS[mpm].config_codes["maxclients"] if name == "MaxClients" else "00545"
             notes.append(f"{source}: AH{ah}: {alias_message}")
-        if target in seen and target not in ("RequestReadTimeout", "AcceptFilter"):
+        if target in seen and directive.merge is None:
             notes.append(f"{source}: {where}{target} is set more than once ({seen[target]!r} and {key!r}); "
                          "the last value wins")
         seen[target] = str(key)
@@ -861,71 +970,78 @@ def _collect(
 
 def _apply_limits(mpm: str, v: dict[str, Any], notes: list[str]) -> None:
     """Each MPM's check_config hook, then the adjustments its run hook makes (buckets = 1)."""
-    ah = _AH[mpm]
-    hard = _HARD_SERVER_LIMIT[mpm]
+    spec = MPM_SPECS[mpm]
+    hard = spec.hard_server_limit
     if v["ServerLimit"] > hard:
-        notes.append(f"AH{ah['server_limit']}: ServerLimit of {v['ServerLimit']} exceeds compile-time limit "
-                     f"of {hard} servers, decreasing to {hard}.")
+        notes.append(f"AH{spec.config_codes['server_limit']}: ServerLimit of {v['ServerLimit']} exceeds "
+                     f"compile-time limit of {hard} servers, decreasing to {hard}.")
         v["ServerLimit"] = hard
-
-    if mpm == "prefork":
-        if v["MaxRequestWorkers"] > v["ServerLimit"]:
-            notes.append(f"AH{ah['mrw_over_limit']}: MaxRequestWorkers of {v['MaxRequestWorkers']} exceeds "
-                         f"ServerLimit value of {v['ServerLimit']} servers, decreasing MaxRequestWorkers to "
-                         f"{v['ServerLimit']}. To increase, please see the ServerLimit directive.")
-            v["MaxRequestWorkers"] = v["ServerLimit"]
-        daemons_limit = v["MaxRequestWorkers"]
-        # prefork_run(): MaxSpareServers >= MinSpareServers + buckets (silent in httpd)
-        if v["MaxSpareServers"] < v["MinSpareServers"] + 1:
-            raised = v["MinSpareServers"] + 1
-            notes.append(f"MaxSpareServers of {v['MaxSpareServers']} is less than MinSpareServers of "
-                         f"{v['MinSpareServers']} + 1, increasing to {raised} (httpd adjusts this silently).")
-            v["MaxSpareServers"] = raised
-    else:
-        thread_hard = _HARD_THREAD_LIMIT[mpm]
-        if v["ThreadLimit"] > thread_hard:
-            notes.append(f"AH{ah['thread_limit']}: ThreadLimit of {v['ThreadLimit']} exceeds compile-time limit "
-                         f"of {thread_hard} threads, decreasing to {thread_hard}.")
-            v["ThreadLimit"] = thread_hard
-        if v["ThreadsPerChild"] > v["ThreadLimit"]:
-            notes.append(f"AH{ah['tpc_over_limit']}: ThreadsPerChild of {v['ThreadsPerChild']} exceeds "
-                         f"ThreadLimit of {v['ThreadLimit']} threads, decreasing to {v['ThreadLimit']}. "
-                         "To increase, please see the ThreadLimit directive.")
-            v["ThreadsPerChild"] = v["ThreadLimit"]
-        tpc = v["ThreadsPerChild"]
-        if v["MaxRequestWorkers"] < tpc:
-            notes.append(f"AH{ah['mrw_below_tpc']}: MaxRequestWorkers of {v['MaxRequestWorkers']} is less than "
-                         f"ThreadsPerChild of {tpc}, increasing to {tpc}. MaxRequestWorkers must be at least "
-                         "as large as the number of threads in a single server.")
-            v["MaxRequestWorkers"] = tpc
-        daemons_limit = v["MaxRequestWorkers"] // tpc
-        if v["MaxRequestWorkers"] % tpc:
-            rounded = daemons_limit * tpc
-            notes.append(f"AH{ah['mrw_multiple']}: MaxRequestWorkers of {v['MaxRequestWorkers']} is not an "
-                         f"integer multiple of ThreadsPerChild of {tpc}, decreasing to nearest multiple "
-                         f"{rounded}, for a maximum of {daemons_limit} servers.")
-            v["MaxRequestWorkers"] = rounded
-        if daemons_limit > v["ServerLimit"]:
-            capped = v["ServerLimit"] * tpc
-            notes.append(f"AH{ah['mrw_over_limit']}: MaxRequestWorkers of {v['MaxRequestWorkers']} would "
-                         f"require {daemons_limit} servers and would exceed ServerLimit of {v['ServerLimit']}, "
-                         f"decreasing to {capped}. To increase, please see the ServerLimit directive.")
-            v["MaxRequestWorkers"] = capped
-            daemons_limit = v["ServerLimit"]
-        # worker_run()/event_run(): MaxSpareThreads >= Min + (TPC + 1) * buckets (silent in httpd)
-        floor = v["MinSpareThreads"] + tpc + 1
-        if v["MaxSpareThreads"] < floor:
-            notes.append(f"MaxSpareThreads of {v['MaxSpareThreads']} is less than MinSpareThreads of "
-                         f"{v['MinSpareThreads']} + ThreadsPerChild of {tpc} + 1, increasing to {floor} "
-                         "(httpd adjusts this silently).")
-            v["MaxSpareThreads"] = floor
-
+    daemons_limit = (_threaded_limits if spec.threaded else _process_limits)(spec, v, notes)
     # *_run(): never start more children than may ever run (silent in httpd)
     if v["StartServers"] > daemons_limit:
-        basis = "MaxRequestWorkers" if mpm == "prefork" else "MaxRequestWorkers / ThreadsPerChild"
+        basis = "MaxRequestWorkers / ThreadsPerChild" if spec.threaded else "MaxRequestWorkers"
         notes.append(f"StartServers of {v['StartServers']} exceeds the limit of {daemons_limit} servers "
                      f"({basis}), decreasing to {daemons_limit} (httpd caps this silently).")
         v["StartServers"] = daemons_limit
+
+
+def _process_limits(spec: MPMSpec, v: dict[str, Any], notes: list[str]) -> int:
+    """prefork_check_config() and prefork_run(): one worker per process. Returns ap_daemons_limit."""
+    if v["MaxRequestWorkers"] > v["ServerLimit"]:
+        notes.append(f"AH{spec.config_codes['mrw_over_limit']}: MaxRequestWorkers of {v['MaxRequestWorkers']} "
+                     f"exceeds ServerLimit value of {v['ServerLimit']} servers, decreasing MaxRequestWorkers to "
+                     f"{v['ServerLimit']}. To increase, please see the ServerLimit directive.")
+        v["MaxRequestWorkers"] = v["ServerLimit"]
+    # prefork_run(): MaxSpareServers >= MinSpareServers + buckets (silent in httpd)
+    if v["MaxSpareServers"] < v["MinSpareServers"] + 1:
+        raised = v["MinSpareServers"] + 1
+        notes.append(f"MaxSpareServers of {v['MaxSpareServers']} is less than MinSpareServers of "
+                     f"{v['MinSpareServers']} + 1, increasing to {raised} (httpd adjusts this silently).")
+        v["MaxSpareServers"] = raised
+    return v["MaxRequestWorkers"]
+
+
+def _threaded_limits(spec: MPMSpec, v: dict[str, Any], notes: list[str]) -> int:
+    """worker/event_check_config() and *_run(): threads per process. Returns ap_daemons_limit."""
+    ah = spec.config_codes
+    thread_hard = spec.hard_thread_limit
+    if v["ThreadLimit"] > thread_hard:
+        notes.append(f"AH{ah['thread_limit']}: ThreadLimit of {v['ThreadLimit']} exceeds compile-time limit "
+                     f"of {thread_hard} threads, decreasing to {thread_hard}.")
+        v["ThreadLimit"] = thread_hard
+    if v["ThreadsPerChild"] > v["ThreadLimit"]:
+        notes.append(f"AH{ah['tpc_over_limit']}: ThreadsPerChild of {v['ThreadsPerChild']} exceeds "
+                     f"ThreadLimit of {v['ThreadLimit']} threads, decreasing to {v['ThreadLimit']}. "
+                     "To increase, please see the ThreadLimit directive.")
+        v["ThreadsPerChild"] = v["ThreadLimit"]
+    tpc = v["ThreadsPerChild"]
+    if v["MaxRequestWorkers"] < tpc:
+        notes.append(f"AH{ah['mrw_below_tpc']}: MaxRequestWorkers of {v['MaxRequestWorkers']} is less than "
+                     f"ThreadsPerChild of {tpc}, increasing to {tpc}. MaxRequestWorkers must be at least "
+                     "as large as the number of threads in a single server.")
+        v["MaxRequestWorkers"] = tpc
+    daemons_limit = v["MaxRequestWorkers"] // tpc
+    if v["MaxRequestWorkers"] % tpc:
+        rounded = daemons_limit * tpc
+        notes.append(f"AH{ah['mrw_multiple']}: MaxRequestWorkers of {v['MaxRequestWorkers']} is not an "
+                     f"integer multiple of ThreadsPerChild of {tpc}, decreasing to nearest multiple "
+                     f"{rounded}, for a maximum of {daemons_limit} servers.")
+        v["MaxRequestWorkers"] = rounded
+    if daemons_limit > v["ServerLimit"]:
+        capped = v["ServerLimit"] * tpc
+        notes.append(f"AH{ah['mrw_over_limit']}: MaxRequestWorkers of {v['MaxRequestWorkers']} would "
+                     f"require {daemons_limit} servers and would exceed ServerLimit of {v['ServerLimit']}, "
+                     f"decreasing to {capped}. To increase, please see the ServerLimit directive.")
+        v["MaxRequestWorkers"] = capped
+        daemons_limit = v["ServerLimit"]
+    # worker_run()/event_run(): MaxSpareThreads >= Min + (TPC + 1) * buckets (silent in httpd)
+    floor = v["MinSpareThreads"] + tpc + 1
+    if v["MaxSpareThreads"] < floor:
+        notes.append(f"MaxSpareThreads of {v['MaxSpareThreads']} is less than MinSpareThreads of "
+                     f"{v['MinSpareThreads']} + ThreadsPerChild of {tpc} + 1, increasing to {floor} "
+                     "(httpd adjusts this silently).")
+        v["MaxSpareThreads"] = floor
+    return daemons_limit
 
 
 # --------------------------------------------------------------------------
@@ -966,15 +1082,8 @@ def load_config(
 
     values = _mpm_defaults(mpm)
     for name, value, _source in settings:
-        if name == "RequestReadTimeout":
-            current: RequestReadTimeout = values[name]
-            values[name] = RequestReadTimeout(**{s: value.get(s, getattr(current, s)) for s in _STAGES})
-        elif name == "AcceptFilter":
-            # one setting per protocol, like httpd's AcceptFilter lines: later ones win per protocol
-            merged = {**dict(values[name].filters), **value}
-            values[name] = AcceptFilter(tuple(merged.items()))
-        else:
-            values[name] = value
+        merge = DIRECTIVES[name].merge
+        values[name] = merge(values[name], value) if merge else value
 
     _apply_limits(mpm, values, notes)
     return ServerConfig(
@@ -1021,56 +1130,13 @@ def format_config(cfg: ServerConfig) -> str:
     line per address). Unset PidFile/ErrorLog/ServerName appear as comments.
     Each non-comment line can be fed back through :func:`parse_override`.
     """
-    kind = "threaded, async" if is_async(cfg.mpm) else ("threaded" if is_threaded(cfg.mpm) else "not threaded")
+    spec = MPM_SPECS[cfg.mpm]
+    kind = "threaded, async" if spec.asynchronous else ("threaded" if spec.threaded else "not threaded")
     lines = [
         f"# mpm-harness effective configuration: {cfg.mpm} MPM ({kind})",
         f"# source: {cfg.source if cfg.source is not None else 'compiled-in defaults'}",
     ]
     lines += [f"# note: {note}" for note in cfg.notes]
-
-    def duration(seconds: float) -> str:
-        if float(seconds).is_integer():
-            return str(int(seconds))
-        millis = seconds * 1000.0
-        return f"{round(millis)}ms" if abs(millis - round(millis)) < 1e-9 else repr(float(seconds))
-
-    def on_off(flag: bool) -> str:
-        return "On" if flag else "Off"
-
-    lines += [f"Listen {_fmt_address(address)}" for address in cfg.Listen]
-    mpm_names = ["StartServers"]
-    mpm_names += ["MinSpareServers", "MaxSpareServers"] if cfg.mpm == "prefork" else [
-        "MinSpareThreads", "MaxSpareThreads", "ThreadsPerChild", "ThreadLimit"]
-    mpm_names += ["MaxRequestWorkers", "ServerLimit", "MaxConnectionsPerChild"]
-    if cfg.mpm == "event":
-        mpm_names.append("AsyncRequestWorkerFactor")
-    for name in mpm_names:
-        value = getattr(cfg, name)
-        lines.append(f"{name} {_fmt_number(value) if isinstance(value, float) else value}")
-    lines += [
-        f"KeepAlive {on_off(cfg.KeepAlive)}",
-        f"KeepAliveTimeout {duration(cfg.KeepAliveTimeout)}",
-        f"MaxKeepAliveRequests {cfg.MaxKeepAliveRequests}",
-        f"Timeout {duration(cfg.Timeout)}",
-        f"RequestReadTimeout {cfg.RequestReadTimeout}",
-        f"ListenBacklog {cfg.ListenBacklog}",
-        *(f"AcceptFilter {line}" for line in cfg.AcceptFilter.lines()),
-        f"LimitRequestLine {cfg.LimitRequestLine}",
-        f"LimitRequestFieldSize {cfg.LimitRequestFieldSize}",
-        f"LimitRequestFields {cfg.LimitRequestFields}",
-        f"LimitRequestBody {cfg.LimitRequestBody}",
-        f"GracefulShutdownTimeout {duration(cfg.GracefulShutdownTimeout)}",
-    ]
-    for name, unset in (("PidFile", "no pid file"), ("ErrorLog", "stderr"), ("ServerName", "derived")):
-        value = getattr(cfg, name)
-        lines.append(f"{name} {value}" if value is not None else f"# {name} not set ({unset})")
-    lines.append(f"LogLevel {cfg.LogLevel}")
-    lines.append("# MaintenanceInterval is an mpm-harness knob, not an httpd directive (httpd: fixed 1 s)")
-    lines.append(f"MaintenanceInterval {duration(cfg.MaintenanceInterval)}")
-    if cfg.BenchCPUWorkMicroseconds or cfg.BenchBallastMiB:
-        # testing knobs (docs/gate.md): printed only when on, so a run with an injected
-        # regression always says so
-        lines.append("# Bench* are mpm-harness testing knobs that inject a known regression (docs/gate.md)")
-        lines.append(f"BenchCPUWorkMicroseconds {cfg.BenchCPUWorkMicroseconds}")
-        lines.append(f"BenchBallastMiB {_fmt_number(cfg.BenchBallastMiB)}")
+    for directive in _DIRECTIVE_LIST:
+        lines += directive.conf_lines(cfg)
     return "\n".join(lines) + "\n"
