@@ -51,7 +51,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from ..config import ConfigError, ServerConfig, load_config
+from ..config import DIRECTIVES, NOT_IMPLEMENTED, ServerConfig, load_config
 from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
 from ..mpm import MPM_NAMES
 
@@ -73,17 +73,15 @@ _BYTES_CACHE_VERSION = 1
 
 #: our tuning knobs httpd has no use for: ignored (and noted) even when a test requires them
 KNOBS = {"MaintenanceInterval": "an mpm-harness knob (httpd's maintenance tick is fixed at 1 s)"}
-#: ServerConfig fields written into httpd.conf; any other one set (e.g. the Bench* testing knobs) is not applied
-MAPPED = frozenset((
-    "Listen", "StartServers", "MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads",
-    "MaxRequestWorkers", "ServerLimit", "ThreadsPerChild", "ThreadLimit", "MaxConnectionsPerChild",
-    "AsyncRequestWorkerFactor", "KeepAlive", "KeepAliveTimeout", "MaxKeepAliveRequests", "Timeout",
-    "RequestReadTimeout", "ListenBacklog", "AcceptFilter", "LimitRequestLine", "LimitRequestFieldSize", "LimitRequestFields",
-    "LimitRequestBody", "GracefulShutdownTimeout", "PidFile", "ErrorLog", "LogLevel", "ServerName",
-))
-_NOT_DIRECTIVES = ("mpm", "source", "notes")
-#: real httpd directives our MPMs accept and ignore (servers.config._NOT_IMPLEMENTED): passed through
-PASSTHROUGH = ("ListenCoresBucketsRatio", "MaxMemFree")
+#: our directives httpd has (the directive table says which); any other one set (e.g. the Bench*
+#: testing knobs) is not applied
+MAPPED = frozenset(name for name, d in DIRECTIVES.items() if d.httpd)
+#: written by render_conf from the launch itself (the ports picked, the run directory, a name)
+_FROM_LAUNCH = ("Listen", "PidFile", "ErrorLog", "ServerName")
+#: written first, before the table's order: the two limits that size httpd's scoreboard
+_SIZES_FIRST = ("ServerLimit", "ThreadLimit")
+#: real httpd directives our MPMs accept and ignore: passed through
+PASSTHROUGH = NOT_IMPLEMENTED
 
 _BINARY_CANDIDATES = ("apache2", "httpd")
 _SBIN = ("/usr/sbin", "/usr/local/sbin", "/usr/local/apache2/bin")
@@ -180,66 +178,16 @@ def version() -> str | None:
 # ------------------------------------------------------------------ configuration mapping
 
 
-def _duration(seconds: float) -> str:
-    """httpd's time syntax (ap_timeout_parameter_parse): whole seconds, else milliseconds."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{max(1, round(seconds * 1000))}ms"
-
-
-def _whole_seconds(name: str, seconds: float) -> str:
-    if not float(seconds).is_integer():
-        raise ConfigError(f"<overrides>: {name} {seconds:g}: httpd takes whole seconds here", source="<overrides>",
-                          key=name)
-    return str(int(seconds))
-
-
-def _rrt(cfg: ServerConfig) -> str:
-    parts = []
-    for stage in ("handshake", "header", "body"):
-        t = getattr(cfg.RequestReadTimeout, stage)
-        if stage == "handshake" and not t.enabled:
-            continue  # TLS only, and only httpd >= 2.4.39 knows the word
-        for label, value in (("timeout", t.timeout), ("maximum", t.max_timeout)):
-            _whole_seconds(f"RequestReadTimeout {stage} {label}", value)
-        parts.append(f"{stage}={t}")
-    return " ".join(parts)
-
-
 def directives(cfg: ServerConfig) -> list[tuple[str, str]]:
-    """Our effective configuration as httpd directives, in httpd.conf order: (name, value)."""
-    out: list[tuple[str, str]] = []
-    mpm = cfg.mpm
-    out.append(("ServerLimit", str(cfg.ServerLimit)))
-    if mpm != "prefork":
-        out.append(("ThreadLimit", str(cfg.ThreadLimit)))
-    out.append(("StartServers", str(cfg.StartServers)))
-    if mpm == "prefork":
-        out += [("MinSpareServers", str(cfg.MinSpareServers)), ("MaxSpareServers", str(cfg.MaxSpareServers))]
-    else:
-        out += [("MinSpareThreads", str(cfg.MinSpareThreads)), ("MaxSpareThreads", str(cfg.MaxSpareThreads)),
-                ("ThreadsPerChild", str(cfg.ThreadsPerChild))]
-    out += [("MaxRequestWorkers", str(cfg.MaxRequestWorkers)),
-            ("MaxConnectionsPerChild", str(cfg.MaxConnectionsPerChild))]
-    if mpm == "event":
-        factor = cfg.AsyncRequestWorkerFactor
-        out.append(("AsyncRequestWorkerFactor", str(int(factor)) if float(factor).is_integer() else f"{factor:g}"))
-    out += [
-        ("KeepAlive", "On" if cfg.KeepAlive else "Off"),
-        ("KeepAliveTimeout", _duration(cfg.KeepAliveTimeout)),
-        ("MaxKeepAliveRequests", str(cfg.MaxKeepAliveRequests)),
-        ("Timeout", _duration(cfg.Timeout)),
-        ("RequestReadTimeout", _rrt(cfg)),
-        ("ListenBacklog", str(cfg.ListenBacklog)),
-        *(("AcceptFilter", line) for line in cfg.AcceptFilter.lines()),
-        ("LimitRequestLine", str(cfg.LimitRequestLine)),
-        ("LimitRequestFieldSize", str(cfg.LimitRequestFieldSize)),
-        ("LimitRequestFields", str(cfg.LimitRequestFields)),
-        ("LimitRequestBody", str(cfg.LimitRequestBody)),
-        ("GracefulShutdownTimeout", _whole_seconds("GracefulShutdownTimeout", cfg.GracefulShutdownTimeout)),
-        ("LogLevel", cfg.LogLevel),
-    ]
-    return out
+    """Our effective configuration as httpd directives, in httpd.conf order: (name, value).
+
+    Every directive of the table that httpd has and ``cfg``'s MPM uses, spelt as httpd reads it
+    (a ConfigError for a value it cannot hold, e.g. a fractional GracefulShutdownTimeout), except
+    those :func:`render_conf` writes from the launch.
+    """
+    used = [d for d in DIRECTIVES.values() if d.httpd and cfg.mpm in d.mpms and d.name not in _FROM_LAUNCH]
+    used.sort(key=lambda d: _SIZES_FIRST.index(d.name) if d.name in _SIZES_FIRST else len(_SIZES_FIRST))
+    return [(d.name, text) for d in used for text in d.httpd_values(getattr(cfg, d.name))]
 
 
 def split_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -262,8 +210,8 @@ def not_applied(cfg: ServerConfig, overrides: Mapping[str, Any]) -> dict[str, st
     named = {str(k).strip().lower() for k in overrides}
     default = load_config(cfg.mpm)
     out = {}
-    for name in ServerConfig.__dataclass_fields__:
-        if name in MAPPED or name in _NOT_DIRECTIVES:
+    for name in DIRECTIVES:
+        if name in MAPPED:
             continue
         if name.lower() in named or getattr(cfg, name) != getattr(default, name):
             out[name] = KNOBS.get(name, "an mpm-harness knob, not an httpd directive")

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..config import ServerConfig, load_config
+from ..config import DIRECTIVES, ServerConfig, load_config
 from ..launcher import Handle, NotApplicable, child_env, listening_ports, spawn
 
 INSTALL = "pip install -e '.[peers]'"
@@ -64,7 +64,6 @@ MAPPED = frozenset((
     "LimitRequestFields", "LimitRequestFieldSize", "LimitRequestBody", "MaxConnectionsPerChild", "LogLevel",
     "PidFile", "ErrorLog",
 ))
-_NOT_SETTINGS = ("mpm", "source", "notes")
 _POOL = "gunicorn runs a fixed pool of StartServers workers{threads}; httpd's dynamic pool has no equivalent"
 
 
@@ -165,8 +164,8 @@ def gunicorn_settings(kind: str, cfg: ServerConfig) -> tuple[list[tuple[str, str
     for name in ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads", "MaxRequestWorkers",
                  "ServerLimit", "ThreadLimit", "AsyncRequestWorkerFactor"):
         unsupported[name] = pool
-    for name in ServerConfig.__dataclass_fields__:  # our other knobs (e.g. the Bench* testing knobs)
-        if name not in MAPPED and name not in unsupported and name not in KNOBS and name not in _NOT_SETTINGS:
+    for name in DIRECTIVES:  # our other knobs (e.g. the Bench* testing knobs)
+        if name not in MAPPED and name not in unsupported and name not in KNOBS:
             unsupported[name] = "an mpm-harness knob gunicorn has no equivalent for"
     return opts, unsupported, notes
 
@@ -175,11 +174,9 @@ def _changed(cfg: ServerConfig, default: ServerConfig, overrides: Mapping[str, A
     """Directives set by the caller: named in ``overrides`` or different from the MPM's default."""
     names = {str(k).strip().lower() for k in overrides}
     out = set()
-    for field in ServerConfig.__dataclass_fields__:
-        if field in _NOT_SETTINGS:
-            continue
-        if field.lower() in names or getattr(cfg, field) != getattr(default, field):
-            out.add(field)
+    for name in DIRECTIVES:
+        if name.lower() in names or getattr(cfg, name) != getattr(default, name):
+            out.add(name)
     return out
 
 
