@@ -60,18 +60,13 @@ import time
 
 from .child import ChildEnv, accept_pending, common_child_setup, serve_context
 from .scoreboard import GRACEFUL, READY
-from .serve import Connection, _timeval, handle_request, log_app_error
+from .serve import (LINGER_READ, LINGER_TOTAL, RECV_SIZE, Connection, log_app_error, read_request,
+                    serve_requests)
 from .worker import WorkerChild, drain_eventfd
 from ..http.errors import ClientDisconnected, ProtocolError
-from ..http.parser import CLOSED, NEED_DATA, EndOfMessage
-from ..http.response import error_response
 
 # connection states in the listener
 _READ, _KEEPALIVE, _LINGER, _BUSY, _WRITE = range(5)
-#: httpd's SECONDS_TO_LINGER (per read, and in all after mod_reqtimeout's 408) and MAX_SECS_TO_LINGER
-LINGER_READ = 2.0
-LINGER_MAX = 30.0
-RECV_SIZE = 65536
 ACCEPT_BATCH = 16
 #: most connections a child holds while they send their request heads (see _below_limit)
 READING_LIMIT = 512
@@ -297,6 +292,7 @@ class EventChild(WorkerChild):
         self.timers: list = []  # heap of (deadline, seq, parked): see _arm
         self._seq = itertools.count()
         self.base_ctx = serve_context(env, 0, self.is_stopping, multithread=True)
+        self.base_ctx.linger = self._linger_here  # what the listener answers itself, it drains itself
         ep.register(self._listen_wake, select.EPOLLIN)
         listening = False
         accepted = 0
@@ -440,14 +436,9 @@ class EventChild(WorkerChild):
         return n
 
     def _adopt(self, sock: socket.socket, addr) -> None:
-        """Start reading an accepted connection's request head in the listener."""
-        try:
-            # The socket stays blocking (workers read bodies and write with kernel timeouts);
-            # the listener never blocks on it because it only uses MSG_DONTWAIT.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            sock.close()
-            return
+        """Start reading an accepted connection's request head in the listener. The socket
+        stays blocking (a worker sets it up for its body reads and writes, with kernel
+        timeouts, when it first serves it); the listener only ever uses MSG_DONTWAIT."""
         p = _Parked(Connection(sock, addr, self.base_ctx))
         self.conns[p.fd] = p
         self.counts[_READ] += 1
@@ -488,37 +479,42 @@ class EventChild(WorkerChild):
         self._dispatch(p)
 
     def _dispatch(self, p: _Parked) -> None:
-        """Hand a connection with a complete request head to the workers."""
-        reader = p.conn.reader
-        try:
-            while True:
-                ev = reader.next_event()
-                if ev is NEED_DATA:
-                    return
-                if isinstance(ev, EndOfMessage):
-                    continue
-                if ev is CLOSED:
-                    self._close(p)
-                    return
-                self.ep.unregister(p.fd)
-                self._set_state(p, _BUSY)
-                self.jobs.push((p, ev))
-                return
-        except ProtocolError as exc:
-            self._fail(p, exc)
-        except ClientDisconnected:
-            self._close(p)
+        """Hand a connection with a complete request head to the workers (serve.read_request
+        parses what the listener read; a protocol error is answered and lingered on here)."""
+        req = read_request(p.conn, wait=False)
+        if req.__class__ is str:
+            return  # the head is not complete yet
+        if req is None:
+            if p.state != _LINGER:
+                self._close(p)  # closed by the client, or its error answer could not be sent
+            return
+        self.ep.unregister(p.fd)
+        self._set_state(p, _BUSY)
+        self.jobs.push((p, req))
 
     def _fail(self, p: _Parked, exc: ProtocolError) -> None:
-        """Answer a protocol error from the listener (non-blocking) and linger."""
-        self.env.log.log("info", f"{p.conn.client}: {exc.status} {exc.detail}")
+        """Answer a protocol error from the listener (Connection.fail: a small error response
+        through the non-blocking writer, then :meth:`_linger_here`)."""
+        p.conn.fail(exc, method=p.conn.reader.method_hint)
+        if p.state != _LINGER:
+            self._close(p)
+
+    def _linger_here(self, conn: Connection) -> None:
+        """The listener's ServeContext.linger: shut down and drain a connection it answered itself."""
+        p = self.conns.get(conn.sock.fileno())
+        if p is not None and p.conn is conn:
+            self._shut_and_linger(p, register=False)
+
+    def _shut_and_linger(self, p: _Parked, register: bool) -> None:
+        """Shut the write side and park the connection in lingering close (``register``: it is
+        not in the epoll set now, having come back from a worker or from write completion)."""
         try:
-            p.conn.sock.send(error_response(exc.status, exc.detail, method=p.conn.reader.method_hint),
-                             socket.MSG_DONTWAIT)  # small: fits the socket buffer
             p.conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(p)
             return
+        if register:
+            self.ep.register(p.fd, select.EPOLLIN)
         self._park_linger(p)
 
     def _park_linger(self, p: _Parked) -> None:
@@ -528,7 +524,7 @@ class EventChild(WorkerChild):
         now = time.monotonic()
         self._set_state(p, _LINGER)
         short = p.conn.short_linger or self.stopping
-        p.linger_end = now + (LINGER_READ if short else LINGER_MAX)
+        p.linger_end = now + (LINGER_READ if short else LINGER_TOTAL)
         self._arm(p, min(now + LINGER_READ, p.linger_end))
 
     def _close(self, p: _Parked) -> None:
@@ -605,13 +601,7 @@ class EventChild(WorkerChild):
             self._start_header_timer(p, now)
             self._dispatch(p)
         elif what == "linger":
-            try:
-                p.conn.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                self._close(p)
-                return
-            self.ep.register(p.fd, select.EPOLLIN)
-            self._park_linger(p)
+            self._shut_and_linger(p, register=True)
         else:
             self._close(p)
 
@@ -632,6 +622,7 @@ class EventChild(WorkerChild):
         while handback:
             p, what = handback.popleft()
             self.jobs.done()
+            p.conn.ctx = self.base_ctx  # what the listener answers itself it logs and lingers on itself
             if self.conns.get(p.fd) is not p:
                 self._release(p)  # closed meanwhile (the child is exiting)
                 continue
@@ -701,42 +692,15 @@ class EventChild(WorkerChild):
         set_status(GRACEFUL)
 
     def _serve(self, p: _Parked, req, ctx, lingering: list) -> str:
-        """Run requests on one connection until it must wait again; returns the hand-back verdict."""
+        """Run requests on one connection until it must wait again (serve.serve_requests
+        without waiting); returns the hand-back verdict: keepalive, read, linger or close."""
         conn = p.conn
         conn.ctx = ctx
-        sock = conn.sock
         try:
             if not p.blocking_ready:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout))
-                conn.rcv_timeout = -1.0
-                conn.set_rcv_timeout(self.timeout)
+                conn.setup_blocking(head_read=True)
                 p.blocking_ready = True
-        except OSError:
-            return "close"  # the client's socket failed before its request could be served
-        try:
-            while True:
-                if not handle_request(conn, req):
-                    return "linger" if lingering else "close"
-                if p.writer.source is not None:
-                    # the body goes on in the listener; a pipelined request waits for it there
-                    return "read" if conn.reader.buffered else "keepalive"
-                # pipelined input already here: serve it now, as httpd's event does
-                if not conn.reader.buffered:
-                    return "keepalive"
-                try:
-                    ev = conn.reader.next_event()
-                except ProtocolError as exc:
-                    conn.fail(exc, method=conn.reader.method_hint)
-                    return "linger" if lingering else "close"
-                except ClientDisconnected:
-                    return "close"
-                while isinstance(ev, EndOfMessage):
-                    ev = conn.reader.next_event()
-                if ev is NEED_DATA:
-                    return "read"
-                if ev is CLOSED:
-                    return "close"
-                req = ev
+            return serve_requests(conn, req, wait=False) or ("linger" if lingering else "close")
         except ClientDisconnected:
             # the client's socket failed (serve.ClientGone); the application's own errors,
             # OSErrors included, were answered and logged by handle_request

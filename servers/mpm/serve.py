@@ -49,6 +49,10 @@ LINGER_READ = 2.0
 LINGER_TOTAL = 30.0
 #: the most unread request body we drain to keep a connection alive
 DISCARD_LIMIT = 1 << 20
+#: what :func:`serve_requests` answers when it may not wait itself (the event MPM's workers):
+#: the connection must wait for its next request, or for the rest of a request head
+PARK_KEEPALIVE = "keepalive"
+PARK_READ = "read"
 
 
 def _timeval(seconds: float) -> bytes:
@@ -228,13 +232,14 @@ class _Stage:
 class Connection:
     """One client connection's state across its requests (httpd recycles a pool per connection too).
 
-    prefork and worker drive it with :func:`serve_connection`; the event MPM
-    reads heads itself and calls :func:`handle_request` per request.
+    prefork and worker drive it with :func:`serve_connection`; the event MPM's listener
+    reads heads with :func:`read_request` without waiting, and its workers run
+    :func:`serve_requests` without waiting.
     """
 
     __slots__ = ("sock", "ctx", "reader", "client", "client_port", "keepalives", "served", "rcv_timeout",
                  "req", "body", "body_error", "sent_100", "template", "body_stage", "raw_send", "broken",
-                 "short_linger", "defer_body")
+                 "short_linger", "defer_body", "deferred")
 
     def __init__(self, sock: socket.socket, addr, ctx: ServeContext) -> None:
         self.sock = sock
@@ -259,6 +264,8 @@ class Connection:
         #: takes the rest of a wsgi.file_wrapper body (WSGIResponse.defer): only the event MPM's
         #: writer, whose listener finishes it (write completion); None = iterated in the worker
         self.defer_body = None
+        #: the last response's body went on in ``defer_body``'s writer (WSGIResponse.deferred)
+        self.deferred = False
         #: a read timed out (408): the lingering close lasts 2 s in all, not 30 s (mod_reqtimeout's
         #: "short-lingering-close" connection note)
         self.short_linger = False
@@ -278,9 +285,10 @@ class Connection:
             self.raw_send = _refuse
             raise ClientGone.of(exc) from exc
 
-    def setup_blocking(self) -> None:
-        """Blocking socket with kernel timeouts: Timeout for writes; a new connection's first
-        read waits Timeout, or less when the header stage of RequestReadTimeout is shorter."""
+    def setup_blocking(self, head_read: bool = False) -> None:
+        """Blocking socket with kernel timeouts: Timeout for writes; the first read waits
+        Timeout, or less when it waits for a head (``head_read`` False) and the header
+        stage of RequestReadTimeout is shorter. Raises ClientGone when the socket fails."""
         sock = self.sock
         ctx = self.ctx
         try:
@@ -290,7 +298,7 @@ class Connection:
         except OSError as exc:
             raise ClientGone.of(exc) from exc
         first = ctx.timeout
-        if ctx.header_timeout is not None:
+        if ctx.header_timeout is not None and not head_read:
             first = min(first, ctx.header_timeout.timeout)
         self.rcv_timeout = -1.0
         self.set_rcv_timeout(first)
@@ -390,27 +398,39 @@ class Connection:
             ctx.linger(self)
 
 
-def read_request(conn: Connection):
-    """Block until the next request head is parsed (prefork / worker).
+def read_request(conn: Connection, wait: bool = True):
+    """The next request head of ``conn``, parsed (RFC 9112 §2-§5); a protocol error is answered here.
 
     Returns the Request, or None when the connection is over: closed by the
-    client, idle past KeepAliveTimeout, or a protocol error already answered.
+    client, idle past KeepAliveTimeout, or a protocol error already answered
+    (then closed gracefully, RFC 9112 §9.6).
+
+    ``wait`` (prefork, worker) blocks on the socket for the head, through the
+    keep-alive wait (scoreboard ``K``) and mod_reqtimeout's header stage. Without
+    it (the event MPM, whose listener does the waiting) only bytes already read are
+    parsed: PARK_KEEPALIVE when none are buffered, PARK_READ when a head is incomplete.
     """
     reader = conn.reader
-    ctx = conn.ctx
-    set_status = ctx.set_status
-    keepalives = conn.keepalives
-    set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
-    # mod_reqtimeout's header stage: from accept for a first request, else from the first
-    # byte; started lazily, when a head does not arrive in one read (the rare, slow case)
-    stage = None
-    header = ctx.header_timeout
-    if keepalives == 0 and header is not None:
-        stage = _Stage(header, time.monotonic())
+    if not wait:
+        if not reader.buffered:
+            return PARK_KEEPALIVE
+    else:
+        ctx = conn.ctx
+        set_status = ctx.set_status
+        keepalives = conn.keepalives
+        set_status(BUSY_KEEPALIVE if keepalives else BUSY_READ)
+        # mod_reqtimeout's header stage: from accept for a first request, else from the first
+        # byte; started lazily, when a head does not arrive in one read (the rare, slow case)
+        stage = None
+        header = ctx.header_timeout
+        if keepalives == 0 and header is not None:
+            stage = _Stage(header, time.monotonic())
     try:
         while True:
             event = reader.next_event()
             if event is NEED_DATA:
+                if not wait:
+                    return PARK_READ
                 if keepalives and not reader.buffered and stage is None:
                     # the keep-alive wait for the first byte of the next request
                     conn.set_rcv_timeout(ctx.policy.timeout)
@@ -439,6 +459,28 @@ def read_request(conn: Connection):
         return None
     except ClientDisconnected:
         return None
+
+
+def serve_requests(conn: Connection, req=None, *, wait: bool = True) -> str | None:
+    """httpd's ap_process_connection for HTTP/1.1: requests in turn on one connection, from
+    ``req`` (a head already parsed) or the next head, until it is over or must wait.
+
+    Returns None once the connection is over: answered and closed gracefully, or to be
+    closed by the caller. Without ``wait`` (event workers) it stops where the connection
+    must wait instead, returning PARK_KEEPALIVE or PARK_READ (:func:`read_request`);
+    also after a response whose body goes on in the listener (``conn.deferred``): a
+    pipelined request waits for it there.
+    """
+    while True:
+        if req is None:
+            req = read_request(conn, wait)
+            if req is None or req.__class__ is str:
+                return req
+        if not handle_request(conn, req):
+            return None
+        req = None
+        if conn.deferred:
+            return PARK_READ if conn.reader.buffered else PARK_KEEPALIVE
 
 
 def handle_request(conn: Connection, req) -> bool:
@@ -487,6 +529,7 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
         run_app(ctx.app, build_environ(req, body, conn.template, conn.client, conn.client_port), response)
     except Exception as exc:
         return _request_failed(conn, ctx, req, response, exc)
+    conn.deferred = response.deferred
     if conn.broken:
         return False  # the application went on after the client's socket failed: nothing more goes out
     if response.close_error is not None and not isinstance(_origin(response.close_error), ClientDisconnected):
@@ -560,10 +603,8 @@ def serve_connection(sock: socket.socket, addr, ctx: ServeContext) -> int:
     conn = Connection(sock, addr, ctx)
     try:
         conn.setup_blocking()
-        while True:
-            req = read_request(conn)
-            if req is None or not handle_request(conn, req):
-                return conn.served
+        serve_requests(conn)
+        return conn.served
     except ClientDisconnected:
         return conn.served  # the client's socket failed (ClientGone): nothing to answer or log
     except OSError as exc:
