@@ -40,11 +40,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from harness.gate import EXIT_PASS, EXIT_REGRESSION, GateError, parse_candidate_sets  # noqa: E402
+from harness.matrix import MatrixError, load_matrix  # noqa: E402
 
 #: tuned on the 2-core development machine (docs/gate.md): about -20 % requests/s, +20 % peak PSS
 DEFAULT_CPU_US = "prefork=40,worker=17,event=26"
 DEFAULT_BALLAST_MIB = "prefork=0.57,worker=2.4,event=2.3"
-EXPECTED = {"aa": 0, "cpu": 1, "pss": 1}
+EXPECTED = {"aa": EXIT_PASS, "cpu": EXIT_REGRESSION, "pss": EXIT_REGRESSION}
 
 
 def per_label(text: str) -> dict[str, str]:
@@ -122,6 +127,12 @@ def main() -> int:
     for c in cases:
         if c not in EXPECTED:
             raise SystemExit(f"unknown case {c!r}; cases: {', '.join(EXPECTED)}")
+    try:  # the gate's own checks, before the first run rather than minutes into it
+        labels = [s.label for s in load_matrix(args.matrix).servers]
+        for c in cases:
+            parse_candidate_sets(candidate_sets(c, args), labels)
+    except (MatrixError, GateError) as exc:
+        raise SystemExit(str(exc)) from None
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or ROOT / "runs" / f"gate_repeatability-{stamp}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
