@@ -27,8 +27,10 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
-from .results import METRICS, load_run, read_versioned, write_json_atomic
+from .results import write_json_atomic
+from .runview import METRICS, ProfileStats, Run, as_run, read_document
 
 __all__ = ["BASELINE_SCHEMA", "BASELINE_VERSION", "BASELINE_METRICS", "Figures", "collect", "collect_baseline",
            "baseline_from_run", "write_baseline", "load_baseline"]
@@ -51,6 +53,13 @@ class Figures:
     reasons: list[str] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)  # metric -> ok trials' values, trial order
 
+    @classmethod
+    def of(cls, stats: ProfileStats, metrics: Iterable[str]) -> "Figures":
+        """The figures of one server x profile of a run: its trials, and the ok values of ``metrics``."""
+        values = {m: [float(v) for v in stats.values(m)] for m in metrics}
+        return cls(trials=stats.trials, ok=stats.ok, statuses=dict(stats.statuses), flags=list(stats.flags),
+                   noisy=stats.noisy, reasons=list(stats.reasons), values={m: v for m, v in values.items() if v})
+
     def describe(self) -> str:
         """``3 of 5 trials ok (failed 2: server exited ...)``."""
         text = f"{self.ok} of {self.trials} trials ok"
@@ -63,31 +72,10 @@ class Figures:
         return text
 
 
-def collect(doc: dict, metrics=None) -> dict[tuple[str, str], Figures]:
-    """Per (server label, profile): the trials of a run document, with each metric's ``ok`` values."""
+def collect(run: Run | Mapping[str, Any], metrics: Iterable[str] | None = None) -> dict[tuple[str, str], Figures]:
+    """Per (server label, profile): the trials of a run, with each metric's ``ok`` values in trial order."""
     metrics = tuple(metrics or METRICS)
-    out: dict[tuple[str, str], Figures] = {}
-    for c in sorted((c for c in doc.get("cells", []) if c.get("kind") == "profile"),
-                    key=lambda c: c.get("trial", 0)):
-        f = out.setdefault((c["server"], c["profile"]), Figures())
-        f.trials += 1
-        status = c.get("status", "?")
-        f.statuses[status] = f.statuses.get(status, 0) + 1
-        for flag in c.get("flags", []):
-            if flag not in f.flags:
-                f.flags.append(flag)
-        f.noisy += "noisy" in c.get("flags", [])
-        if c.get("reason") and c["reason"] not in f.reasons:
-            f.reasons.append(c["reason"])
-        if status == "ok":
-            f.ok += 1
-            for m in metrics:
-                v = (c.get("metrics") or {}).get(m)
-                if v is not None:
-                    f.values.setdefault(m, []).append(float(v))
-    for f in out.values():
-        f.flags.sort()
-    return out
+    return {(server, profile): Figures.of(st, metrics) for server, profile, st in as_run(run).all_stats()}
 
 
 def collect_baseline(baseline: dict) -> dict[tuple[str, str], Figures]:
@@ -107,19 +95,20 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def baseline_from_run(doc: dict, *, source: str = "", metrics=None) -> dict:
-    """A baseline document from a run document (``ok`` trials only; every trial's value kept)."""
+def baseline_from_run(run: Run | Mapping[str, Any], *, source: str = "", metrics=None) -> dict:
+    """A baseline document from a run (``ok`` trials only; every trial's value kept)."""
+    run = as_run(run)
     wanted = list(dict.fromkeys([*BASELINE_METRICS, *(metrics or ())]))
-    gated = (doc.get("matrix", {}).get("gate") or {}).get("thresholds", {})
-    memory = {"pss": "pss_peak_mib", "rss": "rss_peak_mib"}.get((doc.get("matrix", {}).get("gate") or {})
-                                                                 .get("memory", "pss"), "pss_peak_mib")
+    gate = run.matrix.get("gate") or {}
+    gated = gate.get("thresholds", {})
+    memory = {"pss": "pss_peak_mib", "rss": "rss_peak_mib"}.get(gate.get("memory", "pss"), "pss_peak_mib")
     for key in gated:  # a matrix that gates more (p99_ms, ...) gets those recorded too
         m = memory if key == "memory" else key
         if m in METRICS and m not in wanted:
             wanted.append(m)
     servers: dict[str, dict] = {}
-    for (label, profile), f in collect(doc, wanted).items():
-        info = doc.get("servers", {}).get(label, {})
+    for (label, profile), f in collect(run, wanted).items():
+        info = run.server(label).raw
         srv = servers.setdefault(label, {"server": info.get("server", label), "set": info.get("set", {}),
                                          "app": info.get("app", ""), "profiles": {}})
         metrics_out = {}
@@ -137,12 +126,12 @@ def baseline_from_run(doc: dict, *, source: str = "", metrics=None) -> dict:
         "schema": BASELINE_SCHEMA,
         "schema_version": BASELINE_VERSION,
         "recorded": _now(),
-        "run_id": doc.get("run_id"),
-        "run_started": doc.get("started"),
-        "run_status": doc.get("status"),
+        "run_id": run.doc.get("run_id"),
+        "run_started": run.doc.get("started"),
+        "run_status": run.doc.get("status"),
         "source": source,
-        "environment": doc.get("environment", {}),
-        "matrix": doc.get("matrix", {}),
+        "environment": run.doc.get("environment", {}),
+        "matrix": run.doc.get("matrix", {}),
         "servers": servers,
     }
 
@@ -156,7 +145,7 @@ def write_baseline(baseline: dict, path: str | os.PathLike) -> Path:
 
 def load_baseline(path: str | os.PathLike) -> dict:
     """Read a baseline; refuse other schemas and newer versions (ValueError naming the file)."""
-    doc = read_versioned(path, BASELINE_SCHEMA, BASELINE_VERSION, "baseline",
+    doc = read_document(path, BASELINE_SCHEMA, BASELINE_VERSION, "baseline",
                          f" (record one: harness baseline RUN_DIR -o {path})")
     if not isinstance(doc.get("servers"), dict):
         raise ValueError(f"{path}: baseline has no 'servers' mapping")
@@ -168,11 +157,11 @@ def baseline_command(run_dir: str, output: str, out=None) -> int:
     import sys
 
     out = out or sys.stdout
-    doc = load_run(run_dir)
-    if doc.get("status") != "complete":
-        raise ValueError(f"{run_dir}: the run is {doc.get('status')!r}, not complete; a baseline needs a "
+    run = Run.load(run_dir)
+    if run.status != "complete":
+        raise ValueError(f"{run_dir}: the run is {run.doc.get('status')!r}, not complete; a baseline needs a "
                          "finished run")
-    baseline = baseline_from_run(doc, source=str(run_dir))
+    baseline = baseline_from_run(run, source=str(run_dir))
     if not baseline["servers"]:
         raise ValueError(f"{run_dir}: the run has no load-profile cells to record")
     path = write_baseline(baseline, output)

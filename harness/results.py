@@ -1,12 +1,12 @@
-"""One JSON document per harness run: environment, servers, cells, summary.
+"""Writing the JSON document of a harness run: environment, servers, cells, summary.
 
-Layout (schema ``mpm-harness/run``, version :data:`SCHEMA_VERSION`; the
+Readers take the typed view of :mod:`harness.runview` (``Run.load(path)``).  Layout (schema ``mpm-harness/run``, version :data:`SCHEMA_VERSION`; the
 field-by-field reference is docs/results.md)::
 
     results/runs/<UTC timestamp>-<matrix>/
         run.json          this document, rewritten after every cell (so an
                           interrupted or crashed run keeps what it measured)
-        tables.md         the comparison tables (harness/report.py)
+        tables.md         the comparison tables (harness/report/)
         suites/*.xml      the suites' JUnit XML, per server
         logs/*.log        server error logs of failed cells, suite output
 
@@ -26,46 +26,23 @@ import datetime as _dt
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+# the schema and the reader live with the run view; imported from here by the runner, the matrix and the gate
+from .runview import METRICS, SCHEMA, SCHEMA_VERSION, SOAK_MIN_SECONDS, Run, load_run
 
 __all__ = [
-    "SCHEMA", "SCHEMA_VERSION", "RunDocument", "environment", "load_run", "summarize", "METRICS",
-    "new_run_dir",
+    "SCHEMA", "SCHEMA_VERSION", "SOAK_MIN_SECONDS", "RunDocument", "environment", "load_run", "summarize",
+    "METRICS", "new_run_dir", "write_json_atomic", "plain",
 ]
 
-SCHEMA = "mpm-harness/run"
-SCHEMA_VERSION = 1
 ROOT = Path(__file__).resolve().parent.parent
 _PACKAGES = ("mpm-harness", "httptools", "psutil", "hdrhistogram", "pyyaml", "tabulate", "locust", "gunicorn",
              "matplotlib", "pytest")
-
-#: profiles at least this long are judged for growth over time (shorter ones only report their slopes)
-SOAK_MIN_SECONDS = 60.0
-
-#: per-profile metrics summarised over trials: name -> (unit, better direction)
-METRICS: dict[str, tuple[str, str]] = {
-    "rps": ("requests/s", "higher"),
-    "p50_ms": ("ms", "lower"),
-    "p90_ms": ("ms", "lower"),
-    "p99_ms": ("ms", "lower"),
-    "p999_ms": ("ms", "lower"),
-    "cpu_us_per_request": ("us", "lower"),
-    "pss_peak_mib": ("MiB", "lower"),
-    "pss_steady_mib": ("MiB", "lower"),
-    "rss_peak_mib": ("MiB", "lower"),
-    "pss_per_idle_conn_kib": ("KiB", "lower"),
-    "answered_fraction": ("", "higher"),
-    "driver_cpu_fraction": ("", "lower"),
-    "other_cpu_percent": ("% of a CPU", "lower"),
-    "pss_slope_mib_per_min": ("MiB/min", "lower"),
-    "uss_slope_mib_per_min": ("MiB/min", "lower"),
-    "fds_slope_per_min": ("fds/min", "lower"),
-}
 
 
 def _git(*args: str) -> str | None:
@@ -187,23 +164,6 @@ class RunDocument:
         write_json_atomic(self.path, self.doc)
 
 
-def read_versioned(path: str | os.PathLike, schema: str, version: int, what: str, missing: str = "") -> dict:
-    """Read a JSON document of ``schema``; refuse other schemas and newer versions (ValueError naming the file)."""
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{p}: no such {what}{missing}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != schema:
-        raise ValueError(f"{p}: not an mpm-harness {what} (schema {schema!r} expected)")
-    if doc.get("schema_version", 0) > version:
-        raise ValueError(f"{p}: {what} schema version {doc.get('schema_version')} is newer than this harness "
-                         f"understands ({version}); upgrade mpm-harness")
-    return doc
-
-
 def write_json_atomic(path: str | os.PathLike, doc: Any, indent: int = 1) -> Path:
     """Write ``doc`` as JSON through a temporary file and a rename, so a reader never sees half of it."""
     path = Path(path)
@@ -215,45 +175,9 @@ def write_json_atomic(path: str | os.PathLike, doc: Any, indent: int = 1) -> Pat
     return path
 
 
-def load_run(path: str | os.PathLike) -> dict:
-    """Read a run document from its folder or its run.json; refuse other schemas and newer versions."""
-    p = Path(path)
-    return read_versioned(p / "run.json" if p.is_dir() else p, SCHEMA, SCHEMA_VERSION, "run document")
-
-
-def _spread(values: Iterable[float]) -> dict:
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return {"median": None, "min": None, "max": None, "n": 0}
-    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "n": len(vals), "values": vals}
-
-
 def summarize(doc: dict) -> dict:
     """Medians with min-max per server, profile and metric (``ok`` cells only), and suite counts per server."""
-    profiles: dict[str, dict[str, dict]] = {}
-    cells_by: dict[tuple[str, str], list[dict]] = {}
-    for c in doc.get("cells", []):
-        if c.get("kind") == "profile":
-            cells_by.setdefault((c["server"], c["profile"]), []).append(c)
-    for (server, profile), cells in cells_by.items():
-        ok = [c for c in cells if c.get("status") == "ok"]
-        entry = {
-            "trials": len(cells),
-            "ok": len(ok),
-            "statuses": {s: sum(1 for c in cells if c.get("status") == s) for s in
-                         sorted({c.get("status") for c in cells})},
-            "flags": sorted({f for c in cells for f in c.get("flags", [])}),
-            "noisy": sum(1 for c in cells if "noisy" in c.get("flags", [])),
-            "reasons": sorted({c["reason"] for c in cells if c.get("reason")}),
-            "metrics": {m: _spread((c.get("metrics") or {}).get(m) for c in ok) for m in METRICS},
-        }
-        profiles.setdefault(server, {})[profile] = entry
-    suites: dict[str, dict[str, dict]] = {}
-    for c in doc.get("cells", []):
-        if c.get("kind") == "suite":
-            suites.setdefault(c["server"], {})[c["suite"]] = {
-                "status": c.get("status"), "counts": c.get("counts", {}), "reason": c.get("reason", "")}
-    return {"profiles": profiles, "suites": suites}
+    return Run(doc).summary()
 
 
 def plain(value: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from ..baseline import collect, collect_baseline, load_baseline
 from ..matrix import Matrix
-from ..results import load_run
+from ..runview import Run
 from .sidebyside import gate_matrix, run_against, with_sets
 from .summary import render_summary
 from .verdicts import GateResult, compare
@@ -90,33 +90,33 @@ def gate_baseline(matrix: Matrix, baseline_path: str, *, run_dir: str | None, tr
     summary = os.path.abspath(summary) if summary else None
     baseline = load_baseline(baseline_path)
     if run_dir:
-        doc = load_run(run_dir)
+        run = Run.load(run_dir)
         folder = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
     else:
         from ..runner import run_matrix
 
         rd = run_matrix(with_sets(gate_matrix(matrix, trials), candidate_sets or {}), results_dir=results_dir,
                         out=out, argv=argv)
-        doc, folder = rd.doc, rd.run_dir
-        if doc.get("status") == "interrupted":
+        run, folder = Run(rd.doc), rd.run_dir
+        if run.status == "interrupted":
             raise KeyboardInterrupt
     labels = [s.label for s in matrix.servers]
-    ran = {c["server"] for c in doc.get("cells", []) if c.get("kind") == "profile"}
+    ran = {c.server for c in run.profile_cells()}
     servers = [x for x in labels if x in ran] if run_dir else labels
     gm = gate_matrix(matrix, trials)
-    result = compare(collect_baseline(baseline), collect(doc), matrix.gate, servers=servers,
+    result = compare(collect_baseline(baseline), collect(run), matrix.gate, servers=servers,
                      profiles=[p.name for p in gm.profiles], base_name="baseline")
     result.notes[:0] = _injected_note(candidate_sets or {})
-    env_b, env_c = baseline.get("environment", {}), doc.get("environment", {})
+    env_b, env_c = baseline.get("environment", {}), run.environment
     diff = _env_differences(env_b, env_c)
     if diff:
         result.notes.append("measured on a different machine or setup than the baseline (" + "; ".join(diff) +
                             "): absolute figures compared across machines; prefer --against")
-    diff = _matrix_differences(baseline.get("matrix", {}), doc.get("matrix", {}))
+    diff = _matrix_differences(baseline.get("matrix", {}), run.matrix)
     if diff:
         result.notes.append("the matrix changed since the baseline was recorded (" + "; ".join(diff) +
                             "): record a new one (harness baseline)")
-    trials_done = max((c.get("trial", 1) for c in doc.get("cells", []) if c.get("kind") == "profile"), default=0)
+    trials_done = max((c.trial or 1 for c in run.profile_cells()), default=0)
     result.context = {"mode": "baseline", "baseline": str(baseline_path),
                       "baseline_recorded": baseline.get("recorded"), "base_commit": env_b.get("git_commit"),
                       "candidate_commit": env_c.get("git_commit"), "candidate_dirty": env_c.get("git_dirty"),

@@ -16,6 +16,7 @@ from typing import Sequence, TextIO
 
 from ..matrix import Matrix
 from ..results import RunDocument, new_run_dir
+from ..runview import Run
 from .verdicts import GateError
 
 
@@ -114,17 +115,16 @@ class AgainstRun:
     wall_seconds: float
 
 
-def _merge(folder: Path, matrix: Matrix, env: dict, argv: list[str], docs: list[tuple[int, dict]]) -> dict:
-    """One run document of a side from its per-trial documents (cells renumbered with the gate's trial)."""
+def _merge(folder: Path, matrix: Matrix, env: dict, argv: list[str], runs: list[tuple[int, Run]]) -> dict:
+    """One run document of a side from its per-trial runs (cells renumbered with the gate's trial)."""
     rd = RunDocument.create(folder, matrix.to_dict(), env, argv)
-    for _, d in docs[:1]:
-        for label, info in d.get("servers", {}).items():
-            rd.doc["servers"][label] = info
-    for trial, d in docs:
-        for c in d.get("cells", []):
-            if c.get("kind") == "profile":
-                rd.doc["cells"].append(dict(c, trial=trial))
-    rd.finish("complete" if all(d.get("status") == "complete" for _, d in docs) else "interrupted")
+    for _, run in runs[:1]:
+        for label in run.recorded_servers:
+            rd.doc["servers"][label] = run.server(label).raw
+    for trial, run in runs:
+        for c in run.profile_cells():
+            rd.doc["cells"].append(dict(c.raw, trial=trial))
+    rd.finish("complete" if all(run.status == "complete" for _, run in runs) else "interrupted")
     return rd.doc
 
 
@@ -198,7 +198,7 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
             launch[side] = tmp / f"launch-{side}"
             _link_tree(launch[side], tree, matrix.gate.tree, side, what[side])
             _probe(launch[side], tree, matrix.gate.tree)
-        docs: dict[str, list[tuple[int, dict]]] = {"base": [], "candidate": []}
+        runs: dict[str, list[tuple[int, Run]]] = {"base": [], "candidate": []}
         for t in range(1, m.trials + 1):
             for side in (("base", "candidate") if t % 2 else ("candidate", "base")):
                 print(f"gate: trial {t}/{m.trials}: {side} ({sha[:10] if side == 'base' else 'working tree'})",
@@ -209,19 +209,18 @@ def run_against(matrix: Matrix, ref: str, *, results_dir: str | os.PathLike = "r
                 run_dir = folder / "trials" / f"{t:02d}-{side}"
                 os.chdir(launch[side])  # the launcher's servers inherit it: `python -m servers` from this tree
                 try:
-                    doc = MatrixRunner(one, run_dir, out=_Indented(out, "    "), argv=argv).run().doc
+                    run = Run(MatrixRunner(one, run_dir, out=_Indented(out, "    "), argv=argv).run().doc)
                 finally:
                     os.chdir(old_cwd)
-                docs[side].append((t, doc))
-                if doc.get("status") == "interrupted":
+                runs[side].append((t, run))
+                if run.status == "interrupted":
                     raise KeyboardInterrupt
-        env_c = dict(docs["candidate"][0][1].get("environment", {}), git_commit=cand_commit,
+        env_c = dict(runs["candidate"][0][1].environment, git_commit=cand_commit,
                      git_dirty=bool(status) if cand_commit else None, tree=str(repo))
-        env_b = dict(docs["base"][0][1].get("environment", {}), git_commit=sha, git_dirty=False,
-                     tree=f"{ref} (worktree)")
-        base_doc = _merge(folder / "base", m, env_b, argv or [], docs["base"])
+        env_b = dict(runs["base"][0][1].environment, git_commit=sha, git_dirty=False, tree=f"{ref} (worktree)")
+        base_doc = _merge(folder / "base", m, env_b, argv or [], runs["base"])
         cand_doc = _merge(folder / "candidate", with_sets(m, candidate_sets or {}), env_c, argv or [],
-                          docs["candidate"])
+                          runs["candidate"])
     finally:
         os.chdir(old_cwd)
         signal.signal(signal.SIGTERM, previous)

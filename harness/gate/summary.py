@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from ..results import METRICS
+from ..runview import METRICS
 from .verdicts import LABELS, GateResult
 
 
