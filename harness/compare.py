@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any, Mapping
 
 from tabulate import tabulate
 
-from .results import METRICS, load_run, summarize
+from .report.page import data_uri, html_document, html_table
+from .runview import METRICS, Run, as_run
+
+RunLike = Run | Mapping[str, Any]
 
 __all__ = ["COMPARED", "compare_rows", "environment_diff", "render_compare_markdown", "write_compare"]
 
@@ -30,14 +34,12 @@ _ENV_KEYS = ("cpu_model", "cpu_count", "cpus_allowed", "kernel", "python", "git_
              "pinning")
 
 
-def _medians(doc: dict) -> dict[tuple[str, str], dict[str, float]]:
-    summary = doc.get("summary") or summarize(doc)
+def _medians(run: Run) -> dict[tuple[str, str], dict[str, float]]:
     out = {}
-    for server, profiles in (summary.get("profiles") or {}).items():
-        for profile, entry in profiles.items():
-            ms = {m: (entry.get("metrics") or {}).get(m, {}).get("median") for m in COMPARED}
-            if any(v is not None for v in ms.values()):
-                out[(server, profile)] = ms
+    for server, profile, st in run.all_stats():
+        ms = {m: st.median(m) for m in COMPARED}
+        if any(v is not None for v in ms.values()):
+            out[(server, profile)] = ms
     return out
 
 
@@ -52,9 +54,9 @@ def change(a: float | None, b: float | None, metric: str) -> tuple[float | None,
     return pct, "better" if (pct > 0) == higher_better else "worse"
 
 
-def compare_rows(doc_a: dict, doc_b: dict) -> list[dict]:
+def compare_rows(run_a: RunLike, run_b: RunLike) -> list[dict]:
     """One dict per server x profile in both runs: ``server``, ``profile`` and per metric ``(a, b, pct, word)``."""
-    ma, mb = _medians(doc_a), _medians(doc_b)
+    ma, mb = _medians(as_run(run_a)), _medians(as_run(run_b))
     rows = []
     for key in ma:
         if key not in mb:
@@ -67,9 +69,9 @@ def compare_rows(doc_a: dict, doc_b: dict) -> list[dict]:
     return rows
 
 
-def environment_diff(doc_a: dict, doc_b: dict) -> list[tuple[str, str, str]]:
+def environment_diff(run_a: RunLike, run_b: RunLike) -> list[tuple[str, str, str]]:
     """(field, A, B) for the environment fields that differ."""
-    ea, eb = doc_a.get("environment") or {}, doc_b.get("environment") or {}
+    ea, eb = as_run(run_a).environment, as_run(run_b).environment
     return [(k, str(ea.get(k)), str(eb.get(k))) for k in _ENV_KEYS if ea.get(k) != eb.get(k)]
 
 
@@ -87,48 +89,46 @@ def _cell(t: tuple) -> str:
     return f"{_fmt(a)} → {_fmt(b)}{tail}"
 
 
-def _suite_rows(doc_a: dict, doc_b: dict) -> list[list[str]]:
-    sa = (doc_a.get("summary") or summarize(doc_a)).get("suites") or {}
-    sb = (doc_b.get("summary") or summarize(doc_b)).get("suites") or {}
+def _suite_rows(run_a: Run, run_b: Run) -> list[list[str]]:
     rows = []
-    for server in sa:
-        for suite in sa[server]:
-            if suite in (sb.get(server) or {}):
-                ca, cb = sa[server][suite].get("counts") or {}, sb[server][suite].get("counts") or {}
-                rows.append([server, suite, f"{ca.get('passed', 0)}/{ca.get('failed', 0)}",
-                             f"{cb.get('passed', 0)}/{cb.get('failed', 0)}"])
+    for (server, suite), ca in run_a.suite_cells.items():
+        cb = run_b.suite_cell(server, suite)
+        if cb is not None:
+            rows.append([server, suite, f"{ca.count('passed')}/{ca.count('failed')}",
+                         f"{cb.count('passed')}/{cb.count('failed')}"])
     return rows
 
 
-def _tables(doc_a: dict, doc_b: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    rows = compare_rows(doc_a, doc_b)
+def _tables(run_a: Run, run_b: Run) -> list[tuple[str, list[str], list[list[str]]]]:
+    rows = compare_rows(run_a, run_b)
     heads = ["server", "profile", *(f"{m} ({METRICS[m][0]})" for m in COMPARED)]
     main = [[r["server"], r["profile"], *(_cell(r[m]) for m in COMPARED)] for r in rows]
     return [
         ("Medians, A → B (B's change against A; better/worse by the metric's direction)", heads, main),
-        ("Suites: passed/failed in A and in B", ["server", "suite", "A", "B"], _suite_rows(doc_a, doc_b)),
-        ("Environment fields that differ", ["field", "A", "B"], [list(x) for x in environment_diff(doc_a, doc_b)]),
+        ("Suites: passed/failed in A and in B", ["server", "suite", "A", "B"], _suite_rows(run_a, run_b)),
+        ("Environment fields that differ", ["field", "A", "B"], [list(x) for x in environment_diff(run_a, run_b)]),
     ]
 
 
-def render_compare_markdown(doc_a: dict, doc_b: dict) -> str:
+def render_compare_markdown(run_a: RunLike, run_b: RunLike) -> str:
     """The comparison as markdown (printed by the command and written as compare.md)."""
-    lines = [f"# Run {doc_b.get('run_id')} (B) against run {doc_a.get('run_id')} (A)", "",
+    run_a, run_b = as_run(run_a), as_run(run_b)
+    lines = [f"# Run {run_b.run_id} (B) against run {run_a.run_id} (A)", "",
              "Two separate runs drift with the machine; `harness gate --against` interleaves both sides for a "
              "verdict on a code change.", ""]
-    for caption, heads, rows in _tables(doc_a, doc_b):
+    for caption, heads, rows in _tables(run_a, run_b):
         lines += [f"## {caption}", "", tabulate(rows, headers=heads, tablefmt="github", disable_numparse=True)
                   if rows else "_nothing in common_", ""]
     return "\n".join(lines)
 
 
-def _plot(doc_a: dict, doc_b: dict, out: Path) -> Path | None:
+def _plot(run_a: Run, run_b: Run, out: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in compare_rows(doc_a, doc_b) if r["rps"][0] is not None and r["rps"][1] is not None]
+    rows = [r for r in compare_rows(run_a, run_b) if r["rps"][0] is not None and r["rps"][1] is not None]
     if not rows:
         return None
     metrics = [m for m in ("rps", "cpu_us_per_request", "pss_peak_mib") if any(r[m][0] is not None for r in rows)]
@@ -144,7 +144,7 @@ def _plot(doc_a: dict, doc_b: dict, out: Path) -> Path | None:
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    path = out / f"compare-{doc_a.get('run_id')}-{doc_b.get('run_id')}.png"
+    path = out / f"compare-{run_a.run_id}-{run_b.run_id}.png"
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -152,30 +152,21 @@ def _plot(doc_a: dict, doc_b: dict, out: Path) -> Path | None:
 
 def write_compare(run_a: str | Path, run_b: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write ``compare.md``, ``compare.html`` (plot embedded) and the plot PNG; their paths."""
-    from .htmlreport import EXTRA_CSS, data_uri
-    from .report import CSS
-
-    doc_a, doc_b = load_run(run_a), load_run(run_b)
+    a, b = Run.load(run_a), Run.load(run_b)
     folder_b = Path(run_b) if Path(run_b).is_dir() else Path(run_b).parent
     out = Path(out_dir) if out_dir else folder_b
     out.mkdir(parents=True, exist_ok=True)
-    md = render_compare_markdown(doc_a, doc_b)
-    plot = _plot(doc_a, doc_b, out)
-    title = f"mpm-harness: run {doc_b.get('run_id')} (B) against {doc_a.get('run_id')} (A)"
-    body = [f"<h1>{html.escape(title)}</h1>",
-            "<p>Two separate runs drift with the machine; <code>harness gate --against</code> interleaves both "
+    md = render_compare_markdown(a, b)
+    plot = _plot(a, b, out)
+    body = ["<p>Two separate runs drift with the machine; <code>harness gate --against</code> interleaves both "
             "sides for a verdict on a code change.</p>"]
     if plot is not None:
         body.append(f'<figure><img src="{data_uri(plot)}" alt="medians A and B"><figcaption>Medians of A (grey) '
                     "and B (blue) per server and profile.</figcaption></figure>")
-    for caption, heads, rows in _tables(doc_a, doc_b):
+    for caption, heads, rows in _tables(a, b):
         body.append(f"<h2>{html.escape(caption)}</h2>")
-        body.append(tabulate([[html.escape(x) for x in r] for r in rows], headers=[html.escape(h) for h in heads],
-                             tablefmt="unsafehtml", disable_numparse=True) if rows
-                    else '<p class="empty">nothing in common</p>')
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}\n{EXTRA_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+        body.append(html_table(heads, rows) if rows else '<p class="empty">nothing in common</p>')
+    page = html_document(f"mpm-harness: run {b.run_id} (B) against {a.run_id} (A)", body)
     paths = {"markdown": out / "compare.md", "html": out / "compare.html"}
     paths["markdown"].write_text(md, encoding="utf-8")
     paths["html"].write_text(page, encoding="utf-8")

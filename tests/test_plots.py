@@ -19,10 +19,11 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from harness.compare import change, compare_rows, environment_diff, write_compare
-from harness.htmlreport import render_report
 from harness.matrix import MatrixError, parse_matrix
-from harness.plots import PLOTS, cpu_percent, render_plots, spectrum
-from harness.reportfiles import report_command, write_tables
+from harness.report.files import report_command, write_tables
+from harness.report.latency import spectrum
+from harness.report.page import render_report
+from harness.report.plots import PLOTS, cpu_percent, render_plots
 from harness.scoreboard import ScoreboardPoller, fold
 
 FIXTURE = Path(__file__).parent / "data" / "run_fixture.json"
@@ -116,7 +117,7 @@ def test_cpu_percent_from_cumulative_seconds():
 
 
 def test_throughput_sweep_uses_valid_points_and_marks_invalid_ones(tmp_path):
-    from harness import plots as plots_module
+    from harness.report import plots as plots_module
 
     drawn = {}
     real = plots_module.plt.Axes.scatter
@@ -341,7 +342,7 @@ def test_failed_and_skipped_cells_and_torn_scoreboards_do_not_break_the_plots(tm
 
 
 def test_a_plot_that_fails_is_reported_and_the_rest_is_written(tmp_path, monkeypatch):
-    from harness import plots as plots_module
+    from harness.report import plots as plots_module
 
     def broken(run, colours, out):
         raise KeyError("busy")

@@ -1,4 +1,4 @@
-"""harness/report.py on a fixed results document (tests/data/run_fixture.json): no server, no timing.
+"""harness/report/ (the tables, and the page's HTML) on a fixed results document (tests/data/run_fixture.json): no server, no timing.
 
 The fixture is a complete run of four servers (prefork, worker, event, and apache-event
 marked unavailable), two load profiles with two trials each (hello-closed closed loop,
@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import reportfiles
-from harness.report import fmt_ratio, fmt_sig, render_html, render_markdown, resolve_reference
-from harness.reportfiles import publish, report_command, write_tables
+from harness.report import files, render_markdown, resolve_reference
+from harness.report.files import publish, report_command, write_tables
+from harness.report.page import render_report
+from harness.report.plots import PlotSet
+from harness.report.text import fmt_ratio, fmt_sig
 from harness.results import summarize
 
 FIXTURE = Path(__file__).parent / "data" / "run_fixture.json"
@@ -399,7 +401,7 @@ def test_minimal_document_does_not_crash():
            "summary": {}}
     md = render_markdown(doc)
     assert "Partial results" in md and "## 9. Flags and failures" in md
-    render_html(doc)
+    render_report(doc, PlotSet())
 
 
 def test_missing_metrics_show_a_dash(doc):
@@ -444,7 +446,7 @@ def test_html_is_well_formed_and_escapes_document_text(doc):
         if c["kind"] == "profile" and c["status"] == "failed":
             c["reason"] = "server exited <script>alert(1)</script> & more"
     doc["summary"] = summarize(doc)
-    page = render_html(doc)
+    page = render_report(doc, PlotSet())
     assert page.startswith("<!DOCTYPE html>")
     p = _Checker()
     p.feed(page)
@@ -477,8 +479,8 @@ def test_report_command(doc, tmp_path, capsys):
     assert "## 1. Throughput and latency" in out and "x worker" in out
     assert paths["markdown"].exists() and paths["html"].exists() and paths["readme"].exists()
     assert f"wrote {run_dir / 'tables.md'}" in out
-    assert reportfiles.main([str(run_dir), "--reference", "nope"]) == 2
-    assert reportfiles.main([str(tmp_path / "missing")]) == 2
+    assert files.main([str(run_dir), "--reference", "nope"]) == 2
+    assert files.main([str(tmp_path / "missing")]) == 2
 
 
 def test_growth_section_only_for_soak_length_profiles(doc):

@@ -24,11 +24,12 @@ Colours follow the server's order in the run, the same in every plot.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import matplotlib
 
@@ -36,9 +37,11 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from .report import RunView  # noqa: E402
+from ..runview import ProfileCell, Run, as_run  # noqa: E402
+from .latency import spectrum  # noqa: E402
+from .text import num  # noqa: E402
 
-__all__ = ["Figure", "PlotSet", "PLOTS", "render_plots", "spectrum", "cpu_percent"]
+__all__ = ["Figure", "PlotSet", "PLOTS", "render_plots", "cpu_percent", "describe", "main"]
 
 #: every plot key, in the order the report shows them
 PLOTS = ("throughput_vs_concurrency", "latency_spectrum", "pss_cpu_over_time", "scoreboard",
@@ -65,11 +68,11 @@ class PlotSet:
     missing: dict[str, str] = field(default_factory=dict)
 
 
-def render_plots(doc: dict, out_dir: str | Path, reference: str | None = None) -> PlotSet:
-    """Draw every plot the run document has data for into ``out_dir`` (created); see the module doc."""
+def render_plots(run: Run | Mapping[str, Any], out_dir: str | Path) -> PlotSet:
+    """Draw every plot the run has data for into ``out_dir`` (created); see the module doc."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = RunView(doc, reference)
+    run = as_run(run)
     colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(run.servers)}
     result = PlotSet()
     for key, draw in (("throughput_vs_concurrency", _throughput_vs_concurrency),
@@ -96,22 +99,23 @@ def _save(fig, out: Path, key: str, title: str, caption: str) -> Figure:
     return Figure(key, title, caption, path)
 
 
-def _ok(cells: list[dict]) -> list[dict]:
-    return [c for c in cells if c.get("status") == "ok"]
+def _ok(cells: list[ProfileCell]) -> list[ProfileCell]:
+    return [c for c in cells if c.ok]
 
 
 # -- throughput vs concurrency --------------------------------------------------------------------
 
-def _sweeps(run: RunView) -> dict[str, list[tuple[int, str]]]:
+def _sweeps(run: Run) -> dict[str, list[tuple[int, str]]]:
     """Swept profile -> [(connections, point profile)], from the matrix's ``sweep_of`` marks."""
     found: dict[str, list[tuple[int, str]]] = {}
-    for name, spec in (run.matrix.get("profiles") or {}).items():
+    for name in run.profiles:
+        spec = run.profile_spec(name)
         if spec.get("sweep_of") and spec.get("connections"):
             found.setdefault(spec["sweep_of"], []).append((int(spec["connections"]), name))
     return {k: sorted(v) for k, v in found.items() if len(v) >= 2}
 
 
-def _throughput_vs_concurrency(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
+def _throughput_vs_concurrency(run: Run, colours: dict, out: Path) -> tuple[list[Figure], str]:
     sweeps = _sweeps(run)
     if not sweeps:
         return [], "the matrix has no closed-loop profile with a `sweep` of connection counts"
@@ -122,14 +126,14 @@ def _throughput_vs_concurrency(run: RunView, colours: dict, out: Path) -> tuple[
         for s in run.servers:
             xs, ys, bad_x, bad_y = [], [], [], []
             for conns, profile in points:
-                cells = [c for c in run.profile_cells(s, profile) if c.get("metrics", {}).get("rps") is not None]
-                good = [c["metrics"]["rps"] for c in _ok(cells)]
+                cells = [c for c in run.profile_cells(s, profile) if c.metric("rps") is not None]
+                good = [c.metric("rps") for c in _ok(cells)]
                 if good:
                     xs.append(conns)
                     ys.append(statistics.median(good))
                 elif cells:
                     bad_x.append(conns)
-                    bad_y.append(statistics.median([c["metrics"]["rps"] for c in cells]))
+                    bad_y.append(statistics.median([c.metric("rps") for c in cells]))
             if xs or bad_x:
                 drawn = True
                 ax.plot(xs, ys, marker="o", color=colours[s], label=s)
@@ -156,47 +160,12 @@ def _throughput_vs_concurrency(run: RunView, colours: dict, out: Path) -> tuple[
 
 # -- latency spectrum -----------------------------------------------------------------------------
 
-def spectrum(hdrs: list[str], ticks_per_half: int = 5) -> list[tuple[float, float]]:
-    """(percentile, latency ms) points of the HdrHistograms ``hdrs`` (base64) added together.
-
-    Percentiles at 100 * (1 - 0.5 ** (i / ticks_per_half)), as HdrHistogram's
-    percentile distribution prints them, until 1/(1-q) passes the count (the
-    last point is the maximum).  Empty when nothing decodes or nothing was counted.
-    """
-    from hdrh.histogram import HdrHistogram
-
-    merged = None
-    for h in hdrs:
-        try:
-            one = HdrHistogram.decode(h)
-        except Exception:  # an undecodable histogram is left out, not fatal to the plot
-            continue
-        if merged is None:
-            merged = one
-        else:
-            merged.add(one)
-    if merged is None or merged.get_total_count() == 0:
-        return []
-    n = merged.get_total_count()
-    points = []
-    i = 0
-    while True:
-        q = 100.0 * (1 - 0.5 ** (i / ticks_per_half))
-        if 1 / (1 - q / 100) > n or i > 60 * ticks_per_half:
-            break
-        points.append((q, merged.get_value_at_percentile(q) / 1000.0))
-        i += 1
-    points.append((100.0 * (1 - 1 / (n + 1)), merged.get_max_value() / 1000.0))
-    return points
-
-
-def _open_profiles(run: RunView) -> list[str]:
+def _open_profiles(run: Run) -> list[str]:
     return [p for p in run.profiles if run.mode(p) == "open"
-            and any(((c.get("result") or {}).get("latency_us") or {}).get("hdr")
-                    for s in run.servers for c in run.profile_cells(s, p))]
+            and any(c.hdr for s in run.servers for c in run.profile_cells(s, p))]
 
 
-def _latency_spectra(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
+def _latency_spectra(run: Run, colours: dict, out: Path) -> tuple[list[Figure], str]:
     profiles = _open_profiles(run)
     if not profiles:
         return [], "no open-loop profile with latency histograms (only open-loop latency is free of coordinated omission)"
@@ -205,8 +174,7 @@ def _latency_spectra(run: RunView, colours: dict, out: Path) -> tuple[list[Figur
         fig, ax = plt.subplots(figsize=(8, 4.5))
         drawn = False
         for s in run.servers:
-            hdrs = [((c.get("result") or {}).get("latency_us") or {}).get("hdr") for c in _ok(run.profile_cells(s, p))]
-            pts = spectrum([h for h in hdrs if h])
+            pts = spectrum([c.hdr for c in _ok(run.profile_cells(s, p)) if c.hdr])
             if not pts:
                 continue
             drawn = True
@@ -252,19 +220,20 @@ def cpu_percent(t: list[float], cpu: list[float], min_dt: float = 0.5) -> tuple[
     return xs, ys
 
 
-def _plain_profiles(run: RunView) -> list[str]:
+def _plain_profiles(run: Run) -> list[str]:
     swept = {name for points in _sweeps(run).values() for _, name in points}
     return [p for p in run.profiles if p not in swept]
 
 
-def _first_series(run: RunView, s: str, p: str, key: str = "series") -> dict | None:
+def _first_series(run: Run, s: str, p: str, key: str = "series") -> Mapping[str, Any] | None:
+    """The samples of the first measured trial of ``s`` x ``p`` that has some."""
     for c in run.profile_cells(s, p):
-        if c.get("status") in ("ok", "invalid") and isinstance(c.get(key), dict) and c[key].get("t"):
-            return c[key]
+        if c.samples(key) is not None:
+            return c.samples(key)
     return None
 
 
-def _pss_cpu_over_time(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
+def _pss_cpu_over_time(run: Run, colours: dict, out: Path) -> tuple[list[Figure], str]:
     profiles = [p for p in _plain_profiles(run) if any(_first_series(run, s, p) for s in run.servers)]
     if not profiles:
         return [], "no profile cell has sampler series"
@@ -301,13 +270,13 @@ def _pss_cpu_over_time(run: RunView, colours: dict, out: Path) -> tuple[list[Fig
 
 # -- scoreboard -----------------------------------------------------------------------------------
 
-def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
+def _scoreboard(run: Run, colours: dict, out: Path) -> tuple[list[Figure], str]:
     profiles = _plain_profiles(run)
     servers = [s for s in run.servers
                if any((_first_series(run, s, p, "scoreboard") or {}).get("t") for p in profiles)]
     profiles = [p for p in profiles if any(_first_series(run, s, p, "scoreboard") for s in servers)]
     if not servers or not profiles:
-        reasons = {(c.get("scoreboard") or {}).get("unavailable") for c in run.cells if c.get("kind") == "profile"}
+        reasons = {c.scoreboard.get("unavailable") for c in run.profile_cells()}
         reasons.discard(None)
         reasons.discard("")
         why = "; ".join(sorted(reasons)) if reasons else "the run did not poll /server-status (matrix scoreboard: false)"
@@ -364,11 +333,11 @@ def _scoreboard(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], s
                   + (f" Not shown: {'; '.join(left_out)}." if left_out else ""))], ""
 
 
-def _no_board_reason(run: RunView, server: str, profiles: list[str]) -> str:
+def _no_board_reason(run: Run, server: str, profiles: list[str]) -> str:
     for p in profiles:
         for c in run.profile_cells(server, p):
-            if (c.get("scoreboard") or {}).get("unavailable"):
-                return c["scoreboard"]["unavailable"]
+            if c.scoreboard.get("unavailable"):
+                return c.scoreboard["unavailable"]
     return "no samples"
 
 
@@ -392,20 +361,13 @@ def _grouped_bars(ax, groups: list[str], servers: list[str], value, colours: dic
     return drawn
 
 
-def _number(text) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def _slowclient(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
+def _slowclient(run: Run, colours: dict, out: Path) -> tuple[list[Figure], str]:
     table: dict[tuple[str, str], float] = {}
     groups: list[str] = []
     for s in run.servers:
         for c in run.cases(s, "slowclient"):
-            props = c.get("properties") or {}
-            avail = _number(props.get("availability"))
+            props = c.properties
+            avail = num(props.get("availability"))
             if avail is None or not props.get("attack"):
                 continue
             group = f"{props['attack']} {props.get('level', '')} ({props.get('protection', '')})"
@@ -443,15 +405,13 @@ _CORRUPTION = (  # (label, test name prefix, property)
 )
 
 
-def _threadsafety(run: RunView, colours: dict, out: Path) -> tuple[list[Figure], str]:
+def _threadsafety(run: Run, colours: dict, out: Path) -> tuple[list[Figure], str]:
     table: dict[tuple[str, str], float] = {}
     for s in run.servers:
         for c in run.cases(s, "threadsafety"):
-            name = c.get("name") or ""
-            props = c.get("properties") or {}
             for label, prefix, prop in _CORRUPTION:
-                v = _number(props.get(prop))
-                if name.startswith(prefix) and v is not None:
+                v = num(c.properties.get(prop))
+                if c.name.startswith(prefix) and v is not None:
                     table[(s, label)] = v
     if not table:
         return [], "the thread-safety suite recorded no counts (it did not run)"
@@ -478,8 +438,21 @@ def describe(plots: PlotSet) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m harness.plots RUN_DIR: redraw a run's plots
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.report.plots RUN_DIR``: redraw a run's plots into ``RUN_DIR/plots``; 2 on bad input."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m harness.report.plots RUN_DIR", file=sys.stderr)
+        return 2
+    try:
+        run = Run.load(args[0])
+    except ValueError as exc:
+        print(f"harness report: error: {exc}", file=sys.stderr)
+        return 2
+    folder = Path(args[0]) if Path(args[0]).is_dir() else Path(args[0]).parent
+    print(describe(render_plots(run, folder / "plots")))
+    return 0
 
-    folder = Path(sys.argv[1])
-    print(describe(render_plots(json.loads((folder / "run.json").read_text()), folder / "plots")))
+
+if __name__ == "__main__":
+    sys.exit(main())
