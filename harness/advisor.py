@@ -31,7 +31,7 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 import yaml
 from tabulate import tabulate
@@ -39,6 +39,7 @@ from tabulate import tabulate
 from .advice_rules import (MPMS, AdviceError, Measurement, Recommendation, Workload,
                            projected_pss, recommend, size)
 from .matrix import Matrix, MatrixError, _suggest, parse_matrix
+from .runview import ProfileStats, Run, as_run
 
 __all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_from_args", "parse_memory",
            "parse_thread_safe", "check_app", "candidates", "measure_set", "build_matrix", "measure", "mpm_of",
@@ -202,9 +203,9 @@ def measure(w: Workload, *, duration: float, trials: int, results_dir: str, out:
 
     run = run_matrix(build_matrix(w, duration, trials), results_dir=results_dir, out=out, argv=argv)
     try:  # the tables, as `harness run` writes them (the report module may evolve separately)
-        from . import reportfiles
+        from .report.files import write_tables
 
-        reportfiles.write_tables(run.doc, run.run_dir)
+        write_tables(run.doc, run.run_dir)
     except Exception as exc:  # pragma: no cover - only when the report module itself fails
         print(f"tables not written ({type(exc).__name__}: {exc}); `harness report {run.run_dir}` retries",
               file=out)
@@ -229,7 +230,7 @@ def is_reference(server: str) -> bool:
     return server.startswith("apache-")
 
 
-def uss_per_process(doc: dict, label: str, profiles: list[str | None]) -> float | None:
+def uss_per_process(run: Run | Mapping[str, Any], label: str, profiles: list[str | None]) -> float | None:
     """Median over the ok cells of the first profile that has it: the tree's summed USS / its processes, MiB.
 
     The sampler's window has ``uss_peak`` (bytes, summed over the server
@@ -238,24 +239,22 @@ def uss_per_process(doc: dict, label: str, profiles: list[str | None]) -> float 
     for profile in profiles:
         if not profile:
             continue
-        vals = sorted(c["sampler"]["uss_peak"] / c["sampler"]["processes_peak"] / 2**20
-                      for c in doc.get("cells", [])
-                      if c.get("kind") == "profile" and c.get("server") == label and c.get("profile") == profile
-                      and c.get("status") == "ok" and isinstance(c.get("sampler"), dict)
-                      and c["sampler"].get("uss_peak") and c["sampler"].get("processes_peak"))
+        vals = sorted(c.sampler["uss_peak"] / c.sampler["processes_peak"] / 2**20
+                      for c in as_run(run).profile_cells(label, profile)
+                      if c.ok and c.sampler.get("uss_peak") and c.sampler.get("processes_peak"))
         if vals:
             return round(vals[len(vals) // 2], 3)
     return None
 
 
-def _pick_profiles(doc: dict) -> tuple[str | None, str | None, int | None]:
+def _pick_profiles(run: Run) -> tuple[str | None, str | None, int | None]:
     """(closed-loop profile, idle profile, its connections): the advisor's own, else the first of each kind."""
-    profiles = doc.get("matrix", {}).get("profiles", {})
-    closed = [n for n, p in profiles.items() if p.get("driver") == "loadgen" and p.get("mode", "closed") == "closed"]
-    idle = [n for n, p in profiles.items() if p.get("driver") == "idle"]
+    specs = {n: run.profile_spec(n) for n in run.matrix.get("profiles") or {}}
+    closed = [n for n, p in specs.items() if p.get("driver") == "loadgen" and p.get("mode", "closed") == "closed"]
+    idle = [n for n, p in specs.items() if p.get("driver") == "idle"]
     load = "load" if "load" in closed else ("hello-closed" if "hello-closed" in closed else next(iter(closed), None))
     idle_name = "idle" if "idle" in idle else next(iter(idle), None)
-    conns = profiles[load].get("connections") if load else None
+    conns = specs[load].get("connections") if load else None
     return load, idle_name, conns
 
 
@@ -274,78 +273,71 @@ def processes_of(mpm: str, directives: dict, connections: int | None) -> int | N
                                                                    / cfg.ThreadsPerChild)))
 
 
-def _median(entry: dict | None, metric: str) -> float | None:
-    if not entry:
-        return None
-    return (entry.get("metrics", {}).get(metric) or {}).get("median")
+def _median(stats: ProfileStats | None, metric: str) -> float | None:
+    return stats.median(metric) if stats is not None else None
 
 
-def _status(entry: dict | None) -> tuple[str, str]:
-    if not entry:
+def _status(stats: ProfileStats | None) -> tuple[str, str]:
+    if stats is None:
         return "missing", "profile not in the run"
-    if entry.get("ok"):
+    if stats.ok:
         return "ok", ""
-    statuses = entry.get("statuses", {})
-    status = max(statuses, key=statuses.get) if statuses else "missing"
-    flags = entry.get("flags", [])
-    reason = "; ".join(entry.get("reasons", [])) or (", ".join(flags) if flags else "")
+    # the commonest status; a tie goes to the first in alphabetical order
+    status = max(sorted(stats.statuses), key=stats.statuses.get) if stats.statuses else "missing"
+    reason = "; ".join(sorted(stats.reasons)) or ", ".join(stats.flags)
     return status, reason
 
 
-def _idle_answered(doc: dict, label: str, idle: str) -> float | None:
+def _idle_answered(run: Run, label: str, idle: str) -> float | None:
     """Median answered fraction of the idle profile over every measured trial (idle cells stay ok when starved)."""
-    vals = sorted(c["metrics"]["answered_fraction"] for c in doc.get("cells", [])
-                  if c.get("kind") == "profile" and c.get("server") == label and c.get("profile") == idle
-                  and c.get("status") in ("ok", "invalid") and (c.get("metrics") or {}).get("answered_fraction")
-                  is not None)
+    vals = sorted(c.metric("answered_fraction") for c in run.profile_cells(label, idle)
+                  if c.status in ("ok", "invalid") and c.metric("answered_fraction") is not None)
     return vals[len(vals) // 2] if vals else None
 
 
-def measurements_from_run(doc: dict) -> dict[str, Measurement]:
-    """One :class:`Measurement` per MPM server of a run document (medians over its ok trials).
+def measurements_from_run(run: Run | Mapping[str, Any]) -> dict[str, Measurement]:
+    """One :class:`Measurement` per MPM server of a run (medians over its ok trials).
 
     Our own launchers (prefork, worker, event) are what the advice rests on;
     httpd's (``apache-*``) come back marked ``reference``: shown, labelled,
     never used in the decision (:func:`is_reference`).
     """
-    from .results import summarize
-
-    summary = doc.get("summary") or summarize(doc)
-    load, idle, conns = _pick_profiles(doc)
-    idle_conns = doc["matrix"]["profiles"][idle].get("connections") if idle else None
+    run = as_run(run)
+    load, idle, conns = _pick_profiles(run)
+    idle_conns = run.profile_spec(idle).get("connections") if idle else None
     out: dict[str, Measurement] = {}
-    for label, info in doc.get("servers", {}).items():
-        mpm = mpm_of(info.get("server", ""))
-        if mpm is None or not info.get("available", True):
+    for label in run.recorded_servers:
+        info = run.server(label)
+        mpm = mpm_of(info.server)
+        if mpm is None or not info.available:
             continue
-        reference = is_reference(info.get("server", ""))
-        per = summary.get("profiles", {}).get(label, {})
-        le, ie = per.get(load) if load else None, per.get(idle) if idle else None
+        reference = is_reference(info.server)
+        le, ie = run.stats(label, load) if load else None, run.stats(label, idle) if idle else None
         status, reason = _status(le)
         out[label] = Measurement(
             label=label, mpm=mpm, status=status, reason=reason, connections=conns,
             # httpd's process count is its own configuration's: never derived from our defaults
-            processes=None if reference else processes_of(mpm, info.get("set") or {}, conns),
-            uss_per_process_mib=None if reference else uss_per_process(doc, label, [load, idle]),
+            processes=None if reference else processes_of(mpm, dict(info.set), conns),
+            uss_per_process_mib=None if reference else uss_per_process(run, label, [load, idle]),
             reference=reference,
             rps=_median(le, "rps"), cpu_us_per_request=_median(le, "cpu_us_per_request"),
             p99_ms=_median(le, "p99_ms"), pss_peak_mib=_median(le, "pss_peak_mib"),
             rss_peak_mib=_median(le, "rss_peak_mib"),
             idle_connections=idle_conns if ie else None,
-            idle_answered_fraction=_idle_answered(doc, label, idle) if ie else None,
+            idle_answered_fraction=_idle_answered(run, label, idle) if ie else None,
             pss_per_idle_conn_kib=_median(ie, "pss_per_idle_conn_kib"),
             idle_pss_peak_mib=_median(ie, "pss_peak_mib"), idle_status=_status(ie)[0] if ie else "",
-            flags=tuple(sorted(set((le or {}).get("flags", [])) | set((ie or {}).get("flags", [])))),
-            trials=(le or {}).get("ok", 0), rps_spread=_spread(le, "rps"), noisy=bool((le or {}).get("noisy")))
+            flags=tuple(sorted(set(le.flags if le else ()) | set(ie.flags if ie else ()))),
+            trials=le.ok if le else 0, rps_spread=_spread(le, "rps"), noisy=bool(le and le.noisy))
     return out
 
 
-def _spread(entry: dict | None, metric: str) -> float | None:
+def _spread(stats: ProfileStats | None, metric: str) -> float | None:
     """(max - min) / median over two or more ok trials, else None."""
-    m = (entry or {}).get("metrics", {}).get(metric) or {}
-    if m.get("n", 0) < 2 or not m.get("median"):
+    s = stats.spread(metric) if stats is not None else None
+    if s is None or s.n < 2 or not s.median:
         return None
-    return (m["max"] - m["min"]) / m["median"]
+    return (s.max - s.min) / s.median
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -363,13 +355,12 @@ class RunInfo:
     status: str = ""
 
     @classmethod
-    def from_doc(cls, doc: dict, run_dir: str, measured_now: bool) -> "RunInfo":
-        """From a run document's matrix and environment."""
-        m = doc.get("matrix", {})
-        load, _, _ = _pick_profiles(doc)
-        duration = m.get("profiles", {}).get(load, {}).get("duration", 0.0) if load else 0.0
-        cpus = doc.get("environment", {}).get("pinning", {}).get("server_cpus", [])
-        return cls(run_dir, m.get("trials", 0), duration, list(cpus), measured_now, doc.get("status", ""))
+    def from_run(cls, run: Run, run_dir: str, measured_now: bool) -> "RunInfo":
+        """From a run's matrix and environment."""
+        load, _, _ = _pick_profiles(run)
+        duration = run.profile_spec(load).get("duration", 0.0) if load else 0.0
+        cpus = (run.environment.get("pinning") or {}).get("server_cpus", [])
+        return cls(run_dir, run.matrix.get("trials", 0), duration, list(cpus), measured_now, run.status)
 
     def describe(self) -> str:
         """One line: the run folder, trials, duration, pinning, and the caveat."""
@@ -599,24 +590,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     w = workload_from_args(args)
     if args.from_run:
-        from .results import load_run
-
-        doc = load_run(args.from_run)
-        ms = measurements_from_run(doc)
-        info = RunInfo.from_doc(doc, str(args.from_run), measured_now=False)
+        run = Run.load(args.from_run)
+        ms = measurements_from_run(run)
+        info = RunInfo.from_run(run, str(args.from_run), measured_now=False)
         rec = recommend(w, ms)
         if w.app:
             rec = _with_warning(rec, f"--app {w.app} not measured: the measurements come from {args.from_run}")
     else:
-        run = measure(w, duration=args.duration, trials=args.trials, results_dir=args.results_dir, out=err,
-                      argv=sys.argv)
-        if run.doc["status"] == "interrupted":
-            print("harness advise: interrupted; the partial run is kept in " + str(run.run_dir), file=err)
+        written = measure(w, duration=args.duration, trials=args.trials, results_dir=args.results_dir, out=err,
+                          argv=sys.argv)
+        run = Run(written.doc)
+        if run.status == "interrupted":
+            print("harness advise: interrupted; the partial run is kept in " + str(written.run_dir), file=err)
             return 130
-        ms = measurements_from_run(run.doc)
-        info = RunInfo.from_doc(run.doc, str(run.run_dir), measured_now=True)
+        ms = measurements_from_run(run)
+        info = RunInfo.from_run(run, str(written.run_dir), measured_now=True)
         rec = recommend(w, ms)
-        _save(run.run_dir, w, rec, ms, info)
+        _save(written.run_dir, w, rec, ms, info)
     if args.json:
         print(json.dumps(advice_json(w, rec, ms, info), indent=1, default=str), file=out)
     else:
