@@ -7,7 +7,10 @@ to have loaded:
 * ``harness -> suites -> servers``: servers/ imports nothing from harness/ or suites/;
   suites/ nothing from harness/; none of the three imports tests/ (an installed package has
   no tests/);
-* no cycle among the modules of servers/, harness/ or suites/.
+* no cycle among the modules of servers/, harness/ or suites/;
+* inside harness/, the run view (``harness.runview``) imports no other harness module, and the
+  report package (``harness.report``) only the run view and itself: the readers of a run stand
+  below everything that measures.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("servers", "harness", "suites")
 #: what each package may not import (the layers above it, and the project's own tests)
 FORBIDDEN = {"servers": ("harness", "suites", "tests"), "suites": ("harness", "tests"), "harness": ("tests",)}
+#: inside harness/: a module (or package) -> the only harness modules it may import
+HARNESS_LAYERS = {"harness.runview": (), "harness.report": ("harness.runview", "harness.report")}
 
 
 def _module_name(path: Path) -> str:
@@ -91,6 +96,19 @@ def test_layers_import_one_way(package):
         for target in _imports(path, module):
             if target.split(".")[0] in FORBIDDEN[package]:
                 bad.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert bad == []
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("layer", sorted(HARNESS_LAYERS))
+def test_harness_layers(layer):
+    graph = import_graph("harness")
+    allowed = HARNESS_LAYERS[layer]
+    bad = [f"{m} imports {t}" for m, targets in graph.items() if _within(m, layer)
+           for t in sorted(targets) if t != "harness" and not any(_within(t, a) for a in allowed)]
     assert bad == []
 
 
