@@ -7,7 +7,7 @@ in 30 s. The lingering-close queue grew the same way (one entry per read while
 lingering), and the keep-alive queue by one entry per response. Now each connection has at
 most one live timer entry; an extended wait only moves its deadline.
 
-No child process here: an :class:`EventChild` runs its listener and worker threads in this
+No child process here: an event child (ThreadedChild with an EventListener) runs its listener and worker threads in this
 process on a real loopback listener, so the test can read its queues while clients drive
 it. Each scenario makes far more recvs (or responses) than there are connections and
 asserts that the listener's timer entries never outnumber twice the connections. In each,
@@ -31,7 +31,8 @@ import pytest
 
 from servers.config import load_config
 from servers.mpm.child import ChildEnv
-from servers.mpm.event import EventChild
+from servers.mpm.event import EventListener
+from servers.mpm.threaded import ThreadedChild
 from servers.mpm.log import ErrorLog
 from servers.mpm.scoreboard import Scoreboard
 
@@ -44,13 +45,13 @@ N = 8
 QUEUES = ("timers", "hdr_q", "ka_q", "linger_q", "write_q")
 
 
-def queued(child: EventChild) -> int:
+def queued(child: EventListener) -> int:
     """Entries in all of the listener's timer queues."""
     return sum(len(getattr(child, name)) for name in QUEUES if hasattr(child, name))
 
 
 class Listener:
-    """An EventChild's listener and worker threads, in this process, on a loopback port."""
+    """An event child's listener and worker threads, in this process, on a loopback port."""
 
     def __init__(self, tmp_path, overrides: dict) -> None:
         cfg = load_config("event", overrides={
@@ -66,7 +67,8 @@ class Listener:
         env = ChildEnv(cfg=cfg, mpm="event", slot=0, generation=0, listeners=[lst], pod_fd=-1,
                        scoreboard=self.sb, app=app, log=ErrorLog(cfg.ErrorLog), started=time.time(),
                        server_port=self.port)
-        self.child = child = EventChild(env)
+        self.threaded = ThreadedChild(env, EventListener)
+        self.child = child = self.threaded.listener
         self.recvs = 0
         readable = child._readable
 
@@ -75,9 +77,9 @@ class Listener:
             readable(p)
 
         child._readable = counting
-        self.threads = [threading.Thread(target=child._worker, args=(i,), daemon=True)
+        self.threads = [threading.Thread(target=self.threaded._worker_thread, args=(i,), daemon=True)
                         for i in range(cfg.ThreadsPerChild)]
-        self.threads.append(threading.Thread(target=child._listener, daemon=True))
+        self.threads.append(threading.Thread(target=self.threaded._listener_thread, daemon=True))
         for t in self.threads:
             t.start()
         self.peak = 0
@@ -89,7 +91,7 @@ class Listener:
         return n
 
     def stop(self) -> None:
-        self.child.begin_graceful()
+        self.threaded.begin_graceful()
         for t in self.threads:
             t.join(10)
         assert not any(t.is_alive() for t in self.threads), "the listener or a worker did not stop"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import select
 import signal
 import socket
 import time
@@ -30,6 +29,8 @@ from .status import render_auto, render_html
 PR_SET_PDEATHSIG = 1
 #: exit code a child uses when it cannot run at all (httpd's APEXIT_CHILDFATAL)
 EXIT_CHILD_FATAL = 0xF
+#: exit code of a child that stopped for lack of resources, EMFILE and the like (httpd's APEXIT_CHILDSICK)
+EXIT_CHILD_SICK = 0x7
 
 
 @dataclass
@@ -52,82 +53,6 @@ class ChildEnv:
     def defers_accept(self) -> bool:
         """Whether the listeners hold connections back until data arrives (AcceptFilter http data)."""
         return self.cfg.AcceptFilter.defers("http")  # type: ignore[attr-defined]
-
-
-#: most queued connections one child takes when the server stops (the listen backlog bounds it)
-DRAIN_LIMIT = 1024
-
-
-#: graceful stop with deferred accept: keep taking connections until the listeners have been
-#: quiet this long (a client that has just connected sends its request within it) ...
-DRAIN_QUIET = 0.05
-#: ... but never longer than this in all
-DRAIN_MOST = 0.5
-
-
-def stop_deferring(sock: socket.socket) -> None:
-    """Turn TCP_DEFER_ACCEPT off on a listener that is about to close (graceful stop).
-
-    The option belongs to the socket every process shares (the parent turns it off first).
-    A connection the kernel holds back for its first bytes (AcceptFilter http data) is
-    complete for its client but not in the accept queue, so it would be reset when the
-    last listener copy closes. With the option off, new handshakes
-    go straight to the queue, and a held-back connection joins it as soon as its bytes
-    arrive (at once from a client that has just connected to send its request).
-    """
-    if hasattr(socket, "TCP_DEFER_ACCEPT"):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 0)
-        except OSError:
-            pass  # already closed: nothing waits on it
-
-
-def _take(listeners, taken: list, limit: int) -> bool:
-    """Accept what waits on the (non-blocking) listeners into ``taken``; True if any came."""
-    before = len(taken)
-    for lst in listeners:
-        while len(taken) < limit:
-            try:
-                taken.append(lst.accept())
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break  # closed, or short of descriptors: what is left is not ours to take
-    return len(taken) > before
-
-
-def accept_pending(listeners, limit: int = DRAIN_LIMIT, deferred: bool = False) -> list:
-    """Accept every connection already waiting on the (non-blocking) listeners: [(sock, addr)].
-
-    Used when the server stops gracefully (WINCH), just before a child closes its copies of
-    the listening sockets: the kernel completed those connections' handshakes, their clients
-    sent their requests, and once the last copy is closed they would be reset. httpd leaves
-    them to that fate; here they are served (with ``Connection: close``). When the listeners
-    deferred accept (``deferred``: AcceptFilter http data), connections whose first bytes
-    are still on their way are waited for too: the listeners are drained until quiet for
-    DRAIN_QUIET seconds (at most DRAIN_MOST in all); a client that connected and stays
-    silent is not waited for.
-    """
-    listeners = list(listeners)
-    taken: list = []
-    _take(listeners, taken, limit)
-    if not deferred:
-        return taken
-    for lst in listeners:
-        stop_deferring(lst)
-    end = time.monotonic() + DRAIN_MOST
-    quiet_until = time.monotonic() + DRAIN_QUIET
-    while len(taken) < limit:
-        now = time.monotonic()
-        if now >= quiet_until or now >= end:
-            break
-        try:
-            ready, _, _ = select.select(listeners, [], [], min(quiet_until, end) - now)
-        except (OSError, ValueError):
-            break
-        if ready and _take(listeners, taken, limit):
-            quiet_until = time.monotonic() + DRAIN_QUIET
-    return taken
 
 
 def die_with_parent() -> None:
@@ -208,8 +133,7 @@ def with_cpu_work(app: WSGIApp, microseconds: int) -> WSGIApp:
 
 def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
     """The ``/server-status`` page of this server, rendered from the shared scoreboard."""
-    import time
-
+    
     cfg = env.cfg
     threads = cfg.ThreadsPerChild  # type: ignore[attr-defined]  # (1 on prefork)
     # httpd shows MaxRequestWorkers / ThreadsPerChild processes' worth of slots

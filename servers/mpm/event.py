@@ -1,9 +1,9 @@
 """The event MPM's child: worker threads that handle requests, one listener that does all the waiting.
 
 httpd's ``server/mpm/event/event.c`` in Python: the same process and thread
-layout as worker (main thread on the pipe of death and signals, ThreadsPerChild
-worker threads; all of it inherited from :class:`worker.WorkerChild`), but the
-listener thread owns one epoll set holding the listening sockets **and every
+layout as worker (main thread on the pipe of death and signals, the watchdog,
+ThreadsPerChild worker threads: threaded.ThreadedChild), but its listener strategy
+(:class:`EventListener`) owns one epoll set holding the listening sockets **and every
 parked connection**:
 
 * **keep-alive**: after a response on a persistent connection the worker
@@ -49,20 +49,19 @@ rest. Memory stays bounded by the connections however their bytes arrive
 from __future__ import annotations
 
 import collections
-import errno
 import heapq
 import itertools
-import os
 import select
 import socket
 import threading
 import time
 
-from .child import ChildEnv, accept_pending, common_child_setup, serve_context
+from .child import ChildEnv, common_child_setup, serve_context
+from .listeners import ResourceShortage, accept_connection, drain_and_close
 from .scoreboard import GRACEFUL, READY
 from .serve import (LINGER_READ, LINGER_TOTAL, RECV_SIZE, Connection, log_app_error, read_request,
                     serve_requests)
-from .worker import WorkerChild, drain_eventfd
+from .threaded import ThreadedChild, drain_eventfd
 from ..http.errors import ClientDisconnected, ProtocolError
 
 # connection states in the listener
@@ -236,11 +235,17 @@ class JobQueue:
             self._cond.notify_all()
 
 
-class EventChild(WorkerChild):
-    """One event child: the worker child's main thread and thread pool, with an event listener."""
+class EventListener:
+    """event's listener strategy (threaded.Listener): one epoll set for the listeners and every
+    waiting connection; worker threads get only connections with a complete request head."""
 
-    def __init__(self, env: ChildEnv) -> None:
-        super().__init__(env)
+    def __init__(self, child: ThreadedChild) -> None:
+        self.child = child
+        self.env = env = child.env
+        self.sb = child.sb
+        self.slot = child.slot
+        self.budget = child.budget
+        self.threads_per_child = child.threads_per_child
         cfg = env.cfg
         self.jobs = JobQueue()
         self.handback: collections.deque = collections.deque()
@@ -257,49 +262,49 @@ class EventChild(WorkerChild):
         self._next_busy_check = 0.0
         # connections reading their head at once; well under the usual 1024 descriptors
         self.reading_limit = max(READING_LIMIT, 4 * self.threads_per_child)
-        self.jobs.on_idle = self._wake_listener  # a listener waiting for a free worker may accept again
+        self.jobs.on_idle = child.wake_listener  # a listener waiting for a free worker may accept again
 
-    # -- listener thread ---------------------------------------------------------------
-    def _listener(self) -> None:
-        try:
-            self._event_loop()
-        except BaseException as exc:  # pragma: no cover - the loop guards each connection
-            self.log_exception("listener thread", exc)
-        finally:
-            if not self.draining:
-                self.close_listeners()  # (the event loop closes them as soon as it stops accepting)
-            self.jobs.terminate()
-            self.queue.terminate()
-            self.sb.set_process(self.slot, quiescing=True)
-            self.begin_graceful()
+    def stop_waiting(self) -> None:
+        """Nothing to wake but the listener's epoll (the child writes its eventfd)."""
 
-    def _wake_listener(self) -> None:
-        try:
-            os.eventfd_write(self._listen_wake, 1)
-        except OSError:
-            pass
+    def finish(self) -> None:
+        """Close the listeners if the loop did not (it does as soon as it stops accepting) and
+        release the workers."""
+        if not self.child.draining:
+            self._stop_listening(take_backlog=False)
+        self.jobs.terminate()
+
+    def _stop_listening(self, take_backlog: bool) -> None:
+        # listeners.drain_and_close; see ThreadedChild.is_stopping for why responses end
+        # their connections only from here on
+        drain_and_close(self.env, self._adopt, take_backlog=take_backlog)
+        self.child.listeners_closed()
 
     def _set_state(self, p: _Parked, state: int) -> None:
         self.counts[p.state] -= 1
         self.counts[state] += 1
         p.state = state
 
-    def _event_loop(self) -> None:
+    # -- listener thread ---------------------------------------------------------------
+    def listen(self) -> None:
+        """The event loop: accept below the connection cap, read heads, hand complete ones to
+        the workers, park keep-alive and lingering connections, finish writes, expire waits."""
         env = self.env
+        child = self.child
         self.ep = ep = select.epoll()
         listeners = {lst.fileno(): lst for lst in env.listeners}
         self.conns: dict[int, _Parked] = {}
         self.timers: list = []  # heap of (deadline, seq, parked): see _arm
         self._seq = itertools.count()
-        self.base_ctx = serve_context(env, 0, self.is_stopping, multithread=True)
+        self.base_ctx = serve_context(env, 0, child.is_stopping, multithread=True)
         self.base_ctx.linger = self._linger_here  # what the listener answers itself, it drains itself
-        ep.register(self._listen_wake, select.EPOLLIN)
+        ep.register(child.listen_wake, select.EPOLLIN)
         listening = False
         accepted = 0
         quiesced = False
         try:
             while True:
-                stopping = self.stopping
+                stopping = child.stopping
                 if stopping and not quiesced:
                     quiesced = True
                     self.sb.set_process(self.slot, quiescing=True)
@@ -314,13 +319,8 @@ class EventChild(WorkerChild):
                             ep.unregister(fd)
                     listening = want
                     self.sb.set_process(self.slot, not_accepting=not want)
-                if stopping and not self.draining:
-                    if self.sb.stopping:
-                        # a graceful stop: take what waits in the listen queue first (the
-                        # listeners are closing for good: nobody else would serve it)
-                        for sock, addr in accept_pending(self.env.listeners, deferred=self.env.defers_accept):
-                            self._adopt(sock, addr)
-                    self.close_listeners()  # out of the epoll set just above; see is_stopping()
+                if stopping and not child.draining:
+                    self._stop_listening(take_backlog=True)  # (out of the epoll set just above)
                     listeners = {}  # their descriptor numbers may be reused from now on
                 if stopping and not self.handback and self._only_abandoned_left():
                     return
@@ -331,7 +331,7 @@ class EventChild(WorkerChild):
                 except InterruptedError:
                     events = []
                 for fd, mask in events:
-                    if fd == self._listen_wake:
+                    if fd == child.listen_wake:
                         drain_eventfd(fd)
                     elif fd in listeners:
                         accepted += self._accept(listeners[fd], accepted)
@@ -344,9 +344,9 @@ class EventChild(WorkerChild):
                                 self._readable(p)
                 self._take_handbacks()
                 self._expire(time.monotonic())
-                if self.budget and accepted >= self.budget and not self.stopping:
+                if self.budget and accepted >= self.budget and not child.stopping:
                     env.log.log("debug", f"MaxConnectionsPerChild ({self.budget}) reached, exiting")
-                    self.begin_graceful()
+                    child.begin_graceful()
         finally:
             for p in list(self.conns.values()):
                 self._close(p)
@@ -357,7 +357,7 @@ class EventChild(WorkerChild):
         the process's exit ends them; see serve.Watch)."""
         if not self.conns and self.jobs.busy == 0:
             return True
-        stuck = [w.conn for w in self.watches if w.abandoned]
+        stuck = [w.conn for w in self.child.watches if w.abandoned]
         return self.jobs.busy <= len(stuck) and all(p.conn in stuck for p in self.conns.values())
 
     def _below_limit(self) -> bool:
@@ -422,17 +422,14 @@ class EventChild(WorkerChild):
         n = 0
         while n < ACCEPT_BATCH and (not self.budget or accepted + n < self.budget) and self._below_limit():
             try:
-                sock, addr = lst.accept()
-            except (BlockingIOError, InterruptedError):
+                got = accept_connection(lst, self.env.log.log)
+            except ResourceShortage:
+                self.child.short_of_resources()
                 break
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self.env.log.log("error", f"accept: {exc}; this child will exit gracefully")
-                    self.resource_shortage = True
-                    self.begin_graceful()
+            if got is None:
                 break
             n += 1
-            self._adopt(sock, addr)
+            self._adopt(*got)
         return n
 
     def _adopt(self, sock: socket.socket, addr) -> None:
@@ -523,7 +520,7 @@ class EventChild(WorkerChild):
         "short-lingering-close" note) and when the child is stopping."""
         now = time.monotonic()
         self._set_state(p, _LINGER)
-        short = p.conn.short_linger or self.stopping
+        short = p.conn.short_linger or self.child.stopping
         p.linger_end = now + (LINGER_READ if short else LINGER_TOTAL)
         self._arm(p, min(now + LINGER_READ, p.linger_end))
 
@@ -592,7 +589,7 @@ class EventChild(WorkerChild):
         if what == "keepalive":
             self._set_state(p, _KEEPALIVE)
             self.ep.register(p.fd, select.EPOLLIN)
-            self._arm(p, now + (DYING_KEEPALIVE if self.stopping else self.ka_timeout))
+            self._arm(p, now + (DYING_KEEPALIVE if self.child.stopping else self.ka_timeout))
         elif what == "read":
             # pipelined bytes are buffered: a head still incomplete, or a request that waited
             # for a file_wrapper body to be written first (then it goes to a worker now)
@@ -668,8 +665,11 @@ class EventChild(WorkerChild):
             self._close(p)
 
     # -- worker threads ----------------------------------------------------------------
-    def _worker(self, i: int) -> None:
-        ctx = serve_context(self.env, i, self.is_stopping, multithread=True, watch=self.watches[i])
+    def serve(self, i: int) -> None:
+        """Worker thread ``i``: take a connection with a complete head, serve it until it must
+        wait again, hand it back to the listener with the verdict; repeat until released."""
+        child = self.child
+        ctx = serve_context(self.env, i, child.is_stopping, multithread=True, watch=child.watches[i])
         lingering: list = []
         ctx.linger = lingering.append  # the listener shuts the socket down and drains it (after any write)
         set_status = ctx.set_status
@@ -684,11 +684,11 @@ class EventChild(WorkerChild):
             try:
                 outcome = self._serve(p, req, ctx, lingering)
             except BaseException as exc:  # never let one connection take the thread down
-                self.log_exception(f"worker thread {i}", exc)
+                child.log_exception(f"worker thread {i}", exc)
             finally:
                 lingering.clear()
                 self.handback.append((p, outcome))
-                self._wake_listener()
+                child.wake_listener()
         set_status(GRACEFUL)
 
     def _serve(self, p: _Parked, req, ctx, lingering: list) -> str:
@@ -710,4 +710,4 @@ class EventChild(WorkerChild):
 def child_main(env: ChildEnv) -> int:
     """Run one event child until it is told to exit; returns its exit status."""
     common_child_setup(env)
-    return EventChild(env).run()
+    return ThreadedChild(env, EventListener).run()

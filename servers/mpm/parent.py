@@ -39,7 +39,8 @@ import time
 import traceback
 from typing import Callable, TextIO
 
-from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv, stop_deferring
+from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv
+from .listeners import stop_deferring
 from .log import ErrorLog
 from .scoreboard import DEAD, GRACEFUL, READY, STARTING, Scoreboard
 from .spec import MPMSpec

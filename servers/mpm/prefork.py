@@ -22,7 +22,8 @@ import os
 import select
 import signal
 
-from .child import ChildEnv, accept_graceful_signal, accept_pending, common_child_setup, serve_context
+from .child import EXIT_CHILD_SICK, ChildEnv, accept_graceful_signal, common_child_setup, serve_context
+from .listeners import ResourceShortage, accept_connection, drain_and_close
 from .scoreboard import READY
 from .serve import serve_connection
 
@@ -54,9 +55,8 @@ def child_main(env: ChildEnv) -> int:
             # reconnecting at once must not land in the backlog of a socket that only
             # draining children still hold open, where nobody accepts it and the last exit
             # resets it.
-            if sb.stopping:
-                drained.extend(accept_pending(listen_fds.values(), deferred=env.defers_accept))
-            close_listeners(ep, listen_fds)
+            drain_and_close(env, lambda sock, addr: drained.append((sock, addr)), ep)
+            listen_fds.clear()
         die = True
 
     signal.signal(signal.SIGUSR1, on_graceful)
@@ -95,13 +95,12 @@ def child_main(env: ChildEnv) -> int:
             if lst is None:
                 continue
             try:
-                conn, addr = lst.accept()
-            except (BlockingIOError, InterruptedError):
-                continue  # another child won the race
-            except OSError as exc:
-                if not die:  # (a graceful signal may have closed the listener just now)
-                    env.log.log("error", f"accept: {exc}")
-                continue
+                got = accept_connection(lst, env.log.log)
+            except ResourceShortage:
+                return EXIT_CHILD_SICK  # httpd's prefork: clean_child_exit(APEXIT_CHILDSICK)
+            if got is None:
+                continue  # another child won the race, or the connection failed on its side
+            conn, addr = got
             connections += 1
             # per-process connection count for /server-status (one or none in prefork)
             sb.set_async_counters(slot, connections=1, write_completion=0, keep_alive=0, lingering_close=0)
@@ -113,19 +112,3 @@ def child_main(env: ChildEnv) -> int:
         sb.set_async_counters(slot, connections=1, write_completion=0, keep_alive=0, lingering_close=0)
         serve_connection(conn, addr, ctx)
     return 0
-
-
-def close_listeners(ep, listen_fds: dict) -> None:
-    """Close this process's copies of the listening sockets (the parent and other children
-    keep theirs). Each leaves ``ep`` first: the socket is shared with other processes, so
-    closing the descriptor alone would leave it registered (epoll tracks open files)."""
-    for fd, lst in list(listen_fds.items()):
-        try:
-            ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
-        try:
-            lst.close()
-        except OSError:
-            pass
-    listen_fds.clear()

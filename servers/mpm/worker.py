@@ -2,10 +2,8 @@
 
 httpd's ``server/mpm/worker/worker.c`` child, in Python threads:
 
-* the **main thread** installs the SIGUSR1 (graceful) handler and waits on the
-  pipe of death and a signal wake-up pipe; it is the only thread that reacts
-  to the parent (Python runs signal handlers in the main thread only, which
-  is httpd's design too: every other thread blocks the signals);
+* the **main thread** and the hung-application watchdog: threaded.ThreadedChild,
+  shared with event;
 * **ThreadsPerChild worker threads**, each owning scoreboard slot
   ``(slot, thread)``: announce itself idle (``_``), pop a connection from the
   queue, run the *whole* connection through :func:`serve.serve_connection`
@@ -19,13 +17,9 @@ httpd's ``server/mpm/worker/worker.c`` child, in Python threads:
   kernel's backlog for another child, the property gunicorn's gthread worker
   (which accepts eagerly and queues internally) lacks.
 
-Graceful exit (a byte on the pipe of death, SIGUSR1, a generation change seen
-in the scoreboard, or MaxConnectionsPerChild spent): the listener stops
-accepting, marks the process ``quiescing`` in the scoreboard and terminates
-the queue; workers serve what was already accepted, finish their current
-connections (``stopping()`` makes keep-alive end at the next request
-boundary), each leaves ``G`` in its slot, and the child exits 0. SIGTERM and
-SIGHUP end the child at once (default actions, set by common_child_setup).
+Graceful exit (threaded.ThreadedChild): the listener stops accepting, takes the
+backlog when the server stops, closes the listeners and terminates the queue; workers
+serve what was already accepted and finish their current connections.
 
 Differences from httpd, by design (docs/worker.md has the full list):
 
@@ -48,28 +42,14 @@ Differences from httpd, by design (docs/worker.md has the full list):
 from __future__ import annotations
 
 import collections
-import errno
-import os
 import select
-import signal
-import socket
 import threading
-import time
-import traceback
 
-from ..http.response import error_response
-from .child import ChildEnv, accept_graceful_signal, accept_pending, common_child_setup, serve_context
+from .child import ChildEnv, common_child_setup, serve_context
+from .listeners import ResourceShortage, accept_connection, drain_and_close
 from .scoreboard import GRACEFUL, READY
-from .serve import Watch, serve_connection
-
-#: httpd's APEXIT_CHILDSICK: the child stopped for lack of resources (EMFILE ...)
-EXIT_CHILD_SICK = 0x7
-#: how long the listener and the main thread wait before re-checking their flags
-POLL_TIMEOUT = 1.0
-#: signals only the main thread may receive (the other threads block them, as in httpd)
-_MAIN_THREAD_SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGWINCH}
-#: accept() errors that mean "this process is short of resources": stop gracefully (httpd: APR_EGENERAL)
-_SHORTAGE = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+from .serve import serve_connection
+from .threaded import POLL_TIMEOUT, ThreadedChild, close_quietly, drain_eventfd
 
 
 class ConnectionQueue:
@@ -155,235 +135,38 @@ class ConnectionQueue:
             self._publish(self.open_connections)
 
 
-class WorkerChild:
-    """One worker child process: main thread, listener thread, ThreadsPerChild workers."""
+class WorkerListener:
+    """worker's listener strategy (threaded.Listener): reserve an idle worker, then accept, then queue."""
 
-    def __init__(self, env: ChildEnv) -> None:
-        self.env = env
-        self.cfg = env.cfg
-        self.sb = env.scoreboard
-        self.slot = env.slot
-        self.threads_per_child = env.cfg.ThreadsPerChild
-        self.budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
-        self.stopping = False
-        #: set once this child's listening sockets are closed: from then on responses end
-        #: their connections (see close_listeners)
-        self.draining = False
-        self.ungraceful = False
-        self.resource_shortage = False
-        self.got_usr1 = False
-        self.queue = ConnectionQueue(self.threads_per_child, self._publish_connections)
-        #: one hung-application watch per worker thread (serve.Watch), checked by the main thread
-        self.watches = [Watch() for _ in range(self.threads_per_child)]
-        self.app_timeout = float(env.cfg.Timeout)  # type: ignore[attr-defined]
-        self.workers: list[threading.Thread] = []
-        self.listener: threading.Thread | None = None
-        self._listen_wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-
-    # -- shared helpers ----------------------------------------------------------------
-    def is_stopping(self) -> bool:
-        """The MPM's "stopping" state that serve_connection consults at request boundaries.
-
-        True once the child has closed its listening sockets, not as soon as the graceful
-        exit begins: a response that ends its connection makes the client reconnect at
-        once, and that connection must find the socket closed (refused) or still served,
-        never queued in the backlog of a socket that only draining children hold open,
-        where nobody accepts it and the last one's exit resets it.
-        """
-        return self.draining
-
-    def close_listeners(self) -> None:
-        """Close this child's copies of the listening sockets (httpd: close_listeners() when
-        the listener thread leaves its loop). Called by the listener thread once no epoll set
-        of this process watches them; the parent and the other children keep their copies."""
-        for lst in self.env.listeners:
-            try:
-                lst.close()
-            except OSError:
-                pass
-        self.draining = True
+    def __init__(self, child: ThreadedChild) -> None:
+        self.child = child
+        self.env = child.env
+        self.queue = ConnectionQueue(child.threads_per_child, self._publish_connections)
 
     def _publish_connections(self, n: int) -> None:
-        self.sb.set_async_counters(self.slot, connections=max(0, n), write_completion=0, keep_alive=0,
-                                   lingering_close=0)
+        self.child.sb.set_async_counters(self.child.slot, connections=max(0, n), write_completion=0,
+                                         keep_alive=0, lingering_close=0)
 
-    def log_exception(self, where: str, exc: BaseException) -> None:
-        """Log an exception with its traceback, one error-log line per traceback line."""
-        log = self.env.log.log
-        log("error", f"{where}: uncaught {exc!r}; the thread keeps serving")
-        for chunk in traceback.format_exception(exc):
-            for line in chunk.rstrip().splitlines():
-                log("error", f"{where}:   {line}")
-
-    def begin_graceful(self) -> None:
-        """Start a graceful exit (httpd's signal_threads(ST_GRACEFUL)); any thread may call it."""
-        if self.stopping:
-            return
-        self.stopping = True
-        self.queue.close()  # a listener waiting for an idle worker wakes up
-        try:
-            os.eventfd_write(self._listen_wake, 1)  # a listener waiting in epoll wakes up
-        except OSError:
-            pass
-        try:
-            os.write(self._wake_w, b"!")  # the main thread notices at once
-        except OSError:
-            pass
-
-    # -- main thread -------------------------------------------------------------------
-    def run(self) -> int:
-        env = self.env
-        sb = self.sb
-        sb.set_process(self.slot, quiescing=False)
-
-        def on_graceful(signum, frame) -> None:
-            self.got_usr1 = True  # acted on by the main loop, never inside the handler
-
-        signal.signal(signal.SIGUSR1, on_graceful)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-
-        # Threads inherit the creator's signal mask: block the parent's signals while
-        # starting them, so only the main thread ever receives them (as httpd does).
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _MAIN_THREAD_SIGNALS)
-        try:
-            for i in range(self.threads_per_child):
-                t = threading.Thread(target=self._worker, args=(i,), name=f"worker-{i}", daemon=True)
-                t.start()
-                self.workers.append(t)
-            # the listener starts only once there are workers to reserve
-            self.listener = threading.Thread(target=self._listener, name="listener", daemon=True)
-            self.listener.start()
-        except RuntimeError as exc:  # "can't start new thread"
-            env.log.log("alert", f"ap_thread_create: unable to create worker thread: {exc}", "AH03142")
-            return EXIT_CHILD_SICK  # let the parent decide how bad this is, as httpd does
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        accept_graceful_signal()  # the threads are started: only this thread ever sees it
-
-        ep = select.epoll()
-        try:
-            # Not EPOLLEXCLUSIVE: every child's main thread sees a pipe-of-death byte and
-            # exactly one read() gets it, so no byte can be left behind unseen.
-            ep.register(env.pod_fd, select.EPOLLIN)
-            ep.register(self._wake_r, select.EPOLLIN)
-            while not self.stopping:
-                try:
-                    events = ep.poll(self.check_watches())
-                except InterruptedError:
-                    events = []
-                for fd, _ in events:
-                    if fd == env.pod_fd:
-                        self._read_pod()
-                    elif fd == self._wake_r:
-                        _drain(self._wake_r)
-                if self.ungraceful:
-                    return 0  # '$': leave now; exiting closes every in-flight connection
-                if self.got_usr1:
-                    self.begin_graceful()
-                if sb.running_generation != env.generation or os.getppid() == 1:
-                    self.begin_graceful()
-                if self.listener is not None and not self.listener.is_alive():
-                    self.begin_graceful()
-        finally:
-            ep.close()  # stop watching the pipe of death: its bytes are for other children now
-
-        # Graceful: the listener quiesces and terminates the queue; workers drain. The
-        # watchdog keeps watching meanwhile, and a thread it abandoned is not waited for:
-        # this process's exit is what ends it.
-        while True:
-            wait = self.check_watches()
-            left = [t for t, w in zip(self.workers, self.watches) if t.is_alive() and not w.abandoned]
-            if self.listener.is_alive():
-                left.append(self.listener)
-            if not left:
-                break
-            left[0].join(wait)
-        return EXIT_CHILD_SICK if self.resource_shortage else 0
-
-    # -- the hung-application watchdog (main thread) ------------------------------------
-    def check_watches(self) -> float:
-        """Abandon every request whose application gave no output for Timeout (serve.Watch);
-        return how long the main thread may wait before the next check is due."""
-        now = time.monotonic()
-        limit = self.app_timeout
-        wait = POLL_TIMEOUT
-        for i, w in enumerate(self.watches):
-            since = w.since
-            if not since or w.abandoned:
-                continue
-            left = since + limit - now
-            if left > 0:
-                wait = min(wait, left + 0.01)
-                continue
-            taken = w.abandon(now, limit)
-            if taken is not None:
-                self.abandon_request(i, *taken, now)
-        return wait
-
-    def abandon_request(self, i: int, conn, response, since: float, now: float) -> None:
-        """Answer a hung request (504 before its head, else cut it), shut its connection down,
-        and retire this child: its other threads finish their connections, then it exits."""
-        req = response.req
-        line = req.request_line.decode("latin-1")
-        sock = conn.sock
-        try:
-            if not response.head_sent:
-                # httpd's answer when a script times out before returning headers (util_script.c)
-                sock.send(error_response(504, "The application gave no response within Timeout.",
-                                         method=req.method), socket.MSG_DONTWAIT)
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.env.log.log(
-            "error",
-            f"{conn.client}: \"{line}\": no output from the application for {now - since:.1f}s "
-            f"(Timeout {self.app_timeout:g}s); answered {'504' if not response.head_sent else 'by a cut-off'}, "
-            f"worker thread {i} abandoned; the child exits once its other connections are done")
-        self.begin_graceful()
-
-    def _read_pod(self) -> None:
-        try:
-            byte = os.read(self.env.pod_fd, 1)
-        except (BlockingIOError, InterruptedError):
-            return  # another child took it
-        if not byte:
-            return
-        if byte == b"$":
-            self.ungraceful = True
-        self.begin_graceful()
+    def stop_waiting(self) -> None:
+        """A listener waiting for an idle worker wakes up (graceful stop)."""
+        self.queue.close()
 
     # -- listener thread ---------------------------------------------------------------
-    def _listener(self) -> None:
-        try:
-            self._listen_loop()
-        except BaseException as exc:  # pragma: no cover - the loop catches per iteration
-            self.log_exception("listener thread", exc)
-        finally:
-            # httpd: close the listeners, terminate the queue, mark the process quiescing,
-            # wake the main thread. On a graceful stop, first take what waits in the listen
-            # queue: the listeners are closing for good, and nobody else would serve it.
-            if self.sb.stopping and not self.ungraceful:
-                for conn, addr in accept_pending(self.env.listeners, deferred=self.env.defers_accept):
-                    self.queue.push(conn, addr, drained=True)
-            self.close_listeners()
-            self.queue.terminate()
-            self.sb.set_process(self.slot, quiescing=True)
-            self.begin_graceful()
-
-    def _listen_loop(self) -> None:
+    def listen(self) -> None:
+        """Reserve an idle worker, wait for and accept a connection, queue it; repeat."""
+        child = self.child
         listeners = {lst.fileno(): lst for lst in self.env.listeners}
         ep = select.epoll()
         try:
             for fd in listeners:
                 ep.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
-            ep.register(self._listen_wake, select.EPOLLIN)
+            ep.register(child.listen_wake, select.EPOLLIN)
             accepted = 0
             rr = 0
-            while not self.stopping:
-                if self.budget and accepted >= self.budget:
-                    self.env.log.log("debug", f"MaxConnectionsPerChild ({self.budget}) reached, exiting")
-                    self.begin_graceful()
+            while not child.stopping:
+                if child.budget and accepted >= child.budget:
+                    self.env.log.log("debug", f"MaxConnectionsPerChild ({child.budget}) reached, exiting")
+                    child.begin_graceful()
                     break
                 # 1. reserve an idle worker: with none free this child never accepts,
                 #    and the connection waits in the kernel backlog for another child
@@ -393,7 +176,7 @@ class WorkerChild:
                 try:
                     got, rr = self._accept_one(ep, listeners, rr)
                 except Exception as exc:
-                    self.log_exception("listener thread", exc)
+                    child.log_exception("listener thread", exc)
                 if got is None:
                     self.queue.release_idler()
                     continue
@@ -401,15 +184,16 @@ class WorkerChild:
                 try:
                     self.queue.push(*got)
                 except Exception as exc:
-                    self.log_exception("listener thread", exc)
-                    _close(got[0])
+                    child.log_exception("listener thread", exc)
+                    close_quietly(got[0])
         finally:
             ep.close()  # this child's listener copies leave the wait queues
 
     def _accept_one(self, ep, listeners: dict, rr: int):
         """Wait for a connection and accept it; (conn, addr) or None when stopping."""
+        child = self.child
         while True:
-            if self.stopping:
+            if child.stopping:
                 return None, rr
             try:
                 events = ep.poll(POLL_TIMEOUT)
@@ -417,7 +201,7 @@ class WorkerChild:
                 continue
             ready = []
             for fd, _ in events:
-                if fd == self._listen_wake:
+                if fd == child.listen_wake:
                     drain_eventfd(fd)
                 elif fd in listeners:
                     ready.append(fd)
@@ -425,26 +209,28 @@ class WorkerChild:
             # A listener woken for a connection takes it even if a stop began meanwhile:
             # with EPOLLEXCLUSIVE no other child was woken for it.
             for k in range(len(ready)):
-                lst = listeners[ready[(rr + k) % len(ready)]]
                 try:
-                    conn, addr = lst.accept()
-                except (BlockingIOError, InterruptedError):
-                    continue  # another child won the race
-                except OSError as exc:
-                    if exc.errno in _SHORTAGE:
-                        self.env.log.log("error", f"accept: {exc}; this child will exit gracefully")
-                        self.resource_shortage = True
-                        self.begin_graceful()
-                        return None, rr
-                    if exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
-                        self.env.log.log("error", f"accept: {exc}")
-                    continue
-                return (conn, addr), rr + 1
+                    got = accept_connection(listeners[ready[(rr + k) % len(ready)]], self.env.log.log)
+                except ResourceShortage:
+                    child.short_of_resources()
+                    return None, rr
+                if got is not None:
+                    return got, rr + 1
+
+    def finish(self) -> None:
+        """Take the backlog on a graceful stop (not after '$'), close the listeners, release the workers."""
+        child = self.child
+        drain_and_close(self.env, lambda sock, addr: self.queue.push(sock, addr, drained=True),
+                        take_backlog=not child.ungraceful)
+        child.listeners_closed()
+        self.queue.terminate()
 
     # -- worker threads ----------------------------------------------------------------
-    def _worker(self, i: int) -> None:
-        set_status = self.sb.status_setter(self.slot, i)
-        ctx = serve_context(self.env, i, self.is_stopping, multithread=True, watch=self.watches[i])
+    def serve(self, i: int) -> None:
+        """Pop a connection, serve all of it (serve.serve_connection), repeat until released."""
+        child = self.child
+        set_status = child.sb.status_setter(child.slot, i)
+        ctx = serve_context(self.env, i, child.is_stopping, multithread=True, watch=child.watches[i])
         queue = self.queue
         while True:
             try:
@@ -456,37 +242,14 @@ class WorkerChild:
                 try:
                     serve_connection(conn, addr, ctx)
                 finally:
-                    _close(conn)
+                    close_quietly(conn)
                     queue.done()
             except BaseException as exc:  # never let one connection take the thread down
-                self.log_exception(f"worker thread {i}", exc)
+                child.log_exception(f"worker thread {i}", exc)
         set_status(GRACEFUL)
-
-
-def drain_eventfd(fd: int) -> None:
-    """Reset a non-blocking eventfd used to wake a thread from epoll."""
-    try:
-        os.eventfd_read(fd)
-    except BlockingIOError:
-        pass
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
-
-
-def _close(sock) -> None:
-    try:
-        sock.close()
-    except OSError:
-        pass
 
 
 def child_main(env: ChildEnv) -> int:
     """Run one worker child until it is told to exit; returns its exit status."""
     common_child_setup(env)
-    return WorkerChild(env).run()
+    return ThreadedChild(env, WorkerListener).run()
