@@ -103,7 +103,6 @@ class Conn:
         self.buf += chunk
         return True
 
-    _more = recv_more  # the name tests/test_file_wrapper.py still calls
 
     def wait_head(self, timeout: float) -> None:
         """Wait until a response head (interim or final) is in ``buf``, EOF, or ``timeout``."""

@@ -331,7 +331,7 @@ def _closes(log) -> list[str]:
 def _rest_until_eof(c: Conn, timeout: float) -> bytes:
     """Everything the server sends until it closes (TimeoutError if it does not)."""
     deadline = time.monotonic() + timeout
-    while c._more(deadline):
+    while c.recv_more(deadline):
         pass
     data, c.buf = c.buf, b""
     return data
