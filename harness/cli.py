@@ -122,7 +122,8 @@ def _select(matrix, labels: list[str], trials: int | None, no_suites: bool, dura
 
 
 def _cmd_run(args) -> int:
-    from . import report, reportfiles
+    from .report import render_markdown
+    from .report.files import publish, write_tables
     from .runner import run_matrix
 
     matrix = _select(load_matrix(args.matrix), args.server, args.trials, args.no_suites, args.duration)
@@ -130,13 +131,13 @@ def _cmd_run(args) -> int:
         raise MatrixError(f"--reference {args.reference!r} is not a server of the matrix; "
                           f"labels: {', '.join(s.label for s in matrix.servers)}")
     run = run_matrix(matrix, results_dir=args.results_dir, argv=sys.argv)
-    paths = reportfiles.write_tables(run.doc, run.run_dir, reference=args.reference)
-    print(report.render_markdown(run.doc, reference=args.reference))
+    paths = write_tables(run.doc, run.run_dir, reference=args.reference)
+    print(render_markdown(run.doc, reference=args.reference))
     for p in paths.values():
         print(f"wrote {p}")
     print(f"wrote {run.path}")
     if args.publish:
-        print(f"published {reportfiles.publish(run.doc, Path('results'), reference=args.reference, plots_dir=run.run_dir / 'plots')}")
+        print(f"published {publish(run.doc, Path('results'), reference=args.reference, plots_dir=run.run_dir / 'plots')}")
     return 130 if run.doc["status"] == "interrupted" else 0
 
 
@@ -172,22 +173,22 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from . import reportfiles
+    from .report.files import report_command
 
     if args.compare:
         if args.run_dir or args.publish:
             raise ValueError("give either RUN_DIR or --compare RUN_A RUN_B, not both (and no --publish)")
         from .compare import render_compare_markdown, write_compare
-        from .results import load_run
+        from .runview import Run
 
         paths = write_compare(args.compare[0], args.compare[1], args.out)
-        print(render_compare_markdown(load_run(args.compare[0]), load_run(args.compare[1])))
+        print(render_compare_markdown(Run.load(args.compare[0]), Run.load(args.compare[1])))
         for p in paths.values():
             print(f"wrote {p}")
         return 0
     if not args.run_dir:
         raise ValueError("harness report needs RUN_DIR (or --compare RUN_A RUN_B)")
-    reportfiles.report_command(args.run_dir, reference=args.reference, publish=args.publish)
+    report_command(args.run_dir, reference=args.reference, publish=args.publish)
     return 0
 
 
