@@ -38,7 +38,7 @@ from tabulate import tabulate
 
 from .advice_rules import (MPMS, AdviceError, Measurement, Recommendation, Workload,
                            projected_pss, recommend, size)
-from .matrix import Matrix, MatrixError, _suggest, parse_matrix
+from .matrix import Matrix, MatrixError, parse_matrix, suggest
 from .runview import ProfileStats, Run, as_run
 
 __all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_from_args", "parse_memory",
@@ -143,7 +143,7 @@ def load_workload_file(path: str | Path) -> dict[str, Any]:
     for raw, value in doc.items():
         key = str(raw).replace("-", "_")
         if key not in WORKLOAD_KEYS:
-            raise AdviceError(f"{p}: unknown key {raw!r}{_suggest(key, WORKLOAD_KEYS)}; "
+            raise AdviceError(f"{p}: unknown key {raw!r}{suggest(key, WORKLOAD_KEYS)}; "
                               f"valid keys: {', '.join(WORKLOAD_KEYS)}")
         out[key] = _typed(key, value, f"{p}: {key}")
     return out
@@ -261,16 +261,18 @@ def _pick_profiles(run: Run) -> tuple[str | None, str | None, int | None]:
 def processes_of(mpm: str, directives: dict, connections: int | None) -> int | None:
     """Child processes a server ran with these directives under ``connections`` connections."""
     from servers.config import ConfigError, load_config
+    from servers.mpm import MPMS as MPM_SPECS
 
     try:
         cfg = load_config(mpm, overrides={"Listen": "127.0.0.1:0", **directives})
     except ConfigError:
         return None
     conns = connections or cfg.MaxRequestWorkers
-    if mpm == "prefork":
-        return max(cfg.StartServers, min(cfg.MaxRequestWorkers, conns))
-    return min(cfg.daemons_limit, max(cfg.StartServers, math.ceil(min(conns, cfg.MaxRequestWorkers)
-                                                                   / cfg.ThreadsPerChild)))
+    # one unit per connection up to MaxRequestWorkers, in whole children, never fewer than
+    # StartServers nor more than the process limit (the MPM's own sizing, servers.mpm.spec)
+    spec = MPM_SPECS[mpm]
+    wanted = math.ceil(min(conns, cfg.MaxRequestWorkers) / spec.threads_per_child(cfg))
+    return min(spec.process_limit(cfg), max(cfg.StartServers, wanted))
 
 
 def _median(stats: ProfileStats | None, metric: str) -> float | None:

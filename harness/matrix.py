@@ -231,7 +231,8 @@ def load_matrix(name_or_path: str | os.PathLike) -> Matrix:
     return parse_matrix(doc, source=str(path), name=path.stem)
 
 
-def _suggest(key: str, allowed) -> str:
+def suggest(key: str, allowed) -> str:
+    """" (did you mean 'X'?)" for the closest allowed name to a misspelt ``key``, or "" (for error messages)."""
     close = difflib.get_close_matches(key, list(allowed), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -241,7 +242,7 @@ def _check_keys(src: str, where: str, doc: dict, schema: dict) -> dict:
     out = {}
     for key in doc:
         if key not in schema:
-            raise MatrixError(f"{src}: unknown key {where}{key!r}{_suggest(str(key), schema)}; "
+            raise MatrixError(f"{src}: unknown key {where}{key!r}{suggest(str(key), schema)}; "
                               f"valid keys: {', '.join(schema)}")
     for key, (typ, default) in schema.items():
         if key not in doc:
@@ -292,7 +293,7 @@ def _profile(src: str, name: str, item: Any) -> Profile:
     driver = item.get("driver")
     if driver not in DRIVERS:
         raise MatrixError(f"{src}: {where}driver must be one of {', '.join(DRIVERS)}, not {driver!r}"
-                          f"{_suggest(str(driver), DRIVERS)}")
+                          f"{suggest(str(driver), DRIVERS)}")
     d = _check_keys(src, where, item, DRIVERS[driver])
     _positive(src, where + "duration", d["duration"])
     problems = DRIVER_SPECS[driver].check(d, item)
@@ -359,7 +360,7 @@ def _gate(src: str, doc: dict, profile_names: list[str]) -> GateSpec:
     for i, p in enumerate(g["profiles"]):
         if p not in profile_names:
             raise MatrixError(f"{src}: gate.profiles[{i}] {p!r} is not a profile of this matrix"
-                              f"{_suggest(str(p), profile_names)}; profiles: {', '.join(profile_names) or 'none'}")
+                              f"{suggest(str(p), profile_names)}; profiles: {', '.join(profile_names) or 'none'}")
     if g["correction"] not in ("holm", "none"):
         raise MatrixError(f"{src}: gate.correction must be holm or none, not {g['correction']!r}")
     if not g["tree"]:
@@ -372,7 +373,7 @@ def _gate(src: str, doc: dict, profile_names: list[str]) -> GateSpec:
     given = {}
     for key, value in g["thresholds"].items():
         if key not in allowed:
-            raise MatrixError(f"{src}: unknown key gate.thresholds.{key!r}{_suggest(str(key), allowed)}; "
+            raise MatrixError(f"{src}: unknown key gate.thresholds.{key!r}{suggest(str(key), allowed)}; "
                               f"valid keys: memory, {', '.join(METRICS)}")
         given[key] = value
     if "memory" in given and memory_metric in given:
@@ -410,7 +411,7 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
     known = known_servers()
     for i, s in enumerate(servers):
         if s.server not in known:
-            raise MatrixError(f"{src}: servers[{i}]: unknown server {s.server!r}{_suggest(s.server, known)}; "
+            raise MatrixError(f"{src}: servers[{i}]: unknown server {s.server!r}{suggest(s.server, known)}; "
                               f"servers: {', '.join(known)}")
     labels = [s.label for s in servers]
     dup = sorted({x for x in labels if labels.count(x) > 1})
@@ -418,7 +419,7 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
         raise MatrixError(f"{src}: server label {dup[0]!r} appears twice; give one a label")
     for i, s in enumerate(d["suites"]):
         if s not in SUITES:
-            raise MatrixError(f"{src}: suites[{i}] {s!r} is not a suite{_suggest(str(s), SUITES)}; "
+            raise MatrixError(f"{src}: suites[{i}] {s!r} is not a suite{suggest(str(s), SUITES)}; "
                               f"suites: {', '.join(SUITES)}")
     profiles = tuple(p for k, v in d["profiles"].items() for p in _expand_sweep(_profile(src, str(k), v)))
     names = [p.name for p in profiles]
@@ -436,7 +437,7 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
             raise MatrixError(f"{src}: peers.{label} must be a list of server labels")
         for x in [label, *others]:
             if x not in labels:
-                raise MatrixError(f"{src}: peers: {x!r} is not a server label of this matrix{_suggest(str(x), labels)}")
+                raise MatrixError(f"{src}: peers: {x!r} is not a server label of this matrix{suggest(str(x), labels)}")
         peers[str(label)] = tuple(others)
     gate = _gate(src, d["gate"], [p.name for p in profiles])
     return Matrix(
