@@ -197,6 +197,10 @@ def test_gunicorn_required_directive_without_equivalent_is_not_applicable():
     assert any(n.startswith("MaxKeepAliveRequests 3 not applied") for n in notes)
     gunicorn.plan("gunicorn-gthread", "gthread", {"MaxKeepAliveRequests": 0, "RequestReadTimeout": "header=0 body=0"},
                   None, required=("MaxKeepAliveRequests", "RequestReadTimeout"))
+    # AcceptFilter "none" is exactly what gunicorn does; a deferring filter it cannot honour
+    gunicorn.plan("gunicorn-sync", "sync", {"AcceptFilter": "http none"}, None, required=("AcceptFilter",))
+    with pytest.raises(NotApplicable, match="AcceptFilter: gunicorn never defers accept"):
+        gunicorn.plan("gunicorn-sync", "sync", {"AcceptFilter": "http data"}, None, required=("AcceptFilter",))
     with pytest.raises(ConfigError, match="unknown directive"):
         gunicorn.plan("gunicorn-sync", "sync", {"KeepAliveTimout": 1}, None)
     with pytest.raises(NotApplicable, match="BenchBallastMiB: an mpm-harness knob gunicorn has no equivalent"):

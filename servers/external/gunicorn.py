@@ -63,6 +63,8 @@ MAPPED = frozenset((
     "Timeout", "RequestReadTimeout", "GracefulShutdownTimeout", "ListenBacklog", "LimitRequestLine",
     "LimitRequestFields", "LimitRequestFieldSize", "LimitRequestBody", "MaxConnectionsPerChild", "LogLevel",
     "PidFile", "ErrorLog",
+    # "http none" is what gunicorn does (it accepts at once); a deferring filter is refused in gunicorn_settings
+    "AcceptFilter",
 ))
 _POOL = "gunicorn runs a fixed pool of StartServers workers{threads}; httpd's dynamic pool has no equivalent"
 
