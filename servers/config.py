@@ -345,8 +345,8 @@ def _parse_on_off(value: object) -> bool:
     raise _BadValue(f"expected On or Off, got {_describe(value)}")
 
 
-def _parse_factor(value: object) -> float:
-    # event's set_worker_factor(): strtod, then "must be a positive number".
+def _finite_number(value: object, what: str) -> float:
+    """A YAML number or a numeric string (strtod's reading), finite; else _BadValue naming ``what``."""
     number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -356,7 +356,13 @@ def _parse_factor(value: object) -> float:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number):
-        raise _BadValue(f"expected a number, got {_describe(value)}")
+        raise _BadValue(f"expected {what}, got {_describe(value)}")
+    return number
+
+
+def _parse_factor(value: object) -> float:
+    # event's set_worker_factor(): strtod, then "must be a positive number".
+    number = _finite_number(value, "a number")
     if number <= 0:
         raise _BadValue(f"AsyncRequestWorkerFactor argument must be a positive number, got {_describe(value)}")
     return number
@@ -364,16 +370,7 @@ def _parse_factor(value: object) -> float:
 
 def _mib_parser(value: object) -> float:
     """A non-negative number of MiB (fractions allowed), at most 65536."""
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number):
-        raise _BadValue(f"expected a number of MiB, got {_describe(value)}")
+    number = _finite_number(value, "a number of MiB")
     if number < 0 or number > 65536:
         raise _BadValue(f"must be between 0 and 65536 MiB, got {_describe(value)}")
     return number
