@@ -1,4 +1,8 @@
-"""Reading /proc for the sampler: process stats, trees, CPU times, and the machine's quiet check."""
+"""Reading /proc for the sampler: process stats, trees, CPU times, and the machine's quiet check.
+
+Also the per-process fd and thread counts that a leak check compares before and after a run
+(the same reads as the sampler's ``fds`` and ``threads`` columns, per process instead of summed).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import time
 from typing import Iterable, Sequence
 
 import psutil
+
+from suites.wire import wait_until
 
 
 # --------------------------------------------------------------------------
@@ -31,22 +37,27 @@ def scan() -> dict[int, list[bytes]]:
     """
     out: dict[int, list[bytes]] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
-        except OSError:  # gone since listdir
-            continue
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) > RSS:
-            out[int(name)] = fields
+        if name.isdigit():
+            fields = read_stat(name)
+            if fields is not None:
+                out[int(name)] = fields
     return out
+
+
+def read_stat(pid: int | str) -> list[bytes] | None:
+    """The fields after the command name of ``/proc/PID/stat`` (proc(5)), None once the process is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:  # gone since it was listed
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    fields = data[data.rfind(b")") + 2:].split()
+    return fields if len(fields) > RSS else None
 
 
 def stat_cpu(f: list[bytes]) -> float:
@@ -129,3 +140,62 @@ def quiet_check(seconds: float = 1.0, exclude_pids: Sequence[int] = ()) -> dict:
         "machine_cpus": os.cpu_count() or 1,
         "seconds": round(elapsed, 3),
     }
+
+
+# --------------------------------------------------------------------------
+# Per-process fds and threads (the leak check of the reliability runs)
+# --------------------------------------------------------------------------
+
+def fds_and_threads(pids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """``{pid: (open file descriptors, threads)}`` of each live process of ``pids``.
+
+    The entries of ``/proc/PID/fd`` and the thread count of ``/proc/PID/stat``: what psutil's
+    ``num_fds`` and ``num_threads`` read, and what the sampler sums over a tree. A process gone
+    (or a zombie) meanwhile is left out.
+    """
+    out: dict[int, tuple[int, int]] = {}
+    for pid in pids:
+        fields = read_stat(pid)
+        if fields is None or fields[STATE] in DEAD:
+            continue
+        try:
+            out[pid] = (len(os.listdir(f"/proc/{pid}/fd")), int(fields[THREADS]))
+        except OSError:  # exited between the two reads
+            continue
+    return out
+
+
+def settled_fds_and_threads(pids: Sequence[int], timeout: float = 10.0) -> dict[int, tuple[int, int]]:
+    """:func:`fds_and_threads` once every process has finished starting: the same counts in three
+    samples 0.1 s apart (a child just forked is still opening its epoll sets and threads)."""
+    samples: list[dict[int, tuple[int, int]]] = []
+
+    def stable() -> bool:
+        samples.append(fds_and_threads(pids))
+        return len(samples) >= 3 and samples[-1] == samples[-2] == samples[-3] and len(samples[-1]) == len(pids)
+
+    wait_until(stable, timeout, interval=0.1, what="fd and thread counts to settle")
+    return samples[-1]
+
+
+def wait_fds_and_threads_back(baseline: dict[int, tuple[int, int]],
+                              timeout: float = 15.0) -> dict[int, tuple[int, int]]:
+    """Wait until every process of ``baseline`` is back to (at most) its fd and thread counts;
+    AssertionError naming the leak otherwise (a process gone counts as not back).
+
+    After a run's connections are closed on the client's side, lingering closes and keep-alive
+    waits end on their own; what is still open after ``timeout`` has leaked.
+    """
+    last: dict[int, tuple[int, int]] = {}
+
+    def back() -> bool:
+        last.clear()
+        last.update(fds_and_threads(baseline))
+        return all(pid in last and last[pid][0] <= fds and last[pid][1] <= threads
+                   for pid, (fds, threads) in baseline.items())
+
+    try:
+        wait_until(back, timeout, interval=0.1, what="fd and thread counts back to the baseline")
+    except AssertionError:
+        raise AssertionError(f"leak: baseline {baseline}, now {last}") from None
+    return dict(last)
