@@ -7,7 +7,7 @@ under load, recovery time after a child is killed.
 
 For each MPM (httpd's defaults, apart from the pool sizes below), three measurements:
 
-* **fuzz**: ``--fuzz`` malformed inputs (tests/fuzzutil.py: mutated requests, framing
+* **fuzz**: ``--fuzz`` malformed inputs (suites/fuzz.py: mutated requests, framing
   conflicts, over-limit heads and bodies, garbage, cut-offs and resets), each on its own
   connection, from four client threads. Reported: inputs tried; answers that were not what
   the sans-IO reader says the server owes that byte stream; crashes (a child that died or was
@@ -49,25 +49,14 @@ sys.path.insert(0, str(ROOT))
 from harness.drivers.loadgen import run_open_loop  # noqa: E402
 from harness.results import environment  # noqa: E402
 from harness.runner import choose_pinning  # noqa: E402
-from servers.http.limits import Limits  # noqa: E402
+from harness.sampler.procfs import settled_fds_and_threads, wait_fds_and_threads_back  # noqa: E402
 from servers.launcher import start  # noqa: E402
-from tests.fuzzutil import run_fuzz  # noqa: E402
-from suites.wire import request, wait_until  # noqa: E402
-from tests.serverutil import GET, children, crash_lines, settled_resources, status_or_none  # noqa: E402
-from tests.serverutil import wait_resources_back  # noqa: E402
 from servers.mpm import MPM_NAMES  # noqa: E402
+from suites.fuzz import FUZZ_LIMITS, FUZZ_ORACLE_LIMITS, FUZZ_POOLS, run_fuzz  # noqa: E402
+from suites.probes import GET, children, crash_lines, status_or_none  # noqa: E402
+from suites.wire import request, wait_until  # noqa: E402
 
 MPMS = MPM_NAMES
-#: fixed pools for the fuzz run: maintenance never forks or retires a child, so any exit is a crash
-FUZZ_POOLS = {
-    "prefork": {"StartServers": 4, "MinSpareServers": 1, "MaxSpareServers": 4, "MaxRequestWorkers": 4, "ServerLimit": 4},
-    "worker": {"StartServers": 2, "ThreadsPerChild": 4, "MaxRequestWorkers": 8, "ServerLimit": 2,
-               "MinSpareThreads": 1, "MaxSpareThreads": 8},
-    "event": {"StartServers": 2, "ThreadsPerChild": 4, "MaxRequestWorkers": 8, "ServerLimit": 2,
-              "MinSpareThreads": 1, "MaxSpareThreads": 8},
-}
-FUZZ_LIMITS = {"LimitRequestLine": 512, "LimitRequestFieldSize": 512, "LimitRequestFields": 20,
-               "LimitRequestBody": 4096}
 #: pools for the load measurements (otherwise httpd's defaults: Timeout 60, KeepAliveTimeout 5)
 LOAD_POOLS = {
     # StartServers covers the load's 16 connections: after a graceful restart the parent, as
@@ -128,22 +117,21 @@ def load_summary(r) -> dict:
 
 
 def measure_fuzz(mpm: str, count: int, seed: int, cpus) -> dict:
-    limits = Limits(request_line=512, field_size=512, fields=20, body=4096)
     with start(mpm, {**FUZZ_POOLS[mpm], **FUZZ_LIMITS, "KeepAliveTimeout": 1, "Timeout": 5},
-               app="tests.fuzzutil:digest_app", cpus=cpus) as h:
+               app="suites.fuzz:digest_app", cpus=cpus) as h:
         n = FUZZ_POOLS[mpm]["StartServers"]
         wait_until(lambda: len(children(h)) == n, 15, what=f"{n} children")
         for _ in range(10):
             request(h.port, GET)
         before = sorted(children(h))
-        baseline = settled_resources(before)
+        baseline = settled_fds_and_threads(before)
         t0 = time.monotonic()
-        tried, problems = run_fuzz(h.port, seed, count, limits, seconds=max(120.0, count / 50))
+        tried, problems = run_fuzz(h.port, seed, count, FUZZ_ORACLE_LIMITS, seconds=max(120.0, count / 50))
         seconds = time.monotonic() - t0
         alive = request(h.port, GET).status == 200
         crashed = sorted(children(h)) != before or bool(crash_lines(h))
         try:
-            wait_resources_back(h, baseline, timeout=20)
+            wait_fds_and_threads_back(baseline, timeout=20)
             leak = None
         except AssertionError as exc:
             leak = str(exc)

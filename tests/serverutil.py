@@ -8,9 +8,10 @@ import time
 
 import psutil
 
+# GET, children, status_or_none and crash_lines are re-exported: the live tests import them from here
+from suites.probes import GET, children, crash_lines, status_or_none  # noqa: F401
 from suites.wire import Conn, request, wait_until
 
-GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 #: one unit of service per MPM: one prefork child, one worker or event thread
 ONE_UNIT = {
     "prefork": {"StartServers": 1, "MinSpareServers": 1, "MaxSpareServers": 1, "MaxRequestWorkers": 1, "ServerLimit": 1},
@@ -45,11 +46,6 @@ def settled_pss(h, timeout: float = 20.0) -> int:
     return samples[-1]
 
 
-def children(h) -> list[int]:
-    """PIDs of the server's children (the parent excluded)."""
-    return h.pids()[1:]
-
-
 def pid_of(port: int, conn: Conn | None = None) -> int:
     """PID of the process that answers /pid (on ``conn`` when given, else a new connection)."""
     if conn is None:
@@ -63,14 +59,6 @@ def try_pid(port: int) -> int | None:
     try:
         return pid_of(port)
     except (OSError, ValueError):
-        return None
-
-
-def status_or_none(h):
-    """The parsed /server-status?auto, or None while no worker can answer it."""
-    try:
-        return h.status()
-    except Exception:
         return None
 
 
@@ -202,60 +190,3 @@ def check_killed_child_replaced(h, children_expected: int = 2) -> None:
     for _ in range(5):
         assert request(h.port, GET).status == 200
     assert f"child pid {victim} exit signal SIGKILL" in h.log_text()
-
-
-def resources(pids: list[int]) -> dict[int, tuple[int, int]]:
-    """{pid: (open file descriptors, threads)} of each live process, from /proc via psutil."""
-    import psutil
-
-    out = {}
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            out[pid] = (p.num_fds(), p.num_threads())
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
-def settled_resources(pids: list[int], timeout: float = 10.0) -> dict[int, tuple[int, int]]:
-    """resources() once every process has finished starting: the same counts in three samples
-    0.1 s apart (a child that was just forked is still opening its epoll sets and threads)."""
-
-    samples: list = []
-
-    def stable() -> bool:
-        samples.append(resources(pids))
-        return len(samples) >= 3 and samples[-1] == samples[-2] == samples[-3] and len(samples[-1]) == len(pids)
-
-    wait_until(stable, timeout, interval=0.1, what="fd and thread counts to settle")
-    return samples[-1]
-
-
-def wait_resources_back(h, baseline: dict[int, tuple[int, int]], timeout: float = 15.0,
-                        fd_slack: int = 0) -> dict[int, tuple[int, int]]:
-    """Wait until every child in ``baseline`` is back to its fd and thread counts (lingering
-    closes and keep-alive waits end on their own); AssertionError naming the leak otherwise."""
-
-    last: dict = {}
-
-    def back() -> bool:
-        last.clear()
-        last.update(resources(list(baseline)))
-        return all(pid in last and last[pid][0] <= base[0] + fd_slack and last[pid][1] <= base[1]
-                   for pid, base in baseline.items())
-
-    try:
-        wait_until(back, timeout, interval=0.1, what="fd and thread counts back to the baseline")
-    except AssertionError:
-        raise AssertionError(f"leak: baseline {baseline}, now {last}") from None
-    return dict(last)
-
-
-#: lines a healthy server never writes to its error log (a crash, an escaped exception)
-CRASH_MARKS = ("exit signal", "child failed", "uncaught", "Traceback", "application error")
-
-
-def crash_lines(h) -> list[str]:
-    """Error-log lines that show a child died or an exception escaped somewhere."""
-    return [line for line in h.log_text().splitlines() if any(m in line for m in CRASH_MARKS)]

@@ -44,8 +44,7 @@ from servers.http.persistence import KeepAlivePolicy
 from servers.http.request import Request
 from servers.http.response import error_response
 from servers.mpm.serve import ServeContext, serve_connection
-
-from .fuzzutil import check_answers, digest_app, expected_answers, read_answers
+from suites.fuzz import check_answers, digest_app, expected_answers, read_answers
 
 _CAMPAIGN = int(os.environ.get("MPM_FUZZ_EXAMPLES", "0"))
 if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
@@ -486,7 +485,7 @@ def tcp_pair() -> tuple[socket.socket, socket.socket]:
 
 def serve_bytes(data: bytes, limits: Limits) -> tuple[list, list]:
     """Serve ``data`` (then EOF) on one loopback connection with ``serve_connection`` and
-    :func:`fuzzutil.digest_app`; return (what is wrong with the answers, errors logged)."""
+    :func:`suites.fuzz.digest_app`; return (what is wrong with the answers, errors logged)."""
     srv, cli = tcp_pair()
     problems: list = []
     ctx = ServeContext(

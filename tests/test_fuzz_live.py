@@ -5,7 +5,7 @@ over-limit heads and bodies, garbage, TLS and HTTP/2 prefaces, long pipelines, c
 requests and connections reset mid-request), each on its own connection, from four
 client threads. After the run:
 
-* every answer was exactly what the sans-IO reader (the oracle, tests/fuzzutil.py) says
+* every answer was exactly what the sans-IO reader (the oracle, suites/fuzz.py) says
   the server owes that byte stream: one 200 per accepted request, in order (RFC 9112
   §9.3.2), then the error's status with ``Connection: close`` (RFC 9112 §2.2), then EOF;
 * the server still answers ``GET /`` correctly;
@@ -13,7 +13,7 @@ client threads. After the run:
   forks or retires one), no signal death, no escaped exception in the error log
   ("nothing a client sends may crash a child or leak a thread", docs/reliability.md);
 * no fd or thread leaked: once the connections are closed, every child is back to its
-  baseline fd and thread counts (from /proc, via psutil).
+  baseline fd and thread counts (from /proc, as the harness's sampler reads them).
 
 The run is bounded in count (``INPUTS``) and time (``SECONDS``); the seed makes it
 reproducible. ``benchmarks/reliability.py`` runs larger campaigns and reports the count.
@@ -21,51 +21,39 @@ reproducible. ``benchmarks/reliability.py`` runs larger campaigns and reports th
 
 from __future__ import annotations
 
+import os
+
+import psutil
 import pytest
 
-from servers.http.limits import Limits
-
-from .fuzzutil import digest, run_fuzz
+from harness.sampler.procfs import fds_and_threads, settled_fds_and_threads, wait_fds_and_threads_back
+from servers.mpm import MPM_NAMES
+from suites.fuzz import FUZZ_LIMITS, FUZZ_ORACLE_LIMITS, FUZZ_POOLS, digest, run_fuzz
+from suites.probes import GET, children, crash_lines
 from suites.wire import request, wait_until
-from .serverutil import GET, children, crash_lines, settled_resources, wait_resources_back
 
-APP = "tests.fuzzutil:digest_app"
+APP = "suites.fuzz:digest_app"
 INPUTS = 3000
 SECONDS = 60.0
 SEED = 8
-#: small limits, so over-limit inputs are common and cheap (httpd's directives)
-LIMITS = {"LimitRequestLine": 512, "LimitRequestFieldSize": 512, "LimitRequestFields": 20,
-          "LimitRequestBody": 4096}
-ORACLE_LIMITS = Limits(request_line=512, field_size=512, fields=20, body=4096)
-
-#: fixed pools: never fewer idle units than the min spare, never more than the max spare,
-#: so every child that exits during the run is a crash, not maintenance
-POOLS = {
-    "prefork": {"StartServers": 4, "MinSpareServers": 1, "MaxSpareServers": 4, "MaxRequestWorkers": 4,
-                "ServerLimit": 4},
-    "worker": {"StartServers": 2, "ThreadsPerChild": 4, "MaxRequestWorkers": 8, "ServerLimit": 2,
-               "MinSpareThreads": 1, "MaxSpareThreads": 8},
-    "event": {"StartServers": 2, "ThreadsPerChild": 4, "MaxRequestWorkers": 8, "ServerLimit": 2,
-              "MinSpareThreads": 1, "MaxSpareThreads": 8},
-}
 
 
 def fuzz_server(launch, mpm: str):
     """A server with the fixed pool and small limits, every child warmed up and measured."""
-    h = launch(mpm, {**POOLS[mpm], **LIMITS, "KeepAliveTimeout": 1}, app=APP)
-    n = POOLS[mpm]["StartServers"]
+    h = launch(mpm, {**FUZZ_POOLS[mpm], **FUZZ_LIMITS, "KeepAliveTimeout": 1}, app=APP)
+    n = FUZZ_POOLS[mpm]["StartServers"]
     wait_until(lambda: len(children(h)) == n, 10, what=f"{n} children")
     return h
 
 
-@pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
+@pytest.mark.parametrize("mpm", MPM_NAMES)
 def test_fuzz_run_leaves_the_server_whole(launch, mpm):
     h = fuzz_server(launch, mpm)
     for _ in range(10):  # every unit has served once (lazy set-up done)
         assert request(h.port, GET).status == 200
     before = sorted(children(h))
-    baseline = settled_resources(before)
-    tried, problems = run_fuzz(h.port, SEED, INPUTS, ORACLE_LIMITS, seconds=SECONDS)
+    baseline = settled_fds_and_threads(before)
+    tried, problems = run_fuzz(h.port, SEED, INPUTS, FUZZ_ORACLE_LIMITS, seconds=SECONDS)
     assert tried == INPUTS, f"only {tried} inputs in {SECONDS}s"
     assert not problems, f"{len(problems)} wrong answers, e.g. {problems[:5]}"
     r = request(h.port, GET)
@@ -74,4 +62,16 @@ def test_fuzz_run_leaves_the_server_whole(launch, mpm):
     assert not crash_lines(h), crash_lines(h)[:5]
     # every connection is closed on our side: lingering closes and keep-alive waits end by
     # themselves, after which no descriptor and no thread may remain
-    wait_resources_back(h, baseline)
+    wait_fds_and_threads_back(baseline)
+
+
+def test_the_leak_probe_reads_what_psutil_reads():
+    """The counts come from /proc as psutil's num_fds and num_threads read them (the probe
+    replaced psutil here); a process that does not exist is left out."""
+    me = psutil.Process()
+    gone = psutil.Popen(["true"])
+    gone.wait()
+    got = fds_and_threads([os.getpid(), gone.pid])
+    assert list(got) == [os.getpid()]
+    fds, threads = got[os.getpid()]
+    assert abs(fds - me.num_fds()) <= 1 and threads == me.num_threads()

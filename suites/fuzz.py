@@ -1,4 +1,4 @@
-"""Fuzzing helpers shared by the live fuzz test and benchmarks/reliability.py.
+"""The HTTP/1.1 fuzzer of the live fuzz test and benchmarks/reliability.py: inputs, oracle, client.
 
 * :func:`digest_app`: a WSGI app whose answer to every request is predictable (it reads
   the whole body and answers 200 with the method, target and the body's SHA-1), so a
@@ -10,7 +10,9 @@
 * :class:`Mutator`: a seeded generator of malformed requests (valid ones mutated byte
   by byte, framing conflicts, over-limit heads and bodies, garbage, other protocols);
 * :func:`fuzz_connection`: send one input on a fresh loopback connection, half-close,
-  read every response until EOF, and compare with the oracle.
+  read every response until EOF, and compare with the oracle;
+* :data:`FUZZ_POOLS`, :data:`FUZZ_LIMITS`: the server a fuzz run targets, with a fixed pool
+  (every child that exits is a crash) and small limits (over-limit inputs are common and cheap).
 
 Everything is bounded: inputs are at most a few hundred KB, every read has a deadline.
 """
@@ -24,24 +26,39 @@ import struct
 import time
 from dataclasses import dataclass
 
+from servers.apps import app as builtin_app
 from servers.http.errors import ClientDisconnected, ProtocolError
 from servers.http.limits import Limits
 from servers.http.parser import CLOSED, NEED_DATA, EndOfMessage, RequestReader
 from servers.http.request import Request
+from servers.mpm import MPMS
 
-from suites.wire import Conn
+from .wire import Conn
+
+#: fixed pools: never fewer idle units than the min spare, never more than the max spare,
+#: so maintenance never forks or retires a child and every child that exits is a crash;
+#: prefork 4 processes, worker and event alike 2 children of 4 threads
+_PROCESS_POOL = {"StartServers": 4, "MinSpareServers": 1, "MaxSpareServers": 4, "MaxRequestWorkers": 4,
+                 "ServerLimit": 4}
+_THREAD_POOL = {"StartServers": 2, "ThreadsPerChild": 4, "MaxRequestWorkers": 8, "ServerLimit": 2,
+                "MinSpareThreads": 1, "MaxSpareThreads": 8}
+FUZZ_POOLS = {name: dict(_THREAD_POOL if spec.threaded else _PROCESS_POOL) for name, spec in MPMS.items()}
+#: small limits, so over-limit inputs are common and cheap (httpd's directives)
+FUZZ_LIMITS = {"LimitRequestLine": 512, "LimitRequestFieldSize": 512, "LimitRequestFields": 20,
+               "LimitRequestBody": 4096}
+#: the same limits, as the oracle's reader enforces them
+FUZZ_ORACLE_LIMITS = Limits(request_line=FUZZ_LIMITS["LimitRequestLine"],
+                            field_size=FUZZ_LIMITS["LimitRequestFieldSize"],
+                            fields=FUZZ_LIMITS["LimitRequestFields"], body=FUZZ_LIMITS["LimitRequestBody"])
 
 
 def digest_app(environ, start_response):
     """Reads the whole body (like /echo) and answers 200 ``METHOD TARGET SHA1(body)``.
 
-    ``/server-status`` and ``/pid`` go to the test app, so the live tests can watch the server.
+    ``/server-status`` goes to the built-in app, so a fuzz run can watch the server's scoreboard.
     """
-    path = environ["PATH_INFO"]
-    if path in ("/server-status", "/pid"):
-        from .wsgi_apps import app
-
-        return app(environ, start_response)
+    if environ["PATH_INFO"] == "/server-status":
+        return builtin_app(environ, start_response)
     body = environ["wsgi.input"].read()
     out = digest(environ["REQUEST_METHOD"], environ["REQUEST_URI"], body)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
