@@ -1,5 +1,5 @@
 """What stays in benchmarks/: the driver self-test runs on the harness's own modules, and no script
-imports the tests (an installed package has no tests/)."""
+(the self-tests, the reliability figures) imports the tests (an installed package has no tests/)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_the_self_tests_import_nothing_from_tests_nor_from_each_other():
-    # reliability.py is not listed: its fuzz oracle and process probes still live in tests/
-    for name in ("loadgen_selftest.py", "gate_repeatability.py", "_echo_server.py"):
+    for name in ("loadgen_selftest.py", "gate_repeatability.py", "reliability.py", "_echo_server.py"):
         mods = imported_modules(BENCH / name)
         assert not {m for m in mods if m == "tests" or m.startswith("tests.")}, name
         assert not mods & {"side_by_side", "driver_vs_wrk", "event_idle", "loadgen_selftest"}, name
