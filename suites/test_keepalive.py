@@ -53,6 +53,7 @@ import pytest
 
 from servers.launcher import lacks
 from suites.launching import configuration, family, launch
+from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
 
 #: the server must close an idle connection within KeepAliveTimeout + this (seconds)
@@ -87,10 +88,7 @@ def _req(path: str = "/", version: str = "1.1", extra: str = "") -> bytes:
 
 
 def _status(h):
-    try:
-        return h.status(timeout=1)
-    except Exception:
-        return None
+    return status_or_none(h, timeout=1)
 
 
 def _tokens(r) -> set[str]:

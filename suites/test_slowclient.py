@@ -74,6 +74,7 @@ from dataclasses import dataclass
 import pytest
 
 from suites.launching import configuration, family
+from suites.probes import status_or_none
 from suites.wire import Conn
 
 CAPACITY = 10
@@ -404,9 +405,8 @@ class SlowReadWatch:
         self.peak_listener = 0  # most seen in the listener's write completion (ConnsAsyncWriting)
 
     def __call__(self) -> bool:
-        try:
-            st = self.h.status(timeout=1)
-        except Exception:
+        st = status_or_none(self.h, timeout=1)
+        if st is None:
             return False
         workers = st.scoreboard.count("W") - 1  # - the status request
         listener = st.conns_async_writing or 0

@@ -68,6 +68,7 @@ from servers.apps.threadsafety import (
 from servers.config import MPMS
 from servers.launcher import lacks
 from suites.launching import configuration, launch
+from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
 
 APP = "servers.apps.threadsafety:app"
@@ -424,11 +425,8 @@ def test_crash_isolation__collateral_failures(server_spec, record_property):
         def in_flight():
             if not scoreboard:
                 return len(client_ports) == IN_FLIGHT and requests_read(h.port, client_ports) or None
-            try:
-                st = h.status()
-            except Exception:
-                return None
-            return st if st.scoreboard.count("W") >= IN_FLIGHT + 1 else None  # + the status request
+            st = status_or_none(h)
+            return st if st is not None and st.scoreboard.count("W") >= IN_FLIGHT + 1 else None  # + the status request
 
         st = wait_until(in_flight, 5, what=f"{IN_FLIGHT} requests in flight")
         pids_before = [p["pid"] for p in st.processes_detail] if scoreboard else h.pids()[1:]

@@ -72,7 +72,7 @@ whole series as one line of JSON and exits.  Times are ``time.monotonic()``
 (CLOCK_MONOTONIC, system-wide on Linux, so the parent's and the sampler's
 clocks agree).  Every read on the parent's side has a deadline.
 
-The package, by job: :mod:`.procfs` (reading /proc, the quiet check), :mod:`.process`
+The package, by job: :mod:`.procfs` (reading /proc, the quiet check, the per-process fd and thread probe of the leak check), :mod:`.process`
 (the sampler process), :mod:`.series` (the series and its windows), :mod:`.controller`
 (the harness side: :class:`Sampler`).
 """
