@@ -737,7 +737,6 @@ def test_eof_between_requests_is_closed():
     events = feed_all(GET, eof=True)
     assert [type(e) for e in events[:2]] == [Request, EndOfMessage]
     assert events[2] is CLOSED
-    assert RequestReader().at_eof is False
 
 
 def test_eof_after_only_empty_lines_is_closed():
@@ -755,7 +754,6 @@ def test_eof_inside_a_head_is_client_disconnected(data):
     reader = RequestReader()
     reader.feed(data)
     reader.feed(b"")
-    assert reader.at_eof
     with pytest.raises(ClientDisconnected):
         reader.next_event()
 

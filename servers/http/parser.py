@@ -207,11 +207,6 @@ class RequestReader:
         if self._events and isinstance(self._events[0], EndOfMessage):
             self._events.popleft()
 
-    @property
-    def at_eof(self) -> bool:
-        """True once the peer has closed its sending side."""
-        return self._eof
-
     # -- output --------------------------------------------------------------
     def next_event(self):
         """Return the next event; see the class docstring.

@@ -264,11 +264,6 @@ class ScoreboardSnapshot:
         """Sum of every worker slot's access_count (mod_status' "Total Accesses")."""
         return sum(w.access_count for row in self.workers for w in row)
 
-    @property
-    def total_bytes(self) -> int:
-        """Sum of every worker slot's bytes_served."""
-        return sum(w.bytes_served for row in self.workers for w in row)
-
 
 class Scoreboard:
     """httpd's scoreboard in an anonymous shared mapping; create it before forking.
@@ -440,11 +435,6 @@ class Scoreboard:
         for woff in self._status_off[slot]:
             mm[woff] = DEAD
             _my_counters.pack_into(mm, woff + 24, 0, 0)
-
-    def free_slots(self) -> list[int]:
-        """Process slots whose pid is 0, in ascending order."""
-        mm = self._mm
-        return [s for s, off in enumerate(self._proc_off) if _i32.unpack_from(mm, off)[0] == 0]
 
     # ------------------------------------------------------------------ worker records
 
