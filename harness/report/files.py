@@ -10,9 +10,12 @@ The tables come from :mod:`.markdown`, the figures from :mod:`.plots`, the page 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Mapping, TextIO
+
+import yaml
 
 from ..runview import Run, as_run
 from .markdown import md_body, render_markdown
@@ -21,7 +24,7 @@ from .plots import render_plots
 from .sections import partial_line
 from .tables import build_sections
 
-__all__ = ["write_tables", "publish", "report_command", "main"]
+__all__ = ["write_tables", "publish", "matrix_section", "MATRIX_HEADING", "report_command", "main"]
 
 
 def write_tables(run: Run | Mapping[str, Any], run_dir: Path, *, reference: str | None = None) -> dict[str, Path]:
@@ -57,7 +60,9 @@ def publish(run: Run | Mapping[str, Any], results_dir: Path, reference: str | No
              f"(started {run.doc.get('started') or '?'}). The raw document is `results/runs/{run.run_id}/run.json` "
              f"(not committed); `harness report results/runs/{run.run_id} --publish` rewrites this page and the "
              f"plots from it, and the full HTML report (`report.html`: every plot, the effective configurations and "
-             f"the conformance matrix) in the run folder. docs/report.md explains every table, column and plot.\n"]
+             f"the conformance matrix) in the run folder. docs/report.md explains every table, column and plot; "
+             f"the effective matrix (each server's directives, each profile) closes the page, and "
+             f"`harness advise --from-run results/` reads its figures from this page (docs/advisor.md).\n"]
     partial = partial_line(run)
     if partial:
         lines.append(f"> **{partial}**\n")
@@ -70,10 +75,28 @@ def publish(run: Run | Mapping[str, Any], results_dir: Path, reference: str | No
         for png in sorted(Path(plots_dir).glob("*.png")):
             (target / png.name).write_bytes(png.read_bytes())
             lines.append(f"![{png.stem}](plots/{png.name})\n")
-    text = "\n".join(lines) + "\n" + md_body(sections)
+    text = "\n".join(lines) + "\n" + md_body(sections) + "\n" + matrix_section(run)
     path = results_dir / "README.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+#: the heading of the published page's last section, which holds the effective matrix as YAML
+MATRIX_HEADING = "## Matrix"
+
+
+def matrix_section(run: Run) -> str:
+    """The run's effective matrix as a YAML block: what each figure was measured with, and for ``harness advise``.
+
+    The advisor reads the servers' directives (to count their processes) and the
+    profiles (which is the closed-loop load, which the idle one) from it; ``source``,
+    a path on the measuring machine, is left out.
+    """
+    matrix = json.loads(json.dumps({k: v for k, v in run.matrix.items() if k != "source"}))  # no YAML aliases
+    body = yaml.safe_dump(matrix, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+    return (f"{MATRIX_HEADING}\n\nThe effective matrix of run `{run.run_id}` (the matrix file with every default "
+            f"filled in; docs/harness.md): the servers' directives and the load profiles behind every figure "
+            f"above.\n\n```yaml\n{body}```\n")
 
 
 def report_command(run_dir: str | Path, reference: str | None = None, publish: bool = False, *,
