@@ -22,6 +22,7 @@ from harness import advisor as adv
 from harness.advice_rules import (IDLE_ANSWERED_MIN, KEEPALIVE_MANY, MEMORY_TIE_MIB, RULES, SHORT_KEEPALIVE,
                                   SLOW_CLIENT_RRT, TIE, AdviceError, Measurement, Workload, event_factor,
                                   projected_pss, pss_model, recommend, size, throughput_band)
+from harness.report.text import fmt_sig
 from harness.results import SCHEMA, SCHEMA_VERSION, write_json_atomic
 from servers.config import load_config
 
@@ -641,6 +642,107 @@ def test_from_run_rests_on_our_servers_and_labels_reference_servers(tmp_path, ca
     assert adv.main(["--from-run", str(run), "--thread-safe", "yes", "--concurrency", "20"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| apache-event"))
     assert "reference (httpd), not used" in row
+
+
+def test_p99_is_the_merged_histograms_as_in_the_reports_table_1(tmp_path):
+    from harness.drivers.base import new_histogram
+    from harness.report.latency import percentiles_ms
+
+    doc = json.loads((synthetic_run(tmp_path) / "run.json").read_text())
+    hdrs = []
+    for trial, stall in enumerate((False, False, True), start=1):
+        h = new_histogram()
+        for _ in range(95):
+            h.record_value(1000)  # 1 ms
+        for _ in range(5):
+            h.record_value(80_000 if stall else 1000)  # one trial with a 5 % tail at 80 ms: 1.7 % of the three
+        hdrs.append(h.encode().decode("ascii"))
+        cell = _cell("event", "load", "loadgen", rps=7000.0, p99_ms=80.0 if stall else 1.0)
+        cell.update(trial=trial, result={"latency_us": {"hdr": hdrs[-1]}})
+        doc["cells"].append(cell)
+    doc["servers"]["event"] = {"server": "event", "set": {}, "available": True}
+    merged = percentiles_ms(hdrs)["p99_ms"]
+    assert adv.measurements_from_run(doc)["event"].p99_ms == merged  # not the median of the trials' own (1.0)
+    assert merged > 70
+
+
+# -- measurements from published results (results/README.md) ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_FIXTURE = Path(__file__).parent / "data" / "run_fixture.json"
+
+
+def _first_row(page: str, server: str, profile: str) -> list[str]:
+    """The first table row of ``server`` x ``profile`` on a page (table 1's, when the profile has a load)."""
+    line = next(x for x in page.splitlines() if x.startswith("|")
+                and [c.strip() for c in x.split("|")[1:3]] == [server, profile])
+    return [c.strip() for c in line.split("|")[1:-1]]
+
+
+def test_advise_works_on_the_committed_published_results(capsys):
+    page = (ROOT / "results" / "README.md").read_text()
+    run_id = page.split("published figures of run `", 1)[1].split("`", 1)[0]
+    assert adv.main(["--from-run", str(ROOT / "results"), "--thread-safe", "yes", "--concurrency", "50",
+                     "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    ms = doc["measurements"]
+    for mpm in ("prefork", "worker", "event"):
+        m = ms[mpm]
+        assert (m["mpm"], m["reference"], m["status"]) == (mpm, False, "ok")
+        assert m["processes"] > 0 and m["idle_connections"] and m["pss_peak_mib"] > 0
+        # the figures are the page's own: table 1's requests/s of the closed-loop profile, as printed
+        req_s = _first_row(page, mpm, "hello-closed")[4].split(" (")[0]
+        assert fmt_sig(m["rps"]) == req_s
+        assert ms[f"apache-{mpm}"]["reference"] and ms[f"apache-{mpm}"]["processes"] is None
+    assert not any(k.startswith("gunicorn") for k in ms)  # no MPM: not a candidate
+    assert doc["run"]["published"] == run_id and doc["run"]["trials"] >= 1
+    assert doc["recommendation"]["mpm"] in ("prefork", "worker", "event")
+    assert doc["recommendation"]["rule"] == "best-fit"  # measured figures decided, not the no-evidence default
+
+
+def test_the_published_page_reads_back_as_the_run_it_was_published_from(tmp_path):
+    from harness.report.files import publish
+
+    run = json.loads(RUN_FIXTURE.read_text())
+    page = publish(run, tmp_path / "results")
+    matrix = yaml.safe_load(page.read_text().split("## Matrix", 1)[1].split("```yaml\n", 1)[1].split("```")[0])
+    assert matrix == {k: v for k, v in run["matrix"].items() if k != "source"}  # no path of the measuring machine
+    from_run = adv.measurements_from_run(run)
+    from_page, info, notes = adv.load_measurements(tmp_path / "results")
+    assert notes == [] and info.published == run["run_id"] and info.trials == run["matrix"]["trials"]
+    assert set(from_page) == set(from_run)
+    for label, a in from_run.items():
+        b = from_page[label]
+        same = ("mpm", "status", "reference", "processes", "connections", "idle_connections", "trials", "noisy")
+        assert [getattr(b, f) for f in same] == [getattr(a, f) for f in same], label
+        for f in ("rps", "cpu_us_per_request", "p99_ms", "pss_mib", "rss_peak_mib", "pss_per_idle_conn_kib",
+                  "idle_answered_fraction"):
+            x, y = getattr(a, f), getattr(b, f)
+            assert (x is None) == (y is None) and (x is None or y == pytest.approx(x, rel=0.006)), (label, f)
+        # the page has medians at three significant figures and min-max, never the trials' own values
+        assert (a.rps_spread is None) == (b.rps_spread is None) or a.trials < 2
+
+
+def test_a_page_without_its_matrix_takes_the_builtin_one_it_names_and_says_so(tmp_path, capsys):
+    from harness.report.files import publish
+
+    page = publish(json.loads(RUN_FIXTURE.read_text()), tmp_path)
+    text = page.read_text().split("## Matrix", 1)[0]  # as pages were published before they held the matrix
+    page.write_text(text)
+    assert adv.main(["--from-run", str(tmp_path), "--thread-safe", "yes"]) == 2
+    assert "records no matrix" in capsys.readouterr().err  # the fixture's matrix is no built-in one
+    page.write_text(text.replace("- Matrix: fixture", "- Matrix: all"))
+    ms, _, notes = adv.load_measurements(page)
+    assert ms["prefork"].processes == 50  # harness/matrices/all.yaml sizes prefork for 50 connections
+    assert len(notes) == 1 and "built-in matrix 'all'" in notes[0]
+
+
+def test_from_run_on_a_folder_with_neither_document_says_what_it_expects(tmp_path, capsys):
+    assert adv.main(["--from-run", str(tmp_path), "--thread-safe", "yes"]) == 2
+    assert "neither a run folder (no run.json) nor published results (no README.md)" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("# My project\n")
+    assert adv.main(["--from-run", str(tmp_path), "--thread-safe", "yes"]) == 2
+    assert "not a published results page" in capsys.readouterr().err
 
 
 # -- output -------------------------------------------------------------------------------------------
