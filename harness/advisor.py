@@ -4,6 +4,7 @@
     harness advise --thread-safe yes --keepalive-share 0.8 --concurrency 50
     harness advise --workload workload.yaml --json
     harness advise --workload workload.yaml --from-run results/runs/<id>   # no measuring: reuse a run
+    harness advise --thread-safe yes --from-run results/                   # or the published results, offline
     python -m harness.advisor ...                                          # the same, without the cli
 
 It reads the workload (flags, or a small YAML file with the same keys; flags
@@ -11,7 +12,9 @@ win), builds a matrix of the candidate MPMs sized for that workload with the
 user's app (``--app module:callable``), runs it like ``harness run`` (a run
 folder under ``--results-dir``, so ``harness report`` works on it), turns the
 medians into :class:`~harness.advice_rules.Measurement` objects and lets
-:func:`~harness.advice_rules.recommend` decide.  The report shows the workload
+:func:`~harness.advice_rules.recommend` decide.  ``--from-run`` reads a run
+folder instead, or the published results (``results/``: the page ``harness run
+--publish`` writes, whose tables and matrix hold every figure the rules use).  The report shows the workload
 as understood, the recommendation, the rule that decided, the evidence, the
 alternatives and why not, warnings, and the config as our YAML and as httpd
 directives.  docs/advisor.md is the user's guide.
@@ -791,7 +794,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--cores", type=_positive_int, metavar="N",
                    help="CPU cores of the production machine, for sizing (default: this machine's)")
     m = parser.add_argument_group("measuring")
-    m.add_argument("--from-run", metavar="RUN_DIR", help="use this run's measurements instead of measuring")
+    m.add_argument("--from-run", metavar="RUN_DIR", help="use a run's measurements instead of measuring: a run "
+                   "folder (or its run.json), or published results (results/, read from its README.md)")
     m.add_argument("--duration", type=_duration, default=DEFAULT_DURATION, metavar="SECONDS",
                    help=f"seconds per load profile (default: {DEFAULT_DURATION:g})")
     m.add_argument("--trials", type=_positive_int, default=1, metavar="N",
