@@ -1,25 +1,35 @@
-"""``python -m servers MPM ...``: run one of the MPMs, or signal a running one as apachectl does.
+"""``mpm-server`` / ``python -m servers``: run one of the MPMs, or signal a running one as apachectl does.
 
-    python -m servers prefork --listen 127.0.0.1:8080 [--config mpm.yaml] [--app pkg.mod:app]
-    python -m servers prefork --show-config [--config mpm.yaml] [--set KeepAliveTimeout=2]
-    python -m servers prefork -k graceful --pidfile run/httpd.pid
+    mpm-server -w 4 -b 127.0.0.1:8000 app          # event (httpd's default MPM), app.py's application
+    mpm-server prefork --connections 50 myapp:app  # a pool of 50 prefork children
+    mpm-server worker -c mpm.yaml --set KeepAliveTimeout=2 --show-config
+    mpm-server -k graceful --pidfile run/httpd.pid
+    mpm-server -V                                  # as httpd -V: version, MPM, threaded/forked, build
 
-When the server is ready it prints exactly one line, ``listening on
-http://HOST:PORT``, to stdout (``--listen 127.0.0.1:0`` picks a free port).
-``-k start`` runs in the foreground (like ``httpd -DFOREGROUND``); ``-k stop``,
-``restart``, ``graceful`` and ``graceful-stop`` send TERM, HUP, USR1 and WINCH
-to the PID in the pidfile.
+The flags and their mapping onto httpd's directives are in :mod:`servers.cli`. When the
+server is ready it prints exactly one line, ``listening on http://HOST:PORT``, to stdout
+(``-b 127.0.0.1:0`` picks a free port). ``-k start`` runs in the foreground (like
+``httpd -DFOREGROUND``); ``-k stop``, ``restart``, ``graceful`` and ``graceful-stop`` send
+TERM, HUP, USR1 and WINCH to the PID in the pidfile.
 """
 
 from __future__ import annotations
 
-import argparse
+import difflib
+import importlib
+import importlib.metadata
 import os
+import platform
 import signal
+import struct
 import sys
+import traceback
+from typing import Sequence
 
-from .config import ConfigError, format_config, load_config, parse_override
+from .cli import CliError, Resolved, parse_args, prepare_paths, resolve, show_config
+from .config import ConfigError, default_config
 from .mpm import MPM_NAMES, get_mpm
+from .mpm.spec import MPMS
 
 #: apachectl's -k verbs and the signal each sends to the parent (httpd signals, see docs/mpm-model.md §7)
 K_SIGNALS = {
@@ -30,45 +40,73 @@ K_SIGNALS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m servers``."""
-    p = argparse.ArgumentParser(prog="python -m servers", description="Run a Python httpd-style MPM server.")
-    p.add_argument("mpm", choices=MPM_NAMES, help="the Multi-Processing Module")
-    p.add_argument("--listen", action="append", metavar="HOST:PORT",
-                   help="address to listen on (repeatable; port 0 picks a free port); default 127.0.0.1:8080")
-    p.add_argument("--config", metavar="FILE", help="YAML file of httpd directives (see docs/config.md)")
-    p.add_argument("--app", metavar="MODULE:CALLABLE", default="servers.apps:app",
-                   help="WSGI application to serve (default: the built-in servers.apps:app)")
-    p.add_argument("--set", action="append", default=[], metavar="Directive=VALUE",
-                   help="override one directive (repeatable), e.g. --set KeepAliveTimeout=2")
-    p.add_argument("--pidfile", metavar="PATH", help="PidFile (overrides the configuration)")
-    p.add_argument("--show-config", action="store_true", help="print the effective configuration and exit")
-    p.add_argument("-k", dest="k", choices=["start", *K_SIGNALS], help="apachectl-style control verb")
-    return p
+# --------------------------------------------------------------------------
+# -v and -V, in httpd's shape
 
 
-def _load(args) -> object:
-    overrides: dict[str, object] = {}
-    for item in args.set:
-        key, value = parse_override(item)
-        overrides[key] = value
-    if args.listen:
-        overrides["Listen"] = args.listen
-    if args.pidfile:
-        overrides["PidFile"] = args.pidfile
-    return load_config(args.mpm, args.config, overrides)
+def package_version() -> str:
+    """The installed mpm-harness version (the Server header's token when not installed)."""
+    try:
+        return importlib.metadata.version("mpm-harness")
+    except importlib.metadata.PackageNotFoundError:
+        from .http.response import SERVER_SOFTWARE
+
+        return SERVER_SOFTWARE.partition("/")[2] + " (not installed)"
 
 
-def _signal_running(cfg, verb: str) -> int:
-    path = cfg.PidFile
-    if not path:
+def version_lines() -> list[str]:
+    """httpd -v: ``Server version:`` (with the runtime, so ``-V | grep -i version`` finds it) and ``Server built:``."""
+    import httptools
+
+    runtime = f"{platform.python_implementation()} {platform.python_version()}, httptools {httptools.__version__}"
+    return [f"Server version: mpm-harness/{package_version()} ({runtime})",
+            f"Server built:   Python {' '.join(sys.version.split())}"]
+
+
+def full_version(mpm: str) -> str:
+    """httpd -V: the version lines, what is loaded, the MPM as ap_mpm_query answers, the build's facts."""
+    import httptools
+    import yaml
+
+    from .http.response import SERVER_SOFTWARE
+
+    spec = MPMS[mpm]
+    host, port = default_config(mpm).Listen[0]
+    lines = [
+        *version_lines(),
+        f"Server loaded:  Python {platform.python_version()}, httptools {httptools.__version__}, "
+        f"PyYAML {yaml.__version__}",
+        f"Architecture:   {8 * struct.calcsize('P')}-bit",
+        f"Server MPM:     {mpm}",
+        f"  threaded:     {'yes (fixed thread count)' if spec.threaded else 'no'}",
+        "    forked:     yes (variable process count)",
+        "Server compiled with....",
+        f" -D MAX_SERVER_LIMIT={spec.hard_server_limit}",
+        f" -D MAX_THREAD_LIMIT={spec.hard_thread_limit}",
+    ]
+    if spec.asynchronous:
+        lines.append(" -D AP_MPMQ_IS_ASYNC")
+    lines += [
+        f' -D DEFAULT_LISTEN="{host}:{port}"',
+        f' -D SERVER_SOFTWARE="{SERVER_SOFTWARE}"',
+        f' -D SERVER_ROOT="{os.path.dirname(os.path.abspath(__file__))}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# -k
+
+
+def _signal_running(pidfile: str | None, verb: str) -> int:
+    if not pidfile:
         print("error: -k needs a pidfile (--pidfile or PidFile in the configuration)", file=sys.stderr)
         return 1
     try:
-        with open(path) as f:
+        with open(pidfile) as f:
             pid = int(f.read().strip())
     except (OSError, ValueError):
-        print(f"httpd (no pid file) not running ({path})", file=sys.stderr)
+        print(f"httpd (no pid file) not running ({pidfile})", file=sys.stderr)
         return 1
     try:
         os.kill(pid, K_SIGNALS[verb])
@@ -78,36 +116,73 @@ def _signal_running(cfg, verb: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = _load(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.show_config:
-        sys.stdout.write(format_config(cfg))
-        return 0
-    if args.k and args.k != "start":
-        return _signal_running(cfg, args.k)
-    for note in getattr(cfg, "notes", ()):
-        print(f"note: {note}", file=sys.stderr)
-    from .mpm.parent import Parent, StartupError
-    from .wsgi import load_app
+# --------------------------------------------------------------------------
+# Serving
+
+
+def _load_app(spec: str, word: str | None):
+    """The application, or None after printing why it cannot be loaded (and its own traceback)."""
+    from .wsgi import AppLoadError, load_app
 
     try:
-        app = load_app(args.app)
-    except Exception as exc:
-        print(f"error: cannot load app {args.app}: {exc}", file=sys.stderr)
+        return load_app(spec)
+    except AppLoadError as exc:
+        hint = ""
+        close = difflib.get_close_matches((word or "").lower(), MPM_NAMES, n=1) if word and ":" not in word else []
+        if close:
+            hint = f" (or did you mean the MPM {close[0]!r}?)"
+        print(f"error: cannot load app {spec!r}: {exc}{hint}", file=sys.stderr)
+        if exc.__cause__ is not None:
+            sys.stderr.write(_user_traceback(exc.__cause__))
+        return None
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of the application's own error, from its first frame outside the import machinery."""
+    tb = exc.__traceback__
+    machinery = (os.path.abspath(sys.modules["servers.wsgi"].__file__), "<frozen importlib", importlib.__file__)
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(machinery):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _serve(args, resolved: Resolved) -> int:
+    from .mpm.parent import Parent, StartupError
+
+    for note in (*resolved.notes(), *resolved.cfg.notes):
+        print(f"note: {note}", file=sys.stderr)
+    app = _load_app(args.app, args.app_word)
+    if app is None:
         return 2
-    mpm = get_mpm(args.mpm)
     try:
-        parent = Parent(mpm, cfg, app, reload_config=lambda: _load(args))
+        parent = Parent(get_mpm(args.mpm), resolved.cfg, app, reload_config=lambda: resolve(args.mpm, args).cfg)
     except StartupError as exc:  # e.g. an error log that cannot be opened (httpd: AH00091)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return parent.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mpm-server`` and ``python -m servers``; returns the exit status."""
+    args = parse_args(argv)
+    if args.version == "short":
+        print("\n".join(version_lines()))
+        return 0
+    if args.version == "full":
+        sys.stdout.write(full_version(args.mpm))
+        return 0
+    try:
+        prepare_paths(args.chdir, args.pythonpath)
+        resolved = resolve(args.mpm, args)
+    except (ConfigError, CliError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.show_config:
+        sys.stdout.write(show_config(resolved))
+        return 0
+    if args.k and args.k != "start":
+        return _signal_running(resolved.cfg.PidFile, args.k)
+    return _serve(args, resolved)
 
 
 if __name__ == "__main__":

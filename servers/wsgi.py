@@ -27,6 +27,7 @@ answers with a logged 500.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import stat
@@ -53,17 +54,100 @@ from .http.response import (
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
+#: the callable's name when a spec names only the module (mod_wsgi's WSGICallableObject, gunicorn's default)
+DEFAULT_CALLABLE = "application"
+
+
+class AppLoadError(ImportError):
+    """An application spec that cannot be served; the message names the module and the cause.
+
+    ``__cause__`` is set when the application's own code raised (while its module was
+    imported, or its factory called), so the caller can print that traceback too.
+    """
+
+
 def load_app(spec: str) -> WSGIApp:
-    """Import ``module:callable`` (``module:attr.attr`` allowed), as gunicorn does."""
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise ValueError(f"app must be 'module:callable', got {spec!r}")
-    obj: Any = importlib.import_module(mod_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    """Import ``module[:callable]`` as gunicorn and mod_wsgi do.
+
+    The callable defaults to ``application`` (mod_wsgi's ``WSGICallableObject``); it may
+    be a dotted attribute path (``module:attr.attr``) or, as gunicorn accepts, a factory
+    call with literal arguments (``module:create_app()``, ``module:make(debug=True)``).
+    Every failure is an :class:`AppLoadError` naming the module and the cause.
+    """
+    mod_name, _, target = spec.strip().partition(":")
+    target = target.strip() or DEFAULT_CALLABLE
+    if not mod_name or mod_name.startswith("."):
+        raise AppLoadError(f"app must be 'module' or 'module:callable', got {spec!r}")
+    path, args, kwargs = _parse_target(spec, target)
+    obj: Any = _import_module(mod_name)
+    for depth, part in enumerate(path):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            owner = mod_name if depth == 0 else f"{mod_name}:{'.'.join(path[:depth])}"
+            raise AppLoadError(f"{owner} has no attribute {part!r}{_defined_hint(obj, depth)}") from None
+    if args is not None:
+        try:
+            obj = obj(*args, **kwargs)
+        except Exception as exc:
+            raise AppLoadError(f"{mod_name}:{target} raised {type(exc).__name__}: {exc}") from exc
     if not callable(obj):
-        raise ValueError(f"{spec} is not callable")
+        raise AppLoadError(f"{mod_name}:{target} is not callable (it is {type(obj).__name__}); "
+                           "a WSGI application is a callable(environ, start_response)")
     return obj
+
+
+def _parse_target(spec: str, target: str) -> tuple[list[str], list | None, dict | None]:
+    """``attr.attr`` or ``factory(literal args)`` -> (attribute path, args, kwargs); args None: no call."""
+    try:
+        expr = ast.parse(target, mode="eval").body
+    except SyntaxError:
+        expr = None
+    args = kwargs = None
+    if isinstance(expr, ast.Call):
+        try:
+            args = [ast.literal_eval(arg) for arg in expr.args]
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in expr.keywords if kw.arg}
+        except ValueError:
+            raise AppLoadError(f"{spec}: a factory's arguments must be literals, got {target!r}") from None
+        expr = expr.func
+    path: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        path.insert(0, expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        raise AppLoadError(f"{spec}: expected 'module:name', 'module:name.attr' or 'module:factory()' after "
+                           f"the colon, got {target!r}")
+    return [expr.id, *path], args, kwargs
+
+
+def _import_module(mod_name: str) -> Any:
+    """The module, or AppLoadError: not found (no traceback) or raising (its traceback as the cause)."""
+    try:
+        return importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
+            raise AppLoadError(f"cannot import module {mod_name!r}: {exc}{_not_found_hint(mod_name)}") from None
+        raise AppLoadError(f"importing module {mod_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # the application's own code failed while its module ran
+        raise AppLoadError(f"importing module {mod_name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _not_found_hint(mod_name: str) -> str:
+    if mod_name.endswith(".py"):
+        return f" (a module name, not a file: did you mean {mod_name[:-3].replace(os.sep, '.')!r}?)"
+    shown = [entry or "." for entry in sys.path[:3]]
+    more = ", ..." if len(sys.path) > 3 else ""
+    return f" (Python path: {', '.join(shown)}{more}; --chdir DIR or --pythonpath DIR adds a directory)"
+
+
+def _defined_hint(obj: Any, depth: int) -> str:
+    """The callables the module does define, when the default name was not one of them."""
+    if depth:
+        return ""
+    names = [n for n, v in sorted(vars(obj).items()) if callable(v) and not n.startswith("_")
+             and getattr(v, "__module__", None) == getattr(obj, "__name__", None)]
+    return f" (it defines: {', '.join(names[:8])})" if names else ""
 
 
 #: a read that gathers more than this (bytes) copies its pieces into a BytesIO as they come
@@ -737,6 +821,6 @@ def run_app(app: WSGIApp, environ: dict, response: WSGIResponse) -> None:
 
 
 __all__ = [
-    "EMPTY_INPUT", "FILE_BLOCK", "FileWrapper", "InputStream", "InvalidResponse", "WSGIResponse", "build_environ",
-    "environ_template", "error_response", "load_app", "run_app",
+    "DEFAULT_CALLABLE", "EMPTY_INPUT", "FILE_BLOCK", "AppLoadError", "FileWrapper", "InputStream", "InvalidResponse",
+    "WSGIResponse", "build_environ", "environ_template", "error_response", "load_app", "run_app",
 ]
