@@ -2,32 +2,42 @@
 
 locust is never imported here (its gevent monkey-patching breaks threaded
 code): every run is a subprocess with a deadline, and the results are read
-from locust's CSV stats.
+from locust's CSV stats.  locust is optional: without it these tests skip,
+naming the install.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.drivers.locust import parse_locust_csv, run_locust as harness_run_locust
 from servers.launcher import start
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "suites" / "load.py"
 DEADLINE = 60  # seconds for one locust process, far above the few seconds a run takes
+LOCUST = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+MODULE = [sys.executable, "-m", "suites.load"]  # the same locust, through the file's own entry point
+NOWHERE = "http://127.0.0.1:9"  # loopback, so accepted; never contacted by the runs that exit first
+
+# the request names of suites/load.py's users: the path (and a label where two users share one)
+HELLO, ECHO, BYTES, SLEEP = "/", "/echo", "/bytes/65536", "/sleep?ms=50"
+KEEPALIVE, CHURN = "/ [keep-alive]", "/ [Connection: close]"
+
+pytestmark = pytest.mark.skipif(
+    # find_spec locates the package without importing it into this process
+    importlib.util.find_spec("locust") is None, reason="locust is not installed: pip install 'locust>=2.20'")
 
 
 @pytest.fixture(scope="module")
 def server():
-    # find_spec locates the package without importing it into this process
-    assert importlib.util.find_spec("locust") is not None, (
-        "locust is not installed; it is a declared dependency (pip install 'locust>=2.20')"
-    )
     h = start("prefork", {"StartServers": 2, "MaintenanceInterval": 0.1, "Timeout": 5, "KeepAliveTimeout": 2})
     try:
         yield h
@@ -35,13 +45,13 @@ def server():
         h.stop()
 
 
-def run_locust(host: str, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
+def run_locust(host: str, tmp_path: Path, *args: str, entry: list[str] = LOCUST,
+               env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
     prefix = tmp_path / "load"
-    cmd = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-        "--only-summary", "--csv", str(prefix), "--exit-code-on-error", "1", *args,
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE)
+    cmd = [*entry, "--headless", "--host", host, "--only-summary", "--csv", str(prefix),
+           "--exit-code-on-error", "1", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE,
+                          env={**os.environ, **(env or {})})
     stats: dict[str, dict] = {}
     path = Path(f"{prefix}_stats.csv")
     if path.exists():
@@ -52,13 +62,49 @@ def run_locust(host: str, tmp_path: Path, *args: str) -> tuple[subprocess.Comple
 
 
 def assert_clean(proc, stats, names: list[str]) -> None:
+    """locust exited 0, every named row has requests and no failures, and no other row exists."""
     detail = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
     assert proc.returncode == 0, detail
-    assert "Aggregated" in stats, detail
+    assert sorted(stats) == sorted(names + ["Aggregated"]), f"rows: {sorted(stats)}\n{detail}"
     for name in names + ["Aggregated"]:
-        assert name in stats, f"no stats row for {name!r}; rows: {sorted(stats)}\n{detail}"
         assert int(stats[name]["Request Count"]) > 0, f"{name}: no requests\n{detail}"
         assert int(stats[name]["Failure Count"]) == 0, f"{name}: failures\n{detail}"
+    for name in names:  # the method is locust's Type column, not part of the name
+        assert stats[name]["Type"] in ("GET", "POST") and name.startswith("/"), (name, stats[name]["Type"])
+    assert "No tasks defined" not in proc.stderr, detail
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_help_lists_this_files_options():
+    # locust answers --help before importing a locustfile, so the file's own entry point prints it
+    proc = subprocess.run([*MODULE, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = " ".join(proc.stdout.split())  # argparse wraps the help text
+    assert "--load-profile {none,ramp,step,spike,soak}" in out
+    assert "Env LOAD_PROFILE; default none" in out
+    assert "--load-seconds <seconds>" in out and "Env LOAD_SECONDS; default 10" in out
+    assert "--tags" in out and "--run-time" in out  # locust's own help, with the file's options added
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--load-profile", "bogus"], {}, "argument --load-profile: invalid choice: 'bogus' (choose from "),
+    ([], {"LOAD_PROFILE": "bogus"}, "argument --load-profile: invalid choice: 'bogus' (choose from "),
+    (["--load-seconds", "0"], {}, "argument --load-seconds: must be > 0, not 0"),
+    ([], {"LOAD_SECONDS": "ten"}, "argument --load-seconds: not a number of seconds: 'ten'"),
+])
+def test_locusts_parser_checks_the_options(args, env, message, tmp_path):
+    proc, stats = run_locust(NOWHERE, tmp_path, "-u", "1", "-t", "1s", *args, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert message in proc.stderr
+    if "choose from" in message:  # the choices are listed (quoted or not, by Python version)
+        choices = proc.stderr.split("choose from", 1)[1]
+        assert all(p in choices for p in ("none", "ramp", "step", "spike", "soak")), proc.stderr
+    assert not stats
+
+
+# --------------------------------------------------------------------------- profiles, names
 
 
 def test_step_profile_basic_users(server, tmp_path):
@@ -66,7 +112,8 @@ def test_step_profile_basic_users(server, tmp_path):
         server.url, tmp_path, "-u", "8", "-r", "8", "--load-profile", "step", "--load-seconds", "4",
         "HelloUser", "EchoUser", "BytesUser", "SleepUser",
     )
-    assert_clean(proc, stats, ["GET /", "POST /echo", "GET /bytes/65536", "GET /sleep?ms=50"])
+    assert_clean(proc, stats, [HELLO, ECHO, BYTES, SLEEP])
+    assert stats[ECHO]["Type"] == "POST" and stats[HELLO]["Type"] == "GET"
 
 
 def test_spike_profile_connection_users(server, tmp_path):
@@ -74,19 +121,18 @@ def test_spike_profile_connection_users(server, tmp_path):
         server.url, tmp_path, "-u", "10", "-r", "10", "--load-profile", "spike", "--load-seconds", "4",
         "KeepAliveUser", "ChurnUser",
     )
-    assert_clean(proc, stats, ["GET / (keep-alive)", "GET / (Connection: close)"])
+    assert_clean(proc, stats, [KEEPALIVE, CHURN])
 
 
-def test_ramp_profile_from_environment(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("LOAD_PROFILE", "ramp")
-    monkeypatch.setenv("LOAD_SECONDS", "3")
-    proc, stats = run_locust(server.url, tmp_path, "-u", "2", "-r", "2", "HelloUser")
-    assert_clean(proc, stats, ["GET /"])
+def test_ramp_profile_from_environment(server, tmp_path):
+    proc, stats = run_locust(server.url, tmp_path, "-u", "2", "-r", "2", "HelloUser",
+                             env={"LOAD_PROFILE": "ramp", "LOAD_SECONDS": "3"})
+    assert_clean(proc, stats, [HELLO])  # without -t, only the profile from the environment ends the run
 
 
 def test_no_profile_honours_run_time(server, tmp_path):
     proc, stats = run_locust(server.url, tmp_path, "-u", "2", "-r", "2", "-t", "2s", "BytesUser", "SleepUser")
-    assert_clean(proc, stats, ["GET /bytes/65536", "GET /sleep?ms=50"])
+    assert_clean(proc, stats, [BYTES, SLEEP])
 
 
 def test_soak_profile_mixed_users(server, tmp_path):
@@ -94,12 +140,51 @@ def test_soak_profile_mixed_users(server, tmp_path):
         server.url, tmp_path, "-u", "4", "-r", "4", "--load-profile", "soak", "--load-seconds", "3",
         "EchoUser", "ChurnUser",
     )
-    assert_clean(proc, stats, ["POST /echo", "GET / (Connection: close)"])
+    assert_clean(proc, stats, [ECHO, CHURN])
+
+
+def test_module_entry_point_runs_locust_on_the_file(server, tmp_path):
+    proc, stats = run_locust(server.url, tmp_path, "-u", "2", "-r", "2", "-t", "2s", "HelloUser", entry=MODULE)
+    assert_clean(proc, stats, [HELLO])
+
+
+# --------------------------------------------------------------------------- tags
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--tags", "connections", "slow"], [KEEPALIVE, CHURN, SLEEP]),
+    (["--tags", "requests", "--exclude-tags", "slow", "echo"], [HELLO, BYTES]),
+])
+def test_tags_select_user_classes(server, tmp_path, args, names):
+    proc, stats = run_locust(server.url, tmp_path, "-u", "6", "-r", "6", "-t", "3s", *args)
+    assert_clean(proc, stats, names)  # only the tagged users ran, and none was spawned without a task
+
+
+def test_tags_that_leave_no_user_are_refused(tmp_path):
+    proc, stats = run_locust(NOWHERE, tmp_path, "-u", "1", "-t", "1s", "--tags", "nosuch", "-E", "slow")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "no user class is left by --tags nosuch --exclude-tags slow" in proc.stderr
+    assert int(stats.get("Aggregated", {}).get("Request Count", 0) or 0) == 0
+
+
+# --------------------------------------------------------------------------- what the harness reads
+
+
+def test_harness_driver_reads_a_short_run(server, tmp_path):
+    r = harness_run_locust(server.url, users=3, spawn_rate=3, duration=3, workdir=tmp_path,
+                           user_classes=("EchoUser", "KeepAliveUser", "ChurnUser"))
+    assert r.ok and r.requests > 0, (r.errors, r.status_counts, r.extra.get("failures"))
+    assert r.status_counts == {200: r.requests} and r.errors == {}
+    assert r.extra["source"] == "plugin" and r.extra["processes_reported"] == 1
+    stats_csv = (tmp_path / "locust_stats.csv").read_text()
+    parsed = parse_locust_csv(stats_csv)  # the driver's fallback reads the same file
+    assert 0 < parsed["requests"] <= r.extra["locust_requests"] and parsed["failures"] == 0
+    names = {row["Name"] for row in csv.DictReader(stats_csv.splitlines())}
+    assert names == {ECHO, KEEPALIVE, CHURN, "Aggregated"}
 
 
 @pytest.mark.parametrize("host", ["http://192.0.2.1:8080", "http://example.com"])
 def test_non_loopback_host_is_refused(host, tmp_path):
-    assert importlib.util.find_spec("locust") is not None, "locust is not installed (declared dependency)"
     proc, stats = run_locust(host, tmp_path, "-u", "1", "-r", "1", "-t", "1s", "HelloUser")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "only loopback targets are allowed" in proc.stderr
