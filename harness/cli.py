@@ -10,6 +10,7 @@
     harness baseline results/runs/<id> -o results/baseline.json
     harness report --compare results/runs/<A> results/runs/<B>   # two runs side by side
     harness advise --thread-safe no --concurrency 50 --app myapp:application   # docs/advisor.md
+    harness --version                   # the package version and the Python running it
 
 Exit status: 0 the run completed (cells that failed are results, not
 errors), 2 bad input (an unknown matrix, a bad YAML key: the message names
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
+import platform
 import sys
 from pathlib import Path
 
@@ -32,9 +35,19 @@ from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix
 __all__ = ["main"]
 
 
+def version() -> str:
+    """``harness --version``: the installed package's version (importlib.metadata) and the Python running it."""
+    try:
+        package = importlib.metadata.version("mpm-harness")
+    except importlib.metadata.PackageNotFoundError:
+        package = "unknown (not installed)"
+    return f"harness (mpm-harness {package}), {platform.python_implementation()} {platform.python_version()}"
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness", description="Run the server x suite x profile matrix and "
                                  "publish comparison tables (mpm-harness).")
+    ap.add_argument("--version", action="version", version=version())
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a matrix")
     run.add_argument("--matrix", default="quick", metavar="NAME|FILE",
