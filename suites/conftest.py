@@ -3,7 +3,12 @@
     pytest suites --server prefork --server event      # launched through servers.launcher
     pytest suites --server all                         # every server the launcher can start here
     pytest suites --target http://127.0.0.1:8080       # anything already listening on loopback
+    pytest suites --target http://127.0.0.1:8080 --target-name myapp   # ids say myapp, not the port
     pytest suites --server prefork --server-set MaxRequestWorkers=50   # directives for every launched server
+
+The options and markers are registered by the suites' pytest plugin (suites/plugin.py, loaded
+through the package's ``pytest11`` entry point); this file holds the fixtures and the hooks
+that run the tests once per server, and pytest loads it whenever it collects the suites.
 
 ``--server all`` includes the reference servers (apache-prefork/worker/event, gunicorn-sync/gthread)
 that can start here. A test whose premise a reference server cannot meet is skipped as "not
@@ -11,7 +16,8 @@ applicable to NAME: why": a directive the server has no equivalent for (suites/l
 feature it lacks (``servers.launcher.lacks``; the ``needs`` marker or the ``NEEDS`` table below).
 
 Without either option the suites run against our three MPMs (prefork, worker, event). Every test that
-takes the ``server`` fixture runs once per server (its id names the server).
+takes the ``server`` fixture runs once per server; its id names the server (a ``--target`` by its
+``--target-name``, default ``target``), never its port, so ids are the same from run to run.
 ``server`` is started once per pytest process (session scope; under
 pytest-xdist each worker starts its own, on its own free port).
 ``configured_server(overrides)`` starts a fresh server of the same kind with
@@ -24,7 +30,6 @@ harness a machine-readable table.
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -36,6 +41,7 @@ from servers.launcher import LaunchError, available, lacks
 from servers.mpm import MPM_NAMES
 
 from . import launching
+from .plugin import targets
 
 #: tests that need a server feature (servers.launcher.lacks) but carry no ``needs`` marker;
 #: on a server without the feature they are skipped as not applicable ("FILE::TEST": feature).
@@ -44,11 +50,9 @@ NEEDS: dict[str, str] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Store the ``--server-set`` directives where every launch reads them (suites.launching)."""
     launching.SERVER_SETS.clear()
     launching.SERVER_SETS.update(_server_sets(config))
-    config.addinivalue_line(
-        "markers", "needs(feature): skip as not applicable on a server that lacks the feature "
-                   "(servers.launcher.lacks: keepalive, keepalive-header, echo, wsgi, scoreboard)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -71,24 +75,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(f"not applicable to {spec.name}: {missing[feature]}")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("mpm-harness suites")
-    group.addoption("--server", action="append", default=[], metavar="NAME",
-                    help="launch server NAME through servers.launcher (repeatable; 'all' for every available one)")
-    group.addoption("--target", action="append", default=[], metavar="URL",
-                    help="test an already running server at URL (loopback addresses only; repeatable)")
-    group.addoption("--server-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="directive for every launched server, over the suite's short-timeout defaults "
-                         "(repeatable; VALUE is YAML, e.g. --server-set MaxRequestWorkers=50)")
-    group.addoption("--busy-clients", type=int, default=0, metavar="N",
-                    help="keep-alive clients of the busy keep-alive scenario (suites/test_keepalive.py; default 40)")
-    group.addoption("--busy-pace", type=float, default=0.0, metavar="SECONDS",
-                    help="seconds between one busy keep-alive client's requests (default 1)")
-    group.addoption("--busy-defaults", action="store_true",
-                    help="run the busy keep-alive scenario on each server's own defaults instead of the "
-                         "suite's 20-worker configuration")
-
-
 def _server_sets(config: pytest.Config) -> dict:
     """The --server-set directives, values parsed as YAML scalars."""
     out = {}
@@ -102,7 +88,7 @@ def _server_sets(config: pytest.Config) -> dict:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """What a test runs against: a launchable name, or a URL."""
+    """What a test runs against: a launchable name, or a URL (its name then a label: ``target``, ``--target-name``)."""
 
     name: str
     url: str | None = None
@@ -115,20 +101,6 @@ class ServerSpec:
         return self.name
 
 
-def _loopback_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or not parts.port:
-        raise pytest.UsageError(f"--target {url!r}: give http://HOST:PORT")
-    host = parts.hostname
-    if host != "localhost":
-        try:
-            if not ipaddress.ip_address(host).is_loopback:
-                raise ValueError
-        except ValueError:
-            raise pytest.UsageError(f"--target {url!r}: only loopback addresses may be tested") from None
-    return f"http://{'[' + host + ']' if ':' in host else host}:{parts.port}"
-
-
 def _specs(config: pytest.Config) -> list[ServerSpec]:
     names: list[str] = []
     for n in config.getoption("--server"):
@@ -136,8 +108,7 @@ def _specs(config: pytest.Config) -> list[ServerSpec]:
             names += [k for k, why in available().items() if why is None]
         else:
             names.append(n)
-    specs = [ServerSpec(n) for n in dict.fromkeys(names)]
-    specs += [ServerSpec(_loopback_url(u), _loopback_url(u)) for u in config.getoption("--target")]
+    specs = [ServerSpec(n) for n in dict.fromkeys(names)] + [ServerSpec(n, u) for n, u in targets(config)]
     return specs or [ServerSpec(n) for n in MPM_NAMES]
 
 

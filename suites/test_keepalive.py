@@ -56,6 +56,9 @@ from suites.launching import configuration, family, launch
 from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
 
+#: the family marker (suites/plugin.py): ``-m keepalive``
+pytestmark = pytest.mark.keepalive
+
 #: the server must close an idle connection within KeepAliveTimeout + this (seconds)
 EXPIRY_TOLERANCE = 1.5
 #: the client measures from the moment it has the response, the server from just after it
@@ -138,6 +141,7 @@ def test_connection_close_ends_the_connection(server):
         assert c.closed_by_peer(5)
 
 
+@pytest.mark.must  # RFC 9112 §9.3.2: responses in request order; §9.6: nothing after close
 @pytest.mark.needs("keepalive")
 @pytest.mark.needs("echo")
 def test_pipelined_requests_answered_in_order(server):
@@ -169,6 +173,7 @@ def test_pipelined_requests_answered_in_order(server):
         assert not c.buf, f"bytes after the last response: {c.buf[:80]!r}"
 
 
+@pytest.mark.must  # RFC 9112 §9.3.2: responses in request order
 @pytest.mark.needs("keepalive")
 def test_many_pipelined_requests_answered_in_order(server):
     """40 GETs of different sizes in one write: 40 responses, each the size asked for, in order."""

@@ -77,6 +77,9 @@ from suites.launching import configuration, family
 from suites.probes import status_or_none
 from suites.wire import Conn
 
+#: the family marker (suites/plugin.py): ``-m slowclient``
+pytestmark = pytest.mark.slowclient
+
 CAPACITY = 10
 BELOW = 9  # capacity - 10 %
 ABOVE = 4 * CAPACITY

@@ -71,6 +71,9 @@ from suites.launching import configuration, launch
 from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
 
+#: the family marker (suites/plugin.py): ``-m threadsafety``
+pytestmark = pytest.mark.threadsafety
+
 APP = "servers.apps.threadsafety:app"
 CONCURRENCY = 8
 PER_CLIENT = 25

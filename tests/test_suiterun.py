@@ -60,6 +60,8 @@ def test_run_suites_against_a_launched_server(tmp_path):
     smoke = res["smoke"]
     assert smoke.status == "ok", (smoke.reason, (tmp_path / "s.log").read_text()[-2000:])
     assert smoke.counts["passed"] >= 1 and smoke.counts["failed"] == 0
+    # ids name the server, never its port: the same from run to run
+    assert [c["name"] for c in smoke.cases] == ["test_get_root_answers_with_date[event]"]
 
 
 def test_a_suite_run_past_its_deadline_is_killed_and_recorded(tmp_path):

@@ -9,7 +9,8 @@ satisfies an outcome that forbids closing, and a case that needs several respons
 one connection is not applicable; statuses and framing are judged as usual.
 
 Every case records JUnit properties (``--junitxml``): server, verdict, rfc, level,
-status, closed, smuggled, and the reasons when it is not a Pass.
+status, closed, smuggled, and the reasons when it is not a Pass. Each case carries
+its level and family as markers (markers.py): ``-m "must and not desync"``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import warnings
 
 import pytest
 
-from . import runner
+from . import markers, runner
 from .cases import CASES
 from .model import FAIL, PASS, WARN, Case
 from .reading import ask
@@ -86,7 +87,7 @@ def _healthy(host: str, port: int) -> str | None:
         return f"health check failed: {exc!r}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=markers.marks(c)) for c in CASES])
 def test_conformance(server, case: Case, record_property) -> None:
     record_property("server", server.name)
     if case.get_only_root:
