@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
+import importlib.util
 import platform
 import sys
 from pathlib import Path
-
-from tabulate import tabulate
 
 from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix
 
@@ -36,12 +34,19 @@ __all__ = ["main"]
 
 
 def version() -> str:
-    """``harness --version``: the installed package's version (importlib.metadata) and the Python running it."""
-    try:
-        package = importlib.metadata.version("mpm-harness")
-    except importlib.metadata.PackageNotFoundError:
-        package = "unknown (not installed)"
-    return f"harness (mpm-harness {package}), {platform.python_implementation()} {platform.python_version()}"
+    """``harness --version``: the installed package's version and the Python running it."""
+    from servers.version import package_version
+
+    return f"harness (mpm-harness {package_version()}), {platform.python_implementation()} {platform.python_version()}"
+
+
+#: what the harness imports at run time beyond the suites, by import name -> distribution
+_HARNESS_NEEDS = {"tabulate": "tabulate", "psutil": "psutil", "hdrh": "hdrhistogram", "matplotlib": "matplotlib"}
+
+
+def missing_dependencies() -> list[str]:
+    """The harness extra's distributions that are not installed (PEP 508 names)."""
+    return [dist for mod, dist in _HARNESS_NEEDS.items() if importlib.util.find_spec(mod) is None]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,6 +160,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_list(args) -> int:
+    from tabulate import tabulate
+
     from servers.launcher import available
 
     from .runner import driver_unavailable
@@ -246,6 +253,11 @@ def _cmd_baseline(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
     args = _parser().parse_args(argv)
+    missing = missing_dependencies()
+    if missing:
+        print(f"harness: error: the harness extra is not installed (missing {', '.join(missing)}): "
+              "pip install 'mpm-harness[harness]'", file=sys.stderr)
+        return 2
     try:
         return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "gate": _cmd_gate,
                 "baseline": _cmd_baseline, "advise": _cmd_advise}[args.command](args)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import os
 import platform
 import signal
@@ -30,6 +29,7 @@ from .cli import CliError, Resolved, parse_args, prepare_paths, resolve, show_co
 from .config import ConfigError, default_config
 from .mpm import MPM_NAMES, get_mpm
 from .mpm.spec import MPMS
+from .version import package_version
 
 #: apachectl's -k verbs and the signal each sends to the parent (httpd signals, see docs/mpm-model.md §7)
 K_SIGNALS = {
@@ -42,16 +42,6 @@ K_SIGNALS = {
 
 # --------------------------------------------------------------------------
 # -v and -V, in httpd's shape
-
-
-def package_version() -> str:
-    """The installed mpm-harness version (the Server header's token when not installed)."""
-    try:
-        return importlib.metadata.version("mpm-harness")
-    except importlib.metadata.PackageNotFoundError:
-        from .http.response import SERVER_SOFTWARE
-
-        return SERVER_SOFTWARE.partition("/")[2] + " (not installed)"
 
 
 def version_lines() -> list[str]:

@@ -33,7 +33,7 @@ KEEPALIVE, CHURN = "/ [keep-alive]", "/ [Connection: close]"
 
 pytestmark = pytest.mark.skipif(
     # find_spec locates the package without importing it into this process
-    importlib.util.find_spec("locust") is None, reason="locust is not installed: pip install 'locust>=2.20'")
+    importlib.util.find_spec("locust") is None, reason="locust is not installed: pip install 'mpm-harness[locust]'")
 
 
 @pytest.fixture(scope="module")

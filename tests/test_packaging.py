@@ -19,6 +19,7 @@ the checkout's own pytest defaults.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import shutil
@@ -318,3 +319,15 @@ def test_last_failed_and_failed_first_work(tmp_path):
     ff, ran = _checkout_run(tmp_path, "--ff", "-p", "no:xdist", fail=True)
     assert ff.returncode == 1, ff.stdout[-2000:] + ff.stderr[-2000:]
     assert [name for name, _ in ran] == ["test_fails_when_asked", "test_passes"]
+
+
+def test_harness_without_its_extra_names_the_extra(monkeypatch, capsys):
+    """With the suites extra alone, `harness` exits 2 naming what to install, not a traceback."""
+    from harness import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "hdrh" else real(name, *a))
+    assert cli.missing_dependencies() == ["hdrhistogram"]
+    assert cli.main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert "missing hdrhistogram" in err and "pip install 'mpm-harness[harness]'" in err

@@ -150,9 +150,9 @@ def locust_available() -> str | None:
     """
     try:
         if importlib.util.find_spec("locust") is None:
-            return "locust is not installed: pip install 'locust>=2.20'"
+            return "locust is not installed: pip install 'mpm-harness[locust]'"
     except (ImportError, ValueError) as exc:
-        return f"locust cannot be found ({exc}): pip install 'locust>=2.20'"
+        return f"locust cannot be found ({exc}): pip install 'mpm-harness[locust]'"
     return None
 
 
@@ -500,7 +500,7 @@ def run_locust(
         raise DriverError(reason)
     if processes > 1 and _locust_version() < _PROCESSES_MIN_VERSION:
         raise DriverError(f"locust {'.'.join(map(str, _locust_version())) or '?'} has no --processes: "
-                          "pip install 'locust>=2.20'")
+                          "pip install 'mpm-harness[locust]'")
 
     run_time = max(1, math.ceil(float(duration)))
     own = workdir is None

@@ -1,0 +1,16 @@
+"""The installed mpm-harness version, looked up once for every command (``mpm-server -v``, ``harness --version``)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from .http.response import SERVER_SOFTWARE
+
+
+def package_version() -> str:
+    """The installed distribution's version (PEP 566 metadata); from a bare checkout, the Server
+    header's version token marked "(not installed)"."""
+    try:
+        return importlib.metadata.version("mpm-harness")
+    except importlib.metadata.PackageNotFoundError:
+        return SERVER_SOFTWARE.partition("/")[2] + " (not installed)"
