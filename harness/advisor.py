@@ -14,8 +14,9 @@ folder under ``--results-dir``, so ``harness report`` works on it), turns the
 medians into :class:`~harness.advice_rules.Measurement` objects and lets
 :func:`~harness.advice_rules.recommend` decide.  ``--from-run`` reads a run
 folder instead, or the published results (``results/``: the page ``harness run
---publish`` writes, whose tables and matrix hold every figure the rules use).  The report shows the workload
-as understood, the recommendation, the rule that decided, the evidence, the
+--publish`` writes, whose tables and matrix hold every figure the rules use;
+:mod:`harness.published` reads it back).  The report shows the workload as
+understood, the recommendation, the rule that decided, the evidence, the
 alternatives and why not, warnings, and the config as our YAML and as httpd
 directives.  docs/advisor.md is the user's guide.
 
@@ -42,12 +43,13 @@ from tabulate import tabulate
 from .advice_rules import (MPMS, AdviceError, Measurement, Recommendation, Workload,
                            projected_pss, recommend, size)
 from .matrix import Matrix, MatrixError, parse_matrix, suggest
+from .published import PUBLISHED_PAGE, Figures, PublishedPage, read_page
 from .runview import ProfileStats, Run, as_run
 
 __all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_from_args", "parse_memory",
            "parse_thread_safe", "check_app", "candidates", "measure_set", "build_matrix", "measure", "mpm_of",
            "processes_of", "measurements_from_run", "measurements_from_page", "load_measurements", "is_reference",
-           "uss_per_process", "RunInfo", "render_text", "advice_json", "yaml_block", "httpd_block", "PUBLISHED_PAGE"]
+           "uss_per_process", "RunInfo", "render_text", "advice_json", "yaml_block", "httpd_block"]
 
 #: the workload file's keys (dashes in a key are read as underscores) -> the flag that overrides it
 WORKLOAD_KEYS = {"thread_safe": "--thread-safe", "keepalive_share": "--keepalive-share",
@@ -279,20 +281,6 @@ def processes_of(mpm: str, directives: dict, connections: int | None) -> int | N
     return min(spec.process_limit(cfg), max(cfg.StartServers, wanted))
 
 
-@dataclass(frozen=True)
-class _Figures:
-    """One server x profile over its trials, as the advisor uses it: from a run document or a published page."""
-
-    status: str  # ok (at least one ok trial), else the commonest status: invalid, failed, skipped
-    reason: str = ""
-    ok: int = 0  # ok trials behind the medians
-    flags: tuple[str, ...] = ()
-    noisy: int = 0  # trials the quiet-machine check flagged
-    medians: Mapping[str, float | None] = field(default_factory=dict)
-    rps_spread: float | None = None  # (max - min) / median of requests/s over two or more ok trials
-    answered: float | None = None  # idle profiles: the answered fraction
-
-
 def _status(stats: ProfileStats) -> tuple[str, str]:
     if stats.ok:
         return "ok", ""
@@ -322,21 +310,21 @@ def _p99(stats: ProfileStats) -> float | None:
 _MEDIANS = ("rps", "cpu_us_per_request", "pss_peak_mib", "rss_peak_mib", "pss_per_idle_conn_kib")
 
 
-def _run_figures(run: Run, label: str, profile: str | None) -> _Figures | None:
+def _run_figures(run: Run, label: str, profile: str | None) -> Figures | None:
     """A run's figures of ``label`` x ``profile`` (None: the profile is not in the run, or never ran there)."""
     st = run.stats(label, profile) if profile else None
     if st is None:
         return None
     status, reason = _status(st)
     spread = st.spread("rps")
-    return _Figures(status, reason, st.ok, st.flags, st.noisy,
+    return Figures(status, reason, st.ok, st.flags, st.noisy,
                     {**{m: st.median(m) for m in _MEDIANS}, "p99_ms": _p99(st)},
                     (spread.max - spread.min) / spread.median if spread.n >= 2 and spread.median else None,
                     _idle_answered(run, label, profile))
 
 
 def _measurement(label: str, server: str, directives: Mapping[str, Any], conns: int | None,
-                 idle_conns: int | None, le: _Figures | None, ie: _Figures | None,
+                 idle_conns: int | None, le: Figures | None, ie: Figures | None,
                  uss: float | None = None) -> Measurement:
     """The :class:`Measurement` of one MPM server from its closed-loop (``le``) and idle (``ie``) figures."""
     mpm = mpm_of(server)
@@ -379,159 +367,28 @@ def measurements_from_run(run: Run | Mapping[str, Any]) -> dict[str, Measurement
 
 # -- measurements from published results (results/README.md) -----------------------------------------
 
-#: the page ``harness run --publish`` writes into the results folder (harness/report/files.py)
-PUBLISHED_PAGE = "README.md"
-#: the report's section titles the advisor reads (harness/report/runtables.py writes them)
-_T_ENV, _T_RPS, _T_CPU, _T_MEM = "Environment", "1. Throughput and latency", "2. CPU per request", "3. Memory"
-_CELL_SEP = re.compile(r"(?<!\\)\|")  # a table cell's own "|" is written "\|"
-_SPREAD = re.compile(r"≈?(?P<median>[^ ]+)(?: \((?P<lo>[^–]+)–(?P<hi>[^)]+)\))?")
-
-
-def _page_sections(text: str) -> dict[str, list[str]]:
-    """The page's ``## `` sections: title -> its lines."""
-    sections: dict[str, list[str]] = {}
-    lines: list[str] | None = None
-    for line in text.splitlines():
-        if line.startswith("## "):
-            lines = sections.setdefault(line[3:].strip(), [])
-        elif lines is not None:
-            lines.append(line)
-    return sections
-
-
-def _page_table(lines: list[str]) -> list[dict[str, str]]:
-    """A section's first markdown table: one dict per row, header -> the cell's text."""
-    rows: list[list[str]] = []
-    for line in lines:
-        if not line.startswith("|"):
-            if rows:
-                break
-            continue
-        rows.append([c.strip().replace("\\|", "|") for c in _CELL_SEP.split(line.strip())[1:-1]])
-    return [dict(zip(rows[0], r)) for r in rows[2:]] if len(rows) > 2 else []
-
-
-def _page_number(text: str) -> float | None:
-    """``12,500`` -> 12500.0, ``80%`` -> 0.8; None for ``–`` or words."""
-    text = text.strip().removeprefix("≈").replace(",", "")
-    scale = 0.01 if text.endswith("%") else 1.0
-    try:
-        return float(text.removesuffix("%")) * scale
-    except ValueError:
-        return None
-
-
-def _page_spread(text: str) -> tuple[float | None, float | None, float | None]:
-    """``median (min–max)`` as the report writes it (docs/report.md): (median, min, max); min and max may be None."""
-    m = _SPREAD.fullmatch(text.strip())
-    if not m:
-        return None, None, None
-    return (_page_number(m["median"]), *(_page_number(m[k]) if m[k] else None for k in ("lo", "hi")))
-
-
-def _page_status(ok_trials: str, first: str, notes: str = "") -> _Figures | None:
-    """A row's status: ``ok/trials``, and for a row without an ok trial the reason its first figure shows
-    (``failed: <reason>``, ``invalid: <flags>``, ``skipped: unavailable``); ``notes``: table 1's column."""
-    if "/" not in ok_trials:
-        return None  # `–`: it never ran
-    ok = int(ok_trials.split("/")[0])
-    status, _, reason = ("ok", "", "") if ok else first.partition(":")
-    flags, noisy = [], 0
-    for part in filter(None, (x.strip() for x in notes.split(","))):
-        if re.fullmatch(r"noisy x\d+", part):
-            noisy = int(part[len("noisy x"):])
-        elif not re.fullmatch(r"\d+ \w+", part):  # "1 invalid": a count of trials, not a flag
-            flags.append(part.replace("-", "_"))
-    return _Figures(status.strip(), reason.strip(), ok, tuple(sorted(flags + ["noisy"] * bool(noisy))), noisy)
-
-
-def _page_figures(rows: dict[str, dict[tuple[str, str], dict[str, str]]], label: str, profile: str | None
-                  ) -> _Figures | None:
-    """``label`` x ``profile`` as tables 1-3 of the page print it (None: not on the page)."""
-    if profile is None:
-        return None
-    key = (label, profile)
-    t1, t2, t3 = (rows[t].get(key) for t in (_T_RPS, _T_CPU, _T_MEM))
-    head = t1 or t3
-    if head is None:
-        return None
-    first = head.get("req/s") if t1 else head.get("PSS peak MiB", "")
-    fig = _page_status(head.get("ok/trials", ""), first or "", (t1 or {}).get("notes", ""))
-    if fig is None:
-        return None
-    rps, lo, hi = _page_spread(t1["req/s"]) if t1 and fig.ok else (None, None, None)
-    medians = {"rps": rps, "p99_ms": _page_number((t1 or {}).get("p99 ms", "")),
-               "cpu_us_per_request": _page_spread((t2 or {}).get("CPU-us/req", ""))[0],
-               "pss_peak_mib": _page_spread((t3 or {}).get("PSS peak MiB", ""))[0],
-               "rss_peak_mib": _page_spread((t3 or {}).get("RSS peak MiB*", ""))[0],
-               "pss_per_idle_conn_kib": _page_spread((t3 or {}).get("PSS/idle conn KiB", ""))[0]}
-    spread = None
-    if rps and fig.ok >= 2:
-        spread = (hi - lo) / rps if lo is not None and hi is not None else 0.0  # no range: equal at 3 figures
-    return replace(fig, medians=medians if fig.ok else {}, rps_spread=spread,
-                   answered=_page_spread((t3 or {}).get("answered", ""))[0])
-
-
-def _page_matrix(sections: dict[str, list[str]], page: Path) -> tuple[dict, list[str]]:
-    """The effective matrix the page closes with; for a page published before it did, the built-in matrix the
-    Environment names (and a warning saying so)."""
-    from .matrix import builtin_matrices, load_matrix
-    from .report.files import MATRIX_HEADING
-
-    lines = sections.get(MATRIX_HEADING.removeprefix("## "), [])
-    if "```yaml" in lines:
-        block = lines[lines.index("```yaml") + 1:]
-        doc = yaml.safe_load("\n".join(block[:block.index("```")] if "```" in block else block))
-        if isinstance(doc, dict):
-            return doc, []
-    named = next((re.match(r"- Matrix: ([\w.-]+)", x) for x in sections.get(_T_ENV, []) if x.startswith("- Matrix:")),
-                 None)
-    if named is None or named[1] not in builtin_matrices():
-        raise AdviceError(f"{page}: the page records no matrix, so the servers' sizes are unknown; run "
-                          f"`harness report RUN_DIR --publish` again, or pass the run folder to --from-run")
-    return load_matrix(named[1]).to_dict(), [
-        f"{page} does not record the servers' directives (published before pages did): they are taken from the "
-        f"built-in matrix {named[1]!r} of this installation, which the page names"]
-
-
-def _page_item(sections: dict[str, list[str]], prefix: str) -> str:
-    """The text of the Environment item starting ``prefix`` ("" when absent)."""
-    item = next((x for x in sections.get(_T_ENV, []) if x.startswith(f"- {prefix}")), "")
-    return item[len(prefix) + 2:].strip()
-
 
 def measurements_from_page(page: str | Path) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
     """Measurements from a published results page (``results/README.md``): the figures as tables 1-3 print them.
 
     Medians and min-max at three significant figures, p99 from the merged
     histograms (table 1), no USS (memory at another size is projected
-    proportionally, and said so). Returns the measurements, where they came
-    from, and warnings about the source.
+    proportionally, and said so); :func:`harness.published.read_page` reads
+    the page. Returns the measurements, where they came from, and warnings
+    about the source.
     """
-    page = Path(page)
-    text = page.read_text(encoding="utf-8")
-    if not text.startswith("# Published results"):
-        raise AdviceError(f"{page}: not a published results page (`harness run --publish` writes one)")
-    sections = _page_sections(text)
-    matrix, notes = _page_matrix(sections, page)
-    rows = {t: {(r.get("server", ""), r.get("profile", "")): r for r in _page_table(sections.get(t, []))}
-            for t in (_T_RPS, _T_CPU, _T_MEM)}
-    profiles = matrix.get("profiles") or {}
+    pub = read_page(page)
+    profiles = pub.matrix.get("profiles") or {}
     load, idle, conns = _pick_profiles(profiles)
     idle_conns = profiles[idle].get("connections") if idle else None
     out: dict[str, Measurement] = {}
-    for server in matrix.get("servers") or ():
+    for server in pub.matrix.get("servers") or ():
         label, launcher = server.get("label", ""), server.get("server", "")
-        le, ie = _page_figures(rows, label, load), _page_figures(rows, label, idle)
+        le, ie = pub.figures(label, load), pub.figures(label, idle)
         if mpm_of(launcher) is None or (le is not None and le.reason == "unavailable"):
             continue
         out[label] = _measurement(label, launcher, server.get("set") or {}, conns, idle_conns, le, ie)
-    run_id = _page_item(sections, "Run:").split(";")[0]
-    pin = re.match(r"server on CPU (\d+(?:,\d+)*)", _page_item(sections, "Pinning:"))
-    info = RunInfo(str(page), matrix.get("trials", 0), (profiles.get(load) or {}).get("duration", 0.0) if load else 0.0,
-                   [int(c) for c in pin[1].split(",")] if pin else [], False,
-                   _page_item(sections, "Status:").split(".")[0], published=run_id or "?")
-    return out, info, notes
+    return out, RunInfo.from_page(pub), list(pub.notes)
 
 
 def load_measurements(path: str | Path) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
@@ -574,6 +431,15 @@ class RunInfo:
         duration = run.profile_spec(load).get("duration", 0.0) if load else 0.0
         cpus = (run.environment.get("pinning") or {}).get("server_cpus", [])
         return cls(run_dir, run.matrix.get("trials", 0), duration, list(cpus), measured_now, run.status)
+
+    @classmethod
+    def from_page(cls, page: PublishedPage) -> "RunInfo":
+        """From a published page's matrix and Environment (its run id: ``?`` when the page names none)."""
+        profiles = page.matrix.get("profiles") or {}
+        load, _, _ = _pick_profiles(profiles)
+        duration = (profiles.get(load) or {}).get("duration", 0.0) if load else 0.0
+        return cls(str(page.path), page.matrix.get("trials", 0), duration, list(page.server_cpus), False,
+                   page.status, published=page.run_id or "?")
 
     def describe(self) -> str:
         """One line: the run folder, trials, duration, pinning, and the caveat."""

@@ -1,4 +1,5 @@
-"""The MPM advisor: every rule on synthetic measurements, sizing, workload input, run documents, output, CLI.
+"""The MPM advisor: every rule on synthetic measurements, sizing, workload input, run documents, published
+pages (harness.published), output, CLI.
 
 Everything but the last test runs without a server: measurements are synthetic
 (figures of the order this machine measures: hello ~5-10k req/s, a prefork
@@ -22,6 +23,7 @@ from harness import advisor as adv
 from harness.advice_rules import (IDLE_ANSWERED_MIN, KEEPALIVE_MANY, MEMORY_TIE_MIB, RULES, SHORT_KEEPALIVE,
                                   SLOW_CLIENT_RRT, TIE, AdviceError, Measurement, Workload, event_factor,
                                   projected_pss, pss_model, recommend, size, throughput_band)
+from harness.published import PageError, read_page
 from harness.report.text import fmt_sig
 from harness.results import SCHEMA, SCHEMA_VERSION, write_json_atomic
 from servers.config import load_config
@@ -735,6 +737,69 @@ def test_a_page_without_its_matrix_takes_the_builtin_one_it_names_and_says_so(tm
     ms, _, notes = adv.load_measurements(page)
     assert ms["prefork"].processes == 50  # harness/matrices/all.yaml sizes prefork for 50 connections
     assert len(notes) == 1 and "built-in matrix 'all'" in notes[0]
+
+
+_PAGE = """# Published results
+
+## Environment
+
+- Status: complete. 1 cell invalid
+- Run: 20250101T000000Z-x; command: harness run --matrix x --publish
+- Pinning: server on CPU 0,2, load generator on CPU 1
+
+## 1. Throughput and latency
+
+| server | profile | ok/trials | req/s | p99 ms | notes |
+|---|---|---|---|---|---|
+| worker | load | 3/3 | ≈12,500 (11,600–15,800) | 16.5 | noisy x1, starved, 1 invalid |
+| event | load | 0/3 | failed: crashed | – | |
+| odd\\|label | load | 1/1 | 100 | 1.0 | |
+| gunicorn | load | – | – | – | |
+
+## 3. Memory
+
+| server | profile | ok/trials | PSS peak MiB | RSS peak MiB* | PSS/idle conn KiB | answered |
+|---|---|---|---|---|---|---|
+| worker | idle | 2/2 | 30.1 | 90.0 | 12.5 (12.0–13.0) | 80% |
+
+## Matrix
+
+```yaml
+trials: 3
+servers: [{label: worker, server: worker, set: {}}]
+profiles: {load: {driver: loadgen, connections: 50, duration: 2.0}}
+```
+"""
+
+
+def test_the_page_reader_reads_each_row_as_the_report_prints_it(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text(_PAGE, encoding="utf-8")
+    pub = read_page(page)
+    assert (pub.path, pub.run_id, pub.status, pub.server_cpus, pub.notes) == (
+        page, "20250101T000000Z-x", "complete", (0, 2), ())
+    assert pub.matrix["trials"] == 3 and pub.matrix["servers"][0]["label"] == "worker"
+    load = pub.figures("worker", "load")
+    assert (load.status, load.ok, load.flags, load.noisy) == ("ok", 3, ("noisy", "starved"), 1)
+    assert (load.medians["rps"], load.medians["p99_ms"]) == (12500.0, 16.5)
+    assert load.rps_spread == pytest.approx((15800 - 11600) / 12500)
+    idle = pub.figures("worker", "idle")
+    assert (idle.answered, idle.medians["pss_per_idle_conn_kib"], idle.medians["rss_peak_mib"]) == (0.8, 12.5, 90.0)
+    failed = pub.figures("event", "load")
+    assert (failed.status, failed.reason, failed.ok, failed.medians) == ("failed", "crashed", 0, {})
+    assert pub.figures("odd|label", "load").medians["rps"] == 100.0  # a cell's own "|" is written "\\|"
+    assert pub.figures("gunicorn", "load") is None  # "–": it never ran
+    assert pub.figures("worker", "absent") is None and pub.figures("worker", None) is None
+
+
+def test_the_page_reader_refuses_what_is_no_published_page(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text("# My project\n", encoding="utf-8")
+    with pytest.raises(PageError, match="not a published results page"):
+        read_page(page)
+    page.write_text(_PAGE.split("## Matrix", 1)[0], encoding="utf-8")  # no matrix, and it names no built-in one
+    with pytest.raises(PageError, match="records no matrix"):
+        read_page(page)
 
 
 def test_from_run_on_a_folder_with_neither_document_says_what_it_expects(tmp_path, capsys):

@@ -10,7 +10,9 @@ to have loaded:
 * no cycle among the modules of servers/, harness/ or suites/;
 * inside harness/, the run view (``harness.runview``) imports no other harness module, and the
   report package (``harness.report``) only the run view and itself: the readers of a run stand
-  below everything that measures.
+  below everything that measures; the reader of a published page (``harness.published``) only
+  the report (the page's headings) and the matrix (the built-in one an older page names), so
+  the advisor above it can use it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ PACKAGES = ("servers", "harness", "suites")
 FORBIDDEN = {"servers": ("harness", "suites", "tests"), "suites": ("harness", "tests"), "harness": ("tests",),
              "benchmarks": ("tests",)}
 #: inside harness/: a module (or package) -> the only harness modules it may import
-HARNESS_LAYERS = {"harness.runview": (), "harness.report": ("harness.runview", "harness.report")}
+HARNESS_LAYERS = {"harness.runview": (), "harness.report": ("harness.runview", "harness.report"),
+                  "harness.published": ("harness.report", "harness.matrix")}
 
 
 def _module_name(path: Path) -> str:
