@@ -138,7 +138,10 @@ def _matrix(sections: dict[str, list[str]], page: Path) -> tuple[dict, list[str]
     lines = sections.get(MATRIX_HEADING.removeprefix("## "), [])
     if "```yaml" in lines:
         block = lines[lines.index("```yaml") + 1:]
-        doc = yaml.safe_load("\n".join(block[:block.index("```")] if "```" in block else block))
+        try:
+            doc = yaml.safe_load("\n".join(block[:block.index("```")] if "```" in block else block))
+        except yaml.YAMLError as exc:
+            raise PageError(f"{page}: its matrix section is not valid YAML: {exc}") from None
         if isinstance(doc, dict):
             return doc, []
     named = next((re.match(r"- Matrix: ([\w.-]+)", x) for x in sections.get(_T_ENV, []) if x.startswith("- Matrix:")),

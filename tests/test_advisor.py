@@ -800,6 +800,10 @@ def test_the_page_reader_refuses_what_is_no_published_page(tmp_path):
     page.write_text(_PAGE.split("## Matrix", 1)[0], encoding="utf-8")  # no matrix, and it names no built-in one
     with pytest.raises(PageError, match="records no matrix"):
         read_page(page)
+    head, _, tail = _PAGE.partition("```yaml\n")  # a matrix section that is not YAML: a clear error
+    page.write_text(head + "```yaml\nservers: [unclosed\n" + tail.split("```", 1)[1], encoding="utf-8")
+    with pytest.raises(PageError, match="matrix section is not valid YAML"):
+        read_page(page)
 
 
 def test_from_run_on_a_folder_with_neither_document_says_what_it_expects(tmp_path, capsys):
