@@ -31,11 +31,12 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from .http.logformat import PREDEFINED, LogFormatError, compile_format
 from .mpm.spec import MPM_NAMES
 from .mpm.spec import MPMS as MPM_SPECS
 from .mpm.spec import MPMSpec
@@ -46,6 +47,7 @@ __all__ = [
     "NOT_IMPLEMENTED",
     "ConfigError",
     "Directive",
+    "LogTarget",
     "PerMPM",
     "ReadTimeout",
     "RequestReadTimeout",
@@ -177,6 +179,24 @@ class AcceptFilter:
 #: httpd 2.4's default on Linux (core.c: "data" for http and https where TCP_DEFER_ACCEPT exists)
 _DEFAULT_ACCEPT_FILTER = AcceptFilter((("http", "data"), ("https", "data")))
 
+#: CustomLog's name for the server's standard error (httpd.conf spells it /dev/stderr)
+STDERR = "stderr"
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    """One ``CustomLog file format-or-nickname`` of mod_log_config.
+
+    ``path`` is a file (relative to the working directory) or ``stderr``; ``format_arg`` the
+    format or the LogFormat nickname as given; ``format`` the format string itself, the
+    nickname resolved once every LogFormat is read (as mod_log_config resolves it when it
+    opens its logs, so the order of the directives does not matter).
+    """
+
+    path: str
+    format_arg: str
+    format: str = ""
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -219,6 +239,8 @@ class ServerConfig:
     GracefulShutdownTimeout: float
     PidFile: str | None
     ErrorLog: str | None
+    LogFormat: tuple[tuple[str, str], ...]
+    CustomLog: tuple[LogTarget, ...] | None
     ServerName: str | None
     LogLevel: str
     MaintenanceInterval: float
@@ -578,6 +600,155 @@ def _parse_request_read_timeout(value: object) -> dict[str, ReadTimeout]:
                     f"or a mapping of stages, got {_describe(value)}")
 
 
+# -- mod_log_config: LogFormat and CustomLog (docs/logging.md) --------------------------------
+
+
+def _conf_words(text: str) -> list[str]:
+    """httpd.conf's arguments (ap_getword_conf): words split on blanks; a word in "..." or '...' may hold
+    blanks, and inside it a backslash before the quote or another backslash stands for that character."""
+    words = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return words
+        word, pos = _conf_word_at(text, pos)
+        words.append(word)
+
+
+def _conf_word_at(text: str, pos: int) -> tuple[str, int]:
+    """The word of httpd.conf arguments starting at ``pos``, unescaped, and where the next one may start."""
+    quote = text[pos] if text[pos] in "\"'" else ""
+    special = "\\" + quote  # what a backslash escapes (httpd's substring_conf)
+    out = []
+    pos += len(quote)
+    while pos < len(text) and (text[pos] != quote if quote else not text[pos].isspace()):
+        if text[pos] == "\\" and pos + 1 < len(text) and text[pos + 1] in special:
+            pos += 1
+        out.append(text[pos])
+        pos += 1
+    if quote and pos == len(text):
+        raise _BadValue(f"no closing {quote} in {text!r}")
+    return "".join(out), pos + len(quote)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one quoted httpd.conf argument (what _conf_words reads back)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _conf_word(text: str) -> str:
+    """``text`` as one httpd.conf argument: as it is when it is a plain word, else quoted."""
+    return text if text and not re.search(r"[\s\"'\\]", text) else _quoted(text)
+
+
+def _compiled(text: str) -> str:
+    """A format string, checked as mod_log_config parses it; _BadValue with httpd's reason."""
+    try:
+        compile_format(text)
+    except LogFormatError as exc:
+        raise _BadValue(f"{exc} in {text!r}") from None
+    return text
+
+
+def _items(value: object, what: str) -> list[object]:
+    """The settings a LogFormat or CustomLog value holds: one, or a list of them. A flow mapping given
+    on the command line reaches us as its text (parse_override keeps what was typed), so it is read here."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise _BadValue(f"{value!r} is not a mapping of {what}") from None
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise _BadValue(f"expected at least one {what}")
+    return items
+
+
+def _parse_log_formats(value: object) -> tuple[tuple[str, str], ...]:
+    """``LogFormat "format" nickname``: httpd's two arguments, a mapping ``{nickname: format}``, or a list."""
+    formats: dict[str, str] = {}
+    for item in _items(value, "'nickname: format'"):
+        if isinstance(item, Mapping):
+            pairs = list(_pairs(item))
+        elif isinstance(item, str):
+            words = _conf_words(item)
+            if len(words) == 1:
+                raise _BadValue("a LogFormat without a nickname sets TransferLog's format, and mpm-harness has no "
+                                f"TransferLog: name it ('\"{words[0]}\" mine') and give the name to CustomLog")
+            if len(words) != 2 or "%" in words[1]:
+                raise _BadValue("LogFormat takes 1-2 arguments, a log format string (see docs) and an optional "
+                                f"format name; quote the format, e.g. '\"%h %>s\" mine', got {item!r}")
+            pairs = [(words[1], words[0])]
+        else:
+            raise _BadValue(f"expected '\"format\" nickname' or a mapping of nickname: format, got {_describe(item)}")
+        for name, text in pairs:
+            if not isinstance(name, str) or not name.strip() or re.search(r"[\s%]", name.strip()):
+                raise _BadValue(f"nickname {name!r} must be one word without % (httpd's advice)")
+            if not isinstance(text, str):
+                raise _BadValue(f"{name}: expected a format string, got {_describe(text)}")
+            formats[name.strip()] = _compiled(text)
+    return tuple(formats.items())
+
+
+def _log_target(path: object, fmt: object) -> LogTarget:
+    if not isinstance(path, str) or not path.strip() or not isinstance(fmt, str) or not fmt:
+        raise _BadValue(f"expected a file and a format or nickname, got {_describe(path)} {_describe(fmt)}")
+    path = path.strip()
+    if path.startswith("|"):
+        raise _BadValue(f"{path!r}: piped logs are not implemented; log to a file and rotate it with "
+                        "-k graceful (docs/logging.md), or to stderr")
+    if path in (STDERR, "/dev/stderr"):
+        path = STDERR
+    # a word with a % is a format (nicknames have none); a nickname is resolved once all are read
+    return LogTarget(path, fmt, _compiled(fmt) if "%" in fmt else "")
+
+
+def _parse_custom_logs(value: object) -> tuple[LogTarget, ...] | None:
+    """``CustomLog file format-or-nickname``: httpd's arguments, a mapping ``{file: format}`` or a list;
+    Off (or an empty value) drops the CustomLogs set before it (ours: a way to turn logging off from --set)."""
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    targets: list[LogTarget] = []
+    for item in _items(value, "'file: format'"):
+        if isinstance(item, Mapping):
+            targets += [_log_target(path, fmt) for path, fmt in _pairs(item)]
+            continue
+        if not isinstance(item, str):
+            raise _BadValue(f"expected 'file format-or-nickname' or a mapping of file: format, got {_describe(item)}")
+        words = _conf_words(item)
+        if len(words) == 3 and words[2].lower().startswith(("env=", "expr=")):
+            raise _BadValue(f"{words[2]!r}: conditional logging (env=, expr=) is not implemented")
+        if len(words) != 2:
+            raise _BadValue("CustomLog takes two or three arguments, a file name, a custom log format string or "
+                            f"format name, and an optional \"env=\" or \"expr=\" clause; got {item!r}")
+        targets.append(_log_target(*words))
+    return tuple(targets)
+
+
+def _resolve_custom_logs(values: dict[str, Any], settings: list[tuple[str, Any, str]]) -> None:
+    """Give every CustomLog its format: a nickname is looked up among the LogFormats once all of them are
+    read (mod_log_config's open_multi_logs). httpd would log a word that is no nickname as literal text;
+    we refuse it, naming the file it came from."""
+    if not values["CustomLog"]:
+        return
+    formats = dict(values["LogFormat"])
+    sources = {id(t): source for name, given, source in settings if name == "CustomLog" and given for t in given}
+    resolved = []
+    for target in values["CustomLog"]:
+        if not target.format:
+            if target.format_arg not in formats:
+                source = sources.get(id(target), _OVERRIDES_LABEL)
+                close = difflib.get_close_matches(target.format_arg, list(formats), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(f"{source}: CustomLog: {target.format_arg!r} is neither a LogFormat nickname nor a "
+                                  f"format (it has no % directive){hint}", source=source, key="CustomLog")
+            target = replace(target, format=formats[target.format_arg])
+        resolved.append(target)
+    values["CustomLog"] = tuple(resolved)
+
+
 # --------------------------------------------------------------------------
 # Value writers: how format_config and httpd.conf spell a value. Each returns
 # one text, or a list of texts for a directive written once per item.
@@ -646,6 +817,39 @@ def _merge_stages(current: RequestReadTimeout, given: Mapping[str, ReadTimeout])
 def _merge_filters(current: AcceptFilter, given: Mapping[str, str]) -> AcceptFilter:
     """One AcceptFilter line per protocol, as in httpd: later settings win per protocol."""
     return AcceptFilter(tuple({**dict(current.filters), **given}.items()))
+
+
+def _merge_log_formats(current: tuple[tuple[str, str], ...], given: tuple[tuple[str, str], ...]
+                       ) -> tuple[tuple[str, str], ...]:
+    """LogFormat accumulates nicknames; a nickname defined again takes the new format (apr_table_setn)."""
+    return tuple({**dict(current), **dict(given)}.items())
+
+
+def _merge_custom_logs(current: tuple[LogTarget, ...] | None, given: tuple[LogTarget, ...] | None
+                       ) -> tuple[LogTarget, ...] | None:
+    """Every CustomLog adds a log, as httpd's lines do; Off (None) drops those set before it."""
+    return None if given is None else (current or ()) + given
+
+
+def _fmt_log_formats(formats: tuple[tuple[str, str], ...]) -> list[str]:
+    """The nicknames defined or redefined by the configuration (the predefined ones go without saying)."""
+    return [f"{_conf_word(text)} {name}" for name, text in formats if PREDEFINED.get(name) != text]
+
+
+def _httpd_log_formats(formats: tuple[tuple[str, str], ...]) -> list[str]:
+    """Every nickname, the predefined ones included: httpd itself only knows CLF."""
+    return [f"{_quoted(text)} {name}" for name, text in formats]
+
+
+def _fmt_custom_logs(targets: tuple[LogTarget, ...] | None) -> list[str]:
+    return [f"{_conf_word(t.path)} {_conf_word(t.format_arg)}" for t in targets or ()]
+
+
+def _httpd_custom_logs(targets: tuple[LogTarget, ...] | None) -> list[str]:
+    """httpd resolves a relative path against ServerRoot, we against the working directory: give it the
+    absolute path; and our ``stderr`` is its /dev/stderr."""
+    return [f"{_conf_word('/dev/stderr' if t.path == STDERR else os.path.abspath(t.path))} "
+            f"{_conf_word(t.format_arg)}" for t in targets or ()]
 
 
 def _bench_on(cfg: ServerConfig) -> bool:
@@ -776,6 +980,13 @@ _DIRECTIVE_LIST = (
               default=None, unset="no pid file"),
     Directive("ErrorLog", MPMS, "error log file (unset = stderr)", _parse_optional_str, default=None,
               unset="stderr"),
+    Directive("LogFormat", MPMS, "mod_log_config: '\"format\" nickname' (repeatable), named for CustomLog",
+              _parse_log_formats, default=tuple(PREDEFINED.items()), show=_fmt_log_formats,
+              httpd_show=_httpd_log_formats, merge=_merge_log_formats,
+              comment="LogFormat nicknames predefined: " + " ".join(PREDEFINED)),
+    Directive("CustomLog", MPMS, "mod_log_config: 'file format-or-nickname' (repeatable; file or stderr; "
+              "Off = none)", _parse_custom_logs, default=None, show=_fmt_custom_logs,
+              httpd_show=_httpd_custom_logs, merge=_merge_custom_logs, unset="no access log"),
     Directive("ServerName", MPMS, "host name the server uses for itself (unset = derived from the address)",
               _parse_optional_str, default=None, unset="derived"),
     Directive("LogLevel", MPMS, "error log verbosity: emerg alert crit error warn notice info debug",
@@ -1082,6 +1293,7 @@ def load_config(
         merge = DIRECTIVES[name].merge
         values[name] = merge(values[name], value) if merge else value
 
+    _resolve_custom_logs(values, settings)
     _apply_limits(mpm, values, notes)
     return ServerConfig(
         mpm=mpm,

@@ -11,6 +11,7 @@ from servers.external import apache
 
 #: the optional directives set and the testing knobs on, so format_config writes every line it can
 EVERYTHING_SET = {"PidFile": "/run/x/x.pid", "ErrorLog": "/run/x/error.log", "ServerName": "x.test",
+                  "LogFormat": '"%h %>s" mine', "CustomLog": "/run/x/access.log mine",
                   "BenchCPUWorkMicroseconds": 1, "BenchBallastMiB": 1}
 KNOBS = {"MaintenanceInterval", "BenchCPUWorkMicroseconds", "BenchBallastMiB"}
 

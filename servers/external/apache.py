@@ -9,7 +9,12 @@ holds:
 * ``LoadModule`` lines for ``mpm_<name>``, mod_authz_core, mod_alias,
   mod_status and mod_reqtimeout (always: our MPMs apply mod_reqtimeout's
   compiled-in default even when RequestReadTimeout is not set, so httpd loads
-  the module to behave the same); no mod_log_config access log;
+  the module to behave the same), and mod_log_config and mod_logio where this
+  httpd does not have them compiled in (Debian's has);
+* the access log as ours writes it: every ``LogFormat`` nickname (httpd itself
+  predefines only ``CLF``) and the ``CustomLog`` lines (none unless configured,
+  as for our MPMs), a relative file made absolute (httpd would resolve it
+  against ServerRoot, the run directory);
 * ``Listen`` on the loopback address of our Listen directive, on a free port
   the launcher picked (httpd cannot report a kernel-chosen port), PidFile and
   ErrorLog in the run directory, ``ServerName``, ``User``/``Group`` (only
@@ -137,6 +142,14 @@ def _mpm_load_line(mpm: str) -> str | None:
     if mods and os.path.isfile(os.path.join(mods, f"mod_mpm_{mpm}.so")):
         return f"LoadModule mpm_{mpm}_module {mods}/mod_mpm_{mpm}.so"
     return None
+
+
+def _log_load_lines() -> list[str]:
+    """``LoadModule`` for mod_log_config and mod_logio (%I, %O, %S) unless this httpd has them compiled in."""
+    binary, mods = find_binary(), modules_dir()
+    compiled = _compiled_in(binary) if binary else frozenset()
+    return [f"LoadModule {mod}_module {mods}/mod_{mod}.so" for mod in ("log_config", "logio")
+            if f"mod_{mod}.c" not in compiled and mods and os.path.isfile(os.path.join(mods, f"mod_{mod}.so"))]
 
 
 def unavailable(mpm: str) -> str | None:
@@ -270,6 +283,7 @@ def render_conf(
     user_group: tuple[str, str] | None = None,
     passthrough: Iterable[tuple[str, str]] = (),
     notes: Iterable[str] = (),
+    log_load: Iterable[str] = (),
 ) -> str:
     """The complete httpd.conf for ``cfg`` (pure: no file is read or written)."""
     lines = [
@@ -285,6 +299,8 @@ def render_conf(
         lines.append(mpm_load)
     for mod in ("authz_core", "alias", "status", "reqtimeout"):
         lines.append(f"LoadModule {mod}_module {modules}/mod_{mod}.so")
+    if cfg.CustomLog:
+        lines += log_load
     if user_group:
         lines += [f"User {user_group[0]}", f"Group {user_group[1]}"]
     lines += [f"Listen {_fmt_listen(h, p)}" for h, p in listen]
@@ -414,6 +430,7 @@ def build_conf(mpm: str, overrides: Mapping[str, Any], config: str | os.PathLike
         cfg, listen=listen, run_dir=run_dir, pidfile=pidfile, error_log=error_log,
         docroot=os.path.join(run_dir, "htdocs"), bytes_dir=bytes_dir(), modules=modules_dir() or "",
         mpm_load=_mpm_load_line(mpm) or "", user_group=run_as(), passthrough=passed, notes=notes,
+        log_load=_log_load_lines(),
     )
     return text, cfg, listen, pidfile, error_log, notes
 

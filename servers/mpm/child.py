@@ -21,6 +21,7 @@ from ..http.limits import Limits
 from ..http.persistence import KeepAlivePolicy
 from ..http.response import SERVER_SOFTWARE
 from ..wsgi import WSGIApp
+from .accesslog import AccessLog
 from .log import ErrorLog
 from .scoreboard import Scoreboard
 from .serve import ServeContext
@@ -48,6 +49,8 @@ class ChildEnv:
     log: ErrorLog
     started: float
     server_port: int
+    #: the CustomLogs the parent opened (accesslog.AccessLog), inherited; None when none is configured
+    access_log: AccessLog | None = None
 
     @property
     def defers_accept(self) -> bool:
@@ -164,6 +167,9 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
     work = getattr(cfg, "BenchCPUWorkMicroseconds", 0)
     if work:  # only then: with the knob at 0 the request path is exactly the same code
         app = with_cpu_work(app, work)
+    access_log = env.access_log
+    if access_log is not None:  # only then: %t and %D need the time each request reached the app
+        app = access_log.timed(app)
     return ServeContext(
         app=app,
         policy=KeepAlivePolicy.from_config(cfg),
@@ -181,6 +187,7 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
         header_timeout=_stage(cfg.RequestReadTimeout.header),  # type: ignore[attr-defined]
         body_timeout=_stage(cfg.RequestReadTimeout.body),  # type: ignore[attr-defined]
         watch=watch,
+        access_log=access_log,
     )
 
 

@@ -39,6 +39,7 @@ import time
 import traceback
 from typing import Callable, TextIO
 
+from .accesslog import AccessLog
 from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv
 from .listeners import stop_deferring
 from .log import ErrorLog
@@ -97,6 +98,11 @@ def bind_listeners(listen: tuple[tuple[str, int], ...], backlog: int,
     return socks
 
 
+def _transfer_log_error(exc: OSError) -> str:
+    """httpd's words for a CustomLog it cannot open (mod_log_config's AH00649)."""
+    return f"({exc.errno}){exc.strerror}: AH00649: could not open transfer log file {exc.filename}."
+
+
 def listener_url(sock: socket.socket) -> str:
     """``http://HOST:PORT`` of a bound listener."""
     host, port = sock.getsockname()[:2]
@@ -125,6 +131,10 @@ class Parent:
         except OSError as exc:
             raise StartupError(f"({exc.errno}){exc.strerror}: AH00091: could not open error log file "
                                f"{cfg.ErrorLog}.") from None
+        try:
+            self.access_log = AccessLog.open(cfg.CustomLog, self.log, cfg.ServerName)
+        except OSError as exc:
+            raise StartupError(_transfer_log_error(exc)) from None
         self.generation = 0
         self.children: dict[int, int] = {}  # pid -> slot
         self.slot_generation: dict[int, int] = {}
@@ -314,7 +324,7 @@ class Parent:
             env = ChildEnv(
                 cfg=self.cfg, mpm=self.mpm.name, slot=slot, generation=self.generation,
                 listeners=self.listeners, pod_fd=self.pod_r, scoreboard=self.sb, app=self.app,
-                log=self.log, started=self.started, server_port=self.port,
+                log=self.log, started=self.started, server_port=self.port, access_log=self.access_log,
             )
             code = self.mpm.load_child()(env)
         except SystemExit as exc:
@@ -502,6 +512,20 @@ class Parent:
                 cfg = dataclasses.replace(cfg, MaxRequestWorkers=cfg.ServerLimit * cfg.ThreadsPerChild)
         self.cfg = cfg
         self.log.reopen()
+        self._reopen_access_log()
+
+    def _reopen_access_log(self) -> None:
+        """Open the CustomLogs again, by name, for the next generation (a log renamed away gets a new
+        file); old children keep writing to the files they hold until they exit. A file that cannot
+        be opened keeps the old logs (httpd would stop)."""
+        try:
+            fresh = AccessLog.open(self.cfg.CustomLog, self.log, self.cfg.ServerName)
+        except OSError as exc:
+            self.log.log("error", _transfer_log_error(exc) + " Keeping the logs open before the restart.")
+            return
+        if self.access_log is not None:
+            self.access_log.close()
+        self.access_log = fresh
 
     def _new_generation(self) -> None:
         self.generation += 1

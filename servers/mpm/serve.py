@@ -86,6 +86,9 @@ class ServeContext:
     linger: Callable[["Connection"], None] | None = None
     #: the threaded MPMs' record of when this thread's application last gave output (Watch)
     watch: "Watch | None" = None
+    #: mod_log_config's CustomLogs (accesslog.AccessLog); None when none is configured, and then
+    #: the request path pays one ``if`` for the access log
+    access_log: object | None = None
     _template: dict | None = field(default=None, repr=False)
 
     def environ_template(self) -> dict:
@@ -379,14 +382,24 @@ class Connection:
             raise
 
     def fail(self, exc: ProtocolError, method: str = "GET", log: bool = True) -> None:
-        """Answer a protocol error, then close gracefully (RFC 9112 §9.6)."""
+        """Answer a protocol error of a request the server refused before running it, log it (the
+        error log at info when ``log``, and the access log), then close gracefully (RFC 9112 §9.6)."""
         if log:
             self.ctx.log("info", f"{self.client}: {exc.status} {exc.detail}")
+        answer = self.send_error(exc, method)
+        if self.ctx.access_log is not None:
+            self.ctx.access_log.refused(self, exc.status, answer)
+        if answer is not None:
+            self.close_gracefully()
+
+    def send_error(self, exc: ProtocolError, method: str = "GET") -> bytes | None:
+        """Send the error response for ``exc``; returns it, or None when it could not be sent."""
+        answer = error_response(exc.status, exc.detail, method=method)
         try:
-            self.send(error_response(exc.status, exc.detail, method=method))
+            self.send(answer)
         except OSError:
-            return
-        self.close_gracefully()
+            return None
+        return answer
 
     def close_gracefully(self) -> None:
         """httpd's lingering close: shut the write side and drain, here or in the event listener
@@ -525,11 +538,14 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
     if watch is not None:
         watch.response = response
         watch.since = _clock()  # the application has control from here
+    environ = build_environ(req, body, conn.template, conn.client, conn.client_port)
     try:
-        run_app(ctx.app, build_environ(req, body, conn.template, conn.client, conn.client_port), response)
+        run_app(ctx.app, environ, response)
     except Exception as exc:
-        return _request_failed(conn, ctx, req, response, exc)
+        return _request_failed(conn, ctx, req, response, exc, environ)
     conn.deferred = response.deferred
+    if ctx.access_log is not None:
+        ctx.access_log.request(conn, req, response, environ)
     if conn.broken:
         return False  # the application went on after the client's socket failed: nothing more goes out
     if response.close_error is not None and not isinstance(_origin(response.close_error), ClientDisconnected):
@@ -565,9 +581,23 @@ def _origin(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def _request_failed(conn: Connection, ctx: ServeContext, req, response: WSGIResponse, exc: Exception) -> bool:
-    """The application raised ``exc``: answer and log as httpd would; always False (the
-    connection is over).
+def _request_failed(conn: Connection, ctx: ServeContext, req, response: WSGIResponse, exc: Exception,
+                    environ: dict) -> bool:
+    """The application raised ``exc``: answer, and log to the access log, as httpd would; always
+    False (the connection is over)."""
+    status, answer = _answer_failure(conn, ctx, req, response, exc)
+    if ctx.access_log is not None:
+        ctx.access_log.failed(conn, req, response, environ, status, answer)
+    if answer is not None:
+        conn.close_gracefully()
+    return False
+
+
+def _answer_failure(conn: Connection, ctx: ServeContext, req, response: WSGIResponse,
+                    exc: Exception) -> tuple[int, bytes | None]:
+    """Answer the failure ``exc`` of the application; returns the request's final status and the
+    error response sent here (None when the response was cut off, or the client had gone: the
+    connection is then over, else the caller closes it gracefully).
 
     An error of the client's connection is silent (httpd logs nothing for an aborted
     connection); a refused request body (413, 408, 400 from wsgi.input) is answered with
@@ -577,17 +607,17 @@ def _request_failed(conn: Connection, ctx: ServeContext, req, response: WSGIResp
     """
     watch = ctx.watch
     if watch is not None and watch.abandoned:
-        return False  # the watchdog has answered this request already
+        # the watchdog has answered this request already: a 504, or a cut-off response
+        return ((response.status or 0) if response.head_sent else 504), None
     origin = _origin(exc) or conn.body_error
     if isinstance(origin, ClientDisconnected):
-        return False
+        return response.status or 0, None
     if origin is None:
         log_app_error(ctx, conn, "application error", exc)
         origin = ProtocolError(500, "")
     if response.head_sent or conn.broken:
-        return False  # nothing sane can follow a half-sent response: abort
-    conn.fail(origin, method=req.method, log=False)
-    return False
+        return response.status or 0, None  # nothing sane can follow a half-sent response: abort
+    return origin.status, conn.send_error(origin, method=req.method)
 
 
 def log_app_error(ctx: ServeContext, conn: Connection, what: str, exc: BaseException) -> None:
