@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,9 @@ from servers.external import apache
 from servers.http.logformat import PREDEFINED
 from servers.mpm.accesslog import canonical, keepalive_fields
 
+from .test_config import in_tmp, write  # noqa: F401 - the fixture that runs a test in its tmp_path
+
 COMBINED = PREDEFINED["combined"]
-
-
-@pytest.fixture
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in tmp_path so a relative 'mpm.yaml' appears verbatim in messages."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def write(directory: Path, text: str, name: str = "mpm.yaml") -> str:
-    (directory / name).write_text(textwrap.dedent(text))
-    return name
 
 
 def overrides(*texts: str) -> dict:
