@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .config import _ALIASES, ConfigError, ServerConfig, format_config, load_config, parse_override
+from .config import ConfigError, ServerConfig, directive_name, format_config, load_config, parse_override
 from .mpm.spec import MPM_NAMES, MPMS, MPMSpec
 
 #: httpd 2.4 builds event where the platform supports it (its default MPM since 2.4)
@@ -382,10 +382,9 @@ def _name_keys(mapping: Mapping[Any, Any], mpm: str, source: str, named: dict[st
                 _name_keys(value, mpm, source, named)
             continue
         try:
-            name = parse_override(f"{key}=")[0]
+            named[directive_name(key)] = source
         except ConfigError:
             continue
-        named[_ALIASES.get(name, (name,))[0]] = source
 
 
 def resolve(mpm: str, args: argparse.Namespace) -> Resolved:

@@ -52,7 +52,9 @@ __all__ = [
     "ReadTimeout",
     "RequestReadTimeout",
     "ServerConfig",
+    "conf_quoted",
     "default_config",
+    "directive_name",
     "format_config",
     "is_async",
     "is_threaded",
@@ -633,14 +635,14 @@ def _conf_word_at(text: str, pos: int) -> tuple[str, int]:
     return "".join(out), pos + len(quote)
 
 
-def _quoted(text: str) -> str:
+def conf_quoted(text: str) -> str:
     """``text`` as one quoted httpd.conf argument (what _conf_words reads back)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _conf_word(text: str) -> str:
     """``text`` as one httpd.conf argument: as it is when it is a plain word, else quoted."""
-    return text if text and not re.search(r"[\s\"'\\]", text) else _quoted(text)
+    return text if text and not re.search(r"[\s\"'\\]", text) else conf_quoted(text)
 
 
 def _compiled(text: str) -> str:
@@ -838,7 +840,7 @@ def _fmt_log_formats(formats: tuple[tuple[str, str], ...]) -> list[str]:
 
 def _httpd_log_formats(formats: tuple[tuple[str, str], ...]) -> list[str]:
     """Every nickname, the predefined ones included: httpd itself only knows CLF."""
-    return [f"{_quoted(text)} {name}" for name, text in formats]
+    return [f"{conf_quoted(text)} {name}" for name, text in formats]
 
 
 def _fmt_custom_logs(targets: tuple[LogTarget, ...] | None) -> list[str]:
@@ -1033,6 +1035,13 @@ def _canonical(key: object, source: str) -> str:
     if close:
         hint = f" (did you mean '{_BY_LOWER.get(close[0], close[0])}'?)"
     raise ConfigError(f"{source}: unknown directive '{key}'{hint}", source=source, key=key)
+
+
+def directive_name(key: str) -> str:
+    """The table's name of directive ``key`` (any case; a deprecated alias such as MaxClients
+    gives its successor, as httpd reads it); ConfigError for an unknown name."""
+    name = _canonical(key, _OVERRIDES_LABEL)
+    return _ALIASES.get(name, (name,))[0]
 
 
 def _mpm_defaults(mpm: str) -> dict[str, Any]:

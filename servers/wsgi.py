@@ -639,6 +639,16 @@ class WSGIResponse(ResponseFraming):
         #: the rest of the body and the iterable's close() were handed to ``defer``
         self.deferred = False
 
+    @property
+    def header_lines(self) -> list[bytes]:
+        """The application's header field lines as validated for the wire (mod_log_config's ``%{..}o``)."""
+        return self._headers
+
+    @property
+    def head_bytes(self) -> int:
+        """Bytes of the response head sent (status line and fields; mod_logio's part of ``%O``)."""
+        return self._head_bytes
+
     # -- PEP 3333 --------------------------------------------------------------
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info=None):
         """PEP 3333 start_response: record status and headers; return ``write``.

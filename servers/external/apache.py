@@ -56,7 +56,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from ..config import DIRECTIVES, NOT_IMPLEMENTED, ServerConfig, load_config
+from ..config import DIRECTIVES, NOT_IMPLEMENTED, ServerConfig, conf_quoted, load_config
 from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
 from ..mpm import MPM_NAMES
 
@@ -244,10 +244,6 @@ def check_required(name: str, cfg: ServerConfig, overrides: Mapping[str, Any], r
             raise NotApplicable(f"not applicable to {name}: {key}: {why}")
 
 
-def _quote(path: str) -> str:
-    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _fmt_listen(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -289,10 +285,10 @@ def render_conf(
     lines = [
         f"# written by mpm-harness (servers/external/apache.py) for the {cfg.mpm} MPM",
         *(f"# note: {n}" for n in (*cfg.notes, *notes)),
-        f"ServerRoot {_quote(run_dir)}",
-        f"DefaultRuntimeDir {_quote(run_dir)}",
-        f"PidFile {_quote(pidfile)}",
-        f"ErrorLog {_quote(error_log)}",
+        f"ServerRoot {conf_quoted(run_dir)}",
+        f"DefaultRuntimeDir {conf_quoted(run_dir)}",
+        f"PidFile {conf_quoted(pidfile)}",
+        f"ErrorLog {conf_quoted(error_log)}",
         f"ServerName {cfg.ServerName or 'localhost'}",
     ]
     if mpm_load:
@@ -308,13 +304,13 @@ def render_conf(
     lines += [f"{name} {value}" for name, value in passthrough]
     lines += [
         "# the built-in app's resources, as files",
-        f"DocumentRoot {_quote(docroot)}",
-        f'AliasMatch "^/$" {_quote(os.path.join(docroot, "hello"))}',
-        f'AliasMatch "^/bytes/([0-9]+)$" {_quote(bytes_dir + "/$1")}',
-        f"<Directory {_quote(docroot)}>",
+        f"DocumentRoot {conf_quoted(docroot)}",
+        f'AliasMatch "^/$" {conf_quoted(os.path.join(docroot, "hello"))}',
+        f'AliasMatch "^/bytes/([0-9]+)$" {conf_quoted(bytes_dir + "/$1")}',
+        f"<Directory {conf_quoted(docroot)}>",
         "    ForceType text/plain",
         "</Directory>",
-        f"<Directory {_quote(bytes_dir)}>",
+        f"<Directory {conf_quoted(bytes_dir)}>",
         "    ForceType application/octet-stream",
         "</Directory>",
         "<Location /server-status>",

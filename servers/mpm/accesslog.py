@@ -168,10 +168,9 @@ def keepalive_fields(before: int, kept: bool, max_requests: int) -> tuple[int, s
 
 def _sent(response) -> tuple[Sequence[bytes], int | None, int, int]:
     """(the application's header field lines, the length the body was framed with, head size, body
-    size) of a WSGIResponse. It keeps the first and the head size private; reading them here spares
-    the request path any copy when no access log is configured."""
-    head = response._head_bytes
-    return response._headers, response.length, head, response.bytes_sent - head
+    size) of a WSGIResponse, read only when a line is written: no copy on the request path."""
+    head = response.head_bytes
+    return response.header_lines, response.length, head, response.bytes_sent - head
 
 
 def _answer(answer: bytes) -> tuple[list[bytes], None, int, int]:
