@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from .http.access import Require, RequireError
 from .http.logformat import PREDEFINED, LogFormatError, compile_format
 from .mpm.spec import MPM_NAMES
 from .mpm.spec import MPMS as MPM_SPECS
@@ -245,6 +246,9 @@ class ServerConfig:
     CustomLog: tuple[LogTarget, ...] | None
     ServerName: str | None
     LogLevel: str
+    ExtendedStatus: bool
+    StatusLocation: str | None
+    StatusRequire: Require
     MaintenanceInterval: float
     BenchCPUWorkMicroseconds: int
     BenchBallastMiB: float
@@ -404,6 +408,30 @@ def _parse_log_level(value: object) -> str:
     if isinstance(value, str) and value.strip().lower() in _LOG_LEVELS:
         return value.strip().lower()
     raise _BadValue(f"expected one of {', '.join(_LOG_LEVELS)}, got {_describe(value)}")
+
+
+def _parse_status_location(value: object) -> str | None:
+    """The URL path where the server answers mod_status (``<Location PATH> SetHandler
+    server-status``), or Off (YAML's unquoted Off is already False)."""
+    if value is False:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("off", "none"):
+            return None
+        if text.startswith("/") and not re.search(r"[\s?#%]", text):
+            return text
+    raise _BadValue(f"expected a URL path starting with '/' (no query, no %-escapes) or Off, got {_describe(value)}")
+
+
+def _parse_require(value: object) -> Require:
+    """httpd's ``Require`` for the status page: local, all granted, all denied, ip A B ... (';' between)."""
+    if not isinstance(value, str):
+        raise _BadValue(f"expected a Require rule such as 'local' or 'ip 10.0.0.0/8', got {_describe(value)}")
+    try:
+        return Require.parse(value)
+    except RequireError as exc:
+        raise _BadValue(str(exc)) from None
 
 
 def _parse_optional_str(value: object) -> str | None:
@@ -993,6 +1021,16 @@ _DIRECTIVE_LIST = (
               _parse_optional_str, default=None, unset="derived"),
     Directive("LogLevel", MPMS, "error log verbosity: emerg alert crit error warn notice info debug",
               _parse_log_level, default="warn"),
+    Directive("ExtendedStatus", MPMS, "mod_status: per-request details and totals in the status page and the "
+              "scoreboard (On/Off)", _parse_on_off, default=True, show=_on_off),
+    Directive("StatusLocation", MPMS, "mpm-harness knob: the path where the server itself answers mod_status, "
+              "in front of any app (Off = none)", _parse_status_location, default="/server-status",
+              show=lambda v: v or "Off", httpd=False,
+              comment="StatusLocation and StatusRequire stand for httpd's <Location PATH> SetHandler "
+                      "server-status, Require RULE </Location>"),
+    Directive("StatusRequire", MPMS, "mpm-harness knob: who may read the status page: local, all granted, "
+              "all denied, ip ADDRESS|NETWORK ... (';' between several)", _parse_require,
+              default=Require.parse("local"), show=str, httpd=False),
     Directive("MaintenanceInterval", MPMS, "mpm-harness knob: seconds between parent maintenance ticks (httpd: 1)",
               _duration_parser(True), default=1.0, show=_fmt_duration, httpd=False,
               comment="MaintenanceInterval is an mpm-harness knob, not an httpd directive (httpd: fixed 1 s)"),

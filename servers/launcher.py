@@ -136,6 +136,8 @@ class Handle:
     pidfile: str
     url: str = ""
     notes: tuple[str, ...] = ()
+    #: where the server answers mod_status (StatusLocation); None: it has no status page
+    status_path: str | None = "/server-status"
     _own_run_dir: bool = True
     _stopped: bool = field(default=False, repr=False)
 
@@ -268,11 +270,26 @@ class Handle:
             return e.code, e.read()
 
     def status(self, timeout: float = 5.0):
-        """The parsed ``/server-status?auto`` (servers.statusclient.StatusReport)."""
-        code, body = self.get("/server-status?auto", timeout)
+        """The parsed mod_status ``?auto`` report (servers.statusclient.StatusReport).
+
+        Never an empty report: NotApplicable when the server has no status page (StatusLocation
+        Off, a 404, a page without a Scoreboard line), LaunchError for any other answer (403:
+        StatusRequire does not grant this client).
+        """
+        path = self.status_path
+        if path is None:
+            raise NotApplicable(f"{self.name}: no status page (StatusLocation Off)")
+        code, body = self.get(path + "?auto", timeout)
+        if code == 404:
+            raise NotApplicable(f"{self.name}: no status page at {path} (404)")
+        if code == 403:
+            raise LaunchError(f"{self.name}: {path}?auto refused this client (403): StatusRequire does not grant it")
         if code != 200:
-            raise LaunchError(f"{self.name}: /server-status?auto answered {code}")
-        return parse_auto(body.decode("latin-1"))
+            raise LaunchError(f"{self.name}: {path}?auto answered {code}")
+        report = parse_auto(body.decode("latin-1"))
+        if not report.scoreboard:
+            raise NotApplicable(f"{self.name}: {path}?auto is not a mod_status report (no Scoreboard line)")
+        return report
 
     def log_text(self) -> str:
         """The server's error log so far."""
@@ -386,6 +403,16 @@ def lacks(name: str) -> dict[str, str]:
     return dict(module.lacks(flavour))
 
 
+def _status_path(mpm: str, config, overrides: Mapping[str, Any]) -> str | None:
+    """The StatusLocation the server will run with (a configuration it refuses fails its start anyway)."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(mpm, config, overrides).StatusLocation
+    except (ConfigError, OSError):
+        return "/server-status"
+
+
 def start(
     name: str,
     overrides: Mapping[str, Any] | None = None,
@@ -437,5 +464,6 @@ def start(
     for key, value in overrides.items():
         argv += ["--set", f"{key}={_set_value(value)}"]
     proc = spawn(argv, log_path=log_path, cpus=cpus, env=child_env(env), stdout=subprocess.PIPE)
-    handle = MPMHandle(name=name, proc=proc, run_dir=run_dir, log_path=log_path, pidfile=pidfile, _own_run_dir=own)
+    handle = MPMHandle(name=name, proc=proc, run_dir=run_dir, log_path=log_path, pidfile=pidfile, _own_run_dir=own,
+                       status_path=_status_path(name, config, overrides))
     return finish_start(handle, wait, timeout)

@@ -13,7 +13,7 @@ from servers.external import apache
 EVERYTHING_SET = {"PidFile": "/run/x/x.pid", "ErrorLog": "/run/x/error.log", "ServerName": "x.test",
                   "LogFormat": '"%h %>s" mine', "CustomLog": "/run/x/access.log mine",
                   "BenchCPUWorkMicroseconds": 1, "BenchBallastMiB": 1}
-KNOBS = {"MaintenanceInterval", "BenchCPUWorkMicroseconds", "BenchBallastMiB"}
+KNOBS = {"MaintenanceInterval", "BenchCPUWorkMicroseconds", "BenchBallastMiB", "StatusLocation", "StatusRequire"}
 
 
 def _written(text: str) -> set[str]:
@@ -61,8 +61,20 @@ def test_httpd_conf_holds_every_httpd_directive_of_the_mpm(mpm: str) -> None:
     assert apache.MAPPED == set(DIRECTIVES) - KNOBS
 
 
+def test_httpd_conf_writes_the_status_location_in_httpds_own_form() -> None:
+    conf = dict(listen=[("127.0.0.1", 8099)], run_dir="/run/x", pidfile="/run/x/x.pid", error_log="/run/x/e.log",
+                docroot="/run/x/htdocs", bytes_dir="/cache/bytes", modules="/mods", mpm_load="")
+    cfg = load_config("event", overrides={"StatusLocation": "/st", "StatusRequire": "local; ip 10.0.0.0/8"})
+    text = apache.render_conf(cfg, **conf)
+    assert '<Location "/st">\n    SetHandler server-status\n    Require local\n    Require ip 10.0.0.0/8\n' in text
+    assert "LoadModule authz_host_module" in text  # Require local / ip live in mod_authz_host
+    assert apache.not_applied(cfg, {"StatusLocation": "/st", "StatusRequire": "local"}) == {}
+    off = apache.render_conf(load_config("event", overrides={"StatusLocation": "Off"}), **conf)
+    assert "SetHandler server-status" not in off
+
+
 def test_httpd_conf_writes_the_scoreboard_sizes_first() -> None:
     names = [name for name, _ in apache.directives(default_config("event"))]
     assert names[:3] == ["ServerLimit", "ThreadLimit", "StartServers"]
-    assert names[-1] == "LogLevel"
+    assert names[-1] == "ExtendedStatus"
     assert [name for name, _ in apache.directives(default_config("prefork"))][:2] == ["ServerLimit", "StartServers"]

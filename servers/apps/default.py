@@ -1,4 +1,4 @@
-"""The default router: hello, echo, bytes, sleep and server-status (see the package docstring).
+"""The default router: hello, echo, bytes and sleep (see the package docstring).
 
 What a client controls is bounded before it costs anything: numbers in the path or the
 query are ASCII digits (:func:`ascii_int`), and no response is built whole in memory from
@@ -168,19 +168,6 @@ def sleep(environ, start_response) -> list[bytes]:
     return _plain(start_response, "200 OK", f"slept {ms} ms\n")
 
 
-def server_status(environ, start_response) -> list[bytes]:
-    """mod_status: ``?auto`` machine-readable, HTML otherwise."""
-    render = environ.get("mpm_harness.server_status")
-    if render is None:
-        return _plain(start_response, "404 Not Found", "no scoreboard in this server\n")
-    auto = environ.get("QUERY_STRING", "") == "auto"
-    text = render(auto)
-    ctype = "text/plain; charset=ISO-8859-1" if auto else "text/html; charset=ISO-8859-1"
-    body = text.encode("latin-1", "replace")
-    start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def app(environ, start_response):
     """Route a request to one of the built-in handlers."""
     path = environ.get("PATH_INFO", "")
@@ -199,8 +186,6 @@ def app(environ, start_response):
         return nbytes(environ, start_response, path[7:])
     if path == "/sleep":
         return sleep(environ, start_response)
-    if path == "/server-status":
-        return server_status(environ, start_response)
     if path == "*" and method == "OPTIONS":
         start_response("200 OK", [("Allow", "GET, HEAD, POST, OPTIONS"), ("Content-Length", "0")])
         return []

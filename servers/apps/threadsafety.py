@@ -30,8 +30,8 @@ Serve them with ``python -m servers worker --app servers.apps.threadsafety:app``
 * ``GET /ts/crash[?ms=N]`` -> after N ms, ``os._exit(1)``: the whole process
   dies, as a C extension's segfault would take down an httpd child with every
   request it was serving.
-* ``/`` (hello) and ``/server-status`` as the default app (the suites probe with ``GET /``
-  and watch the scoreboard).
+* ``/`` (hello) as the default app (the suites probe with ``GET /`` and watch the
+  scoreboard at the server's own ``/server-status``).
 
 Why a yield inside the window: a plain ``x += 1`` loop does not reliably race
 under the GIL (8 threads x 200k increments lost nothing on 3.11), so a test
@@ -56,7 +56,7 @@ import time
 from urllib.parse import parse_qs
 
 from ..config import is_async, is_threaded
-from .default import hello, server_status
+from .default import hello
 
 __all__ = [
     "AH00013",
@@ -215,8 +215,6 @@ _ROUTES = {
 def app(environ, start_response):
     """Route to a demonstration (see the module docstring); 404 for anything else."""
     path = environ.get("PATH_INFO", "")
-    if path == "/server-status":
-        return server_status(environ, start_response)
     if path == "/":
         return hello(environ, start_response)
     handler = _ROUTES.get(path)

@@ -19,7 +19,7 @@ on contrasting workloads:
 
 Serve one with ``python -m servers prefork --app servers.apps.workloads:legacy_app``
 or give it to the advisor: ``harness advise --app servers.apps.workloads:cpu_app``.
-Both answer ``/server-status`` as the default app does.
+The server answers ``/server-status`` in front of both (StatusLocation).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import os
 import time
 from urllib.parse import parse_qs
 
-from .default import server_status
 
 __all__ = ["CPU_US", "MAX_US", "LEGACY_IO_MS", "burn_cpu", "cpu_app", "legacy_app"]
 
@@ -68,8 +67,6 @@ def _requested_us(environ) -> int:
 
 def cpu_app(environ, start_response) -> list[bytes]:
     """CPU-heavy: burn ``CPU_US`` (or ``?us=N``) microseconds of CPU, then answer 200."""
-    if environ.get("PATH_INFO") == "/server-status":
-        return server_status(environ, start_response)
     us = _requested_us(environ)
     burn_cpu(us)
     return _text(start_response, "200 OK", f"burnt {us} us of CPU\n")
@@ -78,8 +75,6 @@ def cpu_app(environ, start_response) -> list[bytes]:
 def legacy_app(environ, start_response) -> list[bytes]:
     """Not thread-safe: a module-global "current request"; 500 when another request overwrote it."""
     global _current
-    if environ.get("PATH_INFO") == "/server-status":
-        return server_status(environ, start_response)
     mine = (os.getpid(), next(_ids))
     _current = mine
     time.sleep(LEGACY_IO_MS / 1000)  # the request's I/O: another thread of this process runs meanwhile

@@ -81,6 +81,8 @@ KNOBS = {"MaintenanceInterval": "an mpm-harness knob (httpd's maintenance tick i
 #: our directives httpd has (the directive table says which); any other one set (e.g. the Bench*
 #: testing knobs) is not applied
 MAPPED = frozenset(name for name, d in DIRECTIVES.items() if d.httpd)
+#: our knobs render_conf writes in httpd's own form: <Location PATH> SetHandler server-status, Require ...
+_IN_LOCATION = ("StatusLocation", "StatusRequire")
 #: written by render_conf from the launch itself (the ports picked, the run directory, a name)
 _FROM_LAUNCH = ("Listen", "PidFile", "ErrorLog", "ServerName")
 #: written first, before the table's order: the two limits that size httpd's scoreboard
@@ -224,7 +226,7 @@ def not_applied(cfg: ServerConfig, overrides: Mapping[str, Any]) -> dict[str, st
     default = load_config(cfg.mpm)
     out = {}
     for name in DIRECTIVES:
-        if name in MAPPED:
+        if name in MAPPED or name in _IN_LOCATION:
             continue
         if name.lower() in named or getattr(cfg, name) != getattr(default, name):
             out[name] = KNOBS.get(name, "an mpm-harness knob, not an httpd directive")
@@ -293,7 +295,7 @@ def render_conf(
     ]
     if mpm_load:
         lines.append(mpm_load)
-    for mod in ("authz_core", "alias", "status", "reqtimeout"):
+    for mod in ("authz_core", "authz_host", "alias", "status", "reqtimeout"):
         lines.append(f"LoadModule {mod}_module {modules}/mod_{mod}.so")
     if cfg.CustomLog:
         lines += log_load
@@ -313,10 +315,10 @@ def render_conf(
         f"<Directory {conf_quoted(bytes_dir)}>",
         "    ForceType application/octet-stream",
         "</Directory>",
-        "<Location /server-status>",
-        "    SetHandler server-status",
-        "</Location>",
     ]
+    if cfg.StatusLocation is not None:  # StatusLocation / StatusRequire: httpd's own spelling of them
+        lines += [f"<Location {conf_quoted(cfg.StatusLocation)}>", "    SetHandler server-status",
+                  *(f"    Require {part.strip()}" for part in str(cfg.StatusRequire).split(";")), "</Location>"]
     return "\n".join(lines) + "\n"
 
 
@@ -396,13 +398,17 @@ class ApacheHandle(Handle):
             if self.port in listening_ports(self.pid):
                 try:
                     left = max(0.1, min(2.0, deadline - time.monotonic()))
-                    code, body = self.get("/server-status?auto", timeout=left)
-                    if code == 200 and b"Scoreboard:" in body:
-                        return
+                    if self.status_path is None:  # no status page: any answer from a child will do
+                        if self.get("/", timeout=left)[0]:
+                            return
+                    else:
+                        code, body = self.get(self.status_path + "?auto", timeout=left)
+                        if code == 200 and b"Scoreboard:" in body:
+                            return
                 except OSError:
                     pass
             if time.monotonic() > deadline:
-                raise self._not_ready("/server-status?auto never answered")
+                raise self._not_ready(f"{self.status_path or '/'} never answered")
             time.sleep(0.02)
 
 
@@ -458,7 +464,8 @@ def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus
         host, port = listen[0]
         url = f"http://{_fmt_listen(host, port)}"
         handle = ApacheHandle(name=name, proc=proc, run_dir=run_dir, log_path=error_log, pidfile=pidfile, url=url,
-                              notes=tuple(notes), _own_run_dir=own, mpm=mpm, conf_path=conf_path)
+                              notes=tuple(notes), _own_run_dir=own, mpm=mpm, conf_path=conf_path,
+                              status_path=cfg.StatusLocation)
         # a port picked here may be taken by someone else before httpd binds it: then httpd exits at
         # once (it binds before it forks); try another port rather than fail the launch
         if any(p == 0 for _, p in cfg.Listen) and attempt < 2 and _exited_on_bind(handle, log_size, min(timeout, 5.0)):

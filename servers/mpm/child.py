@@ -25,6 +25,7 @@ from .accesslog import AccessLog
 from .log import ErrorLog
 from .scoreboard import Scoreboard
 from .serve import ServeContext
+from .statuspage import status_handler
 from .status import render_auto, render_html
 
 PR_SET_PDEATHSIG = 1
@@ -135,9 +136,10 @@ def with_cpu_work(app: WSGIApp, microseconds: int) -> WSGIApp:
 
 
 def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
-    """The ``/server-status`` page of this server, rendered from the shared scoreboard."""
-    
+    """The ``/server-status`` page of this server, rendered from the shared scoreboard
+    (ExtendedStatus decides whether totals and per-request details are in it)."""
     cfg = env.cfg
+    extended = cfg.ExtendedStatus  # type: ignore[attr-defined]
     threads = cfg.ThreadsPerChild  # type: ignore[attr-defined]  # (1 on prefork)
     # httpd shows MaxRequestWorkers / ThreadsPerChild processes' worth of slots
     active = cfg.daemons_limit  # type: ignore[attr-defined]
@@ -148,7 +150,7 @@ def status_renderer(env: ChildEnv) -> Callable[[bool], str]:
         uptime = time.time() - snap.restart_time if getattr(snap, "restart_time", 0) else 0.0
         fn = render_auto if auto else render_html
         return fn(snap, mpm=env.mpm, server_version=version, active_slots=active,
-                  threads_per_child=threads, uptime=uptime)
+                  threads_per_child=threads, uptime=uptime, extended=extended)
 
     return render
 
@@ -160,7 +162,8 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
     cfg = env.cfg
     sb = env.scoreboard
     set_status = sb.status_setter(env.slot, thread)
-    record = functools.partial(sb.record_request, env.slot, thread)
+    # httpd counts accesses and keeps request details only with ExtendedStatus On
+    record = functools.partial(sb.record_request, env.slot, thread) if cfg.ExtendedStatus else _no_record
 
     host = cfg.ServerName or "127.0.0.1"  # type: ignore[attr-defined]
     app = env.app
@@ -168,8 +171,14 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
     if work:  # only then: with the knob at 0 the request path is exactly the same code
         app = with_cpu_work(app, work)
     access_log = env.access_log
+    status = cfg.StatusLocation  # type: ignore[attr-defined]
+    status_app = None
+    if status is not None:
+        status_app = status_handler(status_renderer(env), cfg.StatusRequire, env.log.log)  # type: ignore[attr-defined]
     if access_log is not None:  # only then: %t and %D need the time each request reached the app
         app = access_log.timed(app)
+        if status_app is not None:
+            status_app = _timed_status(status_app, access_log)
     return ServeContext(
         app=app,
         policy=KeepAlivePolicy.from_config(cfg),
@@ -182,13 +191,23 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
         record=record,
         multithread=multithread,
         multiprocess=True,
-        status_page=status_renderer(env),
+        status_path=status,
+        status_app=status_app,
         log=env.log.log,
         header_timeout=_stage(cfg.RequestReadTimeout.header),  # type: ignore[attr-defined]
         body_timeout=_stage(cfg.RequestReadTimeout.body),  # type: ignore[attr-defined]
         watch=watch,
         access_log=access_log,
     )
+
+
+def _no_record(request_line: bytes, client: str, nbytes: int) -> None:
+    """ExtendedStatus Off: no per-request record in the scoreboard."""
+
+
+def _timed_status(for_connection, access_log):
+    """The status handler with the access log's request clock (%t, %D), like the application."""
+    return lambda conn: access_log.timed(for_connection(conn))
 
 
 def _stage(spec):

@@ -75,7 +75,10 @@ class ServeContext:
     record: Callable[[bytes, str, int], None]
     multithread: bool = False
     multiprocess: bool = True
-    status_page: Callable[[bool], str] | None = None
+    #: mod_status in front of the app: requests for this path go to ``status_app(conn)``
+    #: (statuspage.status_handler); None = StatusLocation Off
+    status_path: str | None = None
+    status_app: Callable[["Connection"], WSGIApp] | None = None
     errors: TextIO = field(default_factory=lambda: sys.stderr)
     log: Callable[[str, str], None] = lambda level, msg: None
     #: mod_reqtimeout's header and body stages (None = stage off): see _Stage
@@ -98,8 +101,6 @@ class ServeContext:
                 server_name=self.server_name, server_port=self.server_port, errors=self.errors,
                 multithread=self.multithread, multiprocess=self.multiprocess,
             )
-            if self.status_page is not None:
-                self._template["mpm_harness.server_status"] = self.status_page
         return self._template
 
 
@@ -538,9 +539,12 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
     if watch is not None:
         watch.response = response
         watch.since = _clock()  # the application has control from here
+    app = ctx.app
+    if req.path == ctx.status_path:
+        app = ctx.status_app(conn)  # httpd: <Location> SetHandler server-status, before any application
     environ = build_environ(req, body, conn.template, conn.client, conn.client_port)
     try:
-        run_app(ctx.app, environ, response)
+        run_app(app, environ, response)
     except Exception as exc:
         return _request_failed(conn, ctx, req, response, exc, environ)
     conn.deferred = response.deferred

@@ -367,6 +367,7 @@ def render_auto(
     config_generation: int | None = None,
     now: float | None = None,
     loadavg: tuple[float, float, float] | None = None,
+    extended: bool = True,
 ) -> str:
     """Render ``/server-status?auto``: httpd 2.4 mod_status' machine-readable report.
 
@@ -380,6 +381,8 @@ def render_auto(
 
     Line order and counting follow httpd (module docstring), plus the
     async lines for every MPM and one ``Process:`` line per live process.
+    Without ``extended`` (ExtendedStatus Off) the totals, CPU, Uptime and
+    rate lines are left out, as mod_status leaves them.
     """
     now = time.time() if now is None else now
     up_time = max(0, int(uptime))
@@ -400,19 +403,22 @@ def render_auto(
         f"Load1: {l1:.2f}",
         f"Load5: {l5:.2f}",
         f"Load15: {l15:.2f}",
-        f"Total Accesses: {t.total_accesses}",
-        f"Total kBytes: {t.total_kbytes}",
-        f"Total Duration: {t.total_duration_ms}",
-        f"CPUUser: {format_g(t.cpu[0])}",
-        f"CPUSystem: {format_g(t.cpu[1])}",
-        f"CPUChildrenUser: {format_g(t.cpu[2])}",
-        f"CPUChildrenSystem: {format_g(t.cpu[3])}",
     ]
-    cpu = sum(t.cpu)
-    if cpu and up_time > 0:
-        lines.append(f"CPULoad: {format_g(cpu / up_time * 100.0)}")
-    lines.append(f"Uptime: {up_time}")
-    lines.extend(f"{k}: {v}" for k, v in _rates(t, up_time).items())
+    if extended:
+        lines += [
+            f"Total Accesses: {t.total_accesses}",
+            f"Total kBytes: {t.total_kbytes}",
+            f"Total Duration: {t.total_duration_ms}",
+            f"CPUUser: {format_g(t.cpu[0])}",
+            f"CPUSystem: {format_g(t.cpu[1])}",
+            f"CPUChildrenUser: {format_g(t.cpu[2])}",
+            f"CPUChildrenSystem: {format_g(t.cpu[3])}",
+        ]
+        cpu = sum(t.cpu)
+        if cpu and up_time > 0:
+            lines.append(f"CPULoad: {format_g(cpu / up_time * 100.0)}")
+        lines.append(f"Uptime: {up_time}")
+        lines.extend(f"{k}: {v}" for k, v in _rates(t, up_time).items())
     lines += [
         f"BusyWorkers: {t.busy}",
         f"GracefulWorkers: {t.graceful}",
@@ -452,6 +458,7 @@ def render_html(
     config_generation: int | None = None,
     now: float | None = None,
     loadavg: tuple[float, float, float] | None = None,
+    extended: bool = True,
 ) -> str:
     """Render ``/server-status``: a self-contained HTML5 page in mod_status' shape.
 
@@ -495,26 +502,9 @@ def render_html(
         ("Parent Server MPM Generation", str(snap.generation)),
         ("Server uptime", format_uptime(up_time).strip() or "0 seconds"),
         ("Server load", f"{l1:.2f} {l5:.2f} {l15:.2f}"),
-        (
-            "Total accesses",
-            f"{t.total_accesses} - Total Traffic: {_kbyte_out(t.total_kbytes)}"
-            f" - Total Duration: {t.total_duration_ms}",
-        ),
     ]
-    cpu_txt = "u{} s{} cu{} cs{}".format(*(format_g(x) for x in t.cpu))
-    cpu = sum(t.cpu)
-    if cpu and up_time > 0:
-        cpu_txt += f" - {cpu / up_time * 100.0:.3g}% CPU load"
-    facts.append(("CPU Usage", cpu_txt))
-    rate_parts = []
-    if up_time > 0:
-        rate_parts.append(f"{t.total_accesses / up_time:.3g} requests/sec")
-        rate_parts.append(f"{_byte_out(_KBYTE * t.total_kbytes / up_time)}/second")
-    if t.total_accesses > 0:
-        rate_parts.append(f"{_byte_out(_KBYTE * t.total_kbytes / t.total_accesses)}/request")
-        rate_parts.append(f"{format_g(t.total_duration_ms / t.total_accesses)} ms/request")
-    if rate_parts:
-        facts.append(("Rates", " - ".join(rate_parts)))
+    if extended:
+        facts += _extended_facts(t, up_time)
     facts.append(
         (
             "Workers",
@@ -562,7 +552,38 @@ def render_html(
     key = ",\n".join(f'"<b><code>{esc(STATUS_CHARS[code])}</code></b>" {STATUS_NAMES[code]}' for code in KEY_ORDER)
     w(f'<p id="key">Scoreboard Key:<br>\n{key}</p>')
 
-    # Extended status: slots that are busy or have served requests.
+    if extended:
+        _workers_table(w, snap)
+    w("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _extended_facts(t, up_time: int) -> list[tuple[str, str]]:
+    """The HTML page's totals, CPU and rates (ExtendedStatus On)."""
+    facts = [(
+        "Total accesses",
+        f"{t.total_accesses} - Total Traffic: {_kbyte_out(t.total_kbytes)} - Total Duration: {t.total_duration_ms}",
+    )]
+    cpu_txt = "u{} s{} cu{} cs{}".format(*(format_g(x) for x in t.cpu))
+    cpu = sum(t.cpu)
+    if cpu and up_time > 0:
+        cpu_txt += f" - {cpu / up_time * 100.0:.3g}% CPU load"
+    facts.append(("CPU Usage", cpu_txt))
+    rate_parts = []
+    if up_time > 0:
+        rate_parts.append(f"{t.total_accesses / up_time:.3g} requests/sec")
+        rate_parts.append(f"{_byte_out(_KBYTE * t.total_kbytes / up_time)}/second")
+    if t.total_accesses > 0:
+        rate_parts.append(f"{_byte_out(_KBYTE * t.total_kbytes / t.total_accesses)}/request")
+        rate_parts.append(f"{format_g(t.total_duration_ms / t.total_accesses)} ms/request")
+    if rate_parts:
+        facts.append(("Rates", " - ".join(rate_parts)))
+    return facts
+
+
+def _workers_table(w, snap: ScoreboardSnapshot) -> None:
+    """ExtendedStatus: the worker slots that are busy or have served requests."""
+    esc = html.escape
     w('<table id="workers">')
     w(
         "<thead><tr><th>Srv</th><th>PID</th><th>Acc</th><th>M</th><th>SS</th><th>Dur</th>"
@@ -586,5 +607,3 @@ def render_html(
         " M: mode of operation; SS: seconds since the end of the most recent request;"
         " Dur: milliseconds spent in requests; Child, Slot: bytes served by this child / this slot.</p>"
     )
-    w("</body></html>")
-    return "\n".join(out) + "\n"
