@@ -7,11 +7,11 @@ the checkout's own pytest defaults.
   ``pytest --pyargs suites.conformance --target URL`` collects the suite with ids that name the
   target, never its port, and ``-m "must and not desync"`` selects by level and family under
   ``--strict-markers``.
-* The issue's "done when": in a fresh venv outside the checkout, the package installed with the
-  ``suites`` extra runs the conformance suite with ``--target`` from another directory, against
-  one of our servers started by that venv's ``python -m servers`` (about 30 s here: the wheel
-  2 s, the venv and install 5 s, the suite 16 s serially). Skipped, naming why, when the
-  package registry cannot be reached.
+* The issue's "done when": in a fresh venv outside the checkout, the core install alone serves a
+  user's own ``app.py`` through the console script (``mpm-server -w 4 -b 127.0.0.1:0 app``, four
+  workers); with the ``suites`` extra added, the conformance suite runs with ``--target`` from
+  another directory against one of our servers started by that venv (about 30 s here). Skipped,
+  naming why, when the package registry cannot be reached.
 * The checkout's defaults (pyproject.toml): a plain ``python -m pytest`` runs on 2 xdist workers
   with a 120 s timeout per test, while ``-p no:xdist``, ``--lf`` and ``--ff`` still work.
 """
@@ -27,10 +27,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import urllib.request
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness import cli
@@ -237,13 +239,53 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
-def test_fresh_venv_with_the_suites_extra_runs_conformance_against_a_target(tmp_path):
+USER_APP = "def application(environ, start_response):\n" \
+           "    start_response('200 OK', [('Content-Type', 'text/plain')])\n" \
+           "    return [b'from the user app']\n"
+
+
+def _serve_user_app(venv: Path, run_dir: Path) -> tuple[subprocess.Popen, str]:
+    """The core install's console script, as a gunicorn user types it: ``mpm-server -w 4 -b ADDR app``
+    (port 0 rather than 8000 so that nothing on this machine can collide with it)."""
+    run_dir.mkdir()
+    (run_dir / "app.py").write_text(USER_APP)
+    out = run_dir / "stdout"
+    with open(out, "wb") as stdout, open(run_dir / "stderr", "wb") as stderr:
+        proc = subprocess.Popen([str(venv / "bin" / "mpm-server"), "-w", "4", "-b", "127.0.0.1:0", "app"],
+                                cwd=run_dir, env=_clean_env(), stdout=stdout, stderr=stderr,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    wait_until(lambda: "listening on" in out.read_text() or proc.poll() is not None, 60,
+               what="the console script's server to listen")
+    line = out.read_text().strip()
+    assert line.startswith("listening on http://127.0.0.1:"), (line, (run_dir / "stderr").read_text()[-2000:])
+    return proc, line.removeprefix("listening on ")
+
+
+def test_fresh_venv_core_serves_a_user_app_and_the_suites_extra_runs_conformance(tmp_path):
+    """In a fresh venv outside the checkout: the core install alone serves a user's app.py through
+    the console script with four workers; with the suites extra added, the conformance suite runs
+    from another directory against a target."""
     _registry_or_skip(tmp_path)
     wheel = _wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=180,
                    env=_clean_env())
     python = venv / "bin" / "python"
+
+    core = subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True,
+                          timeout=600, env=_clean_env())
+    assert core.returncode == 0, core.stderr[-3000:]
+    assert subprocess.run([str(python), "-c", "import pytest"], capture_output=True, env=_clean_env()).returncode
+    proc, url = _serve_user_app(venv, tmp_path / "user")
+    try:
+        workers = wait_until(lambda: len(psutil.Process(proc.pid).children()) == 4 or None, 30,
+                             what="four worker processes")
+        assert workers
+        with urllib.request.urlopen(url + "/", timeout=10) as r:
+            assert r.read() == b"from the user app"
+    finally:
+        _stop(proc)
+
     install = subprocess.run([str(python), "-m", "pip", "install", "-q", f"{wheel}[suites]"], capture_output=True,
                              text=True, timeout=600, env=_clean_env())
     assert install.returncode == 0, install.stderr[-3000:]
