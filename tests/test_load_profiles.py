@@ -183,9 +183,126 @@ def test_harness_driver_reads_a_short_run(server, tmp_path):
     assert names == {ECHO, KEEPALIVE, CHURN, "Aggregated"}
 
 
-@pytest.mark.parametrize("host", ["http://192.0.2.1:8080", "http://example.com"])
-def test_non_loopback_host_is_refused(host, tmp_path):
-    proc, stats = run_locust(host, tmp_path, "-u", "1", "-r", "1", "-t", "1s", "HelloUser")
+# --------------------------------------------------------------------------- any host: checked without sending
+
+# TEST-NET-1 (RFC 5737): unroutable, and every run below exits at start-up, before a user is spawned
+REMOTE = "http://192.0.2.1:9"
+
+# suites/load.py's own functions, called in a child process (importing locust here would patch this one)
+_VERDICTS = """
+import json, sys
+import suites.load as m
+cases = json.loads(sys.argv[1])
+users = [m.HelloUser, m.EchoUser, m.BytesUser, m.SleepUser, m.KeepAliveUser, m.ChurnUser]
+out = {}
+for host in cases:
+    out[str(host)] = {
+        "problem": m.target_problem(host), "loopback": m.is_loopback(host),
+        "held": [c.__name__ for c in m.held_back(host, users, False)],
+        "held_allowed": [c.__name__ for c in m.held_back(host, users, True)],
+        "none_limit": m.run_limit("none", None, 7.0, host), "none_t": m.run_limit("none", 3, 7.0, host),
+        "ramp_limit": m.run_limit("ramp", None, 7.0, host),
+        "base": m.base_url(host) if m.target_problem(host) is None else None,
+    }
+print(json.dumps(out))
+"""
+HOSTS = ["http://192.0.2.1:9", "https://staging.example.org/app/", "http://[2001:db8::1]:8080", "HTTPS://Example.COM",
+         "http://127.0.0.1:8080", "http://127.3.4.5:1", "http://[::1]:8080/", "http://localhost:80", "http://LOCALHOST.:1",
+         "ftp://192.0.2.1", "192.0.2.1:9", "http://", "http://h:99999", "http://h/?q=1", "http://h/#f", ""]
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> dict[str, dict]:
+    import json
+    proc = subprocess.run([sys.executable, "-c", _VERDICTS, json.dumps(HOSTS)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=DEADLINE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("host", ["http://192.0.2.1:9", "https://staging.example.org/app/",
+                                  "http://[2001:db8::1]:8080", "HTTPS://Example.COM"])
+def test_any_http_or_https_host_is_accepted(verdicts, host):
+    v = verdicts[host]
+    assert v["problem"] is None and not v["loopback"], v
+    assert v["held"] == ["KeepAliveUser", "ChurnUser"], v  # attack-like: opt-in off loopback
+    assert v["held_allowed"] == [], v  # --allow-attacks lets them run
+    assert v["none_limit"] == 7.0 and v["none_t"] == 3.0 and v["ramp_limit"] == 7.0, v  # always bounded
+
+
+def test_a_path_is_a_prefix_without_its_trailing_slash(verdicts):
+    assert verdicts["https://staging.example.org/app/"]["base"] == "https://staging.example.org/app"
+    assert verdicts["http://[::1]:8080/"]["base"] == "http://[::1]:8080"
+    assert verdicts["http://192.0.2.1:9"]["base"] == "http://192.0.2.1:9"
+
+
+@pytest.mark.parametrize("host", ["http://127.0.0.1:8080", "http://127.3.4.5:1", "http://[::1]:8080/",
+                                  "http://localhost:80", "http://LOCALHOST.:1"])
+def test_loopback_runs_every_user_and_none_is_unbounded(verdicts, host):
+    v = verdicts[host]
+    assert v["problem"] is None and v["loopback"] and v["held"] == [], v
+    assert v["none_limit"] is None and v["none_t"] == 3.0 and v["ramp_limit"] == 7.0, v  # until -t or Ctrl+C
+
+
+@pytest.mark.parametrize("host, why", [
+    ("ftp://192.0.2.1", "the scheme must be http:// or https://"),
+    ("192.0.2.1:9", "the scheme must be http:// or https://"),
+    ("http://", "no host name in the URL"),
+    ("http://h:99999", "not a URL: Port out of range"),
+    ("http://h/?q=1", "a query or fragment cannot prefix request paths"),
+    ("http://h/#f", "a query or fragment cannot prefix request paths"),
+    ("", "no --host given"),
+])
+def test_what_is_not_a_base_url_is_refused(verdicts, host, why):
+    assert (verdicts[host]["problem"] or "").startswith(why), verdicts[host]
+
+
+def test_non_loopback_host_passes_start_up(tmp_path):
+    # the host is accepted: locust gets as far as the tag filter, which then leaves no user (nothing is sent)
+    proc, stats = run_locust(REMOTE, tmp_path, "-u", "1", "-t", "1s", "--tags", "nosuch")
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "only loopback targets are allowed" in proc.stderr
-    assert int(stats.get("Aggregated", {}).get("Request Count", 0) or 0) == 0
+    assert "no user class is left by --tags nosuch" in proc.stderr and "refusing host" not in proc.stderr
+    assert not stats or int(stats.get("Aggregated", {}).get("Request Count", 0) or 0) == 0
+
+
+@pytest.mark.parametrize("host, message", [
+    ("ftp://192.0.2.1:9", "refusing host 'ftp://192.0.2.1:9': the scheme must be http:// or https://"),
+    ("http://192.0.2.1:9/?a=b", "a query or fragment cannot prefix request paths"),
+])
+def test_a_bad_url_is_refused_at_start_up(host, message, tmp_path):
+    proc, stats = run_locust(host, tmp_path, "-u", "1", "-t", "1s", "HelloUser")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
+    assert not stats or int(stats.get("Aggregated", {}).get("Request Count", 0) or 0) == 0
+
+
+@pytest.mark.parametrize("users, env", [
+    (["ChurnUser"], {}),
+    (["--tags", "connections"], {}),
+    (["KeepAliveUser"], {"LOAD_ALLOW_ATTACKS": "false"}),
+])
+def test_attack_like_users_need_the_opt_in_off_loopback(users, env, tmp_path):
+    proc, stats = run_locust(REMOTE, tmp_path, "-u", "1", "-t", "1s", *users, env=env)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "not run against 'http://192.0.2.1:9' (not loopback), attack-like without --allow-attacks" in proc.stderr
+    assert "no user class is left to run" in proc.stderr
+    assert not stats or int(stats.get("Aggregated", {}).get("Request Count", 0) or 0) == 0
+
+
+@pytest.mark.parametrize("env", [{}, {"LOAD_ALLOW_ATTACKS": "true"}])
+def test_the_opt_in_is_one_of_this_files_options(env):
+    code = ("import suites.load\nfrom locust.argument_parser import get_parser\n"
+            "print(get_parser().parse_args(sys.argv[1:]).allow_attacks)")
+    args = [] if env else ["--allow-attacks"]
+    proc = subprocess.run([sys.executable, "-c", "import sys\n" + code, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=DEADLINE, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_insecure_and_ca_cert_exclude_each_other(tmp_path):
+    pem = tmp_path / "ca.pem"
+    pem.write_text("not read: refused first\n")
+    proc, stats = run_locust(NOWHERE, tmp_path, "-u", "1", "-t", "1s", "--insecure", "--ca-cert", str(pem), "HelloUser")
+    assert proc.returncode == 2 and "give --insecure or --ca-cert, not both" in proc.stderr, proc.stderr[-3000:]
+    proc, stats = run_locust(NOWHERE, tmp_path, "-u", "1", "-t", "1s", "--ca-cert", str(tmp_path / "none.pem"))
+    assert proc.returncode == 2 and "argument --ca-cert: no readable file" in proc.stderr, proc.stderr[-3000:]
