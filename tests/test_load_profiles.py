@@ -11,8 +11,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import shutil
+import ssl
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -306,3 +310,64 @@ def test_insecure_and_ca_cert_exclude_each_other(tmp_path):
     assert proc.returncode == 2 and "give --insecure or --ca-cert, not both" in proc.stderr, proc.stderr[-3000:]
     proc, stats = run_locust(NOWHERE, tmp_path, "-u", "1", "-t", "1s", "--ca-cert", str(tmp_path / "none.pem"))
     assert proc.returncode == 2 and "argument --ca-cert: no readable file" in proc.stderr, proc.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- https
+
+
+class _Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as locust's clients expect
+    timeout = 5
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        body = b"Hello, World!"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory):
+    """``(url, cert.pem)``: GET / answered over TLS on 127.0.0.1 with a fresh self-signed certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: it makes the self-signed certificate")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=DEADLINE)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{httpd.server_address[1]}", cert
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=DEADLINE)
+
+
+def test_https_certificate_is_checked_by_default(https_server, tmp_path):
+    url, _cert = https_server
+    proc, stats = run_locust(url, tmp_path, "-u", "1", "-r", "1", "-t", "2s", "HelloUser")
+    assert proc.returncode == 1, proc.stderr[-3000:]  # every request failed: the self-signed chain is refused
+    row = stats["Aggregated"]
+    assert int(row["Request Count"]) > 0 and row["Failure Count"] == row["Request Count"], row
+    failures = (tmp_path / "load_failures.csv").read_text()
+    assert "CERTIFICATE_VERIFY_FAILED" in failures, failures[-2000:]
+
+
+@pytest.mark.parametrize("how", ["--insecure", "--ca-cert"])
+def test_https_self_signed_with_the_opt_in(https_server, tmp_path, how):
+    url, cert = https_server
+    args = ["--insecure"] if how == "--insecure" else ["--ca-cert", str(cert)]
+    proc, stats = run_locust(url, tmp_path, "-u", "2", "-r", "2", "-t", "2s", *args, "HelloUser")
+    assert_clean(proc, stats, [HELLO])
