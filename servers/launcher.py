@@ -436,8 +436,8 @@ def start(
     the names in ``required``, which raise :class:`NotApplicable` instead (a test that
     configures a directive needs it honoured).
     """
-    if name in EXTERNAL:
-        module, flavour = _external(name)
+    if name in EXTERNAL or name == "apache-conf":  # apache-conf: httpd from the user's own httpd.conf (config=)
+        module, flavour = _external(name) if name in EXTERNAL else (_external("apache-event")[0], "conf")
         why = module.unavailable(flavour)
         if why is not None:
             raise LaunchError(f"{name} is not available here: {why}")

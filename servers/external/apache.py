@@ -45,9 +45,11 @@ it) and ``/server-status?auto`` answers.
 from __future__ import annotations
 
 import functools
+import glob
 import grp
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -159,6 +161,8 @@ def unavailable(mpm: str) -> str | None:
     binary = find_binary()
     if binary is None:
         return f"apache2 not found: {INSTALL}"
+    if mpm == "conf":  # apache-conf: the user's file names its modules and MPM
+        return None
     if modules_dir() is None:
         return f"{binary} found but not its modules (mod_status.so); set MPM_HARNESS_APACHE_MODULES or {INSTALL}"
     if _mpm_load_line(mpm) is None:
@@ -381,6 +385,7 @@ class ApacheHandle(Handle):
 
     mpm: str = ""
     conf_path: str = ""
+    source_conf: str = ""  # the user's httpd.conf this server was launched from (apache-conf), else ""
 
     def effective_config(self) -> str:
         """The httpd.conf this server was started with (written by the launcher)."""
@@ -442,9 +447,14 @@ _BIND_FAILED = ("AH00072", "Address already in use", "could not bind")
 
 def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus, run_dir: str | None,
           env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> ApacheHandle:
-    """Write the run directory and start httpd (not yet waited on, except for a port taken meanwhile)."""
+    """Write the run directory and start httpd (not yet waited on, except for a port taken meanwhile).
+
+    ``mpm`` "conf" (``apache-conf``): from the user's own httpd.conf (:func:`start_from_conf`)."""
     if app not in (None, DEFAULT_APP):
         raise NotApplicable(f"not applicable to {name}: httpd serves files, it cannot run the WSGI app {app}")
+    if mpm == "conf":
+        return start_from_conf(name, overrides, config=config, cpus=cpus, run_dir=run_dir, env=env,
+                               required=required)
     own = run_dir is None
     run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
     if run_as() is not None:
@@ -493,6 +503,263 @@ def _reap(handle: ApacheHandle) -> None:
         f.write(f"[mpm-harness] port {handle.port} was taken before httpd bound it; trying another\n")
 
 
+# ------------------------------------------------------------------ a user's own httpd.conf
+
+#: where ``apache-conf`` finds the user's httpd.conf when start() gets no ``config=``
+CONF_ENV = "MPM_HARNESS_HTTPD_CONF"
+_INCLUDES = frozenset({"include", "includeoptional"})
+_LOGS = frozenset({"customlog", "transferlog", "globallog"})
+_DROPPED = frozenset({"pidfile", "defaultruntimedir"})  # written once, at the top, by the launcher
+_MAX_DEPTH = 128  # httpd's AP_MAX_INCLUDE_DEPTH
+_DIRECTIVE = re.compile(r"^(\s*)([^\s#]\S*)(?:\s+(.*?))?\s*$")
+_FIRST_ARG = re.compile(r'^("(?:[^"\\]|\\.)*"|\'[^\']*\'|\S+)(.*)$')
+_MPM_LOAD = re.compile(r"^\s*LoadModule\s+mpm_(\w+)_module\b", re.I)
+#: a status page's Require lines that let the launcher (on loopback) read it
+_LOOPBACK_GRANT = re.compile(r"^\s*Require\s+(local\b|all\s+granted\b|ip\s+(127\.|::1\b))", re.I)
+
+
+def _words(args: str) -> list[str]:
+    """httpd's ap_getword_conf, enough for paths and addresses: blank-separated, "..." or '...' kept whole."""
+    return [a or b or c for a, b, c in re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|(\S+)', args)]
+
+
+def _logical_lines(path: str) -> list[str]:
+    """A config file's lines with backslash continuations joined, as httpd's ap_cfg_getline reads them."""
+    with open(path, errors="replace") as f:
+        raw = f.read().splitlines()
+    out: list[str] = []
+    pending = ""
+    for line in raw:
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        out.append(pending + line)
+        pending = ""
+    return out + ([pending] if pending else [])
+
+
+def _include_files(pattern: str, root: str, optional: bool) -> list[str] | None:
+    """The files an Include names, in httpd's order (sorted; a directory: every file below it).
+
+    None: nothing there for a plain Include -- the line is kept, so httpd itself reports it (or
+    skips it inside an <IfModule> that is false)."""
+    path = pattern if os.path.isabs(pattern) else os.path.join(root, pattern)
+    matches = sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path] * os.path.exists(path)
+    if not matches:
+        return [] if optional else None
+    files: list[str] = []
+    for m in matches:
+        files += sorted(os.path.join(d, f) for d, _, fs in os.walk(m) for f in fs) if os.path.isdir(m) else [m]
+    return files
+
+
+def flatten(path: str, server_root: str) -> list[str]:
+    """The configuration as httpd reads it: every Include / IncludeOptional replaced by the files it
+    names (relative to ServerRoot, which a ServerRoot line changes for what follows), in one list of lines."""
+    root = [server_root]
+
+    def read(file: str, depth: int) -> list[str]:
+        if depth > _MAX_DEPTH:
+            raise LaunchError(f"{file}: Include nested deeper than {_MAX_DEPTH} (a loop?)")
+        out = [f"# ---- {file}"]
+        for line in _logical_lines(file):
+            m = _DIRECTIVE.match(line)
+            name, args = (m.group(2).lower(), _words(m.group(3) or "")) if m else ("", [])
+            if name == "serverroot" and args:
+                root[0] = args[0]
+            if name in _INCLUDES and args:
+                files = _include_files(args[0], root[0], name == "includeoptional")
+                if files is not None:
+                    for f in files:
+                        out += read(f, depth + 1)
+                    continue
+            out.append(line)
+        return out
+
+    return read(os.path.abspath(path), 0)
+
+
+@dataclass(frozen=True)
+class UserConf:
+    """A user's httpd.conf as the launcher runs it: flattened, with Listen, PidFile and the logs moved."""
+
+    source: str  # the user's file
+    server_root: str
+    text: str  # the file written into the run directory
+    mpm: str | None  # mpm_<name>_module loaded (or compiled in); None: none, httpd will refuse to start
+    listen: tuple[tuple[str, int], ...]  # our addresses, the first one the handle's URL
+    moved: tuple[tuple[str, str], ...]  # (the user's Listen argument, ours)
+    status_path: str | None  # <Location P> SetHandler server-status granting loopback, else None
+
+
+def _port_of(arg: str) -> int | None:
+    tail = arg.rsplit(":", 1)[-1] if not arg.startswith("[") or "]:" in arg else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def _mpms(lines: list[str]) -> list[str]:
+    found = [m.group(1) for m in map(_MPM_LOAD.match, lines) if m]
+    binary = find_binary()
+    compiled = [n for n in MPMS if binary and f"{n}.c" in _compiled_in(binary)]
+    return found or compiled
+
+
+def _status_location(lines: list[str]) -> str | None:
+    """The first <Location> whose handler is server-status and whose Require lets loopback in."""
+    where, handler, granted = None, False, False
+    for line in lines:
+        s = line.strip()
+        if s.lower().startswith("<location ") and s.endswith(">"):
+            where, handler, granted = (_words(s[len("<location "):-1]) or [None])[0], False, False
+        elif s.lower().startswith("</location"):
+            if where and handler and granted:
+                return where
+            where = None
+        elif where:
+            handler |= bool(re.match(r"SetHandler\s+server-status\b", s, re.I))
+            granted |= bool(_LOOPBACK_GRANT.match(s))
+    return None
+
+
+def _moved_listen(lines: list[str], host: str, port: int) -> dict[str, tuple[str, int]]:
+    """Each distinct Listen argument of the user's -> our address (the first one on ``port`` if not 0)."""
+    out: dict[str, tuple[str, int]] = {}
+    for line in lines:
+        m = _DIRECTIVE.match(line)
+        if m and m.group(2).lower() == "listen" and _words(m.group(3) or ""):
+            arg = _words(m.group(3))[0]
+            if arg not in out:
+                out[arg] = (host, port if port and not out else _free_port(host))
+    return out
+
+
+def _rewrite(line: str, moved: dict[str, tuple[str, int]], by_port: dict[int, int],
+             error_log: str, logs_dir: str) -> str:
+    """One line with its Listen, VirtualHost port, ErrorLog or access-log file moved (others as they are)."""
+    m = _DIRECTIVE.match(line)
+    if not m:
+        return line
+    indent, name, args = m.group(1), m.group(2).lower(), m.group(3) or ""
+    if name == "listen" and _words(args):
+        words = _words(args)
+        return f"{indent}Listen {_fmt_listen(*moved[words[0]])} {' '.join(words[1:])}".rstrip()
+    if name in _DROPPED:
+        return f"{indent}# mpm-harness: {line.strip()}  (set by the launcher above)"
+    if name == "errorlog":
+        return f"{indent}ErrorLog {conf_quoted(error_log)}"
+    if name in _LOGS and _FIRST_ARG.match(args):
+        target, rest = _FIRST_ARG.match(args).groups()
+        base = os.path.basename(target.strip("\"'")) if not target.strip("\"'").startswith(("|", "syslog")) else ""
+        return f"{indent}{m.group(2)} {conf_quoted(os.path.join(logs_dir, base or 'access.log'))}{rest}"
+    if name.lower() == "<virtualhost" and args.endswith(">"):
+        addrs = [f"*:{by_port[p]}" if (p := _port_of(a)) in by_port else a for a in _words(args[:-1])]
+        return f"{indent}<VirtualHost {' '.join(dict.fromkeys(addrs))}>"
+    return line
+
+
+def read_user_conf(path: str, run_dir: str, *, host: str = "127.0.0.1", port: int = 0,
+                   server_root: str | None = None) -> UserConf:
+    """The user's httpd.conf ``path`` made to run beside other servers: flattened (:func:`flatten`),
+    each of its Listen arguments moved to ``host`` and a free port (``port`` for the first, if given),
+    its <VirtualHost> ports moved with them, PidFile and DefaultRuntimeDir in ``run_dir``, every
+    ErrorLog on ``run_dir``/error.log and every CustomLog/TransferLog/GlobalLog file in ``run_dir``/logs.
+    Everything else -- its modules, MPM and directives -- is the user's. ServerRoot: the file's own,
+    else ``server_root``, else the file's directory (where Debian's apache2.conf relies on httpd's
+    compiled-in /etc/apache2)."""
+    path = os.path.abspath(path)
+    root = server_root or os.path.dirname(path)
+    lines = flatten(path, root)
+    moved = _moved_listen(lines, host, port)
+    if not moved:  # no Listen at all: httpd would not start ("no listening sockets available")
+        moved = {"(none)": (host, port or _free_port(host))}
+        lines.append(f"Listen {_fmt_listen(*moved['(none)'])}")
+    by_port: dict[int, int] = {}
+    for arg, (_, new) in moved.items():
+        if _port_of(arg) is not None:
+            by_port.setdefault(_port_of(arg), new)
+    error_log, logs_dir = os.path.join(run_dir, "error.log"), os.path.join(run_dir, "logs")
+    mpms = _mpms(lines)
+    head = [f"# written by mpm-harness (servers/external/apache.py) from {path}",
+            f"# MPM: {mpms[0] if mpms else 'none loaded'}; moved: Listen, PidFile, DefaultRuntimeDir and the logs",
+            f"ServerRoot {conf_quoted(root)}", f"DefaultRuntimeDir {conf_quoted(run_dir)}",
+            f"PidFile {conf_quoted(os.path.join(run_dir, 'httpd.pid'))}", f"ErrorLog {conf_quoted(error_log)}"]
+    body = [_rewrite(line, moved, by_port, error_log, logs_dir) for line in lines]
+    primary = _primary(lines, moved)
+    listen = [primary] + [a for a in dict.fromkeys(moved.values()) if a != primary]
+    return UserConf(source=path, server_root=root, text="\n".join(head + body) + "\n",
+                    mpm=mpms[0] if mpms else None, listen=tuple(listen),
+                    moved=tuple((a, _fmt_listen(*b)) for a, b in moved.items()), status_path=_status_location(lines))
+
+
+def _primary(lines: list[str], moved: dict[str, tuple[str, int]]) -> tuple[str, int]:
+    """The address of the first Listen outside any <IfModule>/<IfDefine> section (else the first)."""
+    depth = 0
+    for line in lines:
+        s = line.strip()
+        depth += s.startswith("<") and not s.startswith("</")
+        depth -= s.startswith("</")
+        m = _DIRECTIVE.match(line)
+        if depth == 0 and m and m.group(2).lower() == "listen" and _words(m.group(3) or ""):
+            return moved[_words(m.group(3))[0]]
+    return next(iter(moved.values()))
+
+
+def conf_env(run_dir: str, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment Debian's /etc/apache2/envvars gives httpd (apache2ctl sources it), pointed at
+    ``run_dir``: the ${APACHE_*} variables its apache2.conf uses. ``env`` may set the user and group."""
+    user = run_as() or (pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+    out = {"APACHE_RUN_USER": user[0], "APACHE_RUN_GROUP": user[1], **(env or {})}
+    out.update(APACHE_RUN_DIR=run_dir, APACHE_LOCK_DIR=run_dir, APACHE_LOG_DIR=os.path.join(run_dir, "logs"),
+               APACHE_PID_FILE=os.path.join(run_dir, "httpd.pid"))
+    return out
+
+
+def start_from_conf(name: str, overrides: dict, *, config, cpus, run_dir: str | None,
+                    env: Mapping[str, str] | None, required: tuple[str, ...]) -> ApacheHandle:
+    """Start httpd from the user's own httpd.conf (``config``, else ``$MPM_HARNESS_HTTPD_CONF``).
+
+    ``overrides`` may hold ``Listen`` (its host, and a port for the first Listen) and ``ServerRoot``;
+    anything else is the user's file's business: noted as not applied, NotApplicable when required.
+    The handle's notes and effective_config() name the file and the MPM it loaded."""
+    source = os.fspath(config) if config is not None else os.environ.get(CONF_ENV)
+    if not source:
+        raise LaunchError(f"{name} runs your own httpd.conf: start({name!r}, config=PATH) or set ${CONF_ENV}")
+    if not os.path.isfile(source):
+        raise LaunchError(f"{name}: no httpd.conf at {source}")
+    rest = {k: v for k, v in overrides.items() if str(k).lower() not in ("listen", "serverroot")}
+    for key in required:
+        if key in rest:
+            raise NotApplicable(f"not applicable to {name}: {key}: the directives are those of {source}")
+    host, port = _listen_override(overrides.get("Listen") or overrides.get("listen"))
+    own = run_dir is None
+    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
+    os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+    if run_as() is not None:
+        os.chmod(run_dir, 0o755)
+    conf = read_user_conf(source, run_dir, host=host, port=port,
+                          server_root=overrides.get("ServerRoot") or overrides.get("serverroot"))
+    conf_path = os.path.join(run_dir, "httpd.conf")
+    with open(conf_path, "w") as f:
+        f.write(conf.text)
+    notes = (f"httpd.conf: {conf.source}", f"MPM: {conf.mpm or 'none loaded'}", f"ServerRoot: {conf.server_root}",
+             *(f"Listen {a} moved to {b}" for a, b in conf.moved),
+             *(f"{k} ignored: the directives are those of {conf.source}" for k in rest))
+    error_log = os.path.join(run_dir, "error.log")
+    proc = spawn([find_binary() or "apache2", "-f", conf_path, "-D", "FOREGROUND"], log_path=error_log, cpus=cpus,
+                 env=child_env(conf_env(run_dir, env)), cwd=run_dir)
+    return ApacheHandle(name=name, proc=proc, run_dir=run_dir, log_path=error_log,
+                        pidfile=os.path.join(run_dir, "httpd.pid"), url=f"http://{_fmt_listen(*conf.listen[0])}",
+                        notes=notes, _own_run_dir=own, mpm=conf.mpm or "", conf_path=conf_path,
+                        status_path=conf.status_path, source_conf=conf.source)
+
+
+def _listen_override(value: Any) -> tuple[str, int]:
+    """(host, port) of a Listen override (``127.0.0.1:0`` by default)."""
+    text = str(value or "127.0.0.1:0").strip()
+    host, _, port = text.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1", int(port)) if port.isdigit() else (text.strip("[]"), 0)
+
+
 def conf_values(text: str) -> dict[str, list[str]]:
     """Directive -> values of an httpd.conf text (top level and sections alike); for tests and docs."""
     out: dict[str, list[str]] = {}
@@ -500,10 +767,11 @@ def conf_values(text: str) -> dict[str, list[str]]:
         line = line.strip()
         if not line or line.startswith(("#", "<")):
             continue
-        name, _, value = line.partition(" ")
-        out.setdefault(name, []).append(value.strip())
+        name, *value = line.split(None, 1)
+        out.setdefault(name, []).append(value[0] if value else "")
     return out
 
 
-__all__ = ["ApacheHandle", "BYTES_SIZES", "MPMS", "build_conf", "bytes_dir", "conf_values", "directives",
-           "find_binary", "lacks", "modules_dir", "render_conf", "start", "unavailable", "version"]
+__all__ = ["ApacheHandle", "BYTES_SIZES", "ConfApacheHandle", "MPMS", "UserConf", "build_conf", "bytes_dir",
+           "conf_values", "directives", "find_binary", "lacks", "modules_dir", "read_user_conf", "render_conf",
+           "start", "start_from_conf", "unavailable", "version"]
