@@ -78,7 +78,9 @@ _GATE = {"thresholds": (dict, {}), "memory": (str, "pss"), "alpha": ((int, float
 GATE_DEFAULTS: dict[str, float] = {"rps": 10.0, "cpu_us_per_request": 10.0, "memory": 10.0}
 _MEMORY_METRICS = {"pss": "pss_peak_mib", "rss": "rss_peak_mib"}
 _SERVER = {"label": (str, ""), "server": (str, None), "set": (dict, {}), "app": (str, ""),
-           "suite_set": (dict, {}), "description": (str, "")}
+           "suite_set": (dict, {}), "description": (str, ""), "httpd_conf": (str, "")}
+#: the launcher's server that runs a user's own httpd.conf (the entry's ``httpd_conf``)
+CONF_SERVER = "apache-conf"
 
 
 class MatrixError(ValueError):
@@ -95,6 +97,7 @@ class ServerEntry:
     suite_set: dict = field(default_factory=dict)  # directives for the suites (over the suites' own defaults)
     app: str = ""
     description: str = ""
+    httpd_conf: str = ""  # apache-conf: the user's httpd.conf it runs (an absolute path)
 
 
 @dataclass(frozen=True)
@@ -202,10 +205,10 @@ class Matrix:
 
 
 def known_servers() -> list[str]:
-    """Every name the launcher knows, whether or not it can start on this machine."""
+    """Every name the launcher knows, whether or not it can start on this machine (and apache-conf)."""
     from servers.launcher import available
 
-    return list(available())
+    return [*available(), CONF_SERVER]
 
 
 def builtin_matrices() -> dict[str, Path]:
@@ -282,8 +285,20 @@ def _server(src: str, i: int, item: Any) -> ServerEntry:
         for k in d[key]:
             if not isinstance(k, str):
                 raise MatrixError(f"{src}: {where}{key} has a non-text directive name {k!r}")
+    if (d["server"] == CONF_SERVER) != bool(d["httpd_conf"]):
+        raise MatrixError(f"{src}: {where}httpd_conf goes with server {CONF_SERVER} (its httpd.conf), "
+                          f"and only with it")
     return ServerEntry(label=d["label"] or d["server"], server=d["server"], set=dict(d["set"]),
-                       suite_set=dict(d["suite_set"]), app=d["app"], description=d["description"])
+                       suite_set=dict(d["suite_set"]), app=d["app"], description=d["description"],
+                       httpd_conf=_conf_path(src, d["httpd_conf"]))
+
+
+def _conf_path(src: str, path: str) -> str:
+    """``httpd_conf`` made absolute: relative to the matrix file's directory (else the current one)."""
+    if not path or os.path.isabs(path):
+        return path
+    base = os.path.dirname(os.path.abspath(src)) if os.path.isfile(src) else os.getcwd()
+    return os.path.join(base, path)
 
 
 def _profile(src: str, name: str, item: Any) -> Profile:

@@ -172,7 +172,7 @@ class MatrixRunner:
 
     def _record_servers(self) -> None:
         for s in self.m.servers:
-            why = self.avail.get(s.server, f"unknown server {s.server!r}; known: {', '.join(self.avail)}")
+            why = _unavailable(s, self.avail)
             info = {"server": s.server, "set": s.set, "suite_set": s.suite_set, "app": s.app,
                     "available": why is None, "unavailable_reason": why or "",
                     "effective_config": _effective_config(s)}
@@ -212,7 +212,7 @@ class MatrixRunner:
         try:
             try:
                 handle = start(s.server, s.set, app=s.app or None, cpus=self.pinning["server_cpus"] or None,
-                               timeout=self.m.start_timeout)
+                               timeout=self.m.start_timeout, config=s.httpd_conf or None)
             except LaunchError as exc:
                 failure = f"server did not start: {_first_line(exc)}"
                 self._keep_log_text(s, trial, str(exc))
@@ -280,7 +280,7 @@ class MatrixRunner:
 
     def _record_handle(self, s: ServerEntry, handle: Handle) -> None:
         """What only a running server can tell: its version, the settings it could not apply, its config."""
-        info = {"version": server_version(s.server), "notes": list(handle.notes)}
+        info = {"version": _version(s), "notes": list(handle.notes)}
         if not self.doc.doc["servers"][s.label].get("effective_config"):
             info["effective_config"] = handle.effective_config()
         self.doc.set_server(s.label, info)
@@ -306,6 +306,10 @@ class MatrixRunner:
             self.doc.doc["catalog"] = {"conformance": catalog()}
         for s in self.m.servers:
             if s.label in self.unavailable:
+                continue
+            if s.httpd_conf:  # the suites launch by name; this one needs its file: pytest suites --target URL
+                for suite in self.m.suites:
+                    self.doc.add_cell(_suite_cell(s.label, suite, "skipped", _CONF_SUITES))
                 continue
             est = sum(_EST_SUITE.get(x, 10.0) for x in self.m.suites) / max(1, self.m.suite_workers / 2) + 3
             self.progress.step(f"{s.label}: suites {', '.join(self.m.suites)}", est)
@@ -358,6 +362,29 @@ def _probes_note(pr: dict) -> str:
     if pr["p50_ms"] is not None:
         text += f", p50 {pr['p50_ms']:g} ms, p99 {pr['p99_ms']:g} ms, max {pr['max_ms']:g} ms"
     return text + (f", {pr['failed']} got no answer" if pr["failed"] else "")
+
+
+_CONF_SUITES = ("not run from a matrix: the suites start servers by name and apache-conf needs its httpd.conf; "
+                "start it and run pytest suites --target URL (docs/reference-servers.md)")
+
+
+def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
+    """Why the entry's server cannot start here (an apache-conf also without its file), or None."""
+    if s.httpd_conf:
+        from servers.external.apache import unavailable
+
+        why = unavailable("conf")
+        return why or (None if os.path.isfile(s.httpd_conf) else f"no httpd.conf at {s.httpd_conf}")
+    return avail.get(s.server, f"unknown server {s.server!r}; known: {', '.join(avail)}")
+
+
+def _version(s: ServerEntry) -> str | None:
+    """What runs under the entry (apache-conf: the httpd binary's version)."""
+    if s.httpd_conf:
+        from servers.external.apache import version
+
+        return version()
+    return server_version(s.server)
 
 
 def _effective_config(s: ServerEntry) -> str:

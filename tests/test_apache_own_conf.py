@@ -8,6 +8,7 @@ it into a directory httpd's children can read and point its /var/www at a docume
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -140,3 +141,46 @@ def test_runs_the_smoke_suite_and_a_closed_loop_profile(debian_etc):
         logs = os.listdir(os.path.join(h.run_dir, "logs"))
         assert "access.log" in logs  # the vhost's CustomLog, moved into the run directory
         assert h.alive()
+
+
+# -- in a matrix ---------------------------------------------------------------------------------
+
+
+def _matrix(servers, **top):
+    from harness.matrix import parse_matrix
+
+    doc = {"trials": 1, "warmup": 0, "quiet": {"seconds": 0.1}, "timeouts": {"start": 20}, "servers": servers,
+           "profiles": {"hello": {"driver": "loadgen", "duration": 1, "connections": 4}}, **top}
+    return parse_matrix(doc, source="<test>", name="test")
+
+
+def test_a_matrix_entry_names_the_httpd_conf_and_only_apache_conf_takes_one():
+    from harness.matrix import MatrixError
+
+    m = _matrix([{"label": "mine", "server": "apache-conf", "httpd_conf": "/etc/apache2/apache2.conf"}])
+    assert m.servers[0].httpd_conf == "/etc/apache2/apache2.conf"
+    assert m.to_dict()["servers"][0]["httpd_conf"] == "/etc/apache2/apache2.conf"
+    with pytest.raises(MatrixError, match=r"servers\[0\]\.httpd_conf goes with server apache-conf"):
+        _matrix([{"server": "apache-conf"}])
+    with pytest.raises(MatrixError, match=r"servers\[0\]\.httpd_conf goes with server apache-conf"):
+        _matrix([{"server": "event", "httpd_conf": "/etc/apache2/apache2.conf"}])
+
+
+def test_a_matrix_runs_a_profile_on_it_and_records_the_file_and_the_mpm(debian_etc, tmp_path):
+    _need_apache()
+    from harness.results import load_run
+    from harness.runner import MatrixRunner
+
+    m = _matrix([{"label": "mine", "server": "apache-conf", "httpd_conf": debian_etc}], suites=["smoke"])
+    MatrixRunner(m, tmp_path / "run", out=io.StringIO()).run()
+    doc = load_run(tmp_path / "run")
+    hello, = [c for c in doc["cells"] if c.get("profile") == "hello"]
+    assert hello["status"] == "ok", hello["reason"]
+    assert hello["result"]["requests"] > 0 and [int(k) for k in hello["result"]["status_counts"]] == [200]
+    server = doc["servers"]["mine"]
+    assert f"httpd.conf: {debian_etc}" in server["notes"] and "MPM: event" in server["notes"]
+    assert server["effective_config"].startswith(f"# written by mpm-harness (servers/external/apache.py) from "
+                                                 f"{debian_etc}\n# MPM: event")
+    assert server["version"].startswith("Apache/2.4")
+    smoke, = [c for c in doc["cells"] if c.get("kind") == "suite"]
+    assert smoke["status"] == "skipped" and "pytest suites --target URL" in smoke["reason"]
