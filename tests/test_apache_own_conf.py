@@ -101,6 +101,33 @@ def test_a_missing_include_is_left_to_httpd_and_an_include_loop_is_refused(tmp_p
         apache.read_user_conf(str(tmp_path / "loop.conf"), str(tmp_path / "run"))
 
 
+def test_addresses_protocols_piped_logs_and_variables_in_includes(tmp_path):
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "one.conf").write_text(
+        '<VirtualHost 192.0.2.7:8080 [::]:8080 *:9999>\n'
+        '    ErrorLog "|/usr/bin/logger -t site"\n'
+        '    CustomLog "|/usr/bin/rotatelogs /var/log/site.%Y 86400" "%h %r" env=!dontlog\n'
+        '</VirtualHost>\n')
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "main.conf").write_text(
+        "ServerRoot %s\nDefine SITES sites\nListen 0.0.0.0:8080 http\n"
+        "<IfDefine never>\n  Listen [::]:8443 https\n</IfDefine>\n"
+        "IncludeOptional ${SITES}/*.conf\nPidFile /run/httpd.pid\n" % tmp_path)
+    run = tmp_path / "run"
+    conf = apache.read_user_conf(str(tmp_path / "etc" / "main.conf"), str(run), variables={})
+    values = apache.conf_values(conf.text)
+    moved = dict(conf.moved)
+    port = moved["0.0.0.0:8080"].rsplit(":", 1)[1]
+    assert values["Listen"] == [f"{moved['0.0.0.0:8080']} http", f"{moved['[::]:8443']} https"]  # protocols kept
+    assert conf.listen[0] == ("127.0.0.1", int(port))  # the Listen outside <IfDefine>
+    assert f"<VirtualHost *:{port} *:9999>" in conf.text  # both :8080 addresses moved (once), :9999 kept
+    assert values["ErrorLog"] == [f'"{run}/error.log"'] * 2
+    assert values["CustomLog"] == [f'"{run}/logs/access.log" "%h %r" env=!dontlog']
+    assert values["PidFile"] == [f'"{run}/httpd.pid"']
+    assert "# mpm-harness: PidFile /run/httpd.pid  (set by the launcher above)" in conf.text
+    assert conf.server_root == str(tmp_path) and conf.status_path is None  # the file's own, not its directory
+
+
 def test_without_a_conf_the_launch_says_how_to_give_one(monkeypatch):
     _need_apache()
     monkeypatch.delenv(apache.CONF_ENV, raising=False)

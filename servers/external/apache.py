@@ -40,6 +40,13 @@ Signals are httpd's, as for our MPMs: USR1 graceful restart, HUP restart,
 WINCH graceful stop, TERM stop. Readiness: the parent process itself listens
 on the port (so a stranger that took the port first is never mistaken for
 it) and ``/server-status?auto`` answers.
+
+``apache-conf`` runs the user's own httpd.conf instead (:func:`start_from_conf`): the file is
+flattened as httpd reads it (Include, IncludeOptional relative to ServerRoot) and only what two
+servers on one machine cannot share is moved: each Listen to a loopback port (with the
+<VirtualHost> ports), PidFile and DefaultRuntimeDir into the run directory, every ErrorLog to its
+error.log and the access logs' files into its logs/; Debian's ``${APACHE_*}`` envvars point there.
+The handle's notes name the file and the MPM it loads (docs/reference-servers.md).
 """
 
 from __future__ import annotations
@@ -523,6 +530,12 @@ def _words(args: str) -> list[str]:
     return [a or b or c for a, b, c in re.findall(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|(\S+)', args)]
 
 
+def _directive(line: str) -> tuple[str, list[str]]:
+    """(directive name in lower case, its arguments) of a config line; ("", []) for a blank or a comment."""
+    m = _DIRECTIVE.match(line)
+    return (m.group(2).lower(), _words(m.group(3) or "")) if m else ("", [])
+
+
 def _logical_lines(path: str) -> list[str]:
     """A config file's lines with backslash continuations joined, as httpd's ap_cfg_getline reads them."""
     with open(path, errors="replace") as f:
@@ -553,22 +566,26 @@ def _include_files(pattern: str, root: str, optional: bool) -> list[str] | None:
     return files
 
 
-def flatten(path: str, server_root: str) -> list[str]:
+def flatten(path: str, server_root: str, variables: Mapping[str, str] | None = None) -> list[str]:
     """The configuration as httpd reads it: every Include / IncludeOptional replaced by the files it
-    names (relative to ServerRoot, which a ServerRoot line changes for what follows), in one list of lines."""
+    names (relative to ServerRoot, which a ServerRoot line changes for what follows; ``${VAR}`` from
+    ``variables``, default the environment, and the Define lines before it), in one list of lines."""
     root = [server_root]
+    defined = dict(os.environ if variables is None else variables)
 
     def read(file: str, depth: int) -> list[str]:
         if depth > _MAX_DEPTH:
             raise LaunchError(f"{file}: Include nested deeper than {_MAX_DEPTH} (a loop?)")
         out = [f"# ---- {file}"]
         for line in _logical_lines(file):
-            m = _DIRECTIVE.match(line)
-            name, args = (m.group(2).lower(), _words(m.group(3) or "")) if m else ("", [])
+            name, args = _directive(line)
             if name == "serverroot" and args:
                 root[0] = args[0]
+            if name == "define" and args:
+                defined[args[0]] = args[1] if len(args) > 1 else ""
             if name in _INCLUDES and args:
-                files = _include_files(args[0], root[0], name == "includeoptional")
+                pattern = re.sub(r"\$\{(\w+)\}", lambda v: defined.get(v.group(1), v.group(0)), args[0])
+                files = _include_files(pattern, root[0], name == "includeoptional")
                 if files is not None:
                     for f in files:
                         out += read(f, depth + 1)
@@ -625,9 +642,9 @@ def _moved_listen(lines: list[str], host: str, port: int) -> dict[str, tuple[str
     """Each distinct Listen argument of the user's -> our address (the first one on ``port`` if not 0)."""
     out: dict[str, tuple[str, int]] = {}
     for line in lines:
-        m = _DIRECTIVE.match(line)
-        if m and m.group(2).lower() == "listen" and _words(m.group(3) or ""):
-            arg = _words(m.group(3))[0]
+        name, args = _directive(line)
+        if name == "listen" and args:
+            arg = args[0]
             if arg not in out:
                 out[arg] = (host, port if port and not out else _free_port(host))
     return out
@@ -658,7 +675,7 @@ def _rewrite(line: str, moved: dict[str, tuple[str, int]], by_port: dict[int, in
 
 
 def read_user_conf(path: str, run_dir: str, *, host: str = "127.0.0.1", port: int = 0,
-                   server_root: str | None = None) -> UserConf:
+                   server_root: str | None = None, variables: Mapping[str, str] | None = None) -> UserConf:
     """The user's httpd.conf ``path`` made to run beside other servers: flattened (:func:`flatten`),
     each of its Listen arguments moved to ``host`` and a free port (``port`` for the first, if given),
     its <VirtualHost> ports moved with them, PidFile and DefaultRuntimeDir in ``run_dir``, every
@@ -667,8 +684,8 @@ def read_user_conf(path: str, run_dir: str, *, host: str = "127.0.0.1", port: in
     else ``server_root``, else the file's directory (where Debian's apache2.conf relies on httpd's
     compiled-in /etc/apache2)."""
     path = os.path.abspath(path)
-    root = server_root or os.path.dirname(path)
-    lines = flatten(path, root)
+    root = _own_server_root(path) or server_root or os.path.dirname(path)
+    lines = flatten(path, root, variables)
     moved = _moved_listen(lines, host, port)
     if not moved:  # no Listen at all: httpd would not start ("no listening sockets available")
         moved = {"(none)": (host, port or _free_port(host))}
@@ -691,6 +708,17 @@ def read_user_conf(path: str, run_dir: str, *, host: str = "127.0.0.1", port: in
                     moved=tuple((a, _fmt_listen(*b)) for a, b in moved.items()), status_path=_status_location(lines))
 
 
+def _own_server_root(path: str) -> str | None:
+    """The ServerRoot the main file sets before any Include (httpd reads it as it goes), else None."""
+    for line in _logical_lines(path):
+        name, args = _directive(line)
+        if name in _INCLUDES:
+            return None
+        if name == "serverroot" and args:
+            return args[0]
+    return None
+
+
 def _primary(lines: list[str], moved: dict[str, tuple[str, int]]) -> tuple[str, int]:
     """The address of the first Listen outside any <IfModule>/<IfDefine> section (else the first)."""
     depth = 0
@@ -698,9 +726,9 @@ def _primary(lines: list[str], moved: dict[str, tuple[str, int]]) -> tuple[str, 
         s = line.strip()
         depth += s.startswith("<") and not s.startswith("</")
         depth -= s.startswith("</")
-        m = _DIRECTIVE.match(line)
-        if depth == 0 and m and m.group(2).lower() == "listen" and _words(m.group(3) or ""):
-            return moved[_words(m.group(3))[0]]
+        name, args = _directive(line)
+        if depth == 0 and name == "listen" and args:
+            return moved[args[0]]
     return next(iter(moved.values()))
 
 
@@ -736,7 +764,8 @@ def start_from_conf(name: str, overrides: dict, *, config, cpus, run_dir: str | 
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     if run_as() is not None:
         os.chmod(run_dir, 0o755)
-    conf = read_user_conf(source, run_dir, host=host, port=port,
+    variables = child_env(conf_env(run_dir, env))
+    conf = read_user_conf(source, run_dir, host=host, port=port, variables=variables,
                           server_root=overrides.get("ServerRoot") or overrides.get("serverroot"))
     conf_path = os.path.join(run_dir, "httpd.conf")
     with open(conf_path, "w") as f:
@@ -746,7 +775,7 @@ def start_from_conf(name: str, overrides: dict, *, config, cpus, run_dir: str | 
              *(f"{k} ignored: the directives are those of {conf.source}" for k in rest))
     error_log = os.path.join(run_dir, "error.log")
     proc = spawn([find_binary() or "apache2", "-f", conf_path, "-D", "FOREGROUND"], log_path=error_log, cpus=cpus,
-                 env=child_env(conf_env(run_dir, env)), cwd=run_dir)
+                 env=variables, cwd=run_dir)
     return ApacheHandle(name=name, proc=proc, run_dir=run_dir, log_path=error_log,
                         pidfile=os.path.join(run_dir, "httpd.pid"), url=f"http://{_fmt_listen(*conf.listen[0])}",
                         notes=notes, _own_run_dir=own, mpm=conf.mpm or "", conf_path=conf_path,
@@ -772,6 +801,6 @@ def conf_values(text: str) -> dict[str, list[str]]:
     return out
 
 
-__all__ = ["ApacheHandle", "BYTES_SIZES", "ConfApacheHandle", "MPMS", "UserConf", "build_conf", "bytes_dir",
-           "conf_values", "directives", "find_binary", "lacks", "modules_dir", "read_user_conf", "render_conf",
+__all__ = ["ApacheHandle", "BYTES_SIZES", "CONF_ENV", "MPMS", "UserConf", "build_conf", "bytes_dir",
+           "conf_values", "directives", "find_binary", "flatten", "lacks", "modules_dir", "read_user_conf", "render_conf",
            "start", "start_from_conf", "unavailable", "version"]
