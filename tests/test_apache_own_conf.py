@@ -144,7 +144,7 @@ def test_directives_of_ours_are_not_applied_and_required_ones_are_not_applicable
 # -- running it (Apache needed) ------------------------------------------------------------------
 
 
-def test_runs_the_smoke_suite_and_a_closed_loop_profile(debian_etc):
+def test_runs_the_smoke_and_keepalive_suites_and_a_closed_loop_profile(debian_etc):
     _need_apache()
     with start("apache-conf", {"KeepAliveTimeout": 1}, config=debian_etc, timeout=20) as h:
         assert h.get("/") == (200, INDEX)  # the fixture's own DocumentRoot and DirectoryIndex
@@ -154,12 +154,13 @@ def test_runs_the_smoke_suite_and_a_closed_loop_profile(debian_etc):
                                                f"{debian_etc}\n# MPM: event")
         before = h.status()
         assert before.server_mpm == "event"  # httpd's own word on what it runs
-        smoke = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
-             "suites/test_smoke.py", "--target", h.url, "--target-name", "apache-conf"],
-            cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
-        assert "1 passed" in smoke.stdout
+        suites = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-rA",
+             "suites/test_smoke.py", "suites/test_keepalive.py", "--target", h.url, "--target-name", "apache-conf"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert suites.returncode == 0, suites.stdout + suites.stderr
+        assert "PASSED suites/test_smoke.py::test_get_root_answers_with_date[apache-conf]" in suites.stdout
+        assert "PASSED suites/test_keepalive.py::" in suites.stdout
         r = run_closed_loop(h.url + "/", connections=4, duration=1.5, timeout=5.0, max_requests=20000)
         after = h.status()
         assert r.requests > 0 and r.errors == {} and set(r.status_counts) == {200}, r.to_dict()
