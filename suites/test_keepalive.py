@@ -151,7 +151,7 @@ def test_pipelined_requests_answered_in_order(server):
         c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
         probe = c.read_response()
     if probe.status != 200 or not probe.body.startswith(b"{"):
-        pytest.skip(f"{server.name} has no /echo mirror (servers.apps:app)")
+        pytest.skip(f"not applicable to {server.name}: it has no /echo mirror (servers.apps:app)")
     batch = (
         b"GET /echo?seq=0 HTTP/1.1\r\nHost: a\r\n\r\n"
         b"POST /echo?seq=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
@@ -182,7 +182,7 @@ def test_many_pipelined_requests_answered_in_order(server):
         c.send(b"GET /bytes/7 HTTP/1.1\r\nHost: a\r\n\r\n")
         probe = c.read_response()
         if probe.status != 200 or len(probe.body) != 7:
-            pytest.skip(f"{server.name} has no /bytes/N (servers.apps:app)")
+            pytest.skip(f"not applicable to {server.name}: it has no /bytes/N (servers.apps:app)")
         c.send(b"".join(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % n for n in sizes))
         got = [len(c.read_response().body) for _ in sizes]
         assert got == sizes
@@ -285,6 +285,7 @@ STALE_ASYNC_COUNTS = {"apache-event"}
 EXPECTED = {"pinned": "starved", "parked": "served"}
 
 
+@pytest.mark.attack  # a flood of held connections: --allow-attacks for a non-loopback target
 @pytest.mark.needs("keepalive")
 def test_idle_keepalive_capacity(server_spec, configured_server, record_property):
     """12 idle keep-alive connections on 4 workers, then a new client: served or starved.
@@ -502,6 +503,7 @@ def busy_keepalive_availability(h, clients: int, pace: float) -> dict:
             "errors": [e for c in pool for e in c.errors][:5]}
 
 
+@pytest.mark.attack  # a flood of held connections: --allow-attacks for a non-loopback target
 @pytest.mark.needs("keepalive")
 def test_busy_keepalive_clients_new_client_availability(server_spec, configured_server, record_property, request):
     """Many keep-alive clients at a slow pace, then new clients: are they answered?

@@ -75,10 +75,11 @@ import pytest
 
 from suites.launching import configuration, family
 from suites.probes import status_or_none
-from suites.wire import Conn
+from suites.wire import Conn, endpoint_for
 
-#: the family marker (suites/plugin.py): ``-m slowclient``
-pytestmark = pytest.mark.slowclient
+#: the family marker (suites/plugin.py): ``-m slowclient``; every test here is an attack, so
+#: against a non-loopback --target it runs only with --allow-attacks (suites/plugin.py)
+pytestmark = [pytest.mark.slowclient, pytest.mark.attack]
 
 CAPACITY = 10
 BELOW = 9  # capacity - 10 %
@@ -154,7 +155,8 @@ class Attack(threading.Thread):
             s.settimeout(5)
             s.connect((self.host, self.port))
             if HEADS[self.kind]:
-                s.sendall(HEADS[self.kind])
+                ep = endpoint_for(self.host, self.port)  # a --target's Host and prefix
+                s.sendall(ep.rewrite(HEADS[self.kind]) if ep else HEADS[self.kind])
             s.setblocking(False)
             self.conns.append(SlowConn(s, time.monotonic()))
 
@@ -575,7 +577,12 @@ RUNNING_N = 20
 @pytest.mark.parametrize("kind", ["slowloris", "slowbody", "slowread"])
 def test_running_server_recovers(server, record_property, kind):
     """Each attack at 20 connections for a 1.5 s window against the server as it runs
-    (its own configuration, ``--target`` included): availability recorded, recovery asserted."""
+    (its own configuration, ``--target`` included): availability recorded, recovery asserted.
+    Against a target: 20 connections, at most MAX_ATTACK + RECOVERY_LIMIT seconds."""
+    ep = endpoint_for(server.host, server.port)
+    if ep is not None and ep.tls is not None:
+        pytest.skip(f"not applicable to {server.name}: the slow-client attackers speak plain TCP, not TLS "
+                    "(attack the server behind the TLS terminator, or the terminator over http://)")
     o = run_attack(server.host, server.port, kind, RUNNING_N, window=1.5)
     record(record_property, getattr(server, "mpm", None) or server.name, kind, "running-server", RUNNING_N, o,
            "as configured")

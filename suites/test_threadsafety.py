@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import collections
 import json
+import ssl
 import sys
 import sysconfig
 import threading
 import time
-import urllib.parse
 import uuid
 from dataclasses import dataclass
 
@@ -68,6 +68,7 @@ from servers.apps.threadsafety import (
 from servers.config import MPMS
 from servers.launcher import lacks
 from suites.launching import configuration, launch
+from suites.plugin import parse_target
 from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
 
@@ -142,10 +143,12 @@ def _ts_server_for(spec) -> TSServer:
         h = _launch(spec.name)
         doc = _get_json(h.host, h.port, "/ts/mpm")
         return TSServer(h.host, h.port, spec.name, doc["multithread"], h)
-    parts = urllib.parse.urlsplit(spec.url)
-    host, port = parts.hostname or "127.0.0.1", int(parts.port or 80)
+    parts = parse_target(spec.url)  # https and a prefix: suites.wire routes them (suites/conftest.py)
+    host, port = parts.host, parts.port
     try:
         doc = _get_json(host, port, "/ts/mpm", timeout=5)
+    except ssl.SSLError:
+        raise  # a certificate error fails the run, it is not "another app"
     except (AssertionError, OSError, ValueError):
         doc = {}
     if doc.get("app") != "threadsafety":

@@ -92,3 +92,67 @@ def test_connect_sets_nodelay_only_when_asked(nodelay):
         with Conn(listener.getsockname()[1], timeout=5.0, nodelay=nodelay) as conn:
             assert bool(conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
             assert (conn.buf, conn.eof, conn.send_failed) == (b"", False, False)
+
+
+# -- a routed endpoint: TLS, Host and prefix ------------------------------------------------------------
+
+def _tls_listener(tmp_path):
+    """A one-connection TLS server on 127.0.0.1 (self-signed, openssl) that answers what it read as
+    the body of one response, then closes without close_notify; (port, cert path, thread)."""
+    import ssl
+    import threading
+
+    from tests.test_suites_remote import _certificate
+
+    cert, key = _certificate(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    lsock = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        with lsock:
+            s, _ = lsock.accept()
+            s.settimeout(5)
+            try:
+                tls = ctx.wrap_socket(s, server_side=True)
+            except (OSError, ssl.SSLError):
+                s.close()
+                return
+            data = tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
+            s.close()  # no close_notify: the client must read that as EOF
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return lsock.getsockname()[1], cert, t
+
+
+def test_routed_endpoint_speaks_tls_with_host_and_prefix(tmp_path):
+    from suites.wire import Endpoint, route, tls_context, unroute
+
+    port, cert, t = _tls_listener(tmp_path)
+    route(Endpoint("127.0.0.1", port, "staging.example", "/app", tls_context(cafile=str(cert))))
+    try:
+        with Conn(port, timeout=5) as c:
+            c.send(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            r = c.read_response()
+            assert r.body == b"GET /app/x HTTP/1.1\r\nHost: staging.example\r\n\r\n"
+            assert c.closed_by_peer(5)
+    finally:
+        unroute("127.0.0.1", port)
+    t.join(5)
+
+
+def test_routed_tls_endpoint_fails_closed_on_an_unknown_certificate(tmp_path):
+    import ssl
+
+    from suites.wire import Endpoint, route, tls_context, unroute
+
+    port, _, t = _tls_listener(tmp_path)
+    route(Endpoint("127.0.0.1", port, "127.0.0.1", "", tls_context()))
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Conn(port, timeout=5)
+    finally:
+        unroute("127.0.0.1", port)
+    t.join(5)

@@ -24,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from suites.wire import Conn
+from suites.wire import Conn, endpoint_for
 
 from .model import (
     AWAIT_HEAD,
@@ -64,6 +64,7 @@ class Observed:
     probe_response: Resp | None = None
     error: str | None = None
     elapsed: float = 0.0
+    authority: str = HOST  # what the wire sent for ``Host: localhost`` (a --target's own Host)
 
     @property
     def statuses(self) -> list[int]:
@@ -87,6 +88,9 @@ class Observed:
 def run(case: Case, host: str, port: int, probe_target: str, raw: list[bytes] | None = None) -> Observed:
     """Send ``case`` on a fresh connection and observe (see the module docstring)."""
     obs = Observed()
+    ep = endpoint_for(host, port)
+    if ep is not None:
+        obs.authority = ep.authority
     t0 = time.monotonic()
     conn = Conn(port, host=host, timeout=case.wait, nodelay=True)
     try:
@@ -243,8 +247,9 @@ def _norm(v: str) -> str:
     return " ".join(v.split(" ")).strip(" \t")
 
 
-def echo_mismatches(e: Echo, doc: dict) -> list[str]:
-    """Differences between the echo mirror ``doc`` and the expected parse ``e``."""
+def echo_mismatches(e: Echo, doc: dict, authority: str = HOST) -> list[str]:
+    """Differences between the echo mirror ``doc`` and the expected parse ``e``; ``authority`` is
+    what a ``Host: localhost`` the case wrote went out as (suites.wire.Endpoint)."""
     out = []
     if e.method is not None and doc.get("method") != e.method:
         out.append(f"method parsed as {doc.get('method')!r}, expected {e.method!r}")
@@ -259,6 +264,8 @@ def echo_mismatches(e: Echo, doc: dict) -> list[str]:
             out.append(f"field {name!r} missing from the parse")
         elif want is not None:
             options = want if isinstance(want, tuple) else (want,)
+            if name.lower() == "host":
+                options = tuple(authority if w == HOST else w for w in options)
             if not any(v == w or _norm(v) == _norm(w) for v in values for w in options):
                 out.append(f"field {name!r} parsed as {values!r}, expected one of {list(options)!r}")
     for name in e.lacks:
@@ -314,7 +321,7 @@ def judge(case: Case, obs: Observed, echo_available: bool, persistent: bool = Tr
             reasons.append(f"response {e.index} is not the echo mirror's JSON")
             verdict = FAIL
             continue
-        bad = echo_mismatches(e, doc)
+        bad = echo_mismatches(e, doc, obs.authority)
         if bad:
             level = e.level or case.level
             verdict = worst(verdict, FAIL if level == MUST else WARN)
