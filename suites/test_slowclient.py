@@ -292,7 +292,11 @@ def run_attack(host: str, port: int, kind: str, n: int, *, window: float | None 
     ``window``: launch probes for this long, keep the attack up until they are all judged,
     then stop it. Otherwise the attack runs until the server ended every connection or
     ``until()`` (e.g. "the server released its workers") is true, at most ``until_limit``.
+    Against a ``--target`` (a routed endpoint) the bounds are hard: at most
+    ``TARGET_MAX_CONNECTIONS`` connections and ``MAX_ATTACK`` seconds.
     """
+    if endpoint_for(host, port) is not None:
+        assert n <= TARGET_MAX_CONNECTIONS and until_limit <= MAX_ATTACK, (n, until_limit)
     attack = Attack(host, port, kind, n)
     prober = Prober(host, port)
     attack.start()
@@ -572,6 +576,8 @@ def test_silent_connections(server_spec, configured_server, record_property, mod
 # -- any server, as configured (works with --target) ----------------------------------------------------
 
 RUNNING_N = 20
+#: the most connections an attack may hold on a server the suite did not launch
+TARGET_MAX_CONNECTIONS = RUNNING_N
 
 
 @pytest.mark.parametrize("kind", ["slowloris", "slowbody", "slowread"])

@@ -286,3 +286,10 @@ def test_suites_against_https_pass_with_cafile_and_fail_closed_without(https_url
     assert refused.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in refused.stdout
     assert " passed" not in refused.stdout.splitlines()[-1], refused.stdout[-1000:]
+
+
+def test_loopback_http_target_runs_the_bounded_attacks_without_the_flag(launch, tmp_path):
+    h = launch("event")
+    r = _pytest(["suites/test_slowclient.py", "-k", "recovers", "--target", f"http://127.0.0.1:{h.port}", "-q"],
+                tmp_path)
+    assert r.returncode == 0 and "3 passed" in r.stdout, r.stdout[-2000:]
