@@ -341,12 +341,31 @@ def test_non_loopback_targets_are_refused_before_anything_runs(url, monkeypatch)
         raise AssertionError("a driver process was started")
 
     monkeypatch.setattr(subproc.subprocess, "Popen", no_run)
-    monkeypatch.setattr(locust_driver, "run_bounded", no_run)
     monkeypatch.setattr(wrk_driver, "run_bounded", no_run)
     with pytest.raises(ValueError):
-        run_locust(url, users=1, spawn_rate=1, duration=1)
-    with pytest.raises(ValueError):
         run_wrk(url, connections=1, duration=1)
+
+
+class _Started(Exception):
+    pass
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.1:8080/", "http://example.com/app/", "https://127.0.0.1:8443/"])
+@pytest.mark.parametrize("allow", [False, True])
+def test_locust_takes_any_http_url_and_passes_the_attack_opt_in(url, allow, monkeypatch):
+    # locust runs against any host (suites/load.py holds the attack-like users back off loopback)
+    seen = []
+
+    def started(argv, **kw):
+        seen.append(argv)
+        raise _Started
+
+    monkeypatch.setattr(locust_driver, "run_bounded", started)
+    with pytest.raises(_Started):
+        run_locust(url, users=1, spawn_rate=1, duration=1, allow_attacks=allow)
+    argv = seen[0]
+    assert argv[argv.index("--host") + 1] == url.rstrip("/")
+    assert ("--allow-attacks" in argv) is allow
 
 
 def test_bad_arguments_are_refused_before_anything_runs(monkeypatch):
@@ -357,10 +376,11 @@ def test_bad_arguments_are_refused_before_anything_runs(monkeypatch):
     monkeypatch.setattr(wrk_driver, "run_bounded", no_run)
     url = "http://127.0.0.1:9/"
     for kw in ({"users": 0}, {"load_profile": "tsunami"}, {"user_classes": ["--help"]}, {"processes": 0},
-               {"locustfile": "/no/such/locustfile.py"}):
-        args = {"users": 1, "spawn_rate": 1, "duration": 1, **kw}
+               {"locustfile": "/no/such/locustfile.py"}, {"remote_workers": -1}, {"worker_wait": 0},
+               {"url": "ftp://127.0.0.1/"}, {"remote_workers": 1, "master_bind": "127.0.0.1:99999"}):
+        args = {"url": url, "users": 1, "spawn_rate": 1, "duration": 1, **kw}
         with pytest.raises(ValueError):
-            run_locust(url, **args)
+            run_locust(**args)
     with pytest.raises(ValueError):
         run_wrk(url, connections=1, threads=2, duration=1)
 

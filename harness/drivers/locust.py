@@ -100,7 +100,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
@@ -109,12 +109,11 @@ from .base import DriverResult, new_histogram, subprocess_result
 from .subproc import (  # noqa: F401 (DriverError and BoundedRun re-exported)
     BoundedRun, DriverError, _read, _tail, histogram_from_percentiles, run_bounded, usable_cpus,
 )
-from .loadgen import parse_loopback_url
 
 __all__ = [
     "DriverError", "run_locust", "locust_available", "parse_locust_csv", "result_from_locust_csv",
     "result_from_reports", "histogram_from_percentiles", "run_bounded", "BoundedRun", "usable_cpus",
-    "DEFAULT_LOCUSTFILE", "LOAD_PROFILES",
+    "DEFAULT_LOCUSTFILE", "LOAD_PROFILES", "worker_command", "parse_master_bind",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +126,11 @@ CPU_WARNING_TEXT = "CPU usage above"
 #: seconds allowed beyond the run for locust's startup and shutdown (imports, workers connecting)
 STARTUP_GRACE_S = 30.0
 _PROCESSES_MIN_VERSION = (2, 19)
+#: what locust logs when --expect-workers-max-wait runs out
+GAVE_UP_TEXT = "Gave up waiting for workers to connect"
+#: the default bounded wait for remote workers, in seconds
+DEFAULT_WORKER_WAIT_S = 60.0
+_WILDCARDS = ("", "*", "0.0.0.0", "::")
 
 
 # --------------------------------------------------------------------------
@@ -254,6 +258,10 @@ def result_from_reports(
     }
     if total_cpu_seconds is not None:
         extra["driver_cpu_total_seconds"] = float(total_cpu_seconds)
+    extra["workers"] = [
+        {"host": rep.get("host"), "pid": rep.get("pid"), "node_id": rep.get("node_id"),
+         "requests": sum(int(n) for n in (rep.get("statuses") or {}).values())}
+        for rep in reports if rep.get("role") == "WorkerRunner"]
     return subprocess_result(
         driver="locust", requests=sum(statuses.values()), status_counts=statuses, errors=errors, duration=duration,
         histogram=hist, cpu_seconds=cpu, parallelism=par, cpus=cpus, processes=processes, connections=users,
@@ -429,10 +437,75 @@ def result_from_locust_csv(
 # running
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def parse_master_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``; port 0 or none: a free one) -> (host, port) for locust's master.
+
+    Raises ValueError for a port out of range.
+    """
+    host, sep, port = str(text).rpartition(":")
+    if not sep or "]" in port:
+        host, port = str(text), ""
+    host = host.strip("[]")
+    number = int(port) if port else 0
+    if not 0 <= number < 65536:
+        raise ValueError(f"master_bind port must be 0-65535, not {port!r}")
+    return host, number or _free_port("0.0.0.0" if host in _WILDCARDS else host)
+
+
+def worker_command(master_host: str, master_port: int, locustfile: str | os.PathLike = DEFAULT_LOCUSTFILE) -> str:
+    """The command to run on each generator machine so it joins the master as a locust worker.
+
+    Run from a checkout of mpm-harness (the same commit, installed with its
+    ``locust`` extra): paths are relative to its root when the locustfile is
+    the project's own. The report plugin comes with it, so the worker sends
+    its exact counts to the master (module doc).
+    """
+    path = Path(locustfile).resolve()
+    files = [path, _PLUGIN_PATH]
+    shown = [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files]
+    host = f"[{master_host}]" if ":" in master_host else master_host
+    return (f"locust -f {','.join(shown)} --worker --master-host {host} --master-port {int(master_port)}")
+
+
+def _advertised(bind_host: str) -> str:
+    # what workers connect to: the bound address, or this machine's name when bound to all of them
+    return socket.getfqdn() if bind_host in _WILDCARDS else bind_host
+
+
+def _master_args(processes: int, remote: int, bind: tuple[str, int], wait: float) -> tuple[list[str], tuple[str, int]]:
+    """locust's master options, and the (host, port) remote workers connect to."""
+    bind_host, port = bind
+    local_host = "127.0.0.1" if bind_host in _WILDCARDS else bind_host
+    args = ["--master-bind-host", bind_host or "*", "--master-bind-port", str(port),
+            "--expect-workers-max-wait", str(max(1, math.ceil(wait)))]
+    if processes > 1:
+        # the forked local workers connect to --master-host
+        args += ["--processes", str(processes), "--master-host", local_host, "--master-port", str(port)]
+    else:
+        args += ["--master", "--expect-workers", str(remote)]
+    return args, (_advertised(bind_host), port)
+
+
+def _print_worker_command(command: str) -> None:
+    sys.stderr.write(f"locust driver: run on each generator machine (from an mpm-harness checkout):\n  {command}\n")
+    sys.stderr.flush()
+
+
+def _gave_up_reason(stderr: str, processes: int, remote: int, wait: float, command: str | None) -> str:
+    """The clear reason of a run whose workers did not all come."""
+    seen = re.findall(r"(\d+) of (\d+) connected", stderr)
+    came = f"{seen[-1][0]} of {seen[-1][1]}" if seen else "not all"
+    local = processes if processes > 1 else 0
+    text = (f"locust workers did not come: {came} workers connected within {wait:g} s "
+            f"(expected {local} local + {remote} remote)")
+    return text + (f"; run on each generator machine: {command}" if command else "")
 
 
 def run_locust(
@@ -448,6 +521,11 @@ def run_locust(
     locustfile: str | os.PathLike = DEFAULT_LOCUSTFILE,
     timeout: float | None = None,
     workdir: str | os.PathLike | None = None,
+    remote_workers: int = 0,
+    master_bind: str | None = None,
+    worker_wait: float = DEFAULT_WORKER_WAIT_S,
+    allow_attacks: bool = False,
+    on_worker_command: Callable[[str], None] | None = None,
 ) -> DriverResult:
     """Run locust headless against ``url`` for ``duration`` seconds and return its :class:`DriverResult`.
 
@@ -462,20 +540,30 @@ def run_locust(
     rounded up to one (the profiles take it exactly, via ``LOAD_SECONDS``).
     ``processes > 1`` uses locust's own distributed mode (``--processes N``:
     a master and N forked workers, talking over 127.0.0.1 on a free port).
+    ``remote_workers`` M > 0 makes the master also wait for M workers from
+    other machines: it binds ``master_bind`` (``HOST:PORT``, default
+    127.0.0.1 and a free port), hands :func:`worker_command` to
+    ``on_worker_command`` (default: printed to stderr) and waits at most
+    ``worker_wait`` seconds for all N + M workers; their exact counts reach
+    the master as messages and are merged into the same result
+    (``extra["workers"]``: each worker's host, pid and requests).
+    ``allow_attacks`` passes ``--allow-attacks`` to suites/load.py: the
+    attack-like users (KeepAliveUser, ChurnUser) against a non-loopback host.
     ``cpus`` pins the whole locust tree.  ``timeout`` bounds the whole
     subprocess (default: ``duration`` + 30 s for startup and shutdown); an
     overrun is stopped by process group.  ``workdir`` keeps the CSV files,
     the reports and locust's output (default: a scratch folder, removed
     afterwards).
 
-    Raises ValueError for a non-loopback ``url`` or bad arguments (before
+    Raises ValueError for a URL that is not http(s) or bad arguments (before
     anything runs) and :class:`DriverError` when locust is missing, exits
-    non-zero, overruns or writes no CSV.  Failed requests are not an error
+    non-zero, overruns, writes no CSV or gives up waiting for workers.  Failed requests are not an error
     of the driver: they are counted in the result (see the module doc for
     every figure).
     """
-    parse_loopback_url(url)
     parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"url must be http:// or https:// with a host, not {url!r}")
     host = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
     if int(users) < 1:
         raise ValueError(f"users must be >= 1, not {users!r}")
@@ -485,6 +573,12 @@ def run_locust(
         raise ValueError(f"duration must be > 0, not {duration!r}")
     if int(processes) < 1:
         raise ValueError(f"processes must be >= 1, not {processes!r}")
+    if int(remote_workers) < 0:
+        raise ValueError(f"remote_workers must be >= 0, not {remote_workers!r}")
+    if not float(worker_wait) > 0:
+        raise ValueError(f"worker_wait must be > 0, not {worker_wait!r}")
+    remote = int(remote_workers)
+    bind = parse_master_bind(master_bind or "127.0.0.1:0") if processes > 1 or remote else None
     if load_profile not in LOAD_PROFILES:
         raise ValueError(f"load_profile must be one of {', '.join(LOAD_PROFILES)}, not {load_profile!r}")
     classes = [str(c) for c in user_classes]
@@ -519,23 +613,33 @@ def run_locust(
         "-u", str(int(users)), "-r", f"{float(spawn_rate):g}", "--run-time", f"{run_time}s",
         "--csv", str(prefix), "--csv-full-history", "--only-summary", "--exit-code-on-error", "0",
     ]
-    if processes > 1:
-        port = _free_loopback_port()
-        argv += ["--processes", str(int(processes)), "--master-bind-host", "127.0.0.1",
-                 "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port),
-                 "--expect-workers-max-wait", str(int(STARTUP_GRACE_S))]
+    wait = float(worker_wait) if remote else STARTUP_GRACE_S
+    command = None
+    if bind is not None:
+        master, (master_host, master_port) = _master_args(int(processes), remote, bind, wait)
+        argv += master
+        if remote:
+            command = worker_command(master_host, master_port, locustfile)
+            (on_worker_command or _print_worker_command)(command)
+    if allow_attacks:
+        argv.append("--allow-attacks")
     argv += classes
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     env.update({
         "LOAD_PROFILE": load_profile,
         "LOAD_SECONDS": f"{float(duration):g}",
         "MPM_LOCUST_REPORT_DIR": str(reports_dir),
+        "MPM_LOCUST_REMOTE_WORKERS": str(remote),
         "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
     })
-    deadline = float(timeout) if timeout is not None else run_time + STARTUP_GRACE_S + 5.0 * processes
+    deadline = (float(timeout) if timeout is not None
+                else run_time + STARTUP_GRACE_S + 5.0 * processes + (wait if remote else 0.0))
     try:
         run = run_bounded(argv, deadline=deadline, workdir=work, cpus=cpu_list, cwd=work, env=env)
         tail = _tail(run.stderr)
+        if run.returncode != 0 and GAVE_UP_TEXT in run.stderr:
+            raise DriverError(_gave_up_reason(run.stderr, int(processes), remote, wait, command),
+                              stderr_tail=tail, returncode=run.returncode, command=argv)
         if run.returncode != 0:
             raise DriverError(f"locust exited with status {run.returncode}",
                               stderr_tail=tail, returncode=run.returncode, command=argv)
@@ -552,7 +656,7 @@ def run_locust(
                 reports.append(json.loads(path.read_text()))
             except (OSError, ValueError):
                 pass
-        expected = 1 if processes == 1 else processes + 1
+        expected = 1 if processes == 1 and not remote else (processes if processes > 1 else 0) + remote + 1
         usable = usable_cpus(cpu_list)
         csv_requests = parse_locust_csv(stats_text)["requests"]
         if len(reports) >= expected:
@@ -574,7 +678,10 @@ def run_locust(
             "run_time_s": run_time,
             "subreaper": run.subreaper,
             "locust_version": ".".join(map(str, _locust_version())),
+            "remote_workers": remote,
         })
+        if command:
+            result.extra["worker_command"] = command
         if workdir is not None:
             result.extra["workdir"] = str(work)
         return result

@@ -39,6 +39,8 @@ class Driver:
     available: Callable[[], "str | None"] = lambda: None
     #: problems of a validated profile's values beyond their types: ["KEY must ...", ...]
     check: Callable[[dict, dict], list[str]] = lambda values, given: []
+    #: holds many connections open on purpose: against a non-loopback URL server only with allow_attacks
+    attack_like: bool = False
 
 
 def _path_problems(values: dict) -> list[str]:
@@ -75,7 +77,14 @@ def _check_idle(values: dict, given: dict) -> list[str]:
 def _check_locust(values: dict, given: dict) -> list[str]:
     if not all(isinstance(u, str) for u in values["user_classes"]):
         return ["user_classes must be a list of class names"]
-    return []
+    out = [] if values["remote_workers"] >= 0 else [f"remote_workers must be >= 0, not {values['remote_workers']!r}"]
+    if not values["worker_wait"] > 0:
+        out.append(f"worker_wait must be > 0 seconds, not {values['worker_wait']!r}")
+    if values["master_bind"]:
+        host, sep, port = values["master_bind"].rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            out.append(f"master_bind must be HOST:PORT (port 0: a free one), not {values['master_bind']!r}")
+    return out
 
 
 def _run_loadgen(profile, url: str, cpus, on_hold) -> DriverResult:
@@ -85,7 +94,7 @@ def _run_loadgen(profile, url: str, cpus, on_hold) -> DriverResult:
     target = url + p("path")
     common = dict(connections=p("connections"), duration=profile.duration, method=p("method"),
                   body=b"x" * p("body_bytes"), processes=p("processes"), timeout=p("timeout"),
-                  keep_alive=p("keep_alive"), cpus=cpus)
+                  keep_alive=p("keep_alive"), cpus=cpus, any_host=True)  # the matrix chose the URL
     if p("mode") == "open":
         return run_open_loop(target, rate=p("rate"), **common)
     return run_closed_loop(target, **common)
@@ -113,7 +122,9 @@ def _run_locust(profile, url: str, cpus, on_hold) -> DriverResult:
     p = profile.get
     return run_locust(url, users=p("users"), spawn_rate=p("spawn_rate"), duration=profile.duration,
                       user_classes=tuple(p("user_classes")), load_profile=p("load_profile"),
-                      processes=p("processes"), cpus=cpus)
+                      processes=p("processes"), cpus=cpus, remote_workers=p("remote_workers"),
+                      master_bind=p("master_bind") or None, worker_wait=p("worker_wait"),
+                      allow_attacks=p("allow_attacks"))
 
 
 def _wrk_available() -> str | None:
@@ -149,6 +160,10 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
         "user_classes": (list, ["HelloUser"]),
         "load_profile": (str, "none"),
         "processes": (int, 1),
+        "remote_workers": (int, 0),  # workers started by hand on other machines (docs/load.md)
+        "master_bind": (str, ""),  # HOST:PORT the master listens on for them; default 127.0.0.1, a free port
+        "worker_wait": ((int, float), 60),  # seconds to wait for every worker before the cell fails
+        "allow_attacks": (bool, False),  # KeepAliveUser/ChurnUser against a non-loopback host
     }, overhead_s=5.0, run=_run_locust, available=_locust_available, check=_check_locust),
     Driver("idle", {
         **COMMON_KEYS,
@@ -156,7 +171,7 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
         "path": (str, "/"),
         "timeout": ((int, float), 5.0),
         "probes": (int, 0),  # new clients served one at a time during the hold (their latency)
-    }, overhead_s=2.0, run=_run_idle, check=_check_idle),
+    }, overhead_s=2.0, run=_run_idle, check=_check_idle, attack_like=True),
     Driver("wrk", {
         **COMMON_KEYS,
         "connections": (int, 50),

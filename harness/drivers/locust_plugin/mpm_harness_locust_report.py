@@ -5,10 +5,16 @@ process (the local runner, or the master and each worker). Never import it anywh
 importing locust monkey-patches the process with gevent. It listens to locust's events
 and writes one JSON document per process into ``$MPM_LOCUST_REPORT_DIR``; the driver
 merges them (see the driver's module docstring for what each field means).
+
+A worker without that directory (a remote worker, started by hand on another machine)
+sends its document to the master as a custom message instead, and the master writes it
+there. ``$MPM_LOCUST_REMOTE_WORKERS`` makes a ``--processes`` master also wait for that
+many remote workers (locust itself expects only its forked ones).
 """
 import json
 import os
 import resource
+import socket
 import time
 
 from hdrh.histogram import HdrHistogram
@@ -19,6 +25,7 @@ from harness.drivers.base import HIST_DIGITS, HIST_HIGHEST_US, HIST_LOWEST_US
 _DIR = os.environ.get("MPM_LOCUST_REPORT_DIR")
 _LOW, _HIGH, _DIGITS = HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS
 _MAX_MESSAGES = 50
+_REPORT_MESSAGE = "mpm_harness_report"
 _S = {"role": None, "t_start": None, "t_stop": None, "cpu_start": None, "cpu_stop": None,
       "statuses": {}, "errors": {}, "messages": {}, "timeline": [], "locust_requests": 0,
       "cpu_warning_max": 0.0, "clamped": 0}
@@ -123,17 +130,40 @@ def _on_cpu_warning(environment=None, cpu_usage=0.0, **_kw):
     _S["cpu_warning_max"] = max(_S["cpu_warning_max"], float(cpu_usage or 0.0))
 
 
-def _write(environment):
-    if not _DIR:
-        return
-    runner = getattr(environment, "runner", None)
-    _S["role"] = type(runner).__name__ if runner is not None else None
-    doc = dict(_S, pid=os.getpid(), hist=_H.encode().decode("ascii") if _H.get_total_count() else "",
-               cpu_now=_cpu())
-    path = os.path.join(_DIR, f"report-{os.getpid()}.json")
+def _save(doc, name):
+    path = os.path.join(_DIR, f"report-{name}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(doc, f)
     os.replace(path + ".tmp", path)
+
+
+def _write(environment):
+    runner = getattr(environment, "runner", None)
+    _S["role"] = type(runner).__name__ if runner is not None else None
+    doc = dict(_S, pid=os.getpid(), host=socket.gethostname(), cpu_now=_cpu(),
+               hist=_H.encode().decode("ascii") if _H.get_total_count() else "")
+    if _DIR:
+        _save(doc, str(os.getpid()))
+    elif _S["role"] == "WorkerRunner":
+        runner.send_message(_REPORT_MESSAGE, doc)
+
+
+def _on_worker_report(environment, msg, **_kw):
+    # a later document from the same worker (test_stop, then quitting) replaces the earlier one
+    if _DIR and isinstance(msg.data, dict):
+        _save(dict(msg.data, node_id=str(msg.node_id)), "w-" + "".join(c for c in str(msg.node_id) if c.isalnum()))
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw):
+    runner = getattr(environment, "runner", None)
+    if type(runner).__name__ != "MasterRunner":
+        return
+    runner.register_message(_REPORT_MESSAGE, _on_worker_report)
+    remote = int(os.environ.get("MPM_LOCUST_REMOTE_WORKERS") or 0)
+    opts = environment.parsed_options
+    if remote > 0 and opts is not None and getattr(opts, "processes", None):
+        opts.expect_workers = int(opts.processes) + remote
 
 
 @events.test_stop.add_listener
