@@ -91,6 +91,14 @@ def test_no_worker_comes_fails_the_cell_with_the_reason():
     assert given and given[0] in message
 
 
+def test_local_workers_also_wait_for_the_remote_ones():
+    # --processes makes locust expect only its forked workers: the plugin raises that to N + M
+    with pytest.raises(DriverError) as info:
+        run_locust("http://127.0.0.1:9/", users=1, spawn_rate=1, duration=1, processes=2, remote_workers=1,
+                   worker_wait=2, on_worker_command=lambda command: None)
+    assert "expected 2 local + 1 remote" in str(info.value), str(info.value)
+
+
 def test_worker_command_and_master_bind():
     assert parse_master_bind("127.0.0.1:5557") == ("127.0.0.1", 5557)
     host, port = parse_master_bind("127.0.0.1:0")

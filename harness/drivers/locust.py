@@ -54,6 +54,14 @@ own request count, which also counts failed connections, is in
 ``extra["csv_requests"]``.  ``duration`` runs from the master's (or local
 runner's) ``test_start`` to its ``test_stop``.
 
+Remote workers (``remote_workers`` M, started by hand on other machines
+with :func:`worker_command`) have no report folder: their plugin sends its
+document to the master as a locust message and the master writes it beside
+its own, so they are merged like local ones (docs/drivers.md, "Remote
+workers"); the master waits ``worker_wait`` seconds for them
+(``--expect-workers-max-wait``), then the driver raises :class:`DriverError`
+naming how many came and the command to run.
+
 If a process's report is missing (a worker killed, a locustfile that stops
 the plugin from loading), the driver falls back to the CSV files
 (:func:`parse_locust_csv`): totals from ``_stats.csv`` (possibly up to a
