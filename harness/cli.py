@@ -3,6 +3,7 @@
     harness run --matrix all            # every server x every suite and profile -> results/runs/<id>/
     harness run --matrix quick --publish --reference event
     harness run --matrix my.yaml --server prefork --server event
+    harness run --target https://staging.example/ --cafile ca.pem    # a running server: quick's profiles, suites
     harness list                        # servers (and why one is unavailable), suites, profiles, matrices
     harness report results/runs/<id>    # rewrite the tables from run.json
     harness gate --against origin/main --matrix ci --summary gate.md   # CI: base vs working tree, interleaved
@@ -28,7 +29,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix
+from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix, url_matrix
 
 __all__ = ["main"]
 
@@ -67,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default="results/runs", metavar="DIR",
                      help="where run folders are created (default: results/runs)")
     run.add_argument("--publish", action="store_true", help="also write the tables to results/README.md")
+    run.add_argument("--profile", action="append", default=[], metavar="NAME",
+                     help="run only these load profiles of the matrix (repeatable)")
+    _target_arguments(run)
     lst = sub.add_parser("list", help="servers, suites, profiles and matrices")
     lst.add_argument("--matrix", metavar="NAME|FILE", help="also show this matrix's servers and profiles")
     rep = sub.add_parser("report", help="write a run's tables, plots and HTML report again from its run.json, "
@@ -114,6 +118,46 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _target_arguments(run: argparse.ArgumentParser) -> None:
+    """``harness run --target URL`` and the options of that one running server (docs/harness.md)."""
+    t = run.add_argument_group("a server already running (--target: the --matrix's profiles and suites "
+                               "against it instead of its servers)")
+    t.add_argument("--target", metavar="URL", help="http(s)://HOST[:PORT][/PREFIX] of a running server")
+    t.add_argument("--target-name", metavar="LABEL", help="its label in the tables (default HOST:PORT)")
+    who = t.add_mutually_exclusive_group()
+    who.add_argument("--pid", type=int, help="its parent's PID on this machine: its process tree is sampled")
+    who.add_argument("--pidfile", metavar="FILE", help="the file holding that PID (httpd's PidFile)")
+    t.add_argument("--status-url", metavar="URL", help="its mod_status page, polled with ?auto during profiles")
+    tls = t.add_mutually_exclusive_group()
+    tls.add_argument("--cafile", metavar="PATH", help="https: check its certificate against this CA bundle")
+    tls.add_argument("--insecure", action="store_true", help="https: do not check its certificate")
+    run.add_argument("--allow-attacks", action="store_true",
+                     help="run attack-like profiles and suites (idle connection floods, slow clients) against "
+                          "URL servers that are not on loopback; only against a server you own")
+
+
+def _with_target(matrix, args):
+    """The matrix a run covers: ``--target`` swaps its servers for that URL; ``--allow-attacks`` applies
+    to every URL server; ``--profile`` keeps only the named profiles (sweep points by their sweep's name)."""
+    if args.target:
+        matrix = url_matrix(matrix, args.target, label=args.target_name, pid=args.pid, pidfile=args.pidfile,
+                            status_url=args.status_url, cafile=args.cafile, insecure=args.insecure)
+    elif args.target_name or args.pid or args.pidfile or args.status_url or args.cafile or args.insecure:
+        raise MatrixError("--target-name, --pid, --pidfile, --status-url, --cafile and --insecure go with --target")
+    if args.allow_attacks:
+        matrix = dataclasses.replace(matrix, servers=tuple(
+            dataclasses.replace(s, allow_attacks=True) if s.url else s for s in matrix.servers))
+    if args.profile:
+        names = {p.name for p in matrix.profiles} | {p.sweep_of for p in matrix.profiles}
+        unknown = [x for x in args.profile if x not in names]
+        if unknown:
+            raise MatrixError(f"{matrix.source}: no profile {unknown[0]!r}; profiles: "
+                              f"{', '.join(p.name for p in matrix.profiles)}")
+        matrix = dataclasses.replace(matrix, profiles=tuple(
+            p for p in matrix.profiles if p.name in args.profile or p.sweep_of in args.profile))
+    return matrix
+
+
 def _select(matrix, labels: list[str], trials: int | None, no_suites: bool, duration: float | None = None):
     """The matrix narrowed by the command line (--server, --trials, --no-suites, --duration)."""
     if labels:
@@ -144,7 +188,8 @@ def _cmd_run(args) -> int:
     from .report.files import publish, write_tables
     from .runner import run_matrix
 
-    matrix = _select(load_matrix(args.matrix), args.server, args.trials, args.no_suites, args.duration)
+    matrix = _select(_with_target(load_matrix(args.matrix), args), args.server, args.trials, args.no_suites,
+                     args.duration)
     if args.reference and args.reference not in [s.label for s in matrix.servers]:
         raise MatrixError(f"--reference {args.reference!r} is not a server of the matrix; "
                           f"labels: {', '.join(s.label for s in matrix.servers)}")

@@ -9,6 +9,7 @@ A matrix is one YAML document (docs/harness.md has the full reference):
     servers:             # a launcher name, or a mapping with a label and directives
       - prefork
       - {label: prefork50, server: prefork, set: {StartServers: 50, MaxRequestWorkers: 50}}
+      - {label: staging, url: "https://staging.example:8443/app", pidfile: /run/apache2/apache2.pid}
     suites: [conformance, keepalive, slowclient, threadsafety]
     profiles:
       hello: {driver: loadgen, mode: closed, connections: 50, duration: 3}
@@ -27,6 +28,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -34,6 +36,7 @@ from .drivers.registry import DRIVERS as DRIVER_SPECS
 
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
+    "URL_SERVER", "ATTACK_NOT_RUN", "url_matrix",
     "builtin_matrices", "load_matrix", "parse_matrix",
 ]
 
@@ -77,8 +80,17 @@ _GATE = {"thresholds": (dict, {}), "memory": (str, "pss"), "alpha": ((int, float
 #: beyond which it can regress; "memory" is the peak of the server tree's PSS (or RSS: gate.memory)
 GATE_DEFAULTS: dict[str, float] = {"rps": 10.0, "cpu_us_per_request": 10.0, "memory": 10.0}
 _MEMORY_METRICS = {"pss": "pss_peak_mib", "rss": "rss_peak_mib"}
-_SERVER = {"label": (str, ""), "server": (str, None), "set": (dict, {}), "app": (str, ""),
-           "suite_set": (dict, {}), "description": (str, ""), "httpd_conf": (str, "")}
+_SERVER = {"label": (str, ""), "server": (str, ""), "set": (dict, {}), "app": (str, ""),
+           "suite_set": (dict, {}), "description": (str, ""), "httpd_conf": (str, ""),
+           "url": (str, ""), "pid": (int, 0), "pidfile": (str, ""), "status_url": (str, ""),
+           "allow_attacks": (bool, False), "cafile": (str, ""), "insecure": (bool, False)}
+#: the keys of a server that is already running (``url``), and those that only a launched server takes
+_URL_ONLY = ("pid", "pidfile", "status_url", "allow_attacks", "cafile", "insecure")
+_LAUNCH_ONLY = ("set", "suite_set", "app", "httpd_conf")
+#: the ``server`` of an entry given as a URL: neither started nor stopped by the harness
+URL_SERVER = "url"
+#: why an attack-like profile or suite did not run against a non-loopback URL server
+ATTACK_NOT_RUN = "not run: attack-like, needs --allow-attacks"
 #: the launcher's server that runs a user's own httpd.conf (the entry's ``httpd_conf``)
 CONF_SERVER = "apache-conf"
 
@@ -98,6 +110,29 @@ class ServerEntry:
     app: str = ""
     description: str = ""
     httpd_conf: str = ""  # apache-conf: the user's httpd.conf it runs (an absolute path)
+    url: str = ""  # a server already running (server "url"): its base URL, no trailing slash
+    pid: int = 0  # ... its parent's PID when it runs on this machine (sampled), else 0
+    pidfile: str = ""  # ... or the file that holds that PID, read when the run starts (an absolute path)
+    status_url: str = ""  # ... its mod_status page, polled with ?auto during each profile
+    allow_attacks: bool = False  # ... attack-like profiles and suites run against it although not on loopback
+    cafile: str = ""  # ... https: the CA bundle its certificate is checked against (an absolute path)
+    insecure: bool = False  # ... https: its certificate is not checked (a self-signed staging server)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server is this machine's: launched by us, or a URL whose host is on loopback."""
+        if not self.url:
+            return True
+        from suites.plugin import is_loopback
+
+        return is_loopback(urlsplit(self.url).hostname or "")
+
+    def attack_refusal(self, attack_like: bool) -> str | None:
+        """Why an attack-like profile or suite may not run against this server (the suites' rule:
+        a non-loopback target needs ``allow_attacks``), or None when it may."""
+        if not attack_like or self.allow_attacks or self.loopback:
+            return None
+        return ATTACK_NOT_RUN
 
 
 @dataclass(frozen=True)
@@ -281,6 +316,13 @@ def _server(src: str, i: int, item: Any) -> ServerEntry:
     if not isinstance(item, dict):
         raise MatrixError(f"{src}: servers[{i}] must be a server name or a mapping, not {item!r}")
     d = _check_keys(src, where, item, _SERVER)
+    if d["url"] or d["server"] == URL_SERVER:
+        return _url_server(src, where, item, d)
+    if not d["server"]:
+        raise MatrixError(f"{src}: {where}'server' is required (a launcher name), or 'url' for a running server")
+    wrong = [k for k in _URL_ONLY if k in item]
+    if wrong:
+        raise MatrixError(f"{src}: {where}{wrong[0]} goes with url (a server already running), not with server")
     for key in ("set", "suite_set"):
         for k in d[key]:
             if not isinstance(k, str):
@@ -291,6 +333,38 @@ def _server(src: str, i: int, item: Any) -> ServerEntry:
     return ServerEntry(label=d["label"] or d["server"], server=d["server"], set=dict(d["set"]),
                        suite_set=dict(d["suite_set"]), app=d["app"], description=d["description"],
                        httpd_conf=_conf_path(src, d["httpd_conf"]))
+
+
+def _url_server(src: str, where: str, item: dict, d: dict) -> ServerEntry:
+    """An entry for a server that is already running: its URL, and how (if at all) to sample it."""
+    wrong = [k for k in _LAUNCH_ONLY if k in item]
+    if wrong:
+        raise MatrixError(f"{src}: {where}{wrong[0]} goes with a launched server; a url server runs as it is")
+    url = _base_url(src, where + "url", d["url"])
+    if d["pid"] and d["pidfile"]:
+        raise MatrixError(f"{src}: {where}give pid or pidfile, not both")
+    _positive(src, where + "pid", d["pid"], zero_ok=True)
+    status = _base_url(src, where + "status_url", d["status_url"]) if d["status_url"] else ""
+    if d["insecure"] and d["cafile"]:
+        raise MatrixError(f"{src}: {where}give cafile or insecure, not both")
+    return ServerEntry(label=d["label"] or urlsplit(url).netloc, server=URL_SERVER, description=d["description"],
+                       url=url, pid=d["pid"], pidfile=_conf_path(src, d["pidfile"]), status_url=status,
+                       allow_attacks=d["allow_attacks"], cafile=_conf_path(src, d["cafile"]), insecure=d["insecure"])
+
+
+def _base_url(src: str, where: str, url: str) -> str:
+    """``url`` checked (http or https, a host, a port that parses; no credentials, query or fragment),
+    without its trailing slash: the harness appends each profile's path to it."""
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise MatrixError(f"{src}: {where}: the port of {url!r} is not a number from 1 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MatrixError(f"{src}: {where} must be http://HOST[:PORT][/PREFIX] or https://..., not {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise MatrixError(f"{src}: {where}: no credentials, query or fragment in {url!r}")
+    return url.rstrip("/")
 
 
 def _conf_path(src: str, path: str) -> str:
@@ -425,7 +499,7 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
     servers = tuple(_server(src, i, s) for i, s in enumerate(d["servers"]))
     known = known_servers()
     for i, s in enumerate(servers):
-        if s.server not in known:
+        if s.server not in known and not s.url:
             raise MatrixError(f"{src}: servers[{i}]: unknown server {s.server!r}{suggest(s.server, known)}; "
                               f"servers: {', '.join(known)}")
     labels = [s.label for s in servers]
@@ -464,3 +538,12 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
         profile_grace=float(timeouts["profile_grace"]), suite_workers=d["suite_workers"],
         scoreboard=d["scoreboard"],
     )
+
+
+def url_matrix(base: Matrix, url: str, **entry: Any) -> Matrix:
+    """``base`` (a built-in matrix: its profiles, suites and settings) against the one running server at
+    ``url`` (``harness run --target URL``); ``entry`` holds the url server's other keys (pid, pidfile,
+    status_url, allow_attacks, cafile, insecure, label).  Reference and peers go: there is one server."""
+    given = {k: v for k, v in entry.items() if v not in (None, "", 0, False)}
+    server = _server("--target", 0, {"url": url, **given})
+    return dataclasses.replace(base, name=f"{base.name}-target", servers=(server,), reference="", peers={})

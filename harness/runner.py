@@ -18,6 +18,15 @@ Order of a run (docs/harness.md, "How a run is measured"):
    deadline; verdicts become suite cells.
 3. **Tables.**  The summary (medians over ``ok`` trials) and the tables.
 
+A server given as a URL (``url:`` in the matrix, ``harness run --target``)
+is already running: it is neither started nor stopped; its process tree is
+sampled only when its parent's PID (``pid``/``pidfile``) names a process
+here, and otherwise its cells carry no CPU or memory figures and the server
+is recorded ``sampled: false`` (the tables say "not sampled here").  Against
+a URL that is not on loopback, attack-like profiles (the idle driver) run
+only with ``allow_attacks``; without it they are recorded as skipped with
+:data:`~harness.matrix.ATTACK_NOT_RUN`.
+
 Ctrl-C (or SIGTERM) stops what is running -- the driver, the sampler, the
 server, a suite run -- by PID, marks the document ``interrupted`` and writes
 the tables of what was measured.
@@ -28,6 +37,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import signal
+import ssl
 import sys
 import time
 import urllib.error
@@ -41,6 +51,7 @@ from .drivers.base import DriverResult
 from .drivers.loadgen import run_closed_loop
 from .drivers.registry import DRIVERS
 from .matrix import Matrix, Profile, ServerEntry
+from .sampler.controller import SamplerError
 from .results import SOAK_MIN_SECONDS, RunDocument, environment, new_run_dir
 from .sampler import Sampler, SamplerSeries, quiet_check
 from .scoreboard import ScoreboardPoller
@@ -122,6 +133,53 @@ class _Interrupted(Exception):
     pass
 
 
+class RunningServer:
+    """A matrix server given as a URL: the launcher handle's interface, but nothing is started or stopped.
+
+    ``pid`` is its parent's PID when the entry names one (``pid``, or ``pidfile`` read now) and that
+    process exists here, else None; ``why_unsampled`` says why not.
+    """
+
+    def __init__(self, entry: ServerEntry):
+        self.url = entry.url
+        self.notes: list[str] = []
+        self.pid, self.why_unsampled = _running_pid(entry)
+
+    def alive(self) -> bool:
+        """Whether its parent still runs (True when we do not know its PID: the health check decides)."""
+        import psutil
+
+        return self.pid is None or psutil.pid_exists(self.pid)
+
+    def stop(self) -> None:
+        """Nothing: a server the harness did not start is left running."""
+
+    def log_text(self) -> str:
+        """No error log: the server's own logs are wherever its configuration puts them."""
+        return ""
+
+    def effective_config(self) -> str:
+        """Unknown: the server runs with its own configuration."""
+        return ""
+
+
+def _running_pid(entry: ServerEntry) -> tuple[int | None, str]:
+    """(PID, "") of a URL server's parent on this machine, or (None, why it cannot be sampled)."""
+    import psutil
+
+    pid = entry.pid
+    if entry.pidfile:
+        try:
+            pid = int(Path(entry.pidfile).read_text().split()[0])
+        except (OSError, ValueError, IndexError) as exc:
+            return None, f"pidfile {entry.pidfile} unreadable: {_first_line(exc)}"
+    if not pid:
+        return None, "no pid or pidfile given: the server may run on another machine"
+    if not psutil.pid_exists(pid):
+        return None, f"no process {pid} on this machine"
+    return pid, ""
+
+
 class MatrixRunner:
     """Runs one matrix into one run folder (see the module doc for the order)."""
 
@@ -139,7 +197,7 @@ class MatrixRunner:
     # -- planning ---------------------------------------------------------------------------------
 
     def _estimate(self) -> float:
-        runnable = [s for s in self.m.servers if self.avail.get(s.server, "unknown") is None]
+        runnable = [s for s in self.m.servers if _unavailable(s, self.avail) is None]
         per_trial = {}
         for t in range(1, max([self.m.trials] + [self.m.trials_of(p) for p in self.m.profiles]) + 1):
             profiles = [p for p in self.m.profiles if self.m.trials_of(p) >= t and not self.driver_reason[p.driver]]
@@ -176,6 +234,8 @@ class MatrixRunner:
             info = {"server": s.server, "set": s.set, "suite_set": s.suite_set, "app": s.app,
                     "available": why is None, "unavailable_reason": why or "",
                     "effective_config": _effective_config(s)}
+            if s.url:
+                info |= {"url": s.url, "sampled": bool(s.pid or s.pidfile), "loopback": s.loopback}
             if why is not None:
                 self.unavailable[s.label] = why
             self.doc.set_server(s.label, info)
@@ -192,8 +252,9 @@ class MatrixRunner:
         runnable = [s for s in self.m.servers if s.label not in self.unavailable]
         for s in runnable:
             for p in self.m.profiles:
-                if self.driver_reason[p.driver]:
-                    self.doc.add_cell(_skipped_profile(s, p, self.driver_reason[p.driver]))
+                why = self.driver_reason[p.driver] or s.attack_refusal(DRIVERS[p.driver].attack_like)
+                if why:
+                    self.doc.add_cell(_skipped_profile(s, p, why))
         trials = max([self.m.trials_of(p) for p in self.m.profiles])
         for trial in range(1, trials + 1):
             profiles = [p for p in self.m.profiles
@@ -201,26 +262,22 @@ class MatrixRunner:
             if not profiles:
                 continue
             for s in runnable:
-                self._trial(s, trial, trials, profiles)
+                mine = [p for p in profiles if not s.attack_refusal(DRIVERS[p.driver].attack_like)]
+                if mine:
+                    self._trial(s, trial, trials, mine)
 
     def _trial(self, s: ServerEntry, trial: int, trials: int, profiles: list[Profile]) -> None:
         self.progress.step(f"{s.label}: trial {trial}/{trials}: starting", _EST_START + self.m.warmup)
-        handle: Handle | None = None
+        handle: Handle | RunningServer | None = None
         sampler: Sampler | None = None
         windows: list[tuple[Profile, str, DriverResult | None, dict, dict | None, str, list[str]]] = []
         failure = ""
         try:
-            try:
-                handle = start(s.server, s.set, app=s.app or None, cpus=self.pinning["server_cpus"] or None,
-                               timeout=self.m.start_timeout, config=s.httpd_conf or None)
-            except LaunchError as exc:
-                failure = f"server did not start: {_first_line(exc)}"
-                self._keep_log_text(s, trial, str(exc))
+            handle, failure = self._start(s, trial)
             if handle is not None:
                 if trial == 1:
                     self._record_handle(s, handle)
-                sampler = Sampler(handle.pid, generator_pid=os.getpid(),
-                                  cpus=self.pinning["sampler_cpus"] or None).start()
+                sampler = self._sampler(s, handle)
                 self._warmup(handle, profiles)
             for p in profiles:
                 if failure:
@@ -232,15 +289,15 @@ class MatrixRunner:
                 quiet["threshold"] = self.m.max_other_cpu_percent
                 quiet["noisy"] = quiet["other_cpu_percent"] > self.m.max_other_cpu_percent
                 key = f"{p.name}.{trial}"
-                sampler.mark(key + ":start")
+                if sampler is not None:
+                    sampler.mark(key + ":start")
 
                 def on_hold(answered: int, key: str = key) -> None:
-                    sampler.mark(key + ":hold")
+                    if sampler is not None:
+                        sampler.mark(key + ":hold")
 
                 started = _now()
-                poller = (ScoreboardPoller(handle.url, interval=max(0.25, p.duration / 240),
-                                           max_seconds=p.duration + self.m.profile_grace + 60).start()
-                          if self.m.scoreboard else None)
+                poller = self._poller(s, handle.url, p)
                 try:
                     result = drive(p, handle.url, self.pinning["driver_cpus"], on_hold)
                     reason = ""
@@ -250,13 +307,14 @@ class MatrixRunner:
                     result, reason = None, f"driver failed: {type(exc).__name__}: {_first_line(exc)}"
                 finally:
                     board = poller.stop() if poller is not None else None
-                sampler.mark(key + ":end")
+                if sampler is not None:
+                    sampler.mark(key + ":end")
                 flags: list[str] = ["noisy"] if quiet["noisy"] else []
                 if not handle.alive():
-                    code = handle.proc.returncode
+                    code = handle.proc.returncode if isinstance(handle, Handle) else "unknown: not ours"
                     failure = f"server exited (status {code}) during {p.name}"
                     reason, flags = reason or failure, flags + ["server_exited"]
-                elif not _answers(handle.url):
+                elif not _answers(handle.url, _tls_context(s)):
                     failure = f"server stopped answering GET / after {p.name} (hung)"
                     reason, flags = reason or failure, flags + ["server_hung"]
                 windows.append((p, key, result, quiet | {"started": started}, board, reason, flags))
@@ -278,22 +336,59 @@ class MatrixRunner:
             for p, key, result, quiet, board, reason, flags in windows:
                 self.doc.add_cell(_profile_cell(s, p, trial, key, result, series, quiet, board, reason, flags))
 
-    def _record_handle(self, s: ServerEntry, handle: Handle) -> None:
+    def _start(self, s: ServerEntry, trial: int) -> tuple[Handle | RunningServer | None, str]:
+        """The server of one trial: launched (fresh each trial), or the running one a URL names."""
+        if s.url:
+            return RunningServer(s), ""
+        try:
+            return start(s.server, s.set, app=s.app or None, cpus=self.pinning["server_cpus"] or None,
+                         timeout=self.m.start_timeout, config=s.httpd_conf or None), ""
+        except LaunchError as exc:
+            self._keep_log_text(s, trial, str(exc))
+            return None, f"server did not start: {_first_line(exc)}"
+
+    def _sampler(self, s: ServerEntry, handle: Handle | RunningServer) -> Sampler | None:
+        """The sampler on the server's tree; None (the server recorded not sampled) when it has no PID here
+        or its processes cannot be read (another user's server)."""
+        why = getattr(handle, "why_unsampled", "")
+        if not why:
+            try:
+                return Sampler(handle.pid, generator_pid=os.getpid(), cpus=self.pinning["sampler_cpus"] or None).start()
+            except (SamplerError, ValueError, OSError) as exc:
+                if not s.url:
+                    raise
+                why = f"sampler failed: {_first_line(exc)}"
+        if self.doc.doc["servers"][s.label].get("sampled", True):
+            self.progress.note(f"{s.label}: not sampled here ({why})")
+        self.doc.set_server(s.label, {"sampled": False, "unsampled_reason": why})
+        return None
+
+    def _poller(self, s: ServerEntry, url: str, p: Profile) -> ScoreboardPoller | None:
+        """The scoreboard poller of one profile: our servers' /server-status, a URL server's status_url."""
+        if not self.m.scoreboard or (s.url and not s.status_url):
+            return None
+        poller = ScoreboardPoller(url, interval=max(0.25, p.duration / 240),
+                                  max_seconds=p.duration + self.m.profile_grace + 60)
+        if s.status_url:
+            poller.url = s.status_url + "?auto"
+        return poller.start()
+
+    def _record_handle(self, s: ServerEntry, handle: Handle | RunningServer) -> None:
         """What only a running server can tell: its version, the settings it could not apply, its config."""
         info = {"version": _version(s), "notes": list(handle.notes)}
         if not self.doc.doc["servers"][s.label].get("effective_config"):
             info["effective_config"] = handle.effective_config()
         self.doc.set_server(s.label, info)
 
-    def _warmup(self, handle: Handle, profiles: list[Profile]) -> None:
+    def _warmup(self, handle: Handle | RunningServer, profiles: list[Profile]) -> None:
         """Discarded closed-loop load, so the first profile does not measure a cold server."""
         if self.m.warmup <= 0:
             return
         conns = next((p.get("connections") for p in profiles if p.driver == "loadgen"), 50)
         try:
             run_closed_loop(handle.url + "/", connections=conns, duration=self.m.warmup, timeout=5.0,
-                            cpus=self.pinning["driver_cpus"] or None)
-        except OSError:
+                            cpus=self.pinning["driver_cpus"] or None, any_host=True)
+        except (OSError, ValueError):  # ValueError: an https URL server (the built-in driver speaks http)
             pass  # a server that fails here fails its first profile, with the reason
 
     def _suites(self) -> None:
@@ -316,7 +411,7 @@ class MatrixRunner:
             xml = self.run_dir / "suites" / f"{s.label}.xml"
             results = run_suites(s.server, self.m.suites, xml_path=xml, sets=s.suite_set,
                                  workers=self.m.suite_workers, timeout=self.m.suite_timeout,
-                                 log_path=self.run_dir / "suites" / f"{s.label}.log")
+                                 log_path=self.run_dir / "suites" / f"{s.label}.log", target=_target(s))
             for suite, r in results.items():
                 cell = {"kind": "suite", "server": s.label, **r.to_dict(),
                         "junit": str(xml.relative_to(self.run_dir))}
@@ -345,9 +440,26 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _answers(url: str) -> bool:
+def _target(s: ServerEntry) -> dict | None:
+    """How the suites reach a URL server (suiterun's ``target``), or None for a launched one."""
+    if not s.url:
+        return None
+    return {"url": s.url, "name": s.label, "cafile": s.cafile, "insecure": s.insecure,
+            "allow_attacks": s.allow_attacks}
+
+
+def _tls_context(s: ServerEntry) -> ssl.SSLContext | None:
+    """The certificate check for an https URL server: its cafile, none (insecure), or the system's."""
+    if not s.url.startswith("https:"):
+        return None
+    if s.insecure:
+        return ssl._create_unverified_context()  # the entry asked for it: a self-signed staging server
+    return ssl.create_default_context(cafile=s.cafile or None)
+
+
+def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url + "/", timeout=_HEALTH_TIMEOUT) as r:
+        with urllib.request.urlopen(url + "/", timeout=_HEALTH_TIMEOUT, context=context) as r:
             r.read()
             return True
     except urllib.error.HTTPError:
@@ -370,6 +482,8 @@ _CONF_SUITES = ("not run from a matrix: the suites start servers by name and apa
 
 def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
     """Why the entry's server cannot start here (an apache-conf also without its file), or None."""
+    if s.url:
+        return None  # already running: whether it answers is each profile's health check
     if s.httpd_conf:
         from servers.external.apache import unavailable
 
@@ -380,6 +494,8 @@ def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
 
 def _version(s: ServerEntry) -> str | None:
     """What runs under the entry (apache-conf: the httpd binary's version)."""
+    if s.url:
+        return None  # a server we did not start: its version is its own business
     if s.httpd_conf:
         from servers.external.apache import version
 

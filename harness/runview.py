@@ -217,6 +217,8 @@ class ServerInfo:
     notes: tuple[str, ...]
     effective_config: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    url: str = ""  # a server that was already running: its URL (docs/harness.md, url servers)
+    sampled: bool = True  # False: its process tree could not be sampled here (no CPU or memory figures)
 
     @classmethod
     def from_dict(cls, label: str, info: Mapping[str, Any]) -> "ServerInfo":
@@ -225,7 +227,8 @@ class ServerInfo:
                    app=info.get("app") or "", available=info.get("available") is not False,
                    unavailable_reason=info.get("unavailable_reason") or "", version=info.get("version") or "",
                    notes=tuple(str(n) for n in info.get("notes") or ()),
-                   effective_config=info.get("effective_config") or "", raw=info)
+                   effective_config=info.get("effective_config") or "", raw=info, url=info.get("url") or "",
+                   sampled=info.get("sampled") is not False)
 
 
 # -- statistics over trials ---------------------------------------------------------------------------

@@ -96,16 +96,22 @@ def run_suites(
     workers: int = 2,
     timeout: float = 600.0,
     log_path: str | os.PathLike | None = None,
+    target: Mapping[str, Any] | None = None,
 ) -> dict[str, SuiteResult]:
-    """Run ``suites`` against launcher server ``server``; verdicts per suite.
+    """Run ``suites`` against launcher server ``server``, or against the running server ``target``
+    describes (``url``, ``name``, ``cafile``, ``insecure``, ``allow_attacks``: the plugin's
+    ``--target``, ``--target-name``, ``--cafile``, ``--insecure``, ``--allow-attacks``; docs/suites-in-ci.md);
+    verdicts per suite.  Against a non-loopback target the plugin skips the attack-like tests, with
+    the reason, unless ``allow_attacks``.
 
     A run that exceeds ``timeout`` is killed (its whole session) and every
     suite is recorded as ``error`` with the reason; so is a pytest that
     could not start or wrote no XML.  Test failures are verdicts, not errors.
     """
     paths = [SUITES[s] for s in suites]
-    argv = [sys.executable, "-m", "pytest", *paths, "--server", server, f"--junitxml={os.fspath(xml_path)}",
-            "-q", "-n", str(workers), "-p", "no:cacheprovider", "-o", "junit_family=xunit1"]
+    argv = [sys.executable, "-m", "pytest", *paths, *_target_args(server, target),
+            f"--junitxml={os.fspath(xml_path)}", "-q", "-n", str(workers), "-p", "no:cacheprovider",
+            "-o", "junit_family=xunit1"]
     for key, value in (sets or {}).items():
         argv += ["--server-set", f"{key}={_yaml_scalar(value)}"]
     started = time.monotonic()
@@ -137,6 +143,20 @@ def run_suites(
             if r.status == "ok":
                 r.status, r.reason = "error", f"pytest exited with status {code}"
     return results
+
+
+def _target_args(server: str, target: Mapping[str, Any] | None) -> list[str]:
+    """The plugin's options that choose the server: ``--server NAME``, or ``--target URL`` and its TLS
+    and attack options."""
+    if not target:
+        return ["--server", server]
+    args = ["--target", target["url"]]
+    if target.get("name"):
+        args += ["--target-name", target["name"]]
+    if target.get("cafile"):
+        args += ["--cafile", target["cafile"]]
+    args += ["--insecure"] * bool(target.get("insecure")) + ["--allow-attacks"] * bool(target.get("allow_attacks"))
+    return args
 
 
 def _yaml_scalar(value: Any) -> str:

@@ -112,8 +112,10 @@ connecting at the stop had no request in flight and are simply closed.
 
 Safety
 ------
-Only loopback targets (127.0.0.0/8, ::1, ``localhost``) are accepted; any
-other host raises ``ValueError``.  Every run is bounded in time
+By default only loopback targets (127.0.0.0/8, ::1, ``localhost``) are
+accepted and any other host raises ``ValueError``; ``any_host=True`` (the
+harness, for a matrix server given as a URL: docs/harness.md) accepts any
+host name or address, resolved once before the run.  Every run is bounded in time
 (``duration`` + ``timeout`` for the drain) and in count (``max_requests``,
 or ``duration * 200_000`` per process when it is not given; open loop: the
 schedule, ceil(``duration`` x ``rate``)).
@@ -171,11 +173,13 @@ LoadResult = DriverResult
 # target and request
 
 
-def parse_loopback_url(url: str) -> tuple[int, tuple, str, str]:
+def parse_loopback_url(url: str, *, any_host: bool = False) -> tuple[int, tuple, str, str]:
     """Split ``url`` into (family, sockaddr, host header, request target).
 
     Raises ValueError unless the scheme is http and the host is a loopback
-    address (127.0.0.0/8, ::1) or ``localhost``.
+    address (127.0.0.0/8, ::1) or ``localhost``; with ``any_host`` any host,
+    a name resolved here (the first address getaddrinfo gives), and the Host
+    header is the URL's own (RFC 9110 section 7.2).
     """
     parts = urlsplit(url)
     if parts.scheme != "http":
@@ -187,21 +191,12 @@ def parse_loopback_url(url: str) -> tuple[int, tuple, str, str]:
         port = parts.port or 80
     except ValueError as e:
         raise ValueError(f"bad port in {url!r}: {e}") from None
-    if host == "localhost":
-        ip = ipaddress.ip_address("127.0.0.1")
-    else:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(
-                f"refusing {url!r}: the host must be a loopback address literal "
-                "(127.0.0.0/8, ::1) or localhost"
-            ) from None
-    if not ip.is_loopback:
+    ip = _address(url, host, port, any_host)
+    if not ip.is_loopback and not any_host:
         raise ValueError(f"refusing {url!r}: {host} is not a loopback address")
     if ip.version == 6:
         family, addr = socket.AF_INET6, (str(ip), port, 0, 0)
-        hosthdr = f"[{ip}]:{port}"
+        hosthdr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     else:
         family, addr = socket.AF_INET, (str(ip), port)
         hosthdr = f"{host}:{port}"
@@ -209,6 +204,23 @@ def parse_loopback_url(url: str) -> tuple[int, tuple, str, str]:
     if parts.query:
         target += "?" + parts.query
     return family, addr, hosthdr, target
+
+
+def _address(url: str, host: str, port: int, any_host: bool) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address ``host`` names: a literal, ``localhost``, or (``any_host`` only) a name resolved once."""
+    if host == "localhost":
+        return ipaddress.ip_address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        if not any_host:
+            raise ValueError(f"refusing {url!r}: the host must be a loopback address literal "
+                             "(127.0.0.0/8, ::1) or localhost") from None
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ValueError(f"cannot resolve {host!r} in {url!r}: {e}") from None
+    return ipaddress.ip_address(info[0][4][0])
 
 
 def _encode_request(
@@ -999,6 +1011,7 @@ def run_closed_loop(
     keep_alive: bool = True,
     cpus: Iterable[int] | None = None,
     max_requests: int | None = None,
+    any_host: bool = False,
 ) -> LoadResult:
     """Drive ``url`` with ``connections`` closed-loop connections for ``duration`` s.
 
@@ -1010,7 +1023,7 @@ def run_closed_loop(
     ``max_requests`` bounds the total requests sent over all processes.
     """
     return _run(url, None, connections, duration, method, headers, body, processes, timeout,
-                keep_alive, cpus, max_requests)
+                keep_alive, cpus, max_requests, any_host)
 
 
 def run_open_loop(
@@ -1027,6 +1040,7 @@ def run_open_loop(
     keep_alive: bool = True,
     cpus: Iterable[int] | None = None,
     max_requests: int | None = None,
+    any_host: bool = False,
 ) -> LoadResult:
     """Send ``rate`` requests/s to ``url`` for ``duration`` s, whatever the server does.
 
@@ -1041,12 +1055,12 @@ def run_open_loop(
     if not (rate > 0 and math.isfinite(rate)):
         raise ValueError("rate must be a positive number of requests/s")
     return _run(url, float(rate), connections, duration, method, headers, body, processes, timeout,
-                keep_alive, cpus, max_requests)
+                keep_alive, cpus, max_requests, any_host)
 
 
 def _run(url, rate, connections, duration, method, headers, body, processes, timeout, keep_alive,
-         cpus, max_requests) -> LoadResult:
-    family, addr, hosthdr, target = parse_loopback_url(url)
+         cpus, max_requests, any_host=False) -> LoadResult:
+    family, addr, hosthdr, target = parse_loopback_url(url, any_host=any_host)
     if connections < 1:
         raise ValueError("connections must be >= 1")
     if not (duration > 0 and math.isfinite(duration)):

@@ -81,9 +81,12 @@ def _check_locust(values: dict, given: dict) -> list[str]:
     if not values["worker_wait"] > 0:
         out.append(f"worker_wait must be > 0 seconds, not {values['worker_wait']!r}")
     if values["master_bind"]:
-        host, sep, port = values["master_bind"].rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-            out.append(f"master_bind must be HOST:PORT (port 0: a free one), not {values['master_bind']!r}")
+        from .locust import split_master_bind
+
+        try:
+            split_master_bind(values["master_bind"])
+        except ValueError as exc:
+            out.append(str(exc))
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..runview import SOAK_MIN_SECONDS, ProfileCell
 from .latency import percentiles_ms
 from .sections import PARTIAL_STATUSES, Section, Sheet, Table, align
-from .text import DASH, clip, fmt_pct, fmt_ratio, fmt_sig, fmt_spread, ratio
+from .text import DASH, NOT_SAMPLED, clip, fmt_pct, fmt_ratio, fmt_sig, fmt_spread, ratio
 
 __all__ = ["environment", "throughput", "cpu", "memory", "growth", "peers", "flags", "invalid_reason"]
 
@@ -138,8 +138,8 @@ def cpu(sheet: Sheet) -> Section:
         for s in run.servers:
             why = sheet.status_text(s, p)
             st = run.stats(s, p)
-            row = [s, p, sheet.trials(s, p),
-                   why if why is not None else fmt_spread(sheet.metric(s, p, "cpu_us_per_request"))]
+            figure = fmt_spread(sheet.metric(s, p, "cpu_us_per_request")) if sheet.sampled(s) else NOT_SAMPLED
+            row = [s, p, sheet.trials(s, p), why if why is not None else figure]
             if ref:
                 row.append(fmt_ratio(ratio(sheet.median(s, p, "cpu_us_per_request"), ref_cpu)))
             row.append(fmt_spread(sheet.metric(s, p, "driver_cpu_fraction"), fmt=fmt_pct))
@@ -176,6 +176,9 @@ def memory(sheet: Sheet) -> Section:
             row = [s, p, sheet.trials(s, p)]
             if why is not None:
                 row += [why, DASH, DASH, DASH, DASH]
+            elif not sheet.sampled(s):
+                row += [NOT_SAMPLED, NOT_SAMPLED, NOT_SAMPLED, NOT_SAMPLED if idle else DASH,
+                        fmt_spread(sheet.metric(s, p, "answered_fraction"), fmt=fmt_pct) if idle else DASH]
             else:
                 row += [fmt_spread(sheet.metric(s, p, "pss_peak_mib")), fmt_spread(sheet.metric(s, p, "pss_steady_mib")),
                         fmt_spread(sheet.metric(s, p, "rss_peak_mib")),

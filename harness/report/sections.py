@@ -127,7 +127,13 @@ class Sheet:
             causes = [f for f in flags if f in _INVALID_FLAGS] or flags  # noisy, late_sends: not why it is invalid
             return "invalid: " + (", ".join(causes) or "see table 9")
         skipped = [c for c in st.cells if c.reason]
+        if skipped and skipped[0].reason.startswith("not run:"):  # a refusal says itself (attack-like)
+            return skipped[0].reason
         return "skipped" + (f": {clip(skipped[0].reason, 60)}" if skipped else "")
+
+    def sampled(self, server: str) -> bool:
+        """Whether the server's process tree was sampled (False: a URL server with no PID on this machine)."""
+        return self.run.server(server).sampled
 
     def notes(self, server: str, profile: str) -> str:
         """Non-ok trials and flags of a server x profile, compactly."""

@@ -11,11 +11,13 @@ from typing import Any, Callable
 
 from ..runview import Spread
 
-__all__ = ["DASH", "fmt_sig", "fmt_ratio", "fmt_pct", "fmt_count", "fmt_seconds", "fmt_spread", "ratio", "num",
+__all__ = ["DASH", "NOT_SAMPLED", "fmt_sig", "fmt_ratio", "fmt_pct", "fmt_count", "fmt_seconds", "fmt_spread", "ratio", "num",
            "clip"]
 
 #: what a figure that was not measured shows
 DASH = "–"
+#: what a CPU or memory figure of a server that runs elsewhere (a URL without a PID here) shows
+NOT_SAMPLED = "not sampled here"
 
 
 def fmt_sig(value: float | int | None, digits: int = 3) -> str:
