@@ -104,8 +104,9 @@ def test_worker_command_and_master_bind():
     host, port = parse_master_bind("127.0.0.1:0")
     assert host == "127.0.0.1" and 0 < port < 65536
     assert parse_master_bind("[::1]:6000") == ("::1", 6000)
-    with pytest.raises(ValueError):
-        parse_master_bind("127.0.0.1:70000")
+    for bad in ("127.0.0.1:70000", "127.0.0.1", "::1:6000", "host:port"):
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            parse_master_bind(bad)
     assert worker_command("10.0.0.5", 5557) == (
         "locust -f suites/load.py,harness/drivers/locust_plugin/mpm_harness_locust_report.py "
         "--worker --master-host 10.0.0.5 --master-port 5557")

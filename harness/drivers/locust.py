@@ -121,7 +121,7 @@ from .subproc import (  # noqa: F401 (DriverError and BoundedRun re-exported)
 __all__ = [
     "DriverError", "run_locust", "locust_available", "parse_locust_csv", "result_from_locust_csv",
     "result_from_reports", "histogram_from_percentiles", "run_bounded", "BoundedRun", "usable_cpus",
-    "DEFAULT_LOCUSTFILE", "LOAD_PROFILES", "worker_command", "parse_master_bind",
+    "DEFAULT_LOCUSTFILE", "LOAD_PROFILES", "worker_command", "parse_master_bind", "split_master_bind",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -452,18 +452,20 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def parse_master_bind(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``; port 0 or none: a free one) -> (host, port) for locust's master.
+def split_master_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``) -> (host, port); port 0 means a free one. No socket is touched.
 
-    Raises ValueError for a port out of range.
+    Raises ValueError without a port or with one out of range.
     """
     host, sep, port = str(text).rpartition(":")
-    if not sep or "]" in port:
-        host, port = str(text), ""
-    host = host.strip("[]")
-    number = int(port) if port else 0
-    if not 0 <= number < 65536:
-        raise ValueError(f"master_bind port must be 0-65535, not {port!r}")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or (":" in host and not host.startswith("[")):
+        raise ValueError(f"master_bind must be HOST:PORT ([v6]:PORT; port 0: a free one), not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_master_bind(text: str) -> tuple[str, int]:
+    """:func:`split_master_bind`, with port 0 replaced by a free port of that address."""
+    host, number = split_master_bind(text)
     return host, number or _free_port("0.0.0.0" if host in _WILDCARDS else host)
 
 
