@@ -229,12 +229,19 @@ def _cmd_list(args) -> int:
         m = load_matrix(args.matrix)
         print(f"\nmatrix {m.name} ({m.source}): {m.description}")
         srv = available()
-        print(tabulate([(s.label, s.server, srv.get(s.server, "unknown server") or "available",
-                         " ".join(f"{k}={v}" for k, v in s.set.items())) for s in m.servers],
+        print(tabulate([(s.label, s.server, _here(s, srv), s.url or " ".join(f"{k}={v}" for k, v in s.set.items()))
+                        for s in m.servers],
                        headers=["label", "server", "here", "directives"], tablefmt="github"))
         print(tabulate([(p.name, p.driver, p.duration, m.trials_of(p), p.get("description")) for p in m.profiles],
                        headers=["profile", "driver", "seconds", "trials", "what"], tablefmt="github"))
     return 0
+
+
+def _here(s, srv: dict) -> str:
+    """``harness list``'s word for whether a matrix server can run here (a URL server: already running)."""
+    if s.url:
+        return "running" + (" (sampled by pid)" if s.pid or s.pidfile else " (not sampled here)")
+    return srv.get(s.server, "unknown server") or "available"
 
 
 def _cmd_report(args) -> int:

@@ -172,3 +172,11 @@ def test_url_matrix_keeps_the_base_profiles_and_suites():
     m = url_matrix(base, "http://127.0.0.1:1/", allow_attacks=True)
     assert [p.name for p in m.profiles] == [p.name for p in base.profiles] and m.suites == base.suites
     assert m.reference == "" and m.servers[0].allow_attacks
+
+
+def test_harness_list_shows_a_url_server_as_running(tmp_path, capsys):
+    path = tmp_path / "m.yaml"
+    path.write_text("servers:\n  - {label: staging, url: 'http://192.0.2.1:8080/'}\n"
+                    "profiles:\n  hello: {driver: loadgen, duration: 1}\n")
+    assert cli.main(["list", "--matrix", str(path)]) == 0
+    assert ["staging", "url", "running (not sampled here)", "http://192.0.2.1:8080"] in rows(capsys.readouterr().out)
