@@ -180,3 +180,11 @@ def test_harness_list_shows_a_url_server_as_running(tmp_path, capsys):
                     "profiles:\n  hello: {driver: loadgen, duration: 1}\n")
     assert cli.main(["list", "--matrix", str(path)]) == 0
     assert ["staging", "url", "running (not sampled here)", "http://192.0.2.1:8080"] in rows(capsys.readouterr().out)
+
+
+def test_the_suites_run_against_a_url_server_through_target(event, tmp_path):
+    doc = run(matrix({"label": "running", "url": event.url}, profiles={}, suites=["smoke"]), tmp_path)
+    [cell] = [c for c in doc["cells"] if c["kind"] == "suite"]
+    assert cell["suite"] == "smoke" and cell["status"] == "ok", cell["reason"]
+    assert cell["counts"]["passed"] > 0
+    assert "[running]" in (tmp_path / "run" / "suites" / "running.xml").read_text()  # --target-name LABEL
