@@ -368,6 +368,27 @@ def test_locust_takes_any_http_url_and_passes_the_attack_opt_in(url, allow, monk
     assert ("--allow-attacks" in argv) is allow
 
 
+def test_locust_passes_the_tls_options(tmp_path, monkeypatch):
+    seen = []
+
+    def started(argv, **kw):
+        seen.append(argv)
+        raise _Started
+
+    monkeypatch.setattr(locust_driver, "run_bounded", started)
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    for kw, wanted in (({"ca_cert": pem}, ["--ca-cert", str(pem)]), ({"insecure": True}, ["--insecure"])):
+        with pytest.raises(_Started):
+            run_locust("https://127.0.0.1:8443/", users=1, spawn_rate=1, duration=1, **kw)
+        argv = seen.pop()
+        assert argv[argv.index(wanted[0]):argv.index(wanted[0]) + len(wanted)] == wanted
+    for kw in ({"ca_cert": pem, "insecure": True}, {"ca_cert": tmp_path / "missing.pem"}):
+        with pytest.raises(ValueError):
+            run_locust("https://127.0.0.1:8443/", users=1, spawn_rate=1, duration=1, **kw)
+    assert seen == []
+
+
 def test_bad_arguments_are_refused_before_anything_runs(monkeypatch):
     def no_run(*a, **kw):
         raise AssertionError("a driver process was started")

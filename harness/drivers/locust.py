@@ -535,6 +535,8 @@ def run_locust(
     master_bind: str | None = None,
     worker_wait: float = DEFAULT_WORKER_WAIT_S,
     allow_attacks: bool = False,
+    ca_cert: str | os.PathLike | None = None,
+    insecure: bool = False,
     on_worker_command: Callable[[str], None] | None = None,
 ) -> DriverResult:
     """Run locust headless against ``url`` for ``duration`` seconds and return its :class:`DriverResult`.
@@ -559,6 +561,9 @@ def run_locust(
     (``extra["workers"]``: each worker's host, pid and requests).
     ``allow_attacks`` passes ``--allow-attacks`` to suites/load.py: the
     attack-like users (KeepAliveUser, ChurnUser) against a non-loopback host.
+    ``ca_cert`` (a PEM file, also trusted for an https target) and
+    ``insecure`` (check no certificate) become suites/load.py's ``--ca-cert``
+    and ``--insecure``; the master sends them to every worker.
     ``cpus`` pins the whole locust tree.  ``timeout`` bounds the whole
     subprocess (default: ``duration`` + 30 s for startup and shutdown); an
     overrun is stopped by process group.  ``workdir`` keeps the CSV files,
@@ -587,6 +592,10 @@ def run_locust(
         raise ValueError(f"remote_workers must be >= 0, not {remote_workers!r}")
     if not float(worker_wait) > 0:
         raise ValueError(f"worker_wait must be > 0, not {worker_wait!r}")
+    if ca_cert and insecure:
+        raise ValueError("give ca_cert or insecure, not both")
+    if ca_cert and not Path(ca_cert).is_file():
+        raise ValueError(f"ca_cert {str(ca_cert)!r} is not a file")
     remote = int(remote_workers)
     bind = parse_master_bind(master_bind or "127.0.0.1:0") if processes > 1 or remote else None
     if load_profile not in LOAD_PROFILES:
@@ -633,6 +642,10 @@ def run_locust(
             (on_worker_command or _print_worker_command)(command)
     if allow_attacks:
         argv.append("--allow-attacks")
+    if ca_cert:
+        argv += ["--ca-cert", str(Path(ca_cert).resolve())]
+    if insecure:
+        argv.append("--insecure")
     argv += classes
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     env.update({
