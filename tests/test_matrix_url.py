@@ -188,3 +188,12 @@ def test_the_suites_run_against_a_url_server_through_target(event, tmp_path):
     assert cell["suite"] == "smoke" and cell["status"] == "ok", cell["reason"]
     assert cell["counts"]["passed"] > 0
     assert "[running]" in (tmp_path / "run" / "suites" / "running.xml").read_text()  # --target-name LABEL
+
+
+def test_a_status_url_is_polled_and_no_status_url_means_no_poll(event, tmp_path):
+    polled = run(matrix({"label": "running", "url": event.url, "status_url": event.url + "/server-status"},
+                        scoreboard=True), tmp_path / "a")
+    board = profile_cells(polled)[0]["scoreboard"]
+    assert board is not None and board["busy"], board  # states over time, read from the status_url
+    unpolled = run(matrix({"label": "running", "url": event.url}, scoreboard=True), tmp_path / "b")
+    assert profile_cells(unpolled)[0]["scoreboard"] is None
