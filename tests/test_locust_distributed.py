@@ -124,3 +124,20 @@ def test_the_profile_keys_are_checked():
 def test_any_http_url_is_accepted_and_others_refused():
     with pytest.raises(ValueError, match="http:// or https://"):
         run_locust("ftp://example.com/", users=1, spawn_rate=1, duration=1)
+
+
+def test_an_https_target_with_its_own_certificate(server, tmp_path):  # noqa: F811 (the fixture)
+    from .test_suites_remote import TLSProxy, _certificate
+
+    cert, key = _certificate(tmp_path)
+    proxy = TLSProxy(server.port, cert, key)
+    try:
+        url = f"https://127.0.0.1:{proxy.port}/"
+        trusted = run_locust(url, users=2, spawn_rate=2, duration=1, ca_cert=cert)
+        refused = run_locust(url, users=2, spawn_rate=2, duration=1)
+    finally:
+        proxy.stop()
+    assert trusted.ok and trusted.requests > 0 and trusted.status_counts == {200: trusted.requests}
+    # checked against the system's CAs by default: a self-signed certificate fails every request
+    assert refused.requests == 0 and sum(refused.errors.values()) > 0, refused.errors
+    assert any("CERTIFICATE_VERIFY_FAILED" in m for m in refused.extra["failures"]), refused.extra["failures"]
