@@ -48,7 +48,10 @@ PACKAGES = ("servers", "harness", "suites")
 #: import name -> the distribution that provides it
 DISTRIBUTION = {"yaml": "pyyaml", "httptools": "httptools", "h11": "h11", "pytest": "pytest", "psutil": "psutil",
                 "tabulate": "tabulate", "hdrh": "hdrhistogram", "matplotlib": "matplotlib", "locust": "locust",
-                "gunicorn": "gunicorn"}
+                "gunicorn": "gunicorn",
+                # locust runs on gevent (a dependency of locust itself): the locustfile builds its
+                # users' TLS contexts with gevent.ssl, so gevent comes with the locust extra
+                "gevent": "locust"}
 #: part of the tree -> the extras it is run with (the core always)
 PARTS = {
     "servers": ("suites", "peers"),  # the launcher lists processes (psutil) and starts gunicorn for the suites
