@@ -6,7 +6,7 @@ this module only ever *runs* it::
 
     python -m locust -f suites/load.py,<report plugin> --headless --host URL
         -u USERS -r RATE --run-time Ns --csv PREFIX --csv-full-history
-        --only-summary --exit-code-on-error 0 [--processes N ...] [UserClass ...]
+        --only-summary --exit-code-on-error 0 --stop-timeout 5 [--processes N ...] [UserClass ...]
 
 in its own session (so the whole process tree can be signalled as one
 group), with its working directory in a scratch folder (so no
@@ -87,9 +87,11 @@ Limits that remain
   over its whole life (startup, imports, shutdown), taken from ``os.wait4``
   through a small reaper wrapper (see :func:`run_bounded`), is in
   ``extra["driver_cpu_total_seconds"]``.
-* Requests in flight when the run stops are abandoned (locust kills its
-  users), so the server may have answered up to ``users`` requests more
-  than ``requests``.
+* When the run stops, each user finishes the task it is in
+  (``--stop-timeout 5``: locust kills a user still busy after 5 s), so a
+  request in flight is counted rather than abandoned and ``requests``
+  equals what the server answered; the stop may end up to a task later
+  than ``--run-time``.
 * ``per_connection``/``starved_connections`` are None: locust cannot tell.
 """
 
@@ -630,7 +632,7 @@ def run_locust(
     argv = [
         sys.executable, "-m", "locust", "-f", f"{locustfile},{plugin}", "--headless", "--host", host,
         "-u", str(int(users)), "-r", f"{float(spawn_rate):g}", "--run-time", f"{run_time}s",
-        "--csv", str(prefix), "--csv-full-history", "--only-summary", "--exit-code-on-error", "0",
+        "--csv", str(prefix), "--csv-full-history", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "5",
     ]
     wait = float(worker_wait) if remote else STARTUP_GRACE_S
     command = None
