@@ -114,6 +114,7 @@ def run_idle(
     timeout: float = 5.0,
     on_hold: Callable[[int], None] | None = None,
     cpus: Iterable[int] | None = None,
+    any_host: bool = False,
     probes: int = 0,
 ) -> DriverResult:
     """Answer one request on each of ``connections`` connections, then hold them idle ``duration`` s.
@@ -122,9 +123,12 @@ def run_idle(
     ``timeout`` passed), just before the idle hold, so the caller can mark
     its memory sampler.  ``cpus`` pins the calling thread while the driver
     runs.  ``probes``: new clients served one at a time during the hold
-    (module doc); their figures are ``extra["probes"]``.
+    (module doc); their figures are ``extra["probes"]``. A non-loopback ``url`` raises
+    ValueError unless ``any_host``.
     """
-    family, addr, hosthdr, target = parse_loopback_url(url)
+    # any_host: the harness's choice for a server given as a URL; it runs this attack-like
+    # driver against a non-loopback one only with the run's opt-in (matrix.ServerEntry.attack_refusal)
+    family, addr, hosthdr, target = parse_loopback_url(url, any_host=any_host)
     if connections < 1:
         raise ValueError("connections must be >= 1")
     if probes < 0:

@@ -313,6 +313,7 @@ def run_wrk(
     duration: float,
     threads: int = 1,
     cpus: Iterable[int] | None = None,
+    any_host: bool = False,
     timeout: float = 5.0,
     count_statuses: bool = False,
 ) -> DriverResult:
@@ -324,12 +325,13 @@ def run_wrk(
     through wrk's ``response()`` hook, at a CPU cost.  The run is bounded by
     ``duration + timeout + 15`` s and stopped by process group past that.
 
-    Raises ValueError for a non-loopback ``url`` or bad arguments (before
+    Raises ValueError for a non-loopback ``url`` unless ``any_host`` (the harness's choice
+    for a server given as a URL), for a URL that is not http:// or bad arguments (before
     anything runs) and :class:`DriverError` when wrk is missing, fails,
     overruns or prints no report.  A target that refuses connections is a
     result (``errors["connect"]``), not an exception.
     """
-    parse_loopback_url(url)
+    parse_loopback_url(url, any_host=any_host)
     if int(threads) < 1:
         raise ValueError(f"threads must be >= 1, not {threads!r}")
     if int(connections) < int(threads):
