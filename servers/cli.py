@@ -25,9 +25,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import yaml
 
-from .config import ConfigError, ServerConfig, directive_name, format_config, load_config, parse_override
+from .config import OVERRIDES, ConfigError, ServerConfig, directive_sources, format_config, load_config, parse_override
 from .mpm.spec import MPM_NAMES, MPMS, MPMSpec
 
 #: httpd 2.4 builds event where the platform supports it (its default MPM since 2.4)
@@ -359,32 +358,9 @@ def flag_settings(mpm: str, cfg: ServerConfig, args: argparse.Namespace) -> list
 
 
 def named_directives(mpm: str, path: str | None, overrides: Mapping[str, Any]) -> dict[str, str]:
-    """The directives the file (top level and the ``mpm`` section) and --set name -> who names them.
-
-    Call it after :func:`load_config` accepted the same file and overrides (unknown names are
-    skipped here, since load_config has already refused them).
-    """
-    named: dict[str, str] = {}
-    if path is not None:
-        with open(path, "rb") as handle:
-            document = yaml.safe_load(handle) or {}
-        _name_keys(document, mpm, os.fspath(path), named)
-    _name_keys(overrides, mpm, "--set", named)
-    return named
-
-
-def _name_keys(mapping: Mapping[Any, Any], mpm: str, source: str, named: dict[str, str]) -> None:
-    for key, value in mapping.items():
-        if not isinstance(key, str):
-            continue
-        if key.strip().lower() in MPM_NAMES:
-            if key.strip().lower() == mpm and isinstance(value, Mapping):
-                _name_keys(value, mpm, source, named)
-            continue
-        try:
-            named[directive_name(key)] = source
-        except ConfigError:
-            continue
+    """The directives the file (top level and the ``mpm`` section) and --set name -> who names them."""
+    return {name: "--set" if source == OVERRIDES else source
+            for name, source in directive_sources(mpm, path, overrides).items()}
 
 
 def resolve(mpm: str, args: argparse.Namespace) -> Resolved:

@@ -55,7 +55,7 @@ __all__ = [
     "ServerConfig",
     "conf_quoted",
     "default_config",
-    "directive_name",
+    "directive_sources",
     "format_config",
     "is_async",
     "is_threaded",
@@ -72,6 +72,8 @@ _ASYNC = tuple(name for name, spec in MPM_SPECS.items() if spec.asynchronous)
 _LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 _DEFAULTS_LABEL = "<defaults>"
 _OVERRIDES_LABEL = "<overrides>"
+#: the source :func:`directive_sources` names for the overrides (the command line's --set)
+OVERRIDES = _OVERRIDES_LABEL
 
 
 class ConfigError(ValueError):
@@ -1075,13 +1077,6 @@ def _canonical(key: object, source: str) -> str:
     raise ConfigError(f"{source}: unknown directive '{key}'{hint}", source=source, key=key)
 
 
-def directive_name(key: str) -> str:
-    """The table's name of directive ``key`` (any case; a deprecated alias such as MaxClients
-    gives its successor, as httpd reads it); ConfigError for an unknown name."""
-    name = _canonical(key, _OVERRIDES_LABEL)
-    return _ALIASES.get(name, (name,))[0]
-
-
 def _mpm_defaults(mpm: str) -> dict[str, Any]:
     """Compiled-in defaults of httpd 2.4 for ``mpm``, from the directive table (docs/mpm-model.md §6)."""
     return {d.name: d.default_for(mpm) for d in _DIRECTIVE_LIST}
@@ -1308,6 +1303,28 @@ def default_config(mpm: str) -> ServerConfig:
     return load_config(mpm)
 
 
+def _settings(mpm: str, path, overrides, notes: list[str]) -> list[tuple[str, Any, str]]:
+    """(directive, value, source) for ``mpm`` from the file, then ``overrides``, in reading order."""
+    settings: list[tuple[str, Any, str]] = []
+    if path is not None:
+        document, label = _read_yaml(path)
+        settings += _collect(document, label, mpm, notes)
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"{_OVERRIDES_LABEL}: expected a mapping of directive to value",
+                              source=_OVERRIDES_LABEL)
+        settings += _collect(overrides, _OVERRIDES_LABEL, mpm, notes)
+    return settings
+
+
+def directive_sources(mpm: str, path: str | os.PathLike[str] | None = None,
+                      overrides: Mapping[str, object] | None = None) -> dict[str, str]:
+    """{directive: what sets it for ``mpm``}: the file's path, or OVERRIDES for ``overrides``
+    (the later one where both do), read exactly as :func:`load_config` reads them."""
+    mpm = _check_mpm(mpm, os.fspath(path) if path is not None else _DEFAULTS_LABEL)
+    return {name: source for name, _value, source in _settings(mpm, path, overrides, [])}
+
+
 def load_config(
     mpm: str,
     path: str | os.PathLike[str] | None = None,
@@ -1325,15 +1342,7 @@ def load_config(
     source_label = os.fspath(path) if path is not None else _DEFAULTS_LABEL
     mpm = _check_mpm(mpm, source_label)
     notes: list[str] = []
-    settings: list[tuple[str, Any, str]] = []
-    if path is not None:
-        document, label = _read_yaml(path)
-        settings += _collect(document, label, mpm, notes)
-    if overrides:
-        if not isinstance(overrides, Mapping):
-            raise ConfigError(f"{_OVERRIDES_LABEL}: expected a mapping of directive to value",
-                              source=_OVERRIDES_LABEL)
-        settings += _collect(overrides, _OVERRIDES_LABEL, mpm, notes)
+    settings = _settings(mpm, path, overrides, notes)
 
     values = _mpm_defaults(mpm)
     for name, value, _source in settings:
