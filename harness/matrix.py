@@ -240,10 +240,10 @@ class Matrix:
 
 
 def known_servers() -> list[str]:
-    """Every name the launcher knows, whether or not it can start on this machine (and apache-conf)."""
+    """Every name the launcher knows, whether or not it can start on this machine."""
     from servers.launcher import available
 
-    return [*available(), CONF_SERVER]
+    return list(available())
 
 
 def builtin_matrices() -> dict[str, Path]:

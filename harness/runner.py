@@ -402,16 +402,13 @@ class MatrixRunner:
         for s in self.m.servers:
             if s.label in self.unavailable:
                 continue
-            if s.httpd_conf:  # the suites launch by name; this one needs its file: pytest suites --target URL
-                for suite in self.m.suites:
-                    self.doc.add_cell(_suite_cell(s.label, suite, "skipped", _CONF_SUITES))
-                continue
             est = sum(_EST_SUITE.get(x, 10.0) for x in self.m.suites) / max(1, self.m.suite_workers / 2) + 3
             self.progress.step(f"{s.label}: suites {', '.join(self.m.suites)}", est)
             xml = self.run_dir / "suites" / f"{s.label}.xml"
             results = run_suites(s.server, self.m.suites, xml_path=xml, sets=s.suite_set,
                                  workers=self.m.suite_workers, timeout=self.m.suite_timeout,
-                                 log_path=self.run_dir / "suites" / f"{s.label}.log", target=_target(s))
+                                 log_path=self.run_dir / "suites" / f"{s.label}.log", target=_target(s),
+                                 env=_suite_env(s))
             for suite, r in results.items():
                 cell = {"kind": "suite", "server": s.label, **r.to_dict(),
                         "junit": str(xml.relative_to(self.run_dir))}
@@ -476,8 +473,13 @@ def _probes_note(pr: dict) -> str:
     return text + (f", {pr['failed']} got no answer" if pr["failed"] else "")
 
 
-_CONF_SUITES = ("not run from a matrix: the suites start servers by name and apache-conf needs its httpd.conf; "
-                "start it and run pytest suites --target URL (docs/reference-servers.md)")
+def _suite_env(s: ServerEntry) -> dict[str, str] | None:
+    """What the suites' pytest needs beyond ``--server``: apache-conf's httpd.conf ($MPM_HARNESS_HTTPD_CONF)."""
+    if not s.httpd_conf:
+        return None
+    from servers.external.apache import CONF_ENV
+
+    return {CONF_ENV: s.httpd_conf}
 
 
 def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
@@ -485,10 +487,9 @@ def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
     if s.url:
         return None  # already running: whether it answers is each profile's health check
     if s.httpd_conf:
-        from servers.external.apache import unavailable
+        from servers.external.apache import conf_unavailable
 
-        why = unavailable("conf")
-        return why or (None if os.path.isfile(s.httpd_conf) else f"no httpd.conf at {s.httpd_conf}")
+        return conf_unavailable(s.httpd_conf)
     return avail.get(s.server, f"unknown server {s.server!r}; known: {', '.join(avail)}")
 
 

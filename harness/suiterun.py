@@ -97,12 +97,14 @@ def run_suites(
     timeout: float = 600.0,
     log_path: str | os.PathLike | None = None,
     target: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, SuiteResult]:
     """Run ``suites`` against launcher server ``server``, or against the running server ``target``
     describes (``url``, ``name``, ``cafile``, ``insecure``, ``allow_attacks``: the plugin's
     ``--target``, ``--target-name``, ``--cafile``, ``--insecure``, ``--allow-attacks``; docs/suites-in-ci.md);
     verdicts per suite.  Against a non-loopback target the plugin skips the attack-like tests, with
-    the reason, unless ``allow_attacks``.
+    the reason, unless ``allow_attacks``.  ``env`` is added to pytest's environment (apache-conf's
+    ``MPM_HARNESS_HTTPD_CONF``).
 
     A run that exceeds ``timeout`` is killed (its whole session) and every
     suite is recorded as ``error`` with the reason; so is a pytest that
@@ -118,7 +120,7 @@ def run_suites(
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env={**os.environ, **env} if env else None)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -13,8 +13,8 @@ the pidfile and the error log. The handle controls it with httpd's signals.
 
 The same call starts the reference servers (``servers/external/``): Apache
 httpd with each of its MPMs (``apache-prefork``, ``apache-worker``,
-``apache-event``) and gunicorn's sync and gthread workers (``gunicorn-sync``,
-``gunicorn-gthread``). ``available()`` says which can start here and, for a
+``apache-event``, and ``apache-conf`` from the user's own httpd.conf) and gunicorn's
+sync and gthread workers (``gunicorn-sync``, ``gunicorn-gthread``). ``available()`` says which can start here and, for a
 missing one, what to install. Every handle has the same interface; what
 differs per server (how it is spawned, how readiness is seen, which signal
 means what) lives in a small :class:`Handle` subclass.
@@ -49,6 +49,7 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "apache-prefork": ("apache", "prefork"),
     "apache-worker": ("apache", "worker"),
     "apache-event": ("apache", "event"),
+    "apache-conf": ("apache", "conf"),  # httpd from the user's own httpd.conf (config=, or $MPM_HARNESS_HTTPD_CONF)
     "gunicorn-sync": ("gunicorn", "sync"),
     "gunicorn-gthread": ("gunicorn", "gthread"),
 }
@@ -436,9 +437,10 @@ def start(
     the names in ``required``, which raise :class:`NotApplicable` instead (a test that
     configures a directive needs it honoured).
     """
-    if name in EXTERNAL or name == "apache-conf":  # apache-conf: httpd from the user's own httpd.conf (config=)
-        module, flavour = _external(name) if name in EXTERNAL else (_external("apache-event")[0], "conf")
-        why = module.unavailable(flavour)
+    if name in EXTERNAL:
+        module, flavour = _external(name)
+        # apache-conf with config= given does not need $MPM_HARNESS_HTTPD_CONF
+        why = module.conf_unavailable(config) if flavour == "conf" and config is not None else module.unavailable(flavour)
         if why is not None:
             raise LaunchError(f"{name} is not available here: {why}")
         handle = module.start(

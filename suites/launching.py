@@ -74,14 +74,16 @@ def model(name: str) -> str | None:
     Ours: itself. ``apache-X``: X (our directives are httpd's, mapped one to one by the
     launcher). gunicorn: the MPM its directives are validated against
     (``servers.external.gunicorn.CLOSEST_MPM``: sync as prefork, gthread as worker).
-    None for a name the launcher does not know (a ``--target``).
+    None for a name the launcher does not know (a ``--target``) and for ``apache-conf`` (the user's file).
     """
     if name in MPM_NAMES:
         return name
     if name not in EXTERNAL:
         return None
     module, flavour = EXTERNAL[name]
-    return flavour if module == "apache" else CLOSEST_MPM.get(flavour)
+    if module == "apache":
+        return flavour if flavour in MPM_NAMES else None  # apache-conf: the user's file, not one of ours
+    return CLOSEST_MPM.get(flavour)
 
 
 def configuration(name: str, configs: Mapping[str, Mapping[str, Any]]) -> dict | None:

@@ -131,7 +131,7 @@ def test_addresses_protocols_piped_logs_and_variables_in_includes(tmp_path):
 def test_without_a_conf_the_launch_says_how_to_give_one(monkeypatch):
     _need_apache()
     monkeypatch.delenv(apache.CONF_ENV, raising=False)
-    with pytest.raises(LaunchError, match=r"config=PATH.*MPM_HARNESS_HTTPD_CONF"):
+    with pytest.raises(LaunchError, match=r"not available here: it runs your own httpd.conf: set MPM_HARNESS_HTTPD_CONF="):
         start("apache-conf")
 
 
@@ -211,4 +211,4 @@ def test_a_matrix_runs_a_profile_on_it_and_records_the_file_and_the_mpm(debian_e
                                                  f"{debian_etc}\n# MPM: event")
     assert server["version"].startswith("Apache/2.4")
     smoke, = [c for c in doc["cells"] if c.get("kind") == "suite"]
-    assert smoke["status"] == "skipped" and "pytest suites --target URL" in smoke["reason"]
+    assert smoke["status"] == "ok" and smoke["counts"]["passed"] > 0 and smoke["counts"]["failed"] == 0, smoke

@@ -72,8 +72,8 @@ def _refused(host: str, port: int) -> bool:
 def test_registry_lists_every_server_with_a_reason_or_none():
     names = available()
     assert list(names)[:3] == ["prefork", "worker", "event"]
-    assert set(names) == {"prefork", "worker", "event", *APACHE, *GUNICORN}
-    assert set(EXTERNAL) == {*APACHE, *GUNICORN}
+    assert set(names) == {"prefork", "worker", "event", *APACHE, "apache-conf", *GUNICORN}
+    assert set(EXTERNAL) == {*APACHE, "apache-conf", *GUNICORN}
     for name in APACHE:
         assert names[name] is None or "apt-get install apache2" in names[name]
     for name in GUNICORN:
@@ -90,6 +90,19 @@ def test_missing_servers_name_the_package_to_install(monkeypatch):
     assert gunicorn.unavailable("sync") == "gunicorn not installed: pip install -e '.[peers]'"
     with pytest.raises(LaunchError, match="apache-event is not available here: apache2 not found: apt-get"):
         start("apache-event")
+
+
+def test_apache_conf_says_which_httpd_conf_it_needs(monkeypatch, tmp_path):
+    monkeypatch.delenv(apache.CONF_ENV, raising=False)
+    monkeypatch.setattr(apache, "find_binary", lambda: "/usr/sbin/apache2")
+    assert "set MPM_HARNESS_HTTPD_CONF=" in available()["apache-conf"]
+    monkeypatch.setenv(apache.CONF_ENV, str(tmp_path / "nowhere.conf"))
+    assert available()["apache-conf"] == f"no httpd.conf at {tmp_path / 'nowhere.conf'}"
+    (tmp_path / "nowhere.conf").write_text("")
+    assert available()["apache-conf"] is None
+    assert apache.conf_unavailable(tmp_path / "nowhere.conf") is None
+    monkeypatch.setattr(apache, "find_binary", lambda: None)
+    assert available()["apache-conf"] == "apache2 not found: apt-get install apache2"
 
 
 def test_unknown_server_name_lists_the_names():

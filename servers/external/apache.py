@@ -169,7 +169,7 @@ def unavailable(mpm: str) -> str | None:
     if binary is None:
         return f"apache2 not found: {INSTALL}"
     if mpm == "conf":  # apache-conf: the user's file names its modules and MPM
-        return None
+        return conf_unavailable(os.environ.get(CONF_ENV))
     if modules_dir() is None:
         return f"{binary} found but not its modules (mod_status.so); set MPM_HARNESS_APACHE_MODULES or {INSTALL}"
     if _mpm_load_line(mpm) is None:
@@ -742,6 +742,20 @@ def conf_env(run_dir: str, env: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def conf_unavailable(path: str | os.PathLike | None) -> str | None:
+    """Why ``apache-conf`` cannot start from the httpd.conf at ``path`` here (None: it can try).
+
+    httpd itself judges the file's contents when it starts; this only says what is missing
+    before that: the binary (naming the package) or the file."""
+    binary = find_binary()
+    if binary is None:
+        return f"apache2 not found: {INSTALL}"
+    if not path:
+        return (f"it runs your own httpd.conf: set {CONF_ENV}=/etc/apache2/apache2.conf (or yours), "
+                "or give httpd_conf: in a matrix entry")
+    return None if os.path.isfile(path) else f"no httpd.conf at {os.fspath(path)}"
+
+
 def start_from_conf(name: str, overrides: dict, *, config, cpus, run_dir: str | None,
                     env: Mapping[str, str] | None, required: tuple[str, ...]) -> ApacheHandle:
     """Start httpd from the user's own httpd.conf (``config``, else ``$MPM_HARNESS_HTTPD_CONF``).
@@ -801,6 +815,6 @@ def conf_values(text: str) -> dict[str, list[str]]:
     return out
 
 
-__all__ = ["ApacheHandle", "BYTES_SIZES", "CONF_ENV", "MPMS", "UserConf", "build_conf", "bytes_dir",
+__all__ = ["ApacheHandle", "BYTES_SIZES", "CONF_ENV", "MPMS", "UserConf", "build_conf", "bytes_dir", "conf_unavailable",
            "conf_values", "directives", "find_binary", "flatten", "lacks", "modules_dir", "read_user_conf", "render_conf",
            "start", "start_from_conf", "unavailable", "version"]

@@ -20,6 +20,7 @@ connection state is learnt by reading, never by sleeping:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
@@ -243,6 +244,39 @@ def outcome_matches(o: Outcome, obs: Observed, persistent: bool = True) -> bool:
     return True
 
 
+#: what a server answers for a resource it does not have (RFC 9110 §15.5.5) or that refuses the method (§15.5.6)
+_NO_RESOURCE = (404, 405)
+#: the built-in app's resources the cases address (servers/apps): the request mirror and sized bodies
+_BUILTIN_PATHS = (b"/echo", b"/bytes/")
+
+
+def missing_builtin(case: Case, obs: Observed, persistent: bool = True) -> str | None:
+    """Why ``case`` is not applicable to a server without the built-in app's resources, or None.
+
+    Cases send their requests to ``/echo`` or ``/bytes/N`` and expect the built-in app's answer
+    there (2xx). A deployment that does not serve those paths answers 404 (or 405 where a static
+    handler refuses POST), which says nothing about the framing rule the case tests. The case is
+    not applicable when answering some of those requests with 2xx instead would have met an
+    expected outcome; any other miss (a 404 where a 400 is due, a wrong close, a smuggled
+    response) is still judged."""
+    if not any(isinstance(part, bytes) and any(p in part for p in _BUILTIN_PATHS) for part in case.send):
+        return None
+    missing = [i for i, r in enumerate(obs.responses) if r.status in _NO_RESOURCE]
+    if not missing or obs.extra:
+        return None
+    # which of the 404/405 answers stand for a built-in resource: all of them, else each subset (few)
+    subsets = [set(missing)] + ([{i for k, i in enumerate(missing) if chosen >> k & 1}
+                                 for chosen in range(1, (1 << len(missing)) - 1)] if len(missing) <= 6 else [])
+    for served in subsets:
+        as_builtin = dataclasses.replace(obs, responses=[dataclasses.replace(r, status=200) if i in served else r
+                                                         for i, r in enumerate(obs.responses)])
+        if any(outcome_matches(o, as_builtin, persistent) for o in case.expect):
+            statuses = ", ".join(str(obs.responses[i].status) for i in sorted(served))
+            return (f"it does not serve the built-in app's /echo and /bytes/N (answered {statuses}); the case "
+                    "needs a resource that accepts the request")
+    return None
+
+
 def _norm(v: str) -> str:
     return " ".join(v.split(" ")).strip(" \t")
 
@@ -343,4 +377,5 @@ def judge(case: Case, obs: Observed, echo_available: bool, persistent: bool = Tr
     return Judgement(verdict, reasons, obs, matched)
 
 
-__all__ = ["Judgement", "Observed", "PROBE_ECHO", "Resp", "judge", "run", "response_rule_violations", "EITHER"]
+__all__ = ["Judgement", "Observed", "PROBE_ECHO", "Resp", "judge", "missing_builtin", "run", "response_rule_violations",
+           "EITHER"]
