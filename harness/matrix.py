@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .drivers.access import Access
 from .drivers.registry import DRIVERS as DRIVER_SPECS
 
 __all__ = [
@@ -126,6 +127,11 @@ class ServerEntry:
         from suites.plugin import is_loopback
 
         return is_loopback(urlsplit(self.url).hostname or "")
+
+    @property
+    def access(self) -> Access:
+        """How the drivers reach it: its https certificate check and the attack opt-in."""
+        return Access(cafile=self.cafile, insecure=self.insecure, allow_attacks=self.allow_attacks)
 
     def attack_refusal(self, attack_like: bool) -> str | None:
         """Why an attack-like profile or suite may not run against this server (the suites' rule:

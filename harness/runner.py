@@ -47,6 +47,7 @@ from typing import Callable, TextIO
 
 from servers.launcher import Handle, LaunchError, available, server_version, start
 
+from .drivers.access import LOOPBACK, Access
 from .drivers.base import DriverResult
 from .drivers.loadgen import run_closed_loop
 from .drivers.registry import DRIVERS
@@ -88,13 +89,14 @@ def driver_unavailable(driver: str) -> str | None:
     return DRIVERS[driver].available()
 
 
-def drive(profile: Profile, url: str, cpus: list[int], on_hold: Callable[[int], None] | None = None
-          ) -> DriverResult:
-    """Run one load profile against ``url`` with its driver, pinned to ``cpus`` (empty: unpinned)."""
+def drive(profile: Profile, url: str, cpus: list[int], on_hold: Callable[[int], None] | None = None,
+          access: Access = LOOPBACK) -> DriverResult:
+    """Run one load profile against ``url`` with its driver, pinned to ``cpus`` (empty: unpinned), reaching
+    it as ``access`` says (an https URL's certificate check, the attack opt-in)."""
     spec = DRIVERS.get(profile.driver)
     if spec is None:
         raise ValueError(f"unknown driver {profile.driver!r}")
-    return spec.run(profile, url, cpus or None, on_hold)
+    return spec.run(profile, url, cpus or None, on_hold, access)
 
 
 def _mib(n: float | None) -> float | None:
@@ -252,7 +254,7 @@ class MatrixRunner:
         runnable = [s for s in self.m.servers if s.label not in self.unavailable]
         for s in runnable:
             for p in self.m.profiles:
-                why = self.driver_reason[p.driver] or s.attack_refusal(DRIVERS[p.driver].attack_like)
+                why = self.driver_reason[p.driver] or s.attack_refusal(DRIVERS[p.driver].needs_opt_in(p))
                 if why:
                     self.doc.add_cell(_skipped_profile(s, p, why))
         trials = max([self.m.trials_of(p) for p in self.m.profiles])
@@ -262,7 +264,7 @@ class MatrixRunner:
             if not profiles:
                 continue
             for s in runnable:
-                mine = [p for p in profiles if not s.attack_refusal(DRIVERS[p.driver].attack_like)]
+                mine = [p for p in profiles if not s.attack_refusal(DRIVERS[p.driver].needs_opt_in(p))]
                 if mine:
                     self._trial(s, trial, trials, mine)
 
@@ -299,7 +301,7 @@ class MatrixRunner:
                 started = _now()
                 poller = self._poller(s, handle.url, p)
                 try:
-                    result = drive(p, handle.url, self.pinning["driver_cpus"], on_hold)
+                    result = drive(p, handle.url, self.pinning["driver_cpus"], on_hold, s.access)
                     reason = ""
                 except (KeyboardInterrupt, _Interrupted):
                     raise
@@ -314,7 +316,7 @@ class MatrixRunner:
                     code = handle.proc.returncode if isinstance(handle, Handle) else "unknown: not ours"
                     failure = f"server exited (status {code}) during {p.name}"
                     reason, flags = reason or failure, flags + ["server_exited"]
-                elif not _answers(handle.url, _tls_context(s)):
+                elif not _answers(handle.url, s.access.context_for(handle.url)):
                     failure = f"server stopped answering GET / after {p.name} (hung)"
                     reason, flags = reason or failure, flags + ["server_hung"]
                 windows.append((p, key, result, quiet | {"started": started}, board, reason, flags))
@@ -443,15 +445,6 @@ def _target(s: ServerEntry) -> dict | None:
         return None
     return {"url": s.url, "name": s.label, "cafile": s.cafile, "insecure": s.insecure,
             "allow_attacks": s.allow_attacks}
-
-
-def _tls_context(s: ServerEntry) -> ssl.SSLContext | None:
-    """The certificate check for an https URL server: its cafile, none (insecure), or the system's."""
-    if not s.url.startswith("https:"):
-        return None
-    if s.insecure:
-        return ssl._create_unverified_context()  # the entry asked for it: a self-signed staging server
-    return ssl.create_default_context(cafile=s.cafile or None)
 
 
 def _answers(url: str, context: ssl.SSLContext | None = None) -> bool:

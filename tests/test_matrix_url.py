@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.drivers.locust import locust_available
 from harness.matrix import ATTACK_NOT_RUN, URL_SERVER, MatrixError, load_matrix, parse_matrix, url_matrix
 from harness.report import render_markdown
 from harness.results import load_run
@@ -138,12 +139,17 @@ def test_a_pidfile_that_names_no_process_is_recorded_not_sampled(event, tmp_path
 
 
 def test_attack_like_profiles_against_a_remote_url_are_not_run(tmp_path):
-    """The only profile is attack-like: the run records the refusal and sends nothing to 192.0.2.1."""
+    """Every profile is attack-like (idle connections, churning locust users): the run records the
+    refusals and sends nothing to 192.0.2.1."""
     m = matrix({"label": "remote", "url": "http://192.0.2.1:9/"},
-               {"idle": {"driver": "idle", "connections": 4, "duration": 0.5}})
+               {"idle": {"driver": "idle", "connections": 4, "duration": 0.5},
+                "churn": {"driver": "locust", "users": 2, "duration": 0.5, "user_classes": ["ChurnUser"]}})
     doc = run(m, tmp_path)
-    [cell] = profile_cells(doc)
-    assert (cell["status"], cell["reason"], cell["result"]) == ("skipped", ATTACK_NOT_RUN, None)
+    cells = profile_cells(doc)
+    assert sorted(c["profile"] for c in cells) == ["churn", "idle"]
+    for cell in cells:
+        assert (cell["status"], cell["result"]) == ("skipped", None)
+        assert cell["reason"] in (ATTACK_NOT_RUN, locust_available()), cell
     assert "trial" not in doc["_progress"]  # no trial started: nothing was sent
     assert ATTACK_NOT_RUN in render_markdown(doc)
 

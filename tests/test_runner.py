@@ -120,10 +120,10 @@ def test_a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on(tmp_path):
 def test_a_driver_that_errors_is_a_failed_cell(tmp_path, monkeypatch):
     real = runner_mod.drive
 
-    def drive(profile, url, cpus, on_hold=None):
+    def drive(profile, url, cpus, on_hold=None, access=None):
         if profile.name == "bad":
             raise RuntimeError("boom")
-        return real(profile, url, cpus, on_hold)
+        return real(profile, url, cpus, on_hold, access)
 
     monkeypatch.setattr(runner_mod, "drive", drive)
     m = matrix([{"label": "ev", "server": "event", "set": SMALL_EVENT}],

@@ -7,7 +7,8 @@ entry here and its module beside this one (docs/architecture.md, "Where to add")
 
 ``run`` receives the profile as any object with ``driver``, ``duration`` and
 ``get(key)`` (a :class:`harness.matrix.Profile`), so this module does not import the
-matrix parser. The external tools (wrk, locust) are imported only when used.
+matrix parser, and the target's :class:`~harness.drivers.access.Access` (its https
+certificate check, the attack opt-in). The external tools (wrk, locust) are imported only when used.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .access import Access
 from .base import DriverResult
 
-__all__ = ["Driver", "DRIVERS", "COMMON_KEYS"]
+__all__ = ["Driver", "DRIVERS", "COMMON_KEYS", "ATTACK_USERS"]
 
 #: keys every profile accepts: (type, default); a default of None means required
 COMMON_KEYS: dict[str, tuple] = {"driver": (str, None), "duration": ((int, float), None), "description": (str, ""),
@@ -33,14 +35,15 @@ class Driver:
     schema: dict[str, tuple]
     #: rough wall-clock seconds per profile beyond its duration (start-up, shut-down): progress only
     overhead_s: float
-    #: run(profile, url, cpus or None, on_hold) -> DriverResult
-    run: Callable[[Any, str, "list[int] | None", "Callable[[int], None] | None"], DriverResult]
+    #: run(profile, url, cpus or None, on_hold, access) -> DriverResult
+    run: Callable[[Any, str, "list[int] | None", "Callable[[int], None] | None", Access], DriverResult]
     #: None when it can run here, else why (naming what to install)
     available: Callable[[], "str | None"] = lambda: None
     #: problems of a validated profile's values beyond their types: ["KEY must ...", ...]
     check: Callable[[dict, dict], list[str]] = lambda values, given: []
-    #: holds many connections open on purpose: against a non-loopback URL server only with allow_attacks
-    attack_like: bool = False
+    #: whether the profile holds many connections open on purpose (or churns them) without having
+    #: opted in itself: against a non-loopback URL server it then needs the server's allow_attacks
+    needs_opt_in: Callable[[Any], bool] = lambda profile: False
 
 
 def _path_problems(values: dict) -> list[str]:
@@ -90,37 +93,56 @@ def _check_locust(values: dict, given: dict) -> list[str]:
     return out
 
 
-def _run_loadgen(profile, url: str, cpus, on_hold) -> DriverResult:
+#: suites/load.py's attack-like users (their OPT_IN): a locust profile with one needs the opt-in off loopback
+ATTACK_USERS = frozenset({"KeepAliveUser", "ChurnUser"})
+
+
+def _locust_needs_opt_in(profile) -> bool:
+    return not profile.get("allow_attacks") and bool(ATTACK_USERS & set(profile.get("user_classes")))
+
+
+def _run_loadgen(profile, url: str, cpus, on_hold, access: Access) -> DriverResult:
     from .loadgen import run_closed_loop, run_open_loop
 
     p = profile.get
     target = url + p("path")
     common = dict(connections=p("connections"), duration=profile.duration, method=p("method"),
                   body=b"x" * p("body_bytes"), processes=p("processes"), timeout=p("timeout"),
-                  keep_alive=p("keep_alive"), cpus=cpus, any_host=True)  # the matrix chose the URL
+                  keep_alive=p("keep_alive"), cpus=cpus, any_host=True,  # the matrix chose the URL
+                  **_tls(target, access))
     if p("mode") == "open":
         return run_open_loop(target, rate=p("rate"), **common)
     return run_closed_loop(target, **common)
 
 
-def _run_idle(profile, url: str, cpus, on_hold) -> DriverResult:
+def _tls(url: str, access: Access) -> dict:
+    """``ssl_context=`` for an https URL (the built-in drivers' keyword), nothing for http."""
+    context = access.context_for(url)
+    return {"ssl_context": context} if context is not None else {}
+
+
+def _run_idle(profile, url: str, cpus, on_hold, access: Access) -> DriverResult:
     from .idle import run_idle
 
     p = profile.get
     return run_idle(url + p("path"), connections=p("connections"), duration=profile.duration,
                     timeout=p("timeout"), on_hold=on_hold, cpus=cpus, probes=p("probes"),
-                    any_host=True)  # the matrix chose the URL (attack-like: the runner's opt-in rule)
+                    any_host=True,  # the matrix chose the URL (attack-like: the runner's opt-in rule)
+                    **_tls(url, access))
 
 
-def _run_wrk(profile, url: str, cpus, on_hold) -> DriverResult:
+def _run_wrk(profile, url: str, cpus, on_hold, access: Access) -> DriverResult:
     from .wrk import run_wrk
 
     p = profile.get
+    if url.lower().startswith("https:") and not access.insecure:
+        raise ValueError("wrk does not check certificates: run https with insecure: true on the server entry, "
+                         "or with the loadgen or locust driver, which do")
     return run_wrk(url + p("path"), connections=p("connections"), duration=profile.duration,
                    threads=p("threads"), cpus=cpus, timeout=p("timeout"), any_host=True)  # the matrix chose the URL
 
 
-def _run_locust(profile, url: str, cpus, on_hold) -> DriverResult:
+def _run_locust(profile, url: str, cpus, on_hold, access: Access) -> DriverResult:
     from .locust import run_locust
 
     p = profile.get
@@ -128,7 +150,8 @@ def _run_locust(profile, url: str, cpus, on_hold) -> DriverResult:
                       user_classes=tuple(p("user_classes")), load_profile=p("load_profile"),
                       processes=p("processes"), cpus=cpus, remote_workers=p("remote_workers"),
                       master_bind=p("master_bind") or None, worker_wait=p("worker_wait"),
-                      allow_attacks=p("allow_attacks"))
+                      allow_attacks=p("allow_attacks") or access.allow_attacks,
+                      ca_cert=access.cafile or None, insecure=access.insecure)
 
 
 def _wrk_available() -> str | None:
@@ -168,14 +191,15 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (
         "master_bind": (str, ""),  # HOST:PORT the master listens on for them; default 127.0.0.1, a free port
         "worker_wait": ((int, float), 60),  # seconds to wait for every worker before the cell fails
         "allow_attacks": (bool, False),  # KeepAliveUser/ChurnUser against a non-loopback host
-    }, overhead_s=5.0, run=_run_locust, available=_locust_available, check=_check_locust),
+    }, overhead_s=5.0, run=_run_locust, available=_locust_available, check=_check_locust,
+        needs_opt_in=_locust_needs_opt_in),
     Driver("idle", {
         **COMMON_KEYS,
         "connections": (int, 100),
         "path": (str, "/"),
         "timeout": ((int, float), 5.0),
         "probes": (int, 0),  # new clients served one at a time during the hold (their latency)
-    }, overhead_s=2.0, run=_run_idle, check=_check_idle, attack_like=True),
+    }, overhead_s=2.0, run=_run_idle, check=_check_idle, needs_opt_in=lambda profile: True),
     Driver("wrk", {
         **COMMON_KEYS,
         "connections": (int, 50),
