@@ -22,8 +22,14 @@ server's, not a queue's), timed from connect to the whole answer
 A probe that gets no answer is a finding about the MPM (prefork with every
 child pinned by an idle connection), not a driver error.
 
-The driver's thread is pinned to ``cpus`` while it runs. Loopback only;
-bounded by ``timeout + duration`` (probes: plus one ``timeout``).
+An ``https://`` URL holds TLS connections (``ssl_context``, or the system's
+CAs when None): each completes its handshake (tlsconn.py) before its request,
+inside the same ``timeout``; a refused handshake is an error of kind ``tls``
+and its reason is ``extra["tls_error"]``. Probes are TLS too, so their
+latency includes a handshake.
+
+The driver's thread is pinned to ``cpus`` while it runs. Loopback only
+unless ``any_host``; bounded by ``timeout + duration`` (probes: plus one ``timeout``).
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import select
 import selectors
 import socket
+import ssl
 import time
 from typing import Callable, Iterable
 
 from .base import DriverResult, new_histogram
-from .loadgen import _encode_request, _parse_head, _ProtocolError, parse_loopback_url
+from .loadgen import _encode_request, _parse_head, _ProtocolError, parse_url
+from .tlsconn import HandshakeError, TLSClient, client_for
 
 __all__ = ["run_idle"]
 
@@ -65,15 +74,16 @@ def _complete(buf: bytes) -> int | None:
     return status if len(buf) - end - 4 >= need else None
 
 
-def _probe(family: int, addr: tuple, request: bytes, timeout: float) -> tuple[int, int]:
-    """One new client: connect, send ``request``, read its whole answer, close.
+def _probe(family: int, addr: tuple, request: bytes, timeout: float, tls: TLSClient | None) -> tuple[int, int]:
+    """One new client: connect (and its TLS handshake), send ``request``, read its whole answer, close.
 
     Returns (status, microseconds from connect to the answer); OSError when it got none.
     """
     t0 = time.monotonic_ns()
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(addr)
+    with socket.socket(family, socket.SOCK_STREAM) as raw:
+        raw.settimeout(timeout)
+        raw.connect(addr)
+        s = raw if tls is None else tls.wrap_blocking(raw)
         s.sendall(request)
         buf = b""
         while (status := _complete(buf)) is None:
@@ -84,14 +94,15 @@ def _probe(family: int, addr: tuple, request: bytes, timeout: float) -> tuple[in
     return status, max(1, (time.monotonic_ns() - t0) // 1000)
 
 
-def _run_probes(count: int, until: float, family: int, addr: tuple, request: bytes, timeout: float) -> dict:
+def _run_probes(count: int, until: float, family: int, addr: tuple, request: bytes, timeout: float,
+                tls: TLSClient | None) -> dict:
     """Up to ``count`` new clients, one at a time, until the monotonic time ``until``; their figures."""
     hist = new_histogram()
     sent = answered = failed = 0
     while sent < count and time.monotonic() < until:
         sent += 1
         try:
-            status, us = _probe(family, addr, request, timeout)
+            status, us = _probe(family, addr, request, timeout, tls)
         except (OSError, _ProtocolError):
             failed += 1
             continue
@@ -116,6 +127,7 @@ def run_idle(
     cpus: Iterable[int] | None = None,
     any_host: bool = False,
     probes: int = 0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> DriverResult:
     """Answer one request on each of ``connections`` connections, then hold them idle ``duration`` s.
 
@@ -124,11 +136,14 @@ def run_idle(
     its memory sampler.  ``cpus`` pins the calling thread while the driver
     runs.  ``probes``: new clients served one at a time during the hold
     (module doc); their figures are ``extra["probes"]``. A non-loopback ``url`` raises
-    ValueError unless ``any_host``.
+    ValueError unless ``any_host``. An ``https://`` ``url`` holds TLS connections made
+    with ``ssl_context`` (None: ``ssl.create_default_context()``); for ``http://`` the
+    context is ignored.
     """
     # any_host: the harness's choice for a server given as a URL; it runs this attack-like
     # driver against a non-loopback one only with the run's opt-in (matrix.ServerEntry.attack_refusal)
-    family, addr, hosthdr, target = parse_loopback_url(url, any_host=any_host)
+    family, addr, hosthdr, target, tls_host = parse_url(url, any_host=any_host)
+    tls = client_for(tls_host, ssl_context)
     if connections < 1:
         raise ValueError("connections must be >= 1")
     if probes < 0:
@@ -140,14 +155,30 @@ def run_idle(
     if pinned:
         os.sched_setaffinity(0, pinned)
     try:
-        return _run(url, family, addr, request, connections, duration, timeout, on_hold, probes, pinned)
+        return _run(url, family, addr, request, connections, duration, timeout, on_hold, probes, pinned, tls)
     finally:
         if pinned:
             os.sched_setaffinity(0, previous)
 
 
+def _shake(sel: selectors.BaseSelector, s, i: int, errors: dict[str, int], reasons: list[str]) -> str | None:
+    """Advance connection ``i``'s TLS handshake on a selector event: None while it goes on,
+    "done" (it waits, writable, to send its request) or "failed" (counted and unregistered)."""
+    try:
+        want = s.handshake()
+    except HandshakeError as e:
+        errors[e.kind] = errors.get(e.kind, 0) + 1
+        if e.kind == "tls":
+            reasons.append(str(e))
+        sel.unregister(s)
+        return "failed"
+    sel.modify(s, selectors.EVENT_READ if want == select.EPOLLIN else selectors.EVENT_WRITE, i)
+    return None if want else "done"
+
+
 def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, duration: float, timeout: float,
-         on_hold: Callable[[int], None] | None, probes: int, pinned: list[int] | None) -> DriverResult:
+         on_hold: Callable[[int], None] | None, probes: int, pinned: list[int] | None,
+         tls: TLSClient | None) -> DriverResult:
     cpu0 = _cpu()
     sel = selectors.DefaultSelector()
     socks: list[socket.socket | None] = []
@@ -157,11 +188,16 @@ def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, d
     status_counts: dict[int, int] = {}
     errors: dict[str, int] = {}
     hist = new_histogram()
+    shaking: set[int] = set()  # TLS connections still in their handshake
+    reasons: list[str] = []  # why handshakes failed
     start = time.monotonic()
     deadline = start + timeout
     for i in range(connections):
         s = socket.socket(family, socket.SOCK_STREAM)
         s.setblocking(False)
+        if tls is not None:
+            s = tls.wrap(s)
+            shaking.add(i)
         rc = s.connect_ex(addr)
         if rc not in (0, errno.EINPROGRESS):
             errors["connect"] = errors.get("connect", 0) + 1
@@ -175,6 +211,12 @@ def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, d
         while pending and time.monotonic() < deadline:
             for key, ev in sel.select(max(0.0, min(0.1, deadline - time.monotonic()))):
                 i, s = key.data, key.fileobj
+                if i in shaking:
+                    state = _shake(sel, s, i, errors, reasons)
+                    if state:
+                        shaking.discard(i)
+                        pending -= state == "failed"
+                    continue
                 try:
                     if ev & selectors.EVENT_WRITE:
                         s.send(request)  # a short request fits the empty send buffer
@@ -182,6 +224,8 @@ def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, d
                         sel.modify(s, selectors.EVENT_READ, i)
                         continue
                     data = s.recv(65536)
+                except BlockingIOError:
+                    continue  # TLS: a record not whole yet, or a session ticket and no data
                 except OSError:
                     data = b""
                 if not data:
@@ -206,15 +250,14 @@ def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, d
         if on_hold is not None:
             on_hold(n_answered)
         hold_end = time.monotonic() + duration
-        probed = _run_probes(probes, hold_end, family, addr, request, timeout) if probes else None
+        probed = _run_probes(probes, hold_end, family, addr, request, timeout, tls) if probes else None
         while time.monotonic() < hold_end:
             time.sleep(min(0.05, max(0.0, hold_end - time.monotonic())))
         closed = 0
         for i, s in enumerate(socks):
             if s is None or not answered[i]:
                 continue
-            try:  # a connection the server closed reads EOF (or a reset) at once
-                s.setblocking(False)
+            try:  # a connection the server closed reads EOF (or a reset) at once; non-blocking since made
                 if s.recv(1) == b"":
                     closed += 1
             except BlockingIOError:
@@ -233,5 +276,6 @@ def _run(url: str, family: int, addr: tuple, request: bytes, connections: int, d
         per_connection=answered, starved_connections=connections - n_answered, reconnects=0,
         histogram=hist, driver_cpu_seconds=cpu, driver_cpu_fraction=cpu / elapsed if elapsed > 0 else 0.0,
         cpus=pinned, connections=connections, requests_sent=len(sent_ns), url=url, driver="idle", mode="idle",
-        extra={"closed_by_server": closed, "held_seconds": duration, **({"probes": probed} if probed else {})},
+        extra={"closed_by_server": closed, "held_seconds": duration, **({"probes": probed} if probed else {}),
+               **({"tls_error": reasons[0]} if reasons else {})},
     )

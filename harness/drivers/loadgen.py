@@ -97,7 +97,21 @@ Connection handling
   (a request unanswered for ``timeout`` seconds: the connection is closed
   and the slot reconnects), ``reset`` (RST mid-response or on a fresh
   connection), ``closed_early`` (EOF mid-response or before the first
-  response of a connection), ``protocol`` (unparseable response).
+  response of a connection), ``protocol`` (unparseable response), ``tls``
+  (an https handshake failed: certificate refused, no TLS spoken; the first
+  reason is ``extra["tls_error"]``).
+
+TLS (``https://``)
+------------------
+Each connection connects, then runs its TLS handshake on epoll events before
+its first request (tlsconn.py: SNI and the certificate's name from the URL's
+host, ``ssl_context`` or the system's CAs); a handshake not done within
+``timeout`` is a ``connect_timeout``.  Handshaking connections live outside
+the fd map of the request path, and the connect function is chosen once per
+run, so plain http runs the code it ran before.  TLS costs the driver a
+handshake per new connection (about 0.75 ms of CPU here) and a few us per
+keep-alive request: keep-alive amortises it, ``keep_alive=False`` mostly
+measures handshakes.
 
 Stopping
 --------
@@ -112,7 +126,8 @@ connecting at the stop had no request in flight and are simply closed.
 
 Safety
 ------
-By default only loopback targets (127.0.0.0/8, ::1, ``localhost``) are
+``http://`` and ``https://`` URLs (ports 80 and 443 by default).  By default
+only loopback targets (127.0.0.0/8, ::1, ``localhost``) are
 accepted and any other host raises ``ValueError``; ``any_host=True`` (the
 harness, for a matrix server given as a URL: docs/harness.md) accepts any
 host name or address, resolved once before the run.  Every run is bounded in time
@@ -133,15 +148,18 @@ import resource
 import select
 import signal
 import socket
+import ssl
 import time
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
 
 from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
+from .tlsconn import HandshakeError, TLSClient, client_for
 
-__all__ = ["LoadResult", "run_closed_loop", "run_open_loop", "new_histogram", "parse_loopback_url"]
+__all__ = ["LoadResult", "Target", "run_closed_loop", "run_open_loop", "new_histogram", "parse_loopback_url",
+           "parse_url"]
 
 # Largest response head accepted before calling the response a protocol error.
 _MAX_HEAD = 64 * 1024
@@ -173,37 +191,63 @@ LoadResult = DriverResult
 # target and request
 
 
-def parse_loopback_url(url: str, *, any_host: bool = False) -> tuple[int, tuple, str, str]:
-    """Split ``url`` into (family, sockaddr, host header, request target).
+class Target(NamedTuple):
+    """Where a URL's requests go: socket address, Host header, request target, and for
+    https the name TLS sends (SNI) and checks in the certificate (None for http)."""
 
-    Raises ValueError unless the scheme is http and the host is a loopback
+    family: int
+    addr: tuple
+    hosthdr: str
+    target: str
+    tls_host: str | None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_url(url: str, *, any_host: bool = False) -> Target:
+    """Split an ``http://`` or ``https://`` ``url`` (default port 80 or 443) into a Target.
+
+    Raises ValueError for another scheme, or unless the host is a loopback
     address (127.0.0.0/8, ::1) or ``localhost``; with ``any_host`` any host,
-    a name resolved here (the first address getaddrinfo gives), and the Host
-    header is the URL's own (RFC 9110 section 7.2).
+    a name resolved here (the first address getaddrinfo gives).  The Host
+    header is the URL's authority without userinfo (RFC 9110 section 7.2):
+    the port only when the URL spells one.
     """
     parts = urlsplit(url)
-    if parts.scheme != "http":
-        raise ValueError(f"only http:// URLs are supported, got {url!r}")
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    if default is None:
+        raise ValueError(f"only http:// and https:// URLs are supported, got {url!r}")
     host = parts.hostname
     if not host:
         raise ValueError(f"URL has no host: {url!r}")
     try:
-        port = parts.port or 80
+        given = parts.port
     except ValueError as e:
         raise ValueError(f"bad port in {url!r}: {e}") from None
+    port = given or default
     ip = _address(url, host, port, any_host)
     if not ip.is_loopback and not any_host:
         raise ValueError(f"refusing {url!r}: {host} is not a loopback address")
+    hosthdr = f"[{host}]" if ":" in host else host
+    if given:
+        hosthdr += f":{port}"
     if ip.version == 6:
         family, addr = socket.AF_INET6, (str(ip), port, 0, 0)
-        hosthdr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     else:
         family, addr = socket.AF_INET, (str(ip), port)
-        hosthdr = f"{host}:{port}"
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    return family, addr, hosthdr, target
+    return Target(family, addr, hosthdr, target, host if parts.scheme == "https" else None)
+
+
+def parse_loopback_url(url: str, *, any_host: bool = False) -> tuple[int, tuple, str, str]:
+    """(family, sockaddr, host header, request target) of an ``http://`` URL: :func:`parse_url`
+    for a client without TLS (wrk's driver); an ``https://`` URL raises ValueError."""
+    if urlsplit(url).scheme != "http":
+        raise ValueError(f"only http:// URLs are supported, got {url!r}")
+    return parse_url(url, any_host=any_host)[:4]
 
 
 def _address(url: str, host: str, port: int, any_host: bool) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -340,11 +384,13 @@ def _run_loop(
     max_requests: int | None,
     rate: float | None = None,
     phase: float = 0.0,
+    tls: TLSClient | None = None,
 ) -> dict:
     """Run the loop in the calling thread; return a picklable summary.
 
     ``rate`` None: closed loop.  Otherwise open loop at ``rate`` requests/s
     (this process's share), request i intended at start + phase + i / rate.
+    ``tls``: connections are TLS (their handshake runs before the first request).
     """
     monotonic = time.monotonic
     now_ns = time.monotonic_ns
@@ -357,6 +403,10 @@ def _run_loop(
 
     conns = [_Conn(i) for i in range(connections)]
     byfd: dict[int, _Conn] = {}
+    # TLS connections in their handshake: not in byfd until it is done, so the
+    # plain path's lookups stay as they were
+    shaking: dict[int, _Conn] = {}
+    tls_error = None  # the first failed handshake's reason
     per_conn = [0] * connections
     status_counts: dict[int, int] = {}
     errors: dict[str, int] = {}
@@ -433,6 +483,8 @@ def _run_loop(
             except (OSError, ValueError):
                 pass
             byfd.pop(c.fd, None)
+            if shaking:
+                shaking.pop(c.fd, None)
             c.sock.close()
         c.sock = None
         c.fd = -1
@@ -443,24 +495,32 @@ def _run_loop(
         c.out = b""
         c.got_bytes = False
 
-    def connect(c: _Conn, now: float):
+    def start_connect(c: _Conn, now: float, fds: dict[int, _Conn]) -> int | None:
+        """Give slot ``c`` a new socket (TLS-wrapped for https), filed in ``fds``, and start its
+        connect: connect_ex's result, or None when that failed (counted; the slot retries)."""
         try:
-            s = socket.socket(family, socket.SOCK_STREAM)
+            s = _new_socket(family)
+            if tls is not None:
+                s = tls.wrap(s)
         except OSError:  # e.g. out of file descriptors
             err("connect")
             c.retry_at = now + _CONNECT_RETRY_S
-            return
-        s.setblocking(False)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return None
         c.sock = s
         c.fd = fd = s.fileno()
         c.nsock = 0
         c.connected = False
-        c.t0 = now
-        byfd[fd] = c
+        c.t0 = now  # a connect (https: and its handshake) is bounded by timeout
+        fds[fd] = c
         rc = s.connect_ex(addr)
         if rc not in (0, errno.EINPROGRESS, errno.EAGAIN):
             fail(c, "connect", now)
+            return None
+        return rc
+
+    def connect_tcp(c: _Conn, now: float):
+        rc = start_connect(c, now, byfd)
+        if rc is None:
             return
         # On loopback the handshake has normally completed inside connect()
         # even when it says EINPROGRESS, so the request is sent at once; if
@@ -469,7 +529,32 @@ def _run_loop(
         # against servers that close after every response.
         c.state = _OPEN
         c.connected = rc == 0
-        ep_register(fd, _EPOLLIN)
+        ep_register(c.fd, _EPOLLIN)
+        on_free(c, now)
+
+    def connect_tls(c: _Conn, now: float):
+        """connect_tcp() for https: start the TCP connect; shake() runs the handshake on its events."""
+        if start_connect(c, now, shaking) is not None:
+            ep_register(c.fd, _EPOLLOUT)
+
+    def shake(c: _Conn, now: float):
+        """Advance a TLS handshake on an epoll event; once done the connection takes its request."""
+        nonlocal tls_error
+        try:
+            want = c.sock.handshake()
+        except HandshakeError as e:
+            if e.kind == "tls" and tls_error is None:
+                tls_error = str(e)
+            fail(c, e.kind, now)
+            return
+        if want:
+            ep_modify(c.fd, want)
+            return
+        del shaking[c.fd]
+        byfd[c.fd] = c
+        c.state = _OPEN
+        c.connected = True
+        ep_modify(c.fd, _EPOLLIN)
         on_free(c, now)
 
     def reconnect(c: _Conn, now: float):
@@ -730,6 +815,7 @@ def _run_loop(
         c.buf = data[pos:] if pos < end else b""
 
     on_free = open_free if is_open else send_next
+    connect = connect_tcp if tls is None else connect_tls  # chosen once: the plain path stays as it was
     tick = min(0.05, timeout / 4)
     # timeline: responses completed per whole second, counted once per poll
     # batch (not per response) to keep the hot path as it was
@@ -780,6 +866,9 @@ def _run_loop(
                     continue
                 if c.inflight and now - c.t0 >= timeout:
                     fail(c, "timeout" if c.connected else "connect_timeout", now)
+            if shaking:  # TLS handshakes that did not finish in time
+                for c in [c for c in shaking.values() if now - c.t0 >= timeout]:
+                    fail(c, "connect_timeout", now)
         wait = (next_tick if running else min(next_tick, drain_until)) - now
         if running:
             wait = min(wait, stop_at - now)
@@ -793,6 +882,9 @@ def _run_loop(
         for fd, ev in events:
             c = byfd.get(fd)
             if c is None:
+                c = shaking.get(fd)
+                if c is not None:
+                    shake(c, now)
                 continue
             if ev & _EPOLLOUT and c.out:
                 try:
@@ -835,9 +927,10 @@ def _run_loop(
 
     end_t = monotonic()
     for c in conns:
-        if c.inflight:
+        if c.inflight or c.resend:
             # only a request re-sent after an unannounced close late in the
-            # drain, or timer granularity, gets here
+            # drain (its new connection still in a TLS handshake, or not
+            # made), or timer granularity, gets here
             err("timeout")
         drop(c)
     ep.close()
@@ -864,7 +957,16 @@ def _run_loop(
         "late_sends": late,
         "used": used if is_open else None,
         "lag_hist": lag_hist.encode() if is_open else None,
+        "tls_error": tls_error,
     }
+
+
+def _new_socket(family: int) -> socket.socket:
+    """A non-blocking TCP socket with Nagle off: requests leave at once."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setblocking(False)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
 
 
 def _fold_timeline(buckets: list[int], seconds: float, shift: int = 0, out: list[int] | None = None) -> list[int]:
@@ -1012,6 +1114,7 @@ def run_closed_loop(
     cpus: Iterable[int] | None = None,
     max_requests: int | None = None,
     any_host: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> LoadResult:
     """Drive ``url`` with ``connections`` closed-loop connections for ``duration`` s.
 
@@ -1021,9 +1124,12 @@ def run_closed_loop(
     averaged.  With one process, the calling thread runs the loop, pinned to
     ``cpus[0]`` for the run when ``cpus`` is given (previous affinity restored).
     ``max_requests`` bounds the total requests sent over all processes.
+    An ``https://`` ``url`` runs every connection over TLS with ``ssl_context``
+    (None: ``ssl.create_default_context()``, the system's CAs); for ``http://``
+    the context is ignored.  A failed handshake is an error of kind ``tls``.
     """
     return _run(url, None, connections, duration, method, headers, body, processes, timeout,
-                keep_alive, cpus, max_requests, any_host)
+                keep_alive, cpus, max_requests, any_host, ssl_context)
 
 
 def run_open_loop(
@@ -1041,6 +1147,7 @@ def run_open_loop(
     cpus: Iterable[int] | None = None,
     max_requests: int | None = None,
     any_host: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> LoadResult:
     """Send ``rate`` requests/s to ``url`` for ``duration`` s, whatever the server does.
 
@@ -1055,12 +1162,14 @@ def run_open_loop(
     if not (rate > 0 and math.isfinite(rate)):
         raise ValueError("rate must be a positive number of requests/s")
     return _run(url, float(rate), connections, duration, method, headers, body, processes, timeout,
-                keep_alive, cpus, max_requests, any_host)
+                keep_alive, cpus, max_requests, any_host, ssl_context)
 
 
 def _run(url, rate, connections, duration, method, headers, body, processes, timeout, keep_alive,
-         cpus, max_requests, any_host=False) -> LoadResult:
-    family, addr, hosthdr, target = parse_loopback_url(url, any_host=any_host)
+         cpus, max_requests, any_host=False, ssl_context=None) -> LoadResult:
+    family, addr, hosthdr, target, tls_host = parse_url(url, any_host=any_host)
+    # forked processes inherit the context (fork, no pickling); OpenSSL 1.1.1+ reseeds per process
+    tls = client_for(tls_host, ssl_context)
     if connections < 1:
         raise ValueError("connections must be >= 1")
     if not (duration > 0 and math.isfinite(duration)):
@@ -1082,7 +1191,7 @@ def _run(url, rate, connections, duration, method, headers, body, processes, tim
 
     common = dict(
         family=family, addr=addr, request=request, head_only=head_only,
-        duration=duration, timeout=timeout, keep_alive=keep_alive,
+        duration=duration, timeout=timeout, keep_alive=keep_alive, tls=tls,
     )
     # open loop: process k sends global requests k, k + P, k + 2P, ... so
     # the processes interleave, each at rate / P
@@ -1134,6 +1243,9 @@ def _merge(parts: list[dict], url: str, connections: int, processes: int, pins, 
     for p in parts:
         _fold_timeline(p["timeline"], 0, int(p["start"] - start), timeline)
     extra = {}
+    tls_errors = [p["tls_error"] for p in parts if p["tls_error"]]
+    if tls_errors:
+        extra["tls_error"] = tls_errors[0]  # why handshakes failed (e.g. the certificate check)
     if rate is not None:
         n = lag.get_total_count()
         # the driver's own delay in sending on-time requests (timer granularity,
