@@ -280,7 +280,7 @@ class MatrixRunner:
                 if trial == 1:
                     self._record_handle(s, handle)
                 sampler = self._sampler(s, handle)
-                self._warmup(handle, profiles)
+                self._warmup(handle, profiles, s.access)
             for p in profiles:
                 if failure:
                     windows.append((p, "", None, {}, None, failure, []))
@@ -382,15 +382,16 @@ class MatrixRunner:
             info["effective_config"] = handle.effective_config()
         self.doc.set_server(s.label, info)
 
-    def _warmup(self, handle: Handle | RunningServer, profiles: list[Profile]) -> None:
+    def _warmup(self, handle: Handle | RunningServer, profiles: list[Profile], access: Access) -> None:
         """Discarded closed-loop load, so the first profile does not measure a cold server."""
         if self.m.warmup <= 0:
             return
         conns = next((p.get("connections") for p in profiles if p.driver == "loadgen"), 50)
         try:
             run_closed_loop(handle.url + "/", connections=conns, duration=self.m.warmup, timeout=5.0,
-                            cpus=self.pinning["driver_cpus"] or None, any_host=True)
-        except (OSError, ValueError):  # ValueError: an https URL server (the built-in driver speaks http)
+                            cpus=self.pinning["driver_cpus"] or None, any_host=True,
+                            ssl_context=access.context_for(handle.url))
+        except (OSError, ValueError):
             pass  # a server that fails here fails its first profile, with the reason
 
     def _suites(self) -> None:

@@ -335,7 +335,8 @@ def test_run_bounded_stops_an_overrunning_tree_by_process_group(tmp_path):
 # refusals and availability, nothing runs
 
 
-@pytest.mark.parametrize("url", ["http://192.0.2.1:8080/", "http://example.com/", "https://127.0.0.1:8443/"])
+@pytest.mark.parametrize("url", ["http://192.0.2.1:8080/", "http://example.com/", "https://192.0.2.1:8443/",
+                                 "ftp://127.0.0.1/"])
 def test_non_loopback_targets_are_refused_before_anything_runs(url, monkeypatch):
     def no_run(*a, **kw):
         raise AssertionError("a driver process was started")

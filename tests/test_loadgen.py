@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness.drivers.loadgen import HdrHistogram, LoadResult, parse_loopback_url, run_closed_loop, run_open_loop
+from harness.drivers.loadgen import HdrHistogram, LoadResult, parse_url, run_closed_loop, run_open_loop
 
 OK_CL = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
 OK_CHUNKED = (
@@ -404,7 +404,8 @@ def test_cpu_pinning_restores_affinity():
         "http://example.com/",
         "http://0.0.0.0:8080/",
         "http://[2001:db8::1]:80/",
-        "https://127.0.0.1/",
+        "https://10.0.0.1/",
+        "ftp://127.0.0.1/",
         "http:///nohost",
     ],
 )
@@ -414,11 +415,11 @@ def test_non_loopback_refused(url):
 
 
 def test_loopback_forms_accepted():
-    assert parse_loopback_url("http://127.0.0.2:81/a")[1] == ("127.0.0.2", 81)
-    assert parse_loopback_url("http://localhost/")[1] == ("127.0.0.1", 80)
-    fam, addr, host, target = parse_loopback_url("http://[::1]:8080/x?q=1")
+    assert parse_url("http://127.0.0.2:81/a")[1] == ("127.0.0.2", 81)
+    assert parse_url("http://localhost/")[1] == ("127.0.0.1", 80)
+    fam, addr, host, target, tls_host = parse_url("http://[::1]:8080/x?q=1")
     assert fam == socket.AF_INET6 and addr[:2] == ("::1", 8080)
-    assert host == "[::1]:8080" and target == "/x?q=1"
+    assert host == "[::1]:8080" and target == "/x?q=1" and tls_host is None
 
 
 def test_bad_arguments():

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from harness.drivers.idle import run_idle
-from harness.drivers.loadgen import parse_loopback_url, parse_url, run_closed_loop, run_open_loop
+from harness.drivers.loadgen import parse_url, run_closed_loop, run_open_loop
 from servers.launcher import start
 
 from .test_drivers_external import ServerCount
@@ -74,12 +74,6 @@ def test_https_urls_parse_with_their_default_port_and_tls_name():
         parse_url("https://192.0.2.1/")
     with pytest.raises(ValueError, match="https"):
         parse_url("ftp://127.0.0.1/")
-
-
-def test_parse_loopback_url_stays_http_only():
-    # wrk's driver validates with it and does not speak TLS here
-    with pytest.raises(ValueError, match="http://"):
-        parse_loopback_url("https://127.0.0.1:8443/")
 
 
 def test_a_server_side_context_is_refused_before_anything_runs():

@@ -158,7 +158,7 @@ from hdrh.histogram import HdrHistogram
 from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram
 from .tlsconn import HandshakeError, TLSClient, client_for
 
-__all__ = ["LoadResult", "Target", "run_closed_loop", "run_open_loop", "new_histogram", "parse_loopback_url",
+__all__ = ["LoadResult", "Target", "run_closed_loop", "run_open_loop", "new_histogram", "parse_url",
            "parse_url"]
 
 # Largest response head accepted before calling the response a protocol error.
@@ -240,14 +240,6 @@ def parse_url(url: str, *, any_host: bool = False) -> Target:
     if parts.query:
         target += "?" + parts.query
     return Target(family, addr, hosthdr, target, host if parts.scheme == "https" else None)
-
-
-def parse_loopback_url(url: str, *, any_host: bool = False) -> tuple[int, tuple, str, str]:
-    """(family, sockaddr, host header, request target) of an ``http://`` URL: :func:`parse_url`
-    for a client without TLS (wrk's driver); an ``https://`` URL raises ValueError."""
-    if urlsplit(url).scheme != "http":
-        raise ValueError(f"only http:// URLs are supported, got {url!r}")
-    return parse_url(url, any_host=any_host)[:4]
 
 
 def _address(url: str, host: str, port: int, any_host: bool) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

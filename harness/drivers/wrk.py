@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .base import HIST_HIGHEST_US, HIST_LOWEST_US, DriverResult, new_histogram, subprocess_result
-from .loadgen import parse_loopback_url
+from .loadgen import parse_url
 from .subproc import DriverError, histogram_from_percentiles, run_bounded, usable_cpus
 
 __all__ = ["run_wrk", "wrk_available", "result_from_wrk", "parse_wrk_output", "remove_wrk_correction",
@@ -326,12 +326,12 @@ def run_wrk(
     ``duration + timeout + 15`` s and stopped by process group past that.
 
     Raises ValueError for a non-loopback ``url`` unless ``any_host`` (the harness's choice
-    for a server given as a URL), for a URL that is not http:// or bad arguments (before
+    for a server given as a URL), for a URL that is not http:// or https:// or bad arguments (before
     anything runs) and :class:`DriverError` when wrk is missing, fails,
     overruns or prints no report.  A target that refuses connections is a
     result (``errors["connect"]``), not an exception.
     """
-    parse_loopback_url(url, any_host=any_host)
+    parse_url(url, any_host=any_host)  # https too: wrk speaks TLS, but checks no certificate (registry)
     if int(threads) < 1:
         raise ValueError(f"threads must be >= 1, not {threads!r}")
     if int(connections) < int(threads):
