@@ -34,6 +34,7 @@ import yaml
 
 from .drivers.access import Access
 from .drivers.registry import DRIVERS as DRIVER_SPECS
+from .drivers.registry import FEATURES
 
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
@@ -395,6 +396,10 @@ def _profile(src: str, name: str, item: Any) -> Profile:
     if problems:
         raise MatrixError(f"{src}: {where}{problems[0]}")
     _positive(src, where + "trials", d["trials"], zero_ok=True)
+    for feature in d["needs"]:
+        if feature not in FEATURES:
+            raise MatrixError(f"{src}: {where}needs: unknown feature {feature!r}; known: {', '.join(FEATURES)}"
+                              f"{suggest(str(feature), FEATURES)}")
     for key in ("connections", "processes", "threads", "users"):
         if key in d:
             _positive(src, where + key, d[key])

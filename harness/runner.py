@@ -45,7 +45,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, TextIO
 
-from servers.launcher import Handle, LaunchError, available, server_version, start
+from servers.launcher import Handle, LaunchError, available, lacks, server_version, start
 
 from .drivers.access import LOOPBACK, Access
 from .drivers.base import DriverResult
@@ -254,7 +254,7 @@ class MatrixRunner:
         runnable = [s for s in self.m.servers if s.label not in self.unavailable]
         for s in runnable:
             for p in self.m.profiles:
-                why = self.driver_reason[p.driver] or s.attack_refusal(DRIVERS[p.driver].needs_opt_in(p))
+                why = self.driver_reason[p.driver] or _refusal(s, p)
                 if why:
                     self.doc.add_cell(_skipped_profile(s, p, why))
         trials = max([self.m.trials_of(p) for p in self.m.profiles])
@@ -264,7 +264,7 @@ class MatrixRunner:
             if not profiles:
                 continue
             for s in runnable:
-                mine = [p for p in profiles if not s.attack_refusal(DRIVERS[p.driver].needs_opt_in(p))]
+                mine = [p for p in profiles if not _refusal(s, p)]
                 if mine:
                     self._trial(s, trial, trials, mine)
 
@@ -465,6 +465,17 @@ def _probes_note(pr: dict) -> str:
     if pr["p50_ms"] is not None:
         text += f", p50 {pr['p50_ms']:g} ms, p99 {pr['p99_ms']:g} ms, max {pr['max_ms']:g} ms"
     return text + (f", {pr['failed']} got no answer" if pr["failed"] else "")
+
+
+def _refusal(s: ServerEntry, p: Profile) -> str | None:
+    """Why profile ``p`` is not run against ``s``: attack-like off loopback without the opt-in, or it
+    ``needs`` a feature the server lacks (launcher.lacks: a WSGI route on httpd serving files), else None."""
+    why = s.attack_refusal(DRIVERS[p.driver].needs_opt_in(p))
+    if why or s.url:
+        return why  # a URL server: what it serves is the user's business
+    lacking = lacks(s.server)
+    missing = [lacking[f] for f in p.get("needs") if f in lacking]
+    return f"not applicable to {s.label}: {'; '.join(missing)}" if missing else None
 
 
 def _suite_env(s: ServerEntry) -> dict[str, str] | None:

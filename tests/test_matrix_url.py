@@ -203,3 +203,18 @@ def test_a_status_url_is_polled_and_no_status_url_means_no_poll(event, tmp_path)
     assert board is not None and board["busy"], board  # states over time, read from the status_url
     unpolled = run(matrix({"label": "running", "url": event.url}, scoreboard=True), tmp_path / "b")
     assert profile_cells(unpolled)[0]["scoreboard"] is None
+
+
+def test_a_profile_that_needs_a_wsgi_app_is_not_applicable_to_httpd_serving_files():
+    from harness.runner import _refusal
+
+    page = {"page": {"driver": "loadgen", "duration": 1, "path": "/page", "needs": ["wsgi"]}}
+    m = parse_matrix({"servers": ["event", "apache-event", {"label": "remote", "url": "http://127.0.0.1:1/"}],
+                      "profiles": page}, source="<test>", name="t")
+    event, apache, remote = m.servers
+    p, = m.profiles
+    assert _refusal(event, p) is None and _refusal(remote, p) is None  # a URL server: the user's business
+    assert _refusal(apache, p) == "not applicable to apache-event: httpd serves files here, it cannot run a WSGI app"
+    with pytest.raises(MatrixError, match=r"profiles\.page\.needs: unknown feature 'wsgii'.*did you mean 'wsgi'"):
+        parse_matrix({"servers": ["event"], "profiles": {"page": {**page["page"], "needs": ["wsgii"]}}},
+                     source="<test>", name="t")

@@ -19,11 +19,15 @@ from typing import Any, Callable
 from .access import Access
 from .base import DriverResult
 
-__all__ = ["Driver", "DRIVERS", "COMMON_KEYS", "ATTACK_USERS"]
+__all__ = ["Driver", "DRIVERS", "COMMON_KEYS", "ATTACK_USERS", "FEATURES"]
 
 #: keys every profile accepts: (type, default); a default of None means required
 COMMON_KEYS: dict[str, tuple] = {"driver": (str, None), "duration": ((int, float), None), "description": (str, ""),
-                                 "trials": (int, 0)}  # trials 0: the matrix's trials
+                                 "trials": (int, 0),  # trials 0: the matrix's trials
+                                 "needs": (list, [])}  # server features (FEATURES); a server lacking one: n/a
+
+#: what a profile may need of a server (servers.launcher.lacks says which a launched server lacks)
+FEATURES = ("keepalive", "keepalive-header", "echo", "wsgi", "scoreboard")
 
 
 @dataclass(frozen=True)

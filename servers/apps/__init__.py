@@ -9,6 +9,8 @@
   through ``wsgi.file_wrapper`` (the event MPM's listener sends them to a slow
   reader); N that is not ASCII digits in range gets 400;
 * ``/sleep?ms=N`` -> sleeps N ms (at most 60000) then answers;
+* ``/page[?c=N][&wait_ms=N]`` -> a realistic dynamic page: SQLite queries, a backend wait
+  and a template render (:mod:`servers.apps.realistic`);
 * ``/server-status`` is the server's own (mod_status at StatusLocation, in front of any app),
   not a route of this app.
 """

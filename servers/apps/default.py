@@ -1,4 +1,4 @@
-"""The default router: hello, echo, bytes and sleep (see the package docstring).
+"""The default router: hello, echo, bytes, sleep and page (see the package docstring).
 
 What a client controls is bounded before it costs anything: numbers in the path or the
 query are ASCII digits (:func:`ascii_int`), and no response is built whole in memory from
@@ -14,6 +14,8 @@ import json
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
+
+from .realistic import page
 
 HELLO = b"Hello, World!"
 MAX_BYTES = 64 * 1024 * 1024
@@ -186,6 +188,8 @@ def app(environ, start_response):
         return nbytes(environ, start_response, path[7:])
     if path == "/sleep":
         return sleep(environ, start_response)
+    if path == "/page":
+        return page(environ, start_response)
     if path == "*" and method == "OPTIONS":
         start_response("200 OK", [("Allow", "GET, HEAD, POST, OPTIONS"), ("Content-Length", "0")])
         return []
