@@ -80,6 +80,41 @@ def test_two_remote_workers_count_what_the_server_served(server):
     assert sum(r.timeline) == r.requests
 
 
+SLOW_LOCUSTFILE = """
+from locust import constant, task
+from locust.contrib.fasthttp import FastHttpUser
+
+
+class SlowUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def slow(self):
+        self.client.get("/sleep?ms=4000")
+"""
+
+
+def test_a_request_in_flight_at_the_stop_reaches_the_master(server, tmp_path):  # noqa: F811 (the fixture)
+    # Each worker's one user is inside its 4 s request when the 2 s run stops, so each worker's stop
+    # (--stop-timeout) lasts seconds: locust's own master stops listening 0.5 s after its "quit", and
+    # used to lose both reports (the cell fell back to the CSV); the plugin makes it wait for them.
+    path = tmp_path / "slow_locustfile.py"
+    path.write_text(SLOW_LOCUSTFILE)
+    workers = Workers(2)
+    counter = ServerCount(server)
+    before = counter.settled()
+    try:
+        r = run_locust(server.url, users=2, spawn_rate=2, duration=2, remote_workers=2, worker_wait=30,
+                       user_classes=["SlowUser"], locustfile=path, on_worker_command=workers)
+    finally:
+        codes = workers.finish()
+    served = counter.settled() - before
+    assert codes == [0, 0]
+    assert r.extra["source"] == "plugin" and r.extra["processes_reported"] == 3, r.extra.get("reports_missing")
+    assert [w["requests"] for w in r.extra["workers"]] == [1, 1]
+    assert r.requests == served == 2 and r.status_counts == {200: 2}
+
+
 def test_no_worker_comes_fails_the_cell_with_the_reason():
     url = "http://127.0.0.1:9/"  # never reached: the run stops before any user starts
     given = []

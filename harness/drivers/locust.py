@@ -91,7 +91,9 @@ Limits that remain
   (``--stop-timeout 5``: locust kills a user still busy after 5 s), so a
   request in flight is counted rather than abandoned and ``requests``
   equals what the server answered; the stop may end up to a task later
-  than ``--run-time``.
+  than ``--run-time``.  In distributed mode the master first stops every
+  worker and waits for its report (bounded: ``--stop-timeout`` + 10 s),
+  since locust's own master listens only 0.5 s after telling them to quit.
 * ``per_connection``/``starved_connections`` are None: locust cannot tell.
 """
 

@@ -10,6 +10,11 @@ A worker without that directory (a remote worker, started by hand on another mac
 sends its document to the master as a custom message instead, and the master writes it
 there. ``$MPM_LOCUST_REMOTE_WORKERS`` makes a ``--processes`` master also wait for that
 many remote workers (locust itself expects only its forked ones).
+
+Before the master quits, it stops every worker and waits (bounded) for each one's report
+(:func:`_drain_workers`): locust's headless master sends "quit" and listens only 0.5 s more
+(``MasterRunner.quit``), while a worker's stop lets each user finish its request
+(``--stop-timeout``), so a report sent after a slow request used to be lost.
 """
 import json
 import os
@@ -17,6 +22,7 @@ import resource
 import socket
 import time
 
+import gevent
 from hdrh.histogram import HdrHistogram
 from locust import events
 
@@ -26,6 +32,10 @@ _DIR = os.environ.get("MPM_LOCUST_REPORT_DIR")
 _LOW, _HIGH, _DIGITS = HIST_LOWEST_US, HIST_HIGHEST_US, HIST_DIGITS
 _MAX_MESSAGES = 50
 _REPORT_MESSAGE = "mpm_harness_report"
+_STOP_MESSAGE, _STOPPED_MESSAGE = "mpm_harness_stop", "mpm_harness_stopped"
+#: seconds a worker's stop may take beyond --stop-timeout before the master quits without its report
+_DRAIN_MARGIN_S = 10.0
+_STOPPED = set()  # on the master: the workers that answered the stop request
 _S = {"role": None, "t_start": None, "t_stop": None, "cpu_start": None, "cpu_stop": None,
       "statuses": {}, "errors": {}, "messages": {}, "timeline": [], "locust_requests": 0,
       "cpu_warning_max": 0.0, "clamped": 0}
@@ -154,12 +164,39 @@ def _on_worker_report(environment, msg, **_kw):
         _save(dict(msg.data, node_id=str(msg.node_id)), "w-" + "".join(c for c in str(msg.node_id) if c.isalnum()))
 
 
+def _on_worker_stopped(environment, msg, **_kw):
+    _STOPPED.add(str(msg.node_id))
+
+
+def _on_stop_request(environment, msg, **_kw):
+    # a worker: stop the users (each finishes its request), which fires test_stop and so sends
+    # or writes the report; then tell the master, over the same ordered connection
+    environment.runner.stop()
+    environment.runner.send_message(_STOPPED_MESSAGE, None)
+
+
+def _drain_workers(environment):
+    """On the master at test_stop: stop every live worker and wait for its report, bounded."""
+    runner = environment.runner
+    # only live workers: when the last worker quit or went missing, there is none to wait for
+    live = runner.clients.ready + runner.clients.spawning + runner.clients.running
+    asked = {str(c.id) for c in live}
+    for node in asked:
+        runner.send_message(_STOP_MESSAGE, None, node)
+    deadline = time.monotonic() + float(environment.stop_timeout or 0) + _DRAIN_MARGIN_S
+    while not asked <= _STOPPED and time.monotonic() < deadline:
+        gevent.sleep(0.05)  # the master's listener greenlet receives the reports meanwhile
+
+
 @events.init.add_listener
 def _on_init(environment, **_kw):
     runner = getattr(environment, "runner", None)
+    if type(runner).__name__ == "WorkerRunner":
+        runner.register_message(_STOP_MESSAGE, _on_stop_request)
     if type(runner).__name__ != "MasterRunner":
         return
     runner.register_message(_REPORT_MESSAGE, _on_worker_report)
+    runner.register_message(_STOPPED_MESSAGE, _on_worker_stopped)
     remote = int(os.environ.get("MPM_LOCUST_REMOTE_WORKERS") or 0)
     opts = environment.parsed_options
     if remote > 0 and opts is not None and getattr(opts, "processes", None):
@@ -168,6 +205,8 @@ def _on_init(environment, **_kw):
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kw):
+    if type(getattr(environment, "runner", None)).__name__ == "MasterRunner" and _S["t_stop"] is None:
+        _drain_workers(environment)  # the run ends when every user has stopped, as with a local runner
     if _S["t_stop"] is None:
         _S["t_stop"] = time.time()
         _S["cpu_stop"] = _cpu()
