@@ -7,6 +7,7 @@ master over TCP and send their counts as locust messages, as a worker on another
 
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.drivers.locust import DriverError, locust_available, parse_master_bind, run_locust, worker_command
+from harness.drivers.locust_remote import DEFAULT_LOCUSTFILE, plan_master
 from harness.drivers.registry import DRIVERS
 
 from .test_drivers_external import ServerCount, _check_histogram, server  # noqa: F401 (fixture)
@@ -145,6 +147,22 @@ def test_worker_command_and_master_bind():
     assert worker_command("10.0.0.5", 5557) == (
         "locust -f suites/load.py,harness/drivers/locust_plugin/mpm_harness_locust_report.py "
         "--worker --master-host 10.0.0.5 --master-port 5557")
+
+
+def test_the_master_plan():
+    local = plan_master(2, 0, ("127.0.0.1", 5557), 30.0, DEFAULT_LOCUSTFILE)
+    assert local.command is None and local.reports == 3  # the master and two forked workers
+    assert local.args == ["--master-bind-host", "127.0.0.1", "--master-bind-port", "5557",
+                          "--expect-workers-max-wait", "30",
+                          "--processes", "2", "--master-host", "127.0.0.1", "--master-port", "5557"]
+    remote = plan_master(1, 2, ("0.0.0.0", 5557), 59.5, DEFAULT_LOCUSTFILE)
+    assert remote.reports == 3 and remote.wait == 59.5
+    assert remote.args == ["--master-bind-host", "0.0.0.0", "--master-bind-port", "5557",
+                           "--expect-workers-max-wait", "60", "--master", "--expect-workers", "2"]
+    # bound to every address, the workers are told this machine's name
+    assert remote.command == worker_command(socket.getfqdn(), 5557)
+    both = plan_master(3, 1, ("", 5557), 10.0, DEFAULT_LOCUSTFILE)
+    assert both.reports == 5 and both.args[1] == "*" and "--master-host" in both.args
 
 
 def test_the_profile_keys_are_checked():

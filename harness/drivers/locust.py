@@ -55,12 +55,10 @@ own request count, which also counts failed connections, is in
 runner's) ``test_start`` to its ``test_stop``.
 
 Remote workers (``remote_workers`` M, started by hand on other machines
-with :func:`worker_command`) have no report folder: their plugin sends its
-document to the master as a locust message and the master writes it beside
-its own, so they are merged like local ones (docs/drivers.md, "Remote
-workers"); the master waits ``worker_wait`` seconds for them
-(``--expect-workers-max-wait``), then the driver raises :class:`DriverError`
-naming how many came and the command to run.
+with :func:`worker_command`) send their plugin's document to the master,
+which writes it beside its own, so they are merged like local ones; the
+master's address, the worker command and the bounded wait for the workers
+are in :mod:`harness.drivers.locust_remote`.
 
 If a process's report is missing (a worker killed, a locustfile that stops
 the plugin from loading), the driver falls back to the CSV files
@@ -108,7 +106,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -118,6 +115,10 @@ from urllib.parse import urlsplit
 from hdrh.histogram import HdrHistogram
 
 from .base import DriverResult, new_histogram, subprocess_result
+from .locust_remote import (  # noqa: F401 (the remote-worker names re-exported)
+    DEFAULT_LOCUSTFILE, DEFAULT_WORKER_WAIT_S, GAVE_UP_TEXT, PLUGIN_PATH, ROOT, gave_up_reason, parse_master_bind,
+    plan_master, print_worker_command, split_master_bind, worker_command,
+)
 from .subproc import (  # noqa: F401 (DriverError and BoundedRun re-exported)
     BoundedRun, DriverError, _read, _tail, histogram_from_percentiles, run_bounded, usable_cpus,
 )
@@ -128,30 +129,15 @@ __all__ = [
     "DEFAULT_LOCUSTFILE", "LOAD_PROFILES", "worker_command", "parse_master_bind", "split_master_bind",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-#: the project's locustfile (users and load profiles)
-DEFAULT_LOCUSTFILE = ROOT / "suites" / "load.py"
 #: the profiles of suites/load.py (not imported from there: it imports locust)
 LOAD_PROFILES = ("none", "ramp", "step", "spike", "soak")
 #: what locust logs when its process is above 90% CPU
 CPU_WARNING_TEXT = "CPU usage above"
 #: seconds allowed beyond the run for locust's startup and shutdown (imports, workers connecting)
 STARTUP_GRACE_S = 30.0
+#: locust's --stop-timeout: seconds each user may take to finish its task when the run stops
+STOP_TIMEOUT_S = 5
 _PROCESSES_MIN_VERSION = (2, 19)
-#: what locust logs when --expect-workers-max-wait runs out
-GAVE_UP_TEXT = "Gave up waiting for workers to connect"
-#: the default bounded wait for remote workers, in seconds
-DEFAULT_WORKER_WAIT_S = 60.0
-_WILDCARDS = ("", "*", "0.0.0.0", "::")
-
-
-# --------------------------------------------------------------------------
-# the report plugin (runs inside locust; text only here)
-
-
-#: the plugin is a module of its own, given to locust by path (never imported here); alone in its
-#: folder, because locust puts that folder on sys.path and this module's name is "locust"
-_PLUGIN_PATH = Path(__file__).parent / "locust_plugin" / "mpm_harness_locust_report.py"
 
 
 # --------------------------------------------------------------------------
@@ -449,77 +435,15 @@ def result_from_locust_csv(
 # running
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def split_master_bind(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``) -> (host, port); port 0 means a free one. No socket is touched.
-
-    Raises ValueError without a port or with one out of range.
-    """
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or (":" in host and not host.startswith("[")):
-        raise ValueError(f"master_bind must be HOST:PORT ([v6]:PORT; port 0: a free one), not {text!r}")
-    return host.strip("[]"), int(port)
-
-
-def parse_master_bind(text: str) -> tuple[str, int]:
-    """:func:`split_master_bind`, with port 0 replaced by a free port of that address."""
-    host, number = split_master_bind(text)
-    return host, number or _free_port("0.0.0.0" if host in _WILDCARDS else host)
-
-
-def worker_command(master_host: str, master_port: int, locustfile: str | os.PathLike = DEFAULT_LOCUSTFILE) -> str:
-    """The command to run on each generator machine so it joins the master as a locust worker.
-
-    Run from a checkout of mpm-harness (the same commit, installed with its
-    ``locust`` extra): paths are relative to its root when the locustfile is
-    the project's own. The report plugin comes with it, so the worker sends
-    its exact counts to the master (module doc).
-    """
-    path = Path(locustfile).resolve()
-    files = [path, _PLUGIN_PATH]
-    shown = [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files]
-    host = f"[{master_host}]" if ":" in master_host else master_host
-    return (f"locust -f {','.join(shown)} --worker --master-host {host} --master-port {int(master_port)}")
-
-
-def _advertised(bind_host: str) -> str:
-    # what workers connect to: the bound address, or this machine's name when bound to all of them
-    return socket.getfqdn() if bind_host in _WILDCARDS else bind_host
-
-
-def _master_args(processes: int, remote: int, bind: tuple[str, int], wait: float) -> tuple[list[str], tuple[str, int]]:
-    """locust's master options, and the (host, port) remote workers connect to."""
-    bind_host, port = bind
-    local_host = "127.0.0.1" if bind_host in _WILDCARDS else bind_host
-    args = ["--master-bind-host", bind_host or "*", "--master-bind-port", str(port),
-            "--expect-workers-max-wait", str(max(1, math.ceil(wait)))]
-    if processes > 1:
-        # the forked local workers connect to --master-host
-        args += ["--processes", str(processes), "--master-host", local_host, "--master-port", str(port)]
-    else:
-        args += ["--master", "--expect-workers", str(remote)]
-    return args, (_advertised(bind_host), port)
-
-
-def _print_worker_command(command: str) -> None:
-    sys.stderr.write(f"locust driver: run on each generator machine (from an mpm-harness checkout):\n  {command}\n")
-    sys.stderr.flush()
-
-
-def _gave_up_reason(stderr: str, processes: int, remote: int, wait: float, command: str | None) -> str:
-    """The clear reason of a run whose workers did not all come."""
-    seen = re.findall(r"(\d+) of (\d+) connected", stderr)
-    came = f"{seen[-1][0]} of {seen[-1][1]}" if seen else "not all"
-    local = processes if processes > 1 else 0
-    text = (f"locust workers did not come: {came} workers connected within {wait:g} s "
-            f"(expected {local} local + {remote} remote)")
-    return text + (f"; run on each generator machine: {command}" if command else "")
+def _read_reports(folder: Path) -> list[dict]:
+    """The plugin's documents in ``folder`` (one per locust process); an unreadable one is skipped."""
+    reports = []
+    for path in sorted(folder.glob("report-*.json")):
+        try:
+            reports.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pass
+    return reports
 
 
 def run_locust(
@@ -626,24 +550,23 @@ def run_locust(
     reports_dir = work / "reports"
     shutil.rmtree(reports_dir, ignore_errors=True)
     reports_dir.mkdir()
-    plugin = _PLUGIN_PATH
     prefix = work / "locust"
     for suffix in ("_stats.csv", "_failures.csv", "_stats_history.csv", "_exceptions.csv"):
         Path(f"{prefix}{suffix}").unlink(missing_ok=True)
 
     argv = [
-        sys.executable, "-m", "locust", "-f", f"{locustfile},{plugin}", "--headless", "--host", host,
+        sys.executable, "-m", "locust", "-f", f"{locustfile},{PLUGIN_PATH}", "--headless", "--host", host,
         "-u", str(int(users)), "-r", f"{float(spawn_rate):g}", "--run-time", f"{run_time}s",
-        "--csv", str(prefix), "--csv-full-history", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "5",
+        "--csv", str(prefix), "--csv-full-history", "--only-summary", "--exit-code-on-error", "0",
+        "--stop-timeout", str(STOP_TIMEOUT_S),
     ]
     wait = float(worker_wait) if remote else STARTUP_GRACE_S
-    command = None
-    if bind is not None:
-        master, (master_host, master_port) = _master_args(int(processes), remote, bind, wait)
-        argv += master
-        if remote:
-            command = worker_command(master_host, master_port, locustfile)
-            (on_worker_command or _print_worker_command)(command)
+    plan = plan_master(int(processes), remote, bind, wait, locustfile) if bind is not None else None
+    command = plan.command if plan is not None else None
+    if plan is not None:
+        argv += plan.args
+    if command:
+        (on_worker_command or print_worker_command)(command)
     if allow_attacks:
         argv.append("--allow-attacks")
     if ca_cert:
@@ -660,12 +583,12 @@ def run_locust(
         "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
     })
     deadline = (float(timeout) if timeout is not None
-                else run_time + STARTUP_GRACE_S + 5.0 * processes + (wait if remote else 0.0))
+                else run_time + STARTUP_GRACE_S + STOP_TIMEOUT_S + 5.0 * processes + (wait if remote else 0.0))
     try:
         run = run_bounded(argv, deadline=deadline, workdir=work, cpus=cpu_list, cwd=work, env=env)
         tail = _tail(run.stderr)
         if run.returncode != 0 and GAVE_UP_TEXT in run.stderr:
-            raise DriverError(_gave_up_reason(run.stderr, int(processes), remote, wait, command),
+            raise DriverError(gave_up_reason(run.stderr, int(processes), remote, wait, command),
                               stderr_tail=tail, returncode=run.returncode, command=argv)
         if run.returncode != 0:
             raise DriverError(f"locust exited with status {run.returncode}",
@@ -677,13 +600,8 @@ def run_locust(
         failures_text = _read(Path(f"{prefix}_failures.csv"))
         history_text = _read(Path(f"{prefix}_stats_history.csv"))
         warned = CPU_WARNING_TEXT in run.stderr or "exceeded cpu threshold" in run.stderr
-        reports = []
-        for path in sorted(reports_dir.glob("report-*.json")):
-            try:
-                reports.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                pass
-        expected = 1 if processes == 1 and not remote else (processes if processes > 1 else 0) + remote + 1
+        reports = _read_reports(reports_dir)
+        expected = plan.reports if plan is not None else 1
         usable = usable_cpus(cpu_list)
         csv_requests = parse_locust_csv(stats_text)["requests"]
         if len(reports) >= expected:
