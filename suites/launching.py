@@ -8,18 +8,19 @@ harness asked for (e.g. a prefork sized with ``MaxRequestWorkers=50``).
 
 A test writes its configuration once, per MPM of ours; :func:`configuration`
 gives it to any server: httpd runs its same-named MPM's (``apache-event`` what
-``event`` runs: the launcher maps every directive to httpd's), gunicorn its
-closest MPM's pool as a fixed pool (:data:`DYNAMIC_POOL`). :func:`family` and
+``event`` runs: the launcher maps every directive to httpd's), the Python
+servers (gunicorn, uWSGI, granian, waitress) their closest MPM's pool as a
+fixed pool (:data:`DYNAMIC_POOL`, :data:`FIXED_POOL`). :func:`family` and
 :func:`model` say whose server a name is and which MPM's configuration it takes.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Mapping
 
 import pytest
 
-from servers.external.gunicorn import CLOSEST_MPM
 from servers.launcher import EXTERNAL, LaunchError, NotApplicable, available, start
 from servers.mpm import MPM_NAMES
 
@@ -56,15 +57,18 @@ def launch(name: str, overrides: Mapping[str, Any] | None = None, *, app: str = 
 
 # -- one test configuration, every server ---------------------------------------------------------------
 
-#: httpd directives that size or bound a *dynamic* pool; gunicorn runs a fixed pool of StartServers
-#: workers (x ThreadsPerChild threads), so where that pool already has the size these directives
-#: bound, they are dropped for gunicorn instead of making the test not applicable
+#: httpd directives that size or bound a *dynamic* pool; gunicorn (and every server in FIXED_POOL) runs a
+#: fixed pool of StartServers workers (x ThreadsPerChild threads), so where that pool already has the size
+#: these directives bound, they are dropped for it instead of making the test not applicable
 DYNAMIC_POOL = ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads", "MaxRequestWorkers",
                 "ServerLimit", "ThreadLimit")
+#: server families that run a fixed pool sized StartServers (x ThreadsPerChild): waitress runs the
+#: product as threads of its one process
+FIXED_POOL = frozenset(("gunicorn", "uwsgi", "granian", "waitress"))
 
 
 def family(name: str) -> str:
-    """``ours``, ``apache`` or ``gunicorn``: whose server ``name`` is."""
+    """``ours``, ``apache``, ``gunicorn``, ``uwsgi``, ``granian`` or ``waitress``: whose server ``name`` is."""
     return EXTERNAL[name][0] if name in EXTERNAL else "ours"
 
 
@@ -72,8 +76,9 @@ def model(name: str) -> str | None:
     """The MPM of ours whose configuration server ``name`` takes in the suites.
 
     Ours: itself. ``apache-X``: X (our directives are httpd's, mapped one to one by the
-    launcher). gunicorn: the MPM its directives are validated against
-    (``servers.external.gunicorn.CLOSEST_MPM``: sync as prefork, gthread as worker).
+    launcher). The Python servers: the MPM their directives are validated against (each
+    ``servers.external`` module's ``CLOSEST_MPM``: gunicorn-sync and uwsgi-processes as
+    prefork; gunicorn-gthread, uwsgi-threads, granian and waitress as worker).
     None for a name the launcher does not know (a ``--target``) and for ``apache-conf`` (the user's file).
     """
     if name in MPM_NAMES:
@@ -83,17 +88,18 @@ def model(name: str) -> str | None:
     module, flavour = EXTERNAL[name]
     if module == "apache":
         return flavour if flavour in MPM_NAMES else None  # apache-conf: the user's file, not one of ours
-    return CLOSEST_MPM.get(flavour)
+    return getattr(importlib.import_module(f"servers.external.{module}"), "CLOSEST_MPM", {}).get(flavour)
 
 
 def configuration(name: str, configs: Mapping[str, Mapping[str, Any]]) -> dict | None:
     """A test's configuration, written per MPM of ours, for server ``name`` (None: none applies).
 
     ``configs[name]`` when the test wrote one for that very server; otherwise the one for
-    :func:`model` (name): ``apache-event`` runs exactly what ``event`` runs. For gunicorn the
-    dynamic-pool directives (:data:`DYNAMIC_POOL`) are dropped when its fixed pool is the size
-    they bound (StartServers x ThreadsPerChild == MaxRequestWorkers), so a capacity of 10 is
-    10 sync workers or one gthread worker with 10 threads; anything else it cannot honour
+    :func:`model` (name): ``apache-event`` runs exactly what ``event`` runs. For a fixed-pool
+    server (:data:`FIXED_POOL`: gunicorn, uWSGI, granian, waitress) the dynamic-pool directives
+    (:data:`DYNAMIC_POOL`) are dropped when its fixed pool is the size they bound (StartServers x
+    ThreadsPerChild == MaxRequestWorkers), so a capacity of 10 is 10 sync workers or one gthread
+    worker with 10 threads (waitress: 10 threads in its one process); anything else it cannot honour
     still makes the launch not applicable (``launch`` requires a test's own directives).
     """
     if name in configs:
@@ -102,9 +108,9 @@ def configuration(name: str, configs: Mapping[str, Mapping[str, Any]]) -> dict |
     if m is None or m not in configs:
         return None
     cfg = dict(configs[m])
-    if family(name) == "gunicorn":
+    if family(name) in FIXED_POOL:
         pool = cfg.get("StartServers", 1) * (cfg.get("ThreadsPerChild", 1) if m != "prefork" else 1)
         if cfg.get("MaxRequestWorkers", pool) != pool:
-            return None  # a dynamic pool that grows past its start: gunicorn cannot run it
+            return None  # a dynamic pool that grows past its start: a fixed pool cannot run it
         cfg = {k: v for k, v in cfg.items() if k not in DYNAMIC_POOL}
     return cfg

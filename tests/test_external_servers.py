@@ -72,13 +72,16 @@ def _refused(host: str, port: int) -> bool:
 def test_registry_lists_every_server_with_a_reason_or_none():
     names = available()
     assert list(names)[:3] == ["prefork", "worker", "event"]
-    assert set(names) == {"prefork", "worker", "event", *APACHE, "apache-conf", *GUNICORN}
-    assert set(EXTERNAL) == {*APACHE, "apache-conf", *GUNICORN}
+    peers = {"uwsgi-processes", "uwsgi-threads", "granian", "waitress"}
+    assert set(names) == {"prefork", "worker", "event", *APACHE, "apache-conf", *GUNICORN, *peers}
+    assert set(EXTERNAL) == {*APACHE, "apache-conf", *GUNICORN, *peers}
     for name in APACHE:
         assert names[name] is None or "apt-get install apache2" in names[name]
     for name in GUNICORN:
         assert names[name] is None or "pip install -e '.[peers]'" in names[name]
-    assert PEERS["event"] == ("apache-event", "gunicorn-gthread")
+    assert PEERS["event"] == ("apache-event", "gunicorn-gthread", "granian")
+    assert PEERS["prefork"] == ("apache-prefork", "gunicorn-sync", "uwsgi-processes")
+    assert PEERS["worker"] == ("apache-worker", "gunicorn-gthread", "uwsgi-threads", "granian", "waitress")
     assert lacks("event") == {}
     assert "keepalive" in lacks("gunicorn-sync") and "keepalive" not in lacks("gunicorn-gthread")
 
