@@ -6,7 +6,9 @@ send (with a few step markers for requests that need a pause), and the
 outcomes that make it Pass (``expect``) or Warn (``lenient``). Anything else
 is a Fail when the level is MUST, a Warn otherwise. Some observations fail
 whatever the level: a malformed response, a response to a request hidden
-behind the framing boundary, a violated response rule (see runner.py).
+behind the framing boundary (see runner.py). A header-level response rule
+(rules.py: Date, Allow, ...) fails only the cases that name it in ``rules``
+(the ``responses`` family); the others record it.
 
 An :class:`Outcome` is judged on three things only: the statuses of the final
 responses, in order; whether the connection was closed afterwards; and
@@ -16,6 +18,8 @@ responses, in order; whether the connection was closed afterwards; and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .rules import RULES
 
 # -- requirement levels (RFC 2119 keywords behind the expectation) -------------
 MUST = "MUST"
@@ -28,6 +32,12 @@ LEVELS = (MUST, SHOULD, RECOMMENDED, MAY)
 REQUIRED = "required"  # the server must close (EOF before any answer to the follow-up probe)
 FORBIDDEN = "forbidden"  # the server must keep it open (the follow-up probe is answered)
 EITHER = "either"
+
+# -- what a case is judged on (the ``kind`` JUnit property) ---------------------
+HANDLING = "handling"  # how the request was handled: statuses, close, echo, wants, smuggling
+RESPONSE_RULES = "response-rules"  # the rules every response obeys (rules.py), in cases of their own
+#: the checklist rows (families) whose cases judge response rules
+RESPONSE_ROWS = ("39", "responses")
 
 # -- verdicts ------------------------------------------------------------------
 PASS = "pass"
@@ -160,6 +170,8 @@ class Case:
     #: premise: ``/`` refuses POST (405/501) and never reads a body, as servers.apps:app does; a server
     #: whose ``/`` accepts POST (httpd's static file handler) makes the case not applicable
     get_only_root: bool = False
+    #: the response rules (rules.RULES keys) this case judges: broken, they fail it; elsewhere they are recorded
+    rules: tuple[str, ...] = ()
     note: str = ""
     family: str = field(default="", compare=False)
 
@@ -167,6 +179,13 @@ class Case:
         assert self.level in LEVELS, self.level
         assert self.expect, f"{self.id}: no expected outcome"
         assert all(isinstance(s, (bytes, Step)) for s in self.send), self.id
+        assert all(k in RULES for k in self.rules), (self.id, self.rules)
+        assert not self.rules or self.row in RESPONSE_ROWS, f"{self.id}: only response cases judge rules"
+
+    @property
+    def kind(self) -> str:
+        """HANDLING, or RESPONSE_RULES for the row 39 and ``responses`` cases (docs/conformance.md)."""
+        return RESPONSE_RULES if self.row in RESPONSE_ROWS else HANDLING
 
     @property
     def max_responses(self) -> int:

@@ -21,7 +21,6 @@ connection state is learnt by reading, never by sleeping:
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -45,12 +44,9 @@ from .model import (
     worst,
 )
 from .reading import HOST, Closed, Malformed, Resp, read_response, read_to_eof
+from .rules import Violation, violations
 
 PROBE_ECHO = "/echo?conformance-probe"
-_IMF_FIXDATE = re.compile(
-    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-    r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z"
-)
 
 
 @dataclass
@@ -185,37 +181,28 @@ def _find_probe(responses: list[Resp], probe_target: str) -> int | None:
 # -- judging -------------------------------------------------------------------
 @dataclass
 class Judgement:
+    """A case's verdict with its reasons; ``rules_seen``: every response rule broken on the connection
+    (judged only when the case declares it in ``Case.rules``, recorded either way)."""
+
     verdict: str
     reasons: list[str]
     observed: Observed
     matched: str = ""
+    rules_seen: list[Violation] = field(default_factory=list)
+
+    @property
+    def rule_keys(self) -> list[str]:
+        """The distinct rules broken, in order of first sight."""
+        return list(dict.fromkeys(v.key for v in self.rules_seen))
 
 
-def response_rule_violations(r: Resp) -> list[str]:
-    """RFC rules every response must follow, whatever was asked."""
-    out = []
-    if 200 <= r.status < 500 and r.header("date") is None:
-        out.append(f"{r.status} without Date (RFC 9110 §6.6.1 MUST)")
-    date = r.header("date")
-    if date is not None and not _IMF_FIXDATE.match(date.strip()):
-        out.append(f"Date {date!r} is not IMF-fixdate (RFC 9110 §5.6.7 MUST)")
-    if r.status == 204 and r.header("content-length") is not None:
-        out.append("Content-Length in a 204 (RFC 9110 §8.6 MUST NOT)")
-    if r.header("content-length") is not None and r.header("transfer-encoding") is not None:
-        out.append("both Content-Length and Transfer-Encoding (RFC 9112 §6.2 MUST NOT)")
-    if r.status == 405 and r.header("allow") is None:
-        out.append("405 without Allow (RFC 9110 §15.5.6 MUST)")
-    if r.status == 101:
-        out.append("101 Switching Protocols: the suite never offers a protocol the server could switch to")
-    for code, headers in r.interim:
-        if any(n == "content-length" for n, _ in headers):
-            out.append(f"Content-Length in a {code} (RFC 9110 §8.6 MUST NOT)")
-    if r.req_version == "1.0":
-        if r.interim:
-            out.append(f"1xx {[c for c, _ in r.interim]} sent to an HTTP/1.0 client (RFC 9110 §15.2 MUST NOT)")
-        if r.header("transfer-encoding") is not None:
-            out.append("Transfer-Encoding sent to an HTTP/1.0 client (RFC 9112 §6.1 MUST NOT)")
-    return out
+def _rules_seen(obs: Observed) -> tuple[list[Violation], list[Violation]]:
+    """(broken by the case's own responses, broken by any response read: extra and probe too)."""
+    own = [v for r in obs.responses for v in violations(r)]
+    others = [v for r in [*obs.extra, *([obs.probe_response] if obs.probe_response else [])] for v in violations(r)]
+    if obs.error:
+        own.append(Violation("framing", obs.error))
+    return own, own + others
 
 
 def outcome_matches(o: Outcome, obs: Observed, persistent: bool = True) -> bool:
@@ -315,15 +302,18 @@ def echo_mismatches(e: Echo, doc: dict, authority: str = HOST) -> list[str]:
 
 
 def judge(case: Case, obs: Observed, echo_available: bool, persistent: bool = True) -> Judgement:
-    """Pass / Warn / Fail for ``obs`` (see model.py); ``persistent``: see :func:`outcome_matches`."""
-    reasons: list[str] = []
-    verdict = PASS
-    if obs.error:
-        return Judgement(FAIL, [obs.error], obs)
-    for r in [*obs.responses, *obs.extra, *([obs.probe_response] if obs.probe_response else [])]:
-        for v in response_rule_violations(r):
-            reasons.append(v)
-            verdict = FAIL
+    """Pass / Warn / Fail for ``obs`` (see model.py); ``persistent``: see :func:`outcome_matches`.
+
+    The case is judged on what it tests: statuses, close, echo comparison, wants, extra
+    (smuggled) responses, a stuck connection, and a response the strict parser refuses
+    (RFC 9112 §6.3: the stream's framing is lost). A header-level response rule (rules.py)
+    fails only a case that declares it in ``Case.rules``; elsewhere it is recorded in
+    ``Judgement.rules_seen``, so one defect is not counted once per case."""
+    own, seen = _rules_seen(obs)
+    if obs.error:  # the stream lost its message boundaries: whatever the case tests, it fails
+        return Judgement(FAIL, [obs.error], obs, rules_seen=seen)
+    reasons = [v.detail for v in own if v.key in case.rules]
+    verdict = FAIL if reasons else PASS
     if obs.extra:
         reasons.append(f"{len(obs.extra)} extra response(s) {[r.status for r in obs.extra]}: "
                        "a request hidden behind the framing boundary was answered")
@@ -374,8 +364,7 @@ def judge(case: Case, obs: Observed, echo_available: bool, persistent: bool = Tr
             what = "carries" if not w.present else "lacks"
             reasons.append(f"response {w.index} ({r.status}) {what} {w.name}"
                            f"{': ' + w.value if w.value else ''} ({level}); it has {value!r}")
-    return Judgement(verdict, reasons, obs, matched)
+    return Judgement(verdict, reasons, obs, matched, seen)
 
 
-__all__ = ["Judgement", "Observed", "PROBE_ECHO", "Resp", "judge", "missing_builtin", "run", "response_rule_violations",
-           "EITHER"]
+__all__ = ["Judgement", "Observed", "PROBE_ECHO", "Resp", "judge", "missing_builtin", "run", "EITHER"]

@@ -8,9 +8,12 @@ On a server that keeps no connection open at all (every response says
 satisfies an outcome that forbids closing, and a case that needs several responses on
 one connection is not applicable; statuses and framing are judged as usual.
 
-Every case records JUnit properties (``--junitxml``): server, verdict, rfc, level,
-status, closed, smuggled, and the reasons when it is not a Pass. Each case carries
-its level and family as markers (markers.py): ``-m "must and not desync"``.
+Every case records JUnit properties (``--junitxml``): server, kind (``handling`` or
+``response-rules``, model.py), verdict, rfc, level, status, closed, smuggled, the
+reasons when it is not a Pass, and ``response_rules``: the response rules (rules.py)
+any response on its connection broke, judged only where the case declares them, so a
+report can say "seen in N cases" per rule. Each case carries its level and family as
+markers (markers.py): ``-m "must and not desync"``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import warnings
 
 import pytest
 
-from . import markers, runner
+from . import markers, rules, runner
 from .cases import CASES
 from .model import FAIL, PASS, WARN, Case
 from .reading import ask
@@ -90,6 +93,7 @@ def _healthy(host: str, port: int) -> str | None:
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=markers.marks(c)) for c in CASES])
 def test_conformance(server, case: Case, record_property) -> None:
     record_property("server", server.name)
+    record_property("kind", case.kind)
     if case.get_only_root:
         status = root_post_status(server.host, server.port)
         if status is not None and status not in (405, 501):
@@ -128,6 +132,8 @@ def test_conformance(server, case: Case, record_property) -> None:
         record_property("persistent_connections", "no")
     if j.reasons:
         record_property("reasons", " | ".join(j.reasons))
+    if j.rule_keys:
+        record_property("response_rules", rules.encode(j.rule_keys))
     detail = f"{case.id} [{case.rfc} {case.level}] {case.title}: {obs.summary()}; " + "; ".join(j.reasons)
     if j.verdict == FAIL:
         pytest.fail(detail, pytrace=False)
