@@ -1,7 +1,7 @@
 """The Python reference servers behind the launcher: uWSGI (processes; processes x threads), granian, waitress.
 
 Each live test skips, naming the install command, when its server is missing
-here (``pip install -e '.[peers]'``). The directive mapping is tested on the
+here (``pip install -e '.[peers]'``; uWSGI, which compiles, ``pip install -e '.[uwsgi]'``). The directive mapping is tested on the
 command line built from a configuration, without running anything. Every wait
 polls a condition with a deadline; everything listens on loopback only.
 """
@@ -24,6 +24,7 @@ from suites.wire import Conn, wait_until
 PEER_NAMES = ("uwsgi-processes", "uwsgi-threads", "granian", "waitress")
 FAST = {"KeepAliveTimeout": 2, "Timeout": 5, "GracefulShutdownTimeout": 10, "MaintenanceInterval": 0.1}
 INSTALL = "pip install -e '.[peers]'"
+UWSGI_INSTALL = "pip install -e '.[uwsgi]'"
 
 
 def _need(name: str) -> None:
@@ -72,7 +73,7 @@ def _refused(host: str, port: int) -> bool:
 def test_registry_names_each_peer_with_its_model_and_install_command():
     names = available()
     for name in PEER_NAMES:
-        assert names[name] is None or INSTALL in names[name]
+        assert names[name] is None or (UWSGI_INSTALL if name.startswith("uwsgi") else INSTALL) in names[name]
         assert set(lacks(name)) == {"scoreboard", "keepalive-header"}  # every one keeps connections alive
     assert "uwsgi-processes" in PEERS["prefork"] and "granian" in PEERS["event"]
     assert [model(n) for n in PEER_NAMES] == ["prefork", "worker", "worker", "worker"]
@@ -82,7 +83,7 @@ def test_missing_peers_name_what_to_install(monkeypatch):
     monkeypatch.setattr(uwsgi, "binary", lambda: None)
     monkeypatch.setattr(granian, "binary", lambda: None)
     monkeypatch.setattr(waitress.importlib.util, "find_spec", lambda name: None)
-    assert uwsgi.unavailable("threads").startswith(f"uwsgi not installed: {INSTALL}")
+    assert uwsgi.unavailable("threads").startswith(f"uwsgi not installed: {UWSGI_INSTALL}")
     assert granian.unavailable("wsgi") == f"granian not installed: {INSTALL}"
     assert waitress.unavailable("threads") == f"waitress not installed: {INSTALL}"
     with pytest.raises(LaunchError, match="uwsgi-threads is not available here: uwsgi not installed"):

@@ -53,7 +53,8 @@ from ..config import ServerConfig
 from ..launcher import (DYNAMIC_POOL_DIRECTIVES, LaunchError, PeerHandle, child_env, free_port, listening_ports,
                         plan_directives, request_head_limit, spawn, url_host)
 
-INSTALL = "pip install -e '.[peers]'"
+#: its own extra: a failed compile must not cost the other peers (pyproject.toml)
+INSTALL = "pip install -e '.[uwsgi]'"
 DEFAULT_APP = "servers.apps:app"
 #: uWSGI flavour -> the MPM whose directives and defaults it is configured with
 CLOSEST_MPM = {"processes": "prefork", "threads": "worker"}
