@@ -63,7 +63,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..config import DIRECTIVES, NOT_IMPLEMENTED, ServerConfig, conf_quoted, load_config
 from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
@@ -293,8 +293,12 @@ def render_conf(
     passthrough: Iterable[tuple[str, str]] = (),
     notes: Iterable[str] = (),
     log_load: Iterable[str] = (),
+    app_lines: Iterable[str] | None = None,
 ) -> str:
-    """The complete httpd.conf for ``cfg`` (pure: no file is read or written)."""
+    """The complete httpd.conf for ``cfg`` (pure: no file is read or written).
+
+    ``app_lines``, when given, replace the built-in app's resources served as files (mod_wsgi
+    serving an app instead: servers/external/modwsgi.py); mod_status stays in front of them."""
     lines = [
         f"# written by mpm-harness (servers/external/apache.py) for the {cfg.mpm} MPM",
         *(f"# note: {n}" for n in (*cfg.notes, *notes)),
@@ -315,7 +319,19 @@ def render_conf(
     lines += [f"Listen {_fmt_listen(h, p)}" for h, p in listen]
     lines += [f"{name} {value}" for name, value in directives(cfg)]
     lines += [f"{name} {value}" for name, value in passthrough]
-    lines += [
+    if app_lines is not None:
+        lines += list(app_lines)
+    else:
+        lines += _static_lines(docroot, bytes_dir)
+    if cfg.StatusLocation is not None:  # StatusLocation / StatusRequire: httpd's own spelling of them
+        lines += [f"<Location {conf_quoted(cfg.StatusLocation)}>", "    SetHandler server-status",
+                  *(f"    Require {part.strip()}" for part in str(cfg.StatusRequire).split(";")), "</Location>"]
+    return "\n".join(lines) + "\n"
+
+
+def _static_lines(docroot: str, bytes_dir: str) -> list[str]:
+    """The built-in app's resources httpd serves as files: / and /bytes/N (the document root holds /echo)."""
+    return [
         "# the built-in app's resources, as files",
         f"DocumentRoot {conf_quoted(docroot)}",
         f'AliasMatch "^/$" {conf_quoted(os.path.join(docroot, "hello"))}',
@@ -327,10 +343,6 @@ def render_conf(
         "    ForceType application/octet-stream",
         "</Directory>",
     ]
-    if cfg.StatusLocation is not None:  # StatusLocation / StatusRequire: httpd's own spelling of them
-        lines += [f"<Location {conf_quoted(cfg.StatusLocation)}>", "    SetHandler server-status",
-                  *(f"    Require {part.strip()}" for part in str(cfg.StatusRequire).split(";")), "</Location>"]
-    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------ files
@@ -425,9 +437,12 @@ class ApacheHandle(Handle):
 
 
 def build_conf(mpm: str, overrides: Mapping[str, Any], config: str | os.PathLike | None,
-               run_dir: str, ports: Iterable[int] | None = None) -> tuple[str, ServerConfig, list[tuple[str, int]],
-                                                                       str, str, list[str]]:
-    """(httpd.conf text, effective config, listen addresses, pidfile, error log, notes) for one launch."""
+               run_dir: str, ports: Iterable[int] | None = None,
+               app_conf: Callable[[ServerConfig], list[str]] | None = None,
+               ) -> tuple[str, ServerConfig, list[tuple[str, int]], str, str, list[str]]:
+    """(httpd.conf text, effective config, listen addresses, pidfile, error log, notes) for one launch.
+
+    ``app_conf(cfg)``, when given, writes what serves the app instead of the static files."""
     ours, passed = split_overrides(overrides)
     ours.setdefault("Listen", "127.0.0.1:0")
     cfg = load_config(mpm, config, ours)
@@ -442,9 +457,9 @@ def build_conf(mpm: str, overrides: Mapping[str, Any], config: str | os.PathLike
     notes = notes_for(cfg, ours)
     text = render_conf(
         cfg, listen=listen, run_dir=run_dir, pidfile=pidfile, error_log=error_log,
-        docroot=os.path.join(run_dir, "htdocs"), bytes_dir=bytes_dir(), modules=modules_dir() or "",
-        mpm_load=_mpm_load_line(mpm) or "", user_group=run_as(), passthrough=passed, notes=notes,
-        log_load=_log_load_lines(),
+        docroot=os.path.join(run_dir, "htdocs"), bytes_dir=bytes_dir() if app_conf is None else "",
+        modules=modules_dir() or "", mpm_load=_mpm_load_line(mpm) or "", user_group=run_as(), passthrough=passed,
+        notes=notes, log_load=_log_load_lines(), app_lines=app_conf(cfg) if app_conf is not None else None,
     )
     return text, cfg, listen, pidfile, error_log, notes
 
@@ -462,16 +477,32 @@ def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus
     if mpm == "conf":
         return start_from_conf(name, overrides, config=config, cpus=cpus, run_dir=run_dir, env=env,
                                required=required)
+    return launch(name, mpm, overrides, config=config, cpus=cpus, run_dir=run_dir, env=env, required=required,
+                  timeout=timeout)
+
+
+def launch(name: str, mpm: str, overrides: dict, *, config, cpus, run_dir: str | None,
+           env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float,
+           app_conf: Callable[[str], Callable[[ServerConfig], list[str]]] | None = None,
+           handle_type: type[ApacheHandle] | None = None) -> ApacheHandle:
+    """Write the run directory and start httpd with ``mpm`` from our directives.
+
+    ``app_conf(run_dir)``, when given, writes what the app needs into the run directory and
+    returns the hook :func:`build_conf` calls for its httpd.conf lines (mod_wsgi,
+    servers/external/modwsgi.py); ``handle_type`` is the handle to return."""
     own = run_dir is None
     run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
     if run_as() is not None:
         os.chmod(run_dir, 0o755)  # httpd's children run as User and read the document root below it
-    _write_docroot(run_dir)
+    if app_conf is None:
+        _write_docroot(run_dir)
+    app_lines = app_conf(run_dir) if app_conf is not None else None
     binary = find_binary()
     assert binary is not None
     conf_path = os.path.join(run_dir, "httpd.conf")
     for attempt in range(3):
-        text, cfg, listen, pidfile, error_log, notes = build_conf(mpm, overrides, config, run_dir)
+        text, cfg, listen, pidfile, error_log, notes = build_conf(mpm, overrides, config, run_dir,
+                                                                  app_conf=app_lines)
         check_required(name, cfg, overrides, required)
         with open(conf_path, "w") as f:
             f.write(text)
@@ -480,9 +511,9 @@ def start(name: str, mpm: str, overrides: dict, *, app: str | None, config, cpus
         proc = spawn(argv, log_path=error_log, cpus=cpus, env=child_env(env), cwd=run_dir)
         host, port = listen[0]
         url = f"http://{_fmt_listen(host, port)}"
-        handle = ApacheHandle(name=name, proc=proc, run_dir=run_dir, log_path=error_log, pidfile=pidfile, url=url,
-                              notes=tuple(notes), _own_run_dir=own, mpm=mpm, conf_path=conf_path,
-                              status_path=cfg.StatusLocation)
+        handle = (handle_type or ApacheHandle)(
+            name=name, proc=proc, run_dir=run_dir, log_path=error_log, pidfile=pidfile, url=url, notes=tuple(notes),
+            _own_run_dir=own, mpm=mpm, conf_path=conf_path, status_path=cfg.StatusLocation)
         # a port picked here may be taken by someone else before httpd binds it: then httpd exits at
         # once (it binds before it forks); try another port rather than fail the launch
         if any(p == 0 for _, p in cfg.Listen) and attempt < 2 and _exited_on_bind(handle, log_size, min(timeout, 5.0)):
@@ -816,5 +847,5 @@ def conf_values(text: str) -> dict[str, list[str]]:
 
 
 __all__ = ["ApacheHandle", "BYTES_SIZES", "CONF_ENV", "MPMS", "UserConf", "build_conf", "bytes_dir", "conf_unavailable",
-           "conf_values", "directives", "find_binary", "flatten", "lacks", "modules_dir", "read_user_conf", "render_conf",
-           "start", "start_from_conf", "unavailable", "version"]
+           "conf_values", "directives", "find_binary", "flatten", "lacks", "launch", "modules_dir", "read_user_conf",
+           "render_conf", "run_as", "start", "start_from_conf", "unavailable", "version"]
