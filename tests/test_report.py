@@ -21,6 +21,7 @@ import pytest
 
 from harness.report import files, render_markdown, resolve_reference
 from harness.report.files import publish, report_command, write_tables
+from harness.report.text import DASH
 from harness.report.page import render_report
 from harness.report.plots import PlotSet
 from harness.report.text import fmt_ratio, fmt_sig
@@ -277,11 +278,37 @@ def test_conformance_counts_match_the_fixture(doc):
                     and c["suite"] == "conformance")
         verdicts = [case["properties"]["verdict"] for case in cell["cases"]]
         row = _row(sec, server)
-        assert row[1:6] == [str(verdicts.count("pass")), str(verdicts.count("warn")), str(verdicts.count("fail")),
-                            "0", str(len(verdicts))], server
+        # a run from before the kind property: its rows (1, 10, 42) are all request-handling cases
+        assert row[1:7] == [str(verdicts.count("pass")), str(verdicts.count("warn")), str(verdicts.count("fail")),
+                            "0", "0", str(len(verdicts))], server
+        assert row[7:9] == [DASH, "0"], server  # no response-rule case, no response rule recorded
     assert _row(sec, "worker")[1:4] == ["4", "1", "0"]
     assert _row(sec, "event")[1:4] == ["4", "0", "1"]
     assert _row(sec, "row 42")[1:] == ["1/0/0", "1/0/0", "0/0/1"]
+    assert "no response rule broken" in sec
+
+
+def test_conformance_shows_handling_and_the_response_rules_broken(doc):
+    """A server missing Date on its errors: handling cases pass, the rule is one row seen in N cases."""
+    from suites.conformance.rules import encode
+
+    cell = next(c for c in doc["cells"] if c["kind"] == "suite" and c["server"] == "prefork"
+                and c["suite"] == "conformance")
+    date = encode(["date"])
+    for case in cell["cases"]:  # every handling case saw a 400 or 404 without Date
+        case["properties"].update(kind="handling", response_rules=date)
+    rule_case = {"name": "test_conformance[prefork-resp-400-date]", "outcome": "failed", "message": "",
+                 "properties": {"kind": "response-rules", "verdict": "fail", "row": "responses", "status": "400",
+                                "rfc": "RFC 9110 §6.6.1", "reasons": "400 without Date (RFC 9110 §6.6.1 MUST)",
+                                "response_rules": encode(["date", "framing"])}}
+    cell["cases"].append(rule_case)
+    sec = _section(render_markdown(doc), "## 6. Conformance")
+    row = _row(sec, "prefork")
+    assert row[1:9] == ["5", "0", "0", "0", "0", "5", "0/0/1", "2: date (6), framing (1)"]
+    rules = _row(sec, "date")
+    assert "RFC 9110 §6.6.1" in rules[1] and rules[2:] == ["6", DASH, DASH]
+    assert _row(sec, "framing")[2:] == ["1", DASH, DASH]
+    assert _row(sec, "prefork", "resp-400-date")[2] == "fail"
 
 
 def test_every_warn_and_fail_is_listed_with_reasons_and_rfc(doc):

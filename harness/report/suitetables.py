@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from suites.conformance.model import HANDLING, RESPONSE_RULES
+from suites.conformance.tally import Tally
+
 from ..runview import Case
 from .sections import Section, Sheet, Table, align, short_test
 from .text import DASH, clip, fmt_count, fmt_pct, fmt_seconds, fmt_sig, num
@@ -177,55 +180,90 @@ def row_key(row: str) -> tuple[int, int, str]:
 
 
 def _verdict(case: Case) -> str:
-    """A conformance case's verdict: pass, warn or fail as recorded; a failed test without one is a fail."""
+    """A conformance case's verdict: pass, warn, fail or n/a as recorded; a failed test without one is a fail."""
     verdict = case.properties.get("verdict")
-    if verdict in ("pass", "warn", "fail"):
+    if verdict in ("pass", "warn", "fail", "n/a"):
         return verdict
     return "fail" if case.outcome == "failed" else "other"
 
 
+def _counts(c) -> str:
+    """``pass/warn/fail`` (and ``+N n/a``, ``+N not judged``) of one kind's verdict counter."""
+    text = f"{c['pass']}/{c['warn']}/{c['fail']}"
+    text += f" +{c['n/a']} n/a" if c["n/a"] else ""
+    return text + (f" +{c['other']} not judged" if c["other"] else "")
+
+
 def conformance(sheet: Sheet) -> Section:
-    """Table 6: pass/warn/fail per server, per checklist row, and every warn and fail with its reasons."""
+    """Table 6: each server's two verdicts (handling cases; response rules broken), per checklist row,
+    the response rules with the cases each was seen in, and every warn and fail with its reasons."""
     run = sheet.run
     sec = Section("conformance", "6. Conformance")
     servers = [s for s in run.servers if run.suite_cell(s, "conformance") is not None]
-    counts: dict[str, dict[str, int]] = {}
+    tallies: dict[str, Tally] = {}
     per_row: dict[str, dict[str, dict[str, int]]] = {}
     bad: list[list[str]] = []
     for s in servers:
-        n = counts.setdefault(s, {"pass": 0, "warn": 0, "fail": 0, "other": 0})
+        t = tallies.setdefault(s, Tally())
         for c in run.cases(s, "conformance"):
             props = c.properties
             verdict = _verdict(c)
-            n[verdict] += 1
+            t.add(props, verdict)
             row = props.get("row") or "?"
-            per_row.setdefault(row, {}).setdefault(s, {"pass": 0, "warn": 0, "fail": 0, "other": 0})[verdict] += 1
+            cell = per_row.setdefault(row, {}).setdefault(s, {"pass": 0, "warn": 0, "fail": 0, "other": 0})
+            cell[verdict if verdict in cell else "other"] += 1
             if verdict != "pass":
                 reasons = props.get("reasons") or c.message or ""
                 bad.append([s, run.case_id(s, c.name or "?") or (c.name or "?"),
                             verdict if verdict != "other" else (c.outcome or "?"),
                             props.get("status") or DASH, clip(reasons, 300) or DASH, props.get("rfc") or DASH])
-    headers = ["server", "pass", "warn", "fail", "not judged", "total", "suite"]
+    headers = ["server", "pass", "warn", "fail", "n/a", "not judged", "handling cases",
+               "response-rule cases pass/warn/fail", "response rules broken", "suite"]
     rows = []
     for s in servers:
-        n = counts[s]
-        missing = sheet.suite_missing(s, "conformance")
-        rows.append([s, str(n["pass"]), str(n["warn"]), str(n["fail"]), str(n["other"]), str(sum(n.values())),
-                     missing or run.suite_cell(s, "conformance").status or "?"])
+        t = tallies[s]
+        n = t.counts[HANDLING]
+        broken = t.rules_broken
+        rows.append([s, *(str(n[k]) for k in ("pass", "warn", "fail", "n/a", "other")), str(sum(n.values())),
+                     _counts(t.counts[RESPONSE_RULES]) if t.counts[RESPONSE_RULES] else DASH,
+                     (f"{len(broken)}: " + ", ".join(f"{k} ({m})" for k, _, m in broken)) if broken else "0",
+                     sheet.suite_missing(s, "conformance") or run.suite_cell(s, "conformance").status or "?"])
     sec.tables.append(Table(
         "HTTP/1.1 conformance (suites/conformance): one data-driven case per request, judged against its RFC 9110/9112 "
-        "rule. Pass = the expected outcome; Warn = a lenient outcome the RFC allows but does not prefer, or a "
-        "SHOULD not met (the test passes with a warning); Fail = a MUST broken (the test fails); not judged = the "
-        "case errored or was skipped before a verdict.", headers, rows, align(headers, left=("server", "suite")),
+        "rule. Two verdicts per server. Handling (pass ... handling cases): how each request was handled (statuses, "
+        "close, the echo mirror's parse, smuggled responses, responses that break the stream's framing); Pass = the "
+        "expected outcome; Warn = a lenient outcome the RFC allows but does not prefer, or a SHOULD not met (the "
+        "test passes with a warning); Fail = a MUST broken (the test fails); n/a = the case's premise does not hold "
+        "on that server; not judged = the case errored or was skipped before a verdict. Response rules: the rules "
+        "every response obeys (Date, Allow, no Content-Length on a 1xx, ...) are judged only in the response-rule "
+        "cases (rows 39 and responses) and recorded in the others; response rules broken = how many distinct rules "
+        "the server broke, each with the number of cases it was seen in.", headers, rows,
+        align(headers, left=("server", "response-rule cases pass/warn/fail", "response rules broken", "suite")),
         "the conformance suite did not run"))
     judged = [s for s in servers if run.cases(s, "conformance")]
     if judged:
         sec.tables.append(_per_row(per_row, judged))
+        sec.tables.append(_rules_table(tallies, judged))
     bh = ["server", "case", "verdict", "status", "reasons", "RFC"]
     sec.tables.append(Table(
-        "Every Warn and Fail: the case id (suites/conformance/cases.py), the status code(s) the server answered, "
-        "and why the case was not a Pass.", bh, bad, align(bh, left=bh), "no Warn and no Fail"))
+        "Every Warn and Fail (and n/a): the case id (suites/conformance/cases.py), the status code(s) the server "
+        "answered, and why the case was not a Pass.", bh, bad, align(bh, left=bh), "no Warn and no Fail"))
     return sec
+
+
+def _rules_table(tallies: dict[str, Tally], judged: list[str]) -> Table:
+    """Each response rule broken (rows) x server (columns): the number of cases it was seen in."""
+    texts: dict[str, str] = {}
+    for s in judged:
+        texts.update({k: text for k, text, _ in tallies[s].rules_broken})
+    headers = ["rule", "what it says", *judged]
+    rows = [[k, texts[k], *(str(tallies[s].seen[k]) if tallies[s].seen[k] else DASH for s in judged)]
+            for k in sorted(texts)]
+    return Table(
+        "Response rules broken (suites/conformance/rules.py): per rule and server, the number of cases in which a "
+        "response broke it (recorded in every case; it fails only the response-rule cases that declare it, and "
+        "'framing' also fails the case that provoked it). A run recorded before the response_rules property shows none.",
+        headers, rows, align(headers, left=("rule", "what it says")), "no response rule broken")
 
 
 def _per_row(per_row: dict[str, dict[str, dict[str, int]]], judged: list[str]) -> Table:
