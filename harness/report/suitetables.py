@@ -262,7 +262,8 @@ def _rules_table(tallies: dict[str, Tally], judged: list[str]) -> Table:
     return Table(
         "Response rules broken (suites/conformance/rules.py): per rule and server, the number of cases in which a "
         "response broke it (recorded in every case; it fails only the response-rule cases that declare it, and "
-        "'framing' also fails the case that provoked it). A run recorded before the response_rules property shows none.",
+        "'framing' also fails the case that provoked it). A run recorded before the response_rules property "
+        "shows none.",
         headers, rows, align(headers, left=("rule", "what it says")), "no response rule broken")
 
 
