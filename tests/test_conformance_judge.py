@@ -111,3 +111,29 @@ def test_the_property_round_trips_and_the_tally_counts_distinct_rules():
     assert [(k, n) for k, _, n in t.rules_broken] == [("date", 201), ("allow-405", 1)]
     assert kind_of({"row": "responses"}) == RESPONSE_RULES and kind_of({}) == HANDLING
     assert t.describe(RESPONSE_RULES) == "pass=1 warn=0 fail=1 total=2"
+
+
+def test_the_report_prints_both_verdicts(tmp_path, capsys):
+    """``python -m suites.conformance.report``: handling counts, response-rule counts, each rule once with its
+    case count; a case recorded before the kind property is sorted by today's case of that id."""
+    from suites.conformance.report import main
+
+    date = rules.encode(["date"])
+    xml = tmp_path / "c.xml"
+    xml.write_text(f"""<testsuites><testsuite>
+      <testcase name="test_conformance[gunicorn-sync-row02-no-host]"><properties>
+        <property name="server" value="gunicorn-sync"/><property name="kind" value="handling"/>
+        <property name="verdict" value="pass"/><property name="response_rules" value="{date}"/></properties></testcase>
+      <testcase name="test_conformance[gunicorn-sync-row03-host-list]"><properties>
+        <property name="server" value="gunicorn-sync"/><property name="kind" value="handling"/>
+        <property name="verdict" value="pass"/><property name="response_rules" value="{date}"/></properties></testcase>
+      <testcase name="test_conformance[gunicorn-sync-resp-400-date]"><properties>
+        <property name="server" value="gunicorn-sync"/><property name="verdict" value="fail"/>
+        <property name="reasons" value="400 without Date"/></properties></testcase>
+    </testsuite></testsuites>""")
+    main([str(xml)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "gunicorn-sync: handling pass=2 warn=0 fail=0 total=2"
+    assert out[1] == "  response rules: cases pass=0 warn=0 fail=1 total=1; 1 distinct rule(s) broken"
+    assert out[2].startswith("    date: a 2xx-4xx response carries Date") and out[2].endswith("seen in 2 case(s)")
+    assert "FAIL resp-400-date" in out[3]

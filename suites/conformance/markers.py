@@ -36,7 +36,8 @@ FAMILIES: dict[str, str] = {
                "bodies, bodies on GET",
     "chunked": "conformance rows 33-36: chunk sizes, chunk data, extensions, trailers",
     "expect": "conformance row 38: Expect: 100-continue",
-    "responses": "conformance row 39 and the responses family: bodiless responses, Date, Content-Type",
+    "responses": "conformance row 39 and the responses family: the response rules (Date, Allow, bodiless "
+                 "responses, no 1xx or Transfer-Encoding to HTTP/1.0, ...), judged in these cases only",
     "keepalive": "persistence and pipelining (conformance rows 40-41) and suites/test_keepalive.py",
     "desync": "request smuggling: conformance row 42, the desync family and every case hiding a request "
               "behind the framing boundary",
