@@ -468,6 +468,22 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def run_files(name: str, run_dir: str | None, cfg: Any, server: str) -> tuple[str, bool, str, str]:
+    """(run directory, whether the launcher made it, pidfile, error log) of a reference server's launch:
+    a fresh temporary directory unless ``run_dir`` is given; PidFile and ErrorLog from ``cfg``, else
+    ``RUN/<server>.pid`` and ``RUN/error.log``."""
+    own = run_dir is None
+    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
+    pidfile = cfg.PidFile or os.path.join(run_dir, f"{server}.pid")
+    return run_dir, own, pidfile, cfg.ErrorLog or os.path.join(run_dir, "error.log")
+
+
+def record_command(run_dir: str, server: str, argv: list[str], notes: Iterable[str]) -> None:
+    """Write ``RUN/<server>.args``: the command line (the whole configuration) and the notes, for the results."""
+    with open(os.path.join(run_dir, f"{server}.args"), "w") as f:
+        f.write(" ".join(argv[1:]) + "\n" + "".join(f"# note: {n}\n" for n in notes))
+
+
 def finish_start(handle: Handle, wait: bool, timeout: float) -> Handle:
     """Wait until ``handle`` is ready (when asked); a server that fails is stopped, never left behind."""
     if wait:

@@ -272,7 +272,11 @@ def test_apache_cannot_serve_a_wsgi_app():
         start("apache-event", app="servers.apps.threadsafety:app")
 
 
-@pytest.mark.parametrize("name", APACHE + GUNICORN)
+#: the reloading peers of test_peer_servers.py (waitress cannot reload: tested there)
+RELOADING_PEERS = ("uwsgi-processes", "uwsgi-threads", "granian")
+
+
+@pytest.mark.parametrize("name", APACHE + GUNICORN + RELOADING_PEERS)
 def test_graceful_restart_keeps_serving_and_replaces_children(launch, name):
     h = launch(name, {"StartServers": 1})
     before = set(h.pids()[1:])

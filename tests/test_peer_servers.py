@@ -1,16 +1,15 @@
 """The Python reference servers behind the launcher: uWSGI (processes; processes x threads), granian, waitress.
 
 Each live test skips, naming the install command, when its server is missing
-here (``pip install -e '.[peers]'``; uWSGI, which compiles, ``pip install -e '.[uwsgi]'``). The directive mapping is tested on the
-command line built from a configuration, without running anything. Every wait
-polls a condition with a deadline; everything listens on loopback only.
+here (``pip install -e '.[peers]'``; uWSGI, which compiles from source,
+``pip install -e '.[uwsgi]'``). The directive mapping is tested on the command
+line built from a configuration, without running anything. Every wait polls a
+condition with a deadline; everything listens on loopback only. The fixtures
+and process checks are test_external_servers.py's.
 """
 
 from __future__ import annotations
 
-import socket
-
-import psutil
 import pytest
 
 from servers.apps.default import HELLO
@@ -20,51 +19,11 @@ from servers.launcher import PEERS, LaunchError, NotApplicable, available, lacks
 
 from suites.launching import configuration, model
 from suites.wire import Conn, wait_until
+from tests.test_external_servers import _gone, _refused, launch  # noqa: F401 - launch is a fixture
 
 PEER_NAMES = ("uwsgi-processes", "uwsgi-threads", "granian", "waitress")
-FAST = {"KeepAliveTimeout": 2, "Timeout": 5, "GracefulShutdownTimeout": 10, "MaintenanceInterval": 0.1}
 INSTALL = "pip install -e '.[peers]'"
 UWSGI_INSTALL = "pip install -e '.[uwsgi]'"
-
-
-def _need(name: str) -> None:
-    why = available()[name]
-    if why is not None:
-        pytest.skip(f"{name}: {why}")
-
-
-@pytest.fixture
-def launch():
-    """``launch(name, overrides, **kw)`` -> a started handle, skipped when the server is missing; always stopped."""
-    handles = []
-
-    def _launch(name: str, overrides: dict | None = None, **kw):
-        _need(name)
-        h = start(name, {**FAST, **(overrides or {})}, **kw)
-        handles.append(h)
-        return h
-
-    yield _launch
-    for h in handles:
-        h.stop()
-
-
-def _gone(pids: list[int]) -> bool:
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            pass
-    return True
-
-
-def _refused(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return False
-    except OSError:
-        return True
 
 
 # -- registry --------------------------------------------------------------------------------------
@@ -220,21 +179,6 @@ def test_stop_leaves_no_process(launch, name):
     h.stop()
     wait_until(lambda: _gone(pids), 10, what=f"{name}: every process of {pids} gone")
     wait_until(lambda: _refused(h.host, h.port), 5, what=f"{name}: port {h.port} closed")
-
-
-@pytest.mark.parametrize("name", ("uwsgi-processes", "uwsgi-threads", "granian"))
-def test_graceful_restart_replaces_workers_and_keeps_serving(launch, name):
-    h = launch(name, {"StartServers": 1})
-    before = set(h.pids()[1:])
-    assert before
-    h.graceful()
-
-    def replaced():
-        kids = set(h.pids()[1:])
-        return kids and not kids & before and h.get("/") == (200, HELLO)
-
-    wait_until(replaced, 20, what=f"{name}: new workers serving after a graceful restart")
-    assert h.alive()
 
 
 def test_waitress_has_no_reload(launch):

@@ -35,12 +35,12 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import DYNAMIC_POOL_DIRECTIVES, PeerHandle, child_env, plan_directives, spawn, url_host
+from ..launcher import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, child_env, plan_directives, record_command, run_files,
+                        spawn, url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -185,13 +185,9 @@ def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpu
           env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> GranianHandle:
     """Start granian (not yet waited on)."""
     cfg, opts, notes = plan(name, kind, overrides, config, required)
-    own = run_dir is None
-    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
-    pidfile = cfg.PidFile or os.path.join(run_dir, "granian.pid")
-    log_path = cfg.ErrorLog or os.path.join(run_dir, "error.log")
+    run_dir, own, pidfile, log_path = run_files(name, run_dir, cfg, "granian")
     argv = command(opts, app=app or DEFAULT_APP, pidfile=pidfile)
-    with open(os.path.join(run_dir, "granian.args"), "w") as f:
-        f.write(" ".join(argv[1:]) + "\n" + "".join(f"# note: {n}\n" for n in notes))
+    record_command(run_dir, "granian", argv, notes)
     environ = {k: v for k, v in child_env(env).items() if not k.startswith("GRANIAN_")}  # this command line only
     proc = spawn(argv, log_path=log_path, cpus=cpus, env=environ, cwd=run_dir)
     host, port = cfg.Listen[0]

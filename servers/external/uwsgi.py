@@ -44,14 +44,13 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
 from ..launcher import (DYNAMIC_POOL_DIRECTIVES, LaunchError, PeerHandle, child_env, free_port, listening_ports,
-                        plan_directives, request_head_limit, spawn, url_host)
+                        plan_directives, record_command, request_head_limit, run_files, spawn, url_host)
 
 #: its own extra: a failed compile must not cost the other peers (pyproject.toml)
 INSTALL = "pip install -e '.[uwsgi]'"
@@ -292,18 +291,14 @@ def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpu
     A ``:0`` Listen gets a free port picked here: uWSGI would bind ``:0`` anew, on another port,
     when its master re-execs on a graceful reload."""
     cfg, opts, notes = plan(name, kind, overrides, config, required)
-    own = run_dir is None
-    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
-    pidfile = cfg.PidFile or os.path.join(run_dir, "uwsgi.pid")
-    log_path = cfg.ErrorLog or os.path.join(run_dir, "error.log")
+    run_dir, own, pidfile, log_path = run_files(name, run_dir, cfg, "uwsgi")
     fifo = os.path.join(run_dir, "master.fifo")
     environ = {k: v for k, v in child_env(env).items() if not k.startswith("UWSGI_")}  # this command line only
     for attempt in range(3):
         listen = [(host, port or free_port(host)) for host, port in cfg.Listen]
         argv = command(with_ports(opts, listen), app=app or DEFAULT_APP, pidfile=pidfile, log_path=log_path,
                        fifo=fifo)
-        with open(os.path.join(run_dir, "uwsgi.args"), "w") as f:
-            f.write(" ".join(argv[1:]) + "\n" + "".join(f"# note: {n}\n" for n in notes))
+        record_command(run_dir, "uwsgi", argv, notes)
         log_size = os.path.getsize(log_path) if os.path.exists(log_path) else 0
         proc = spawn(argv, log_path=log_path, cpus=cpus, env=environ, cwd=run_dir)
         host, port = listen[0]

@@ -33,16 +33,14 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import math
-import os
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
 from ..launcher import (DYNAMIC_POOL_DIRECTIVES, NotApplicable, PeerHandle, child_env, plan_directives,
-                        request_head_limit, spawn, url_host)
+                        record_command, request_head_limit, run_files, spawn, url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -185,13 +183,9 @@ def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpu
           env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> WaitressHandle:
     """Start waitress (not yet waited on)."""
     cfg, opts, notes = plan(name, kind, overrides, config, required)
-    own = run_dir is None
-    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
-    pidfile = cfg.PidFile or os.path.join(run_dir, "waitress.pid")
-    log_path = cfg.ErrorLog or os.path.join(run_dir, "error.log")
+    run_dir, own, pidfile, log_path = run_files(name, run_dir, cfg, "waitress")
     argv = command(opts, app=app or DEFAULT_APP)
-    with open(os.path.join(run_dir, "waitress.args"), "w") as f:
-        f.write(" ".join(argv[1:]) + "\n" + "".join(f"# note: {n}\n" for n in notes))
+    record_command(run_dir, "waitress", argv, notes)
     proc = spawn(argv, log_path=log_path, cpus=cpus, env=child_env(env), cwd=run_dir)
     with open(pidfile, "w") as f:
         f.write(f"{proc.pid}\n")
