@@ -73,6 +73,7 @@ def test_embedded_mode_runs_the_app_in_httpds_children(flavour):
     assert 'WSGIScriptAlias / "/run/app.wsgi"' in lines
     assert 'WSGIImportScript "/run/app.wsgi" process-group=%{GLOBAL} application-group=%{GLOBAL}' in lines
     assert "WSGIApplicationGroup %{GLOBAL}" in lines
+    assert "WSGIChunkedRequest On" in lines  # a chunked request body reaches the app, as under our MPMs
     assert not [x for x in lines if x.startswith(("WSGIDaemonProcess", "WSGIProcessGroup", "WSGIRestrictEmbedded"))]
 
 
@@ -208,7 +209,21 @@ def test_daemon_runs_startservers_processes(launch):
     assert h.get("/") == (200, HELLO)
 
 
-def test_an_app_that_does_not_import_fails_the_start_and_leaves_nothing(launch):
+@pytest.mark.parametrize("flavour", ("event", "daemon"))
+def test_graceful_restart_replaces_the_apps_processes_and_keeps_serving(launch, flavour):
+    h = launch(flavour, {"StartServers": 1, "ThreadsPerChild": 2}, app=USER_APP)
+    before = json.loads(h.get("/")[1])["pid"]
+    h.graceful()
+
+    def replaced():
+        code, body = h.get("/")
+        return code == 200 and json.loads(body)["pid"] != before
+
+    wait_until(replaced, 20, what=f"modwsgi-{flavour}: a new process serving the app after a graceful restart")
+    assert h.alive()
+
+
+def test_an_app_that_does_not_import_fails_the_start_and_leaves_nothing():
     _need("event")
     h = modwsgi.start("modwsgi-event", "event", dict(FAST), app="no_such_module_here:app", config=None, cpus=None,
                       run_dir=None, env=None, required=(), timeout=15.0)

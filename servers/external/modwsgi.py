@@ -269,7 +269,7 @@ def app_lines(flavour: str, cfg: ServerConfig, *, module: str, home: str, path: 
     else:
         lines.append(f"WSGIPythonPath {conf_quoted(':'.join(path))}")
         group = "%{GLOBAL}"
-    lines += ["WSGIApplicationGroup %{GLOBAL}",
+    lines += ["WSGIApplicationGroup %{GLOBAL}", "WSGIChunkedRequest On",
               f"WSGIImportScript {conf_quoted(script)} process-group={group} application-group=%{{GLOBAL}}",
               f"WSGIScriptAlias / {conf_quoted(script)}",
               f"<Directory {conf_quoted(os.path.dirname(script))}>", "    Require all granted", "</Directory>"]
