@@ -161,6 +161,15 @@ def test_python_home_is_reachable_by_httpds_user():
         assert not modwsgi._reachable(sys.prefix, *ids)
 
 
+def test_app_failure_is_read_from_the_error_log():
+    log = ("[wsgi:error] [pid 1] WSGI0110: Unable to execute Python script file '/r/app.wsgi'.\n"
+           "[wsgi:error] [pid 1] Traceback (most recent call last):\n"
+           "[wsgi:error] [pid 1]   File \"/p/servers/wsgi.py\", line 130, in _import_module\n"
+           "[wsgi:error] [pid 1] servers.wsgi.AppLoadError: cannot import module 'x': No module named 'x'\n")
+    assert modwsgi.app_failure(log) == "servers.wsgi.AppLoadError: cannot import module 'x': No module named 'x'"
+    assert modwsgi.app_failure("[mpm_event:notice] AH00489: resuming normal operations\n") is None
+
+
 def test_lacks_nothing():
     assert all(modwsgi.lacks(f) == {} for f in FLAVOURS)
 
@@ -227,7 +236,7 @@ def test_an_app_that_does_not_import_fails_the_start_and_leaves_nothing():
     _need("event")
     h = modwsgi.start("modwsgi-event", "event", dict(FAST), app="no_such_module_here:app", config=None, cpus=None,
                       run_dir=None, env=None, required=(), timeout=15.0)
-    with pytest.raises(LaunchError):
+    with pytest.raises(LaunchError, match="no_such_module_here"):  # at once, with the reason from the log
         finish_start(h, True, 15.0)
     wait_until(lambda: h.proc.poll() is not None, 10, what="httpd stopped after the failed start")
 

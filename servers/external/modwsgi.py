@@ -37,6 +37,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import stat
 import sys
@@ -287,6 +288,22 @@ def _app_conf(flavour: str, app: str, home: str) -> Callable[[str], Callable[[Se
 
 # ------------------------------------------------------------------ the handle
 
+#: mod_wsgi's "Unable to execute Python script file" (WSGI0109 on a request, WSGI0110 at import)
+_SCRIPT_FAILED = ("WSGI0109", "WSGI0110")
+_EXCEPTION_LINE = re.compile(r"\]\s+((?:[A-Za-z_][\w.]*)(?:Error|Exception|Exit)\b.*)$")
+
+
+def app_failure(log: str) -> str | None:
+    """The exception that kept the WSGI script from loading, from httpd's error log (None: none)."""
+    if not any(code in log for code in _SCRIPT_FAILED):
+        return None
+    for line in reversed(log.splitlines()):
+        m = _EXCEPTION_LINE.search(line)
+        if m:
+            return m.group(1)
+    return "mod_wsgi could not execute the WSGI script (see the error log)"
+
+
 
 @dataclass
 class ModWsgiHandle(apache.ApacheHandle):
@@ -301,6 +318,9 @@ class ModWsgiHandle(apache.ApacheHandle):
                     return
             except OSError:
                 pass
+            failure = app_failure(self.log_text())
+            if failure:
+                raise self._not_ready(f"the app did not load: {failure}")
             if self.proc.poll() is not None:
                 raise self._not_ready(f"httpd exited (status {self.proc.returncode}) before the app answered")
             if time.monotonic() > deadline:
@@ -327,6 +347,6 @@ def conf_for(flavour: str, overrides: Mapping[str, Any], run_dir: str, app: str 
     return apache.build_conf(MODES[flavour], overrides, None, run_dir, app_conf=prepare(run_dir))[0]
 
 
-__all__ = ["DEFAULT_APP", "INSTALL", "MODES", "ModWsgiHandle", "app_lines", "conf_for", "daemon_options",
+__all__ = ["DEFAULT_APP", "INSTALL", "MODES", "ModWsgiHandle", "app_failure", "app_lines", "conf_for", "daemon_options",
            "find_module", "home_unavailable", "lacks", "linked_home", "python_home", "script_text", "start",
            "unavailable", "version"]
