@@ -161,6 +161,18 @@ def test_python_home_is_reachable_by_httpds_user():
         assert not modwsgi._reachable(sys.prefix, *ids)
 
 
+def test_an_unreadable_current_directory_is_noted(monkeypatch):
+    if modwsgi._run_as_ids() is None:
+        pytest.skip("not root: httpd's children run as this user")
+    hidden = tempfile.mkdtemp()  # mode 700, as /root is
+    try:
+        monkeypatch.chdir(hidden)
+        assert modwsgi.path_notes() == [f"{hidden} is not readable by {apache.run_as()[0]}: "
+                                        "a module there cannot be imported"]
+    finally:
+        os.rmdir(hidden)
+
+
 def test_app_failure_is_read_from_the_error_log():
     log = ("[wsgi:error] [pid 1] WSGI0110: Unable to execute Python script file '/r/app.wsgi'.\n"
            "[wsgi:error] [pid 1] Traceback (most recent call last):\n"

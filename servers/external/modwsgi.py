@@ -336,8 +336,18 @@ def start(name: str, flavour: str, overrides: dict, *, app: str | None, config, 
                            required=required, timeout=timeout, app_conf=_app_conf(flavour, app or DEFAULT_APP, home),
                            handle_type=ModWsgiHandle)
     handle.notes = (*handle.notes, f"app: {app or DEFAULT_APP} ({'daemon' if flavour == 'daemon' else 'embedded'} "
-                    f"mode, mod_wsgi/{mod_wsgi_version()})", *([note] if note else []))
+                    f"mode, mod_wsgi/{mod_wsgi_version()})", *([note] if note else []), *path_notes())
     return handle  # type: ignore[return-value]
+
+
+def path_notes() -> list[str]:
+    """A directory of the app's Python path httpd's User cannot read (a module there will not import)."""
+    ids = _run_as_ids()
+    if ids is None:
+        return []
+    user = (apache.run_as() or ("?",))[0]
+    return [f"{d} is not readable by {user}: a module there cannot be imported" for d in python_path()
+            if not _reachable(d, *ids)]
 
 
 def conf_for(flavour: str, overrides: Mapping[str, Any], run_dir: str, app: str = DEFAULT_APP,
