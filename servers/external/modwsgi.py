@@ -55,6 +55,8 @@ INSTALL = "apt-get install apache2-dev && pip install mod_wsgi"
 DEFAULT_APP = "servers.apps:app"
 #: flavour -> the MPM httpd runs with (daemon mode: an event front)
 MODES: dict[str, str] = {"prefork": "prefork", "worker": "worker", "event": "event", "daemon": "event"}
+#: the MPM whose configuration each flavour takes in the suites (suites.launching.model): its own
+CLOSEST_MPM = MODES
 MODULE_ENV = "MPM_HARNESS_MOD_WSGI"  # the mod_wsgi .so to load instead of the pip-installed one
 HOME_ENV = "MPM_HARNESS_MODWSGI_HOME"  # the Python home mod_wsgi initialises from
 DAEMON_GROUP = "mpm-harness"
@@ -357,6 +359,6 @@ def conf_for(flavour: str, overrides: Mapping[str, Any], run_dir: str, app: str 
     return apache.build_conf(MODES[flavour], overrides, None, run_dir, app_conf=prepare(run_dir))[0]
 
 
-__all__ = ["DEFAULT_APP", "INSTALL", "MODES", "ModWsgiHandle", "app_failure", "app_lines", "conf_for", "daemon_options",
+__all__ = ["CLOSEST_MPM", "DEFAULT_APP", "INSTALL", "MODES", "ModWsgiHandle", "app_failure", "app_lines", "conf_for", "daemon_options",
            "find_module", "home_unavailable", "lacks", "linked_home", "python_home", "script_text", "start",
            "unavailable", "version"]
