@@ -11,8 +11,9 @@ The options and markers are registered by the suites' pytest plugin (suites/plug
 through the package's ``pytest11`` entry point); this file holds the fixtures and the hooks
 that run the tests once per server, and pytest loads it whenever it collects the suites.
 
-``--server all`` includes the reference servers (apache-prefork/worker/event, gunicorn-sync/gthread)
-that can start here. A test whose premise a reference server cannot meet is skipped as "not
+``--server all`` includes the reference servers (apache-prefork/worker/event, gunicorn-sync/gthread,
+uwsgi-processes/threads, granian, waitress, and apache-conf when ``$MPM_HARNESS_HTTPD_CONF`` names a
+file) that can start here. A test whose premise a reference server cannot meet is skipped as "not
 applicable to NAME: why": a directive the server has no equivalent for (suites/launching.py), or a
 feature it lacks (``servers.launcher.lacks``; the ``needs`` marker or the ``NEEDS`` table below).
 A ``--target`` is asked, once, whether it has the built-ins a ``needs`` names (``echo``: our

@@ -276,6 +276,7 @@ IDLE_HOLDER = {
     "prefork": "pinned", "worker": "pinned", "event": "parked",
     "apache-prefork": "pinned", "apache-worker": "pinned", "apache-event": "parked",
     "gunicorn-gthread": "parked",
+    "uwsgi-processes": "pinned", "uwsgi-threads": "pinned", "granian": "parked", "waitress": "parked",
 }
 #: servers whose /server-status connection counts (ConnsAsyncKeepAlive...) are refreshed only when the
 #: listener processes its timeout queues, i.e. when the first queued connection times out: httpd's

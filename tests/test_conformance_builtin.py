@@ -51,3 +51,10 @@ def test_a_case_on_other_paths_is_never_excused():
     root = next(c for c in CASES if not any(isinstance(p, bytes) and (b"/echo" in p or b"/bytes/" in p)
                                             for p in c.send) and any("2xx" in o.statuses for o in c.expect))
     assert missing_builtin(root, Observed(responses=[_resp(404)])) is None
+
+
+def test_a_missing_status_route_stands_for_the_status_the_case_expects():
+    case = BY_ID["resp-204-no-cl"]  # the built-in /status/204: a static server answers 404
+    why = missing_builtin(case, Observed(responses=[_resp(404)]))
+    assert why is not None and "/status/204" in why
+    assert missing_builtin(case, Observed(responses=[_resp(200)])) is None  # a 200 where the 204 is due: judged

@@ -9,6 +9,9 @@
   through ``wsgi.file_wrapper`` (the event MPM's listener sends them to a slow
   reader); N that is not ASCII digits in range gets 400;
 * ``/sleep?ms=N`` -> sleeps N ms (at most 60000) then answers;
+* ``/status/204`` -> 204 No Content (no Content-Length);
+* ``/stream?n=N`` -> N short lines yielded one by one without Content-Length (the server
+  frames the body: chunked to HTTP/1.1, closed to HTTP/1.0);
 * ``/page[?c=N][&wait_ms=N]`` -> a realistic dynamic page: SQLite queries, a backend wait
   and a template render (:mod:`servers.apps.realistic`);
 * ``/server-status`` is the server's own (mod_status at StatusLocation, in front of any app),

@@ -20,6 +20,8 @@ from .realistic import page
 HELLO = b"Hello, World!"
 MAX_BYTES = 64 * 1024 * 1024
 MAX_SLEEP_MS = 60_000
+#: the most lines ``/stream`` yields
+MAX_STREAM_PIECES = 10_000
 #: the largest request body ``/echo`` mirrors; a larger one is answered 413 (RFC 9110 §15.5.14)
 MAX_ECHO_BODY = 1024 * 1024
 #: ``/bytes/N`` is sent in pieces of at most this size, all of them one shared block (or a slice of it)
@@ -84,7 +86,7 @@ def echo(environ, start_response) -> list[bytes]:
     else:  # served by another WSGI server: rebuild what we can from the environ
         doc = {
             "method": environ["REQUEST_METHOD"],
-            "target": environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"],
+            "target": environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuilt_target(environ),
             "version": environ["SERVER_PROTOCOL"],
             "headers": [[k[5:].replace("_", "-").title(), v] for k, v in environ.items() if k.startswith("HTTP_")],
         }
@@ -92,6 +94,15 @@ def echo(environ, start_response) -> list[bytes]:
     out = json.dumps(doc).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
     return [out]
+
+
+def _rebuilt_target(environ) -> str:
+    """The request target from PEP 3333's parts, for a server that keeps no raw one (granian):
+    SCRIPT_NAME + PATH_INFO, and ``?`` + QUERY_STRING when there is one. The percent-encoding of
+    the original is lost (PATH_INFO is decoded), so the echo comparison is approximate there."""
+    target = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    return target + "?" + query if query else target
 
 
 class RepeatedBlock:
@@ -170,6 +181,18 @@ def sleep(environ, start_response) -> list[bytes]:
     return _plain(start_response, "200 OK", f"slept {ms} ms\n")
 
 
+def stream(environ, start_response) -> Iterator[bytes]:
+    """``/stream?n=N``: N lines (default 3, at most MAX_STREAM_PIECES) yielded one by one, with no
+    Content-Length, so the server frames the body itself: chunked to HTTP/1.1, closed to HTTP/1.0
+    (RFC 9112 §6.1, §6.3), as httpd does for a CGI script that sends no length."""
+    qs = parse_qs(environ.get("QUERY_STRING", ""))
+    n = ascii_int(qs.get("n", ["3"])[0], MAX_STREAM_PIECES)
+    if n is None:
+        return iter(_plain(start_response, "400 Bad Request", f"n must be an integer 0..{MAX_STREAM_PIECES}\n"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return (b"piece %d\n" % i for i in range(n))
+
+
 def app(environ, start_response):
     """Route a request to one of the built-in handlers."""
     path = environ.get("PATH_INFO", "")
@@ -190,6 +213,11 @@ def app(environ, start_response):
         return sleep(environ, start_response)
     if path == "/page":
         return page(environ, start_response)
+    if path == "/status/204":
+        start_response("204 No Content", [])  # no Content-Length: a 204 has no content (RFC 9110 §8.6)
+        return []
+    if path == "/stream":
+        return stream(environ, start_response)
     if path == "*" and method == "OPTIONS":
         start_response("200 OK", [("Allow", "GET, HEAD, POST, OPTIONS"), ("Content-Length", "0")])
         return []

@@ -837,6 +837,13 @@ def rows_43_44_families() -> list[Case]:
           note="the pause lets a server that would send a 100 do it; the body then comes anyway"),
         C("resp-http10-no-te", "responses", "HTTP/1.0 client never gets Transfer-Encoding",
           req(b"GET /bytes/100000 HTTP/1.0"), OK_CLOSE, "RFC 9112 §6.1", rules=("te-http10",)),
+        C("resp-http10-stream-no-te", "responses", "a body of unknown length to HTTP/1.0: closed, never chunked",
+          req(b"GET /stream HTTP/1.0"), OK_CLOSE, "RFC 9112 §6.1, §6.3", rules=("te-http10",)),
+        C("resp-204-no-cl", "responses", "a 204 carries no Content-Length", req(b"GET /status/204 HTTP/1.1"),
+          Outcome(("204",), FORBIDDEN), "RFC 9110 §8.6", rules=("cl-204", "date")),
+        C("resp-stream-cl-te", "responses", "a body of unknown length: Transfer-Encoding or a close, never both it "
+          "and Content-Length", req(b"GET /stream HTTP/1.1"), Outcome(("2xx",)), "RFC 9112 §6.2, §6.3",
+          rules=("cl-te",)),
         C("resp-upgrade-no-101", "responses", "Upgrade: websocket is never answered 101",
           req(b"GET / HTTP/1.1", b"Connection: upgrade", b"Upgrade: websocket", b"Sec-WebSocket-Version: 13",
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="), (OK_ANY, R4XX), "RFC 9110 §7.8",

@@ -234,18 +234,18 @@ def outcome_matches(o: Outcome, obs: Observed, persistent: bool = True) -> bool:
 #: what a server answers for a resource it does not have (RFC 9110 §15.5.5) or that refuses the method (§15.5.6)
 _NO_RESOURCE = (404, 405)
 #: the built-in app's resources the cases address (servers/apps): the request mirror and sized bodies
-_BUILTIN_PATHS = (b"/echo", b"/bytes/")
+_BUILTIN_PATHS = (b"/echo", b"/bytes/", b"/status/204", b"/stream")
 
 
 def missing_builtin(case: Case, obs: Observed, persistent: bool = True) -> str | None:
     """Why ``case`` is not applicable to a server without the built-in app's resources, or None.
 
-    Cases send their requests to ``/echo`` or ``/bytes/N`` and expect the built-in app's answer
-    there (2xx). A deployment that does not serve those paths answers 404 (or 405 where a static
-    handler refuses POST), which says nothing about the framing rule the case tests. The case is
-    not applicable when answering some of those requests with 2xx instead would have met an
-    expected outcome; any other miss (a 404 where a 400 is due, a wrong close, a smuggled
-    response) is still judged."""
+    Cases send their requests to ``/echo``, ``/bytes/N``, ``/status/204`` or ``/stream`` and
+    expect the built-in app's answer there. A deployment that does not serve those paths
+    answers 404 (or 405 where a static handler refuses POST), which says nothing about the
+    rule the case tests. The case is not applicable when answering some of those requests as
+    the expected outcome says (a 2xx, the 204) would have met it; any other miss (a 404 where
+    a 400 is due, a wrong close, a smuggled response) is still judged."""
     if not any(isinstance(part, bytes) and any(p in part for p in _BUILTIN_PATHS) for part in case.send):
         return None
     missing = [i for i, r in enumerate(obs.responses) if r.status in _NO_RESOURCE]
@@ -255,13 +255,23 @@ def missing_builtin(case: Case, obs: Observed, persistent: bool = True) -> str |
     subsets = [set(missing)] + ([{i for k, i in enumerate(missing) if chosen >> k & 1}
                                  for chosen in range(1, (1 << len(missing)) - 1)] if len(missing) <= 6 else [])
     for served in subsets:
-        as_builtin = dataclasses.replace(obs, responses=[dataclasses.replace(r, status=200) if i in served else r
-                                                         for i, r in enumerate(obs.responses)])
-        if any(outcome_matches(o, as_builtin, persistent) for o in case.expect):
-            statuses = ", ".join(str(obs.responses[i].status) for i in sorted(served))
-            return (f"it does not serve the built-in app's /echo and /bytes/N (answered {statuses}); the case "
-                    "needs a resource that accepts the request")
+        for o in case.expect:
+            if len(o.statuses) < len(obs.responses):
+                continue
+            as_builtin = dataclasses.replace(obs, responses=[
+                dataclasses.replace(r, status=_a_status(o.statuses[i])) if i in served else r
+                for i, r in enumerate(obs.responses)])
+            if outcome_matches(o, as_builtin, persistent):
+                statuses = ", ".join(str(obs.responses[i].status) for i in sorted(served))
+                return (f"it does not serve the built-in app's resources (/echo, /bytes/N, /status/204, /stream; "
+                        f"answered {statuses}); the case needs one that accepts the request")
     return None
+
+
+def _a_status(spec: str) -> int:
+    """One status an outcome's spec accepts ("2xx" -> 200, "204" -> 204, "200|206" -> 200)."""
+    first = spec.split("|")[0]
+    return int(first[0]) * 100 if first.endswith("xx") else int(first)
 
 
 def _norm(v: str) -> str:
