@@ -33,13 +33,12 @@ import math
 import os
 import signal
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..config import DIRECTIVES, ServerConfig, load_config
-from ..launcher import Handle, NotApplicable, child_env, listening_ports, spawn
+from ..config import ServerConfig
+from ..launcher import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, child_env, plan_directives, record_command, run_files,
+                        spawn, url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -163,58 +162,25 @@ def gunicorn_settings(kind: str, cfg: ServerConfig) -> tuple[list[tuple[str, str
     if cfg.AcceptFilter.defers("http"):
         unsupported["AcceptFilter"] = "gunicorn never defers accept (no TCP_DEFER_ACCEPT): it accepts at once"
     pool = _POOL.format(threads=threads)
-    for name in ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads", "MaxRequestWorkers",
-                 "ServerLimit", "ThreadLimit", "AsyncRequestWorkerFactor"):
+    for name in DYNAMIC_POOL_DIRECTIVES:
         unsupported[name] = pool
-    for name in DIRECTIVES:  # our other knobs (e.g. the Bench* testing knobs)
-        if name not in MAPPED and name not in unsupported and name not in KNOBS:
-            unsupported[name] = "an mpm-harness knob gunicorn has no equivalent for"
     return opts, unsupported, notes
-
-
-def _changed(cfg: ServerConfig, default: ServerConfig, overrides: Mapping[str, Any]) -> set[str]:
-    """Directives set by the caller: named in ``overrides`` or different from the MPM's default."""
-    names = {str(k).strip().lower() for k in overrides}
-    out = set()
-    for name in DIRECTIVES:
-        if name.lower() in names or getattr(cfg, name) != getattr(default, name):
-            out.add(name)
-    return out
 
 
 def plan(name: str, kind: str, overrides: Mapping[str, Any], config, required: tuple[str, ...] = ()):
     """(effective config, gunicorn options, notes) for a launch; NotApplicable for a required directive
-    gunicorn cannot honour."""
-    mpm = CLOSEST_MPM[kind]
-    ours = dict(overrides)
-    ours.setdefault("Listen", "127.0.0.1:0")
-    cfg = load_config(mpm, config, ours)
-    opts, unsupported, notes = gunicorn_settings(kind, cfg)
-    wanted = {str(k).strip().lower() for k in required}
-    for key, why in unsupported.items():
-        if key.lower() in wanted:
-            raise NotApplicable(f"not applicable to {name}: {key}: {why}")
-    changed = _changed(cfg, load_config(mpm), overrides)
-    notes = [*cfg.notes, *notes]
-    notes += [f"{k} {_show(getattr(cfg, k))} not applied: {why}" for k, why in unsupported.items() if k in changed]
-    notes += [f"{k} ignored: {why}" for k, why in KNOBS.items() if k in changed]
-    return cfg, opts, notes
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "On" if value else "Off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    gunicorn cannot honour (launcher.plan_directives, validated as gunicorn's closest MPM)."""
+    return plan_directives(name, CLOSEST_MPM[kind], overrides, config, required,
+                           lambda cfg: gunicorn_settings(kind, cfg), mapped=MAPPED, knobs=KNOBS, server="gunicorn")
 
 
 @dataclass
-class GunicornHandle(Handle):
-    """A running gunicorn arbiter (see the module docstring for the signal mapping)."""
+class GunicornHandle(PeerHandle):
+    """A running gunicorn arbiter (see the module docstring for the signal mapping); ready once a
+    worker answers, since the arbiter listens before its workers have booted (launcher.PeerHandle)."""
 
     kind: str = ""
-    bind_host: str = "127.0.0.1"  # as it goes in a URL (IPv6 in brackets)
+    server: str = "gunicorn"
 
     SIGNALS = {
         "graceful": signal.SIGHUP,  # reload: new workers, old ones finish their requests
@@ -223,67 +189,29 @@ class GunicornHandle(Handle):
         "stop": signal.SIGQUIT,  # quick shutdown
     }
 
-    def _find_url(self, deadline: float, timeout: float) -> None:
-        while not self.url:
-            ports = listening_ports(self.pid)
-            if ports:
-                self.url = f"http://{self.bind_host}:{ports[0]}"
-                return
-            if self.proc.poll() is not None:
-                raise self._not_ready(f"gunicorn exited (status {self.proc.returncode}) before it was ready")
-            if time.monotonic() > deadline:
-                raise self._not_ready(f"not listening after {timeout:.0f}s")
-            time.sleep(0.02)
-
-    def _check_ready(self, deadline: float) -> None:
-        # the arbiter listens before its workers have booted: ready once a worker answers
-        while True:
-            try:
-                code, _ = self.get("/", timeout=max(0.1, min(2.0, deadline - time.monotonic())))
-                if code < 500:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise self._not_ready(f"gunicorn exited (status {self.proc.returncode}) before it was ready")
-            if time.monotonic() > deadline:
-                raise self._not_ready("no worker answered GET /")
-            time.sleep(0.02)
-
-    def status(self, timeout: float = 5.0):
-        raise NotApplicable(f"{self.name} has no /server-status: gunicorn keeps no scoreboard")
-
-
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
 
 def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpus, run_dir: str | None,
           env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> GunicornHandle:
     """Start gunicorn (not yet waited on)."""
     cfg, opts, notes = plan(name, kind, overrides, config, required)
-    own = run_dir is None
-    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
-    pidfile = cfg.PidFile or os.path.join(run_dir, "gunicorn.pid")
-    log_path = cfg.ErrorLog or os.path.join(run_dir, "error.log")
+    run_dir, own, pidfile, log_path = run_files(name, run_dir, cfg, "gunicorn")
     argv = [sys.executable, "-m", "gunicorn", "--config", os.devnull]
     for host, port in cfg.Listen:
-        argv += ["--bind", _bind(host, port)]
+        argv += ["--bind", f"{url_host(host)}:{port}"]
     for flag, value in opts:
         argv += [flag, value]
     argv += ["--pid", pidfile, "--error-logfile", log_path]
     if _version_info() >= (25, 1):
         argv.append("--no-control-socket")  # else every instance shares ~/.gunicorn/gunicorn.ctl
     argv.append(app or DEFAULT_APP)
-    with open(os.path.join(run_dir, "gunicorn.args"), "w") as f:
-        f.write(" ".join(argv[1:]) + "\n" + "".join(f"# note: {n}\n" for n in notes))
+    record_command(run_dir, "gunicorn", argv, notes)
     environ = child_env(env)
     environ.pop("GUNICORN_CMD_ARGS", None)  # settings come from this command line only
     proc = spawn(argv, log_path=log_path, cpus=cpus, env=environ, cwd=run_dir)
     host, port = cfg.Listen[0]
     handle = GunicornHandle(name=name, proc=proc, run_dir=run_dir, log_path=log_path, pidfile=pidfile,
-                            url=f"http://{_bind(host, port)}" if port else "", notes=tuple(notes),
-                            _own_run_dir=own, kind=kind, bind_host=f"[{host}]" if ":" in host else host)
+                            url=f"http://{url_host(host)}:{port}" if port else "", notes=tuple(notes),
+                            _own_run_dir=own, kind=kind, bind_host=url_host(host))
     return handle
 
 
