@@ -146,6 +146,23 @@ def test_reachability_follows_every_directory_of_the_path():
         shutil.rmtree(top)
 
 
+def test_a_linked_home_is_used_only_when_it_is_ours_complete_and_not_writable_by_others():
+    top = tempfile.mkdtemp()
+    try:
+        home, link = os.path.join(top, "home"), os.path.join(top, "link")
+        os.mkdir(home, 0o755)
+        assert not modwsgi._trusted_home(home)  # incomplete: no marker
+        open(os.path.join(home, ".mpm-harness-complete"), "w").close()
+        os.chmod(home, 0o755)
+        assert modwsgi._trusted_home(home)
+        os.symlink(home, link)
+        assert not modwsgi._trusted_home(link)  # a symlink could point anywhere
+        os.chmod(home, 0o777)
+        assert not modwsgi._trusted_home(home)  # anyone could have put Python files in it
+    finally:
+        shutil.rmtree(top)
+
+
 def test_python_home_is_reachable_by_httpds_user():
     ids = modwsgi._run_as_ids()
     if ids is None:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..config import ServerConfig, conf_quoted
+from ..launcher import LaunchError
 from . import apache
 
 #: the pip route: mod_wsgi compiles against apxs (apache2-dev) and this Python
@@ -191,12 +192,11 @@ def python_home() -> tuple[str, str | None]:
 def linked_home() -> str:
     """A copy of ``sys.prefix`` made of hard links in the temporary directory, built once per
     machine and site-packages state (a package installed since gets a new one; old ones are
-    removed). Hard links share the files' inodes, so their own modes apply and nothing is copied;
+    removed a day later). Hard links share the files' inodes, so their own modes apply and nothing is copied;
     only the path no longer runs through the unreachable directory."""
     tmp = tempfile.gettempdir()
     base = os.path.join(tmp, f"mpm-harness-pyhome-{os.getuid()}-{_home_key()}")
-    marker = os.path.join(base, ".mpm-harness-complete")
-    if os.path.isfile(marker) and os.lstat(base).st_uid == os.getuid():
+    if _trusted_home(base):
         return base
     work = tempfile.mkdtemp(prefix=os.path.basename(base) + ".tmp-", dir=tmp)
     tree = os.path.join(work, "home")
@@ -209,14 +209,36 @@ def linked_home() -> str:
     except OSError:
         pass
     shutil.rmtree(work, ignore_errors=True)
+    if not _trusted_home(base):  # httpd would run Python from it: never from a tree someone else made
+        raise LaunchError(f"{base} exists but is not a complete Python home of this user; remove it")
     _remove_stale_homes(base)
     return base
 
 
+def _trusted_home(path: str) -> bool:
+    """A complete linked home, a real directory of ours that no one else may write."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+            and os.path.isfile(os.path.join(path, ".mpm-harness-complete")))
+
+
+#: a linked home of an older site-packages state is removed once this old (a server started
+#: from it may still be running; only its directory entries cost space)
+STALE_HOME_AGE = 86400.0
+
+
 def _remove_stale_homes(keep: str) -> None:
-    """Our older linked homes (other site-packages states), best effort."""
+    """Our linked homes of other site-packages states older than :data:`STALE_HOME_AGE`, best effort."""
     for old in glob.glob(os.path.join(os.path.dirname(keep), f"mpm-harness-pyhome-{os.getuid()}-*")):
-        if old != keep and ".tmp-" not in old and os.lstat(old).st_uid == os.getuid():
+        try:
+            st = os.lstat(old)
+        except OSError:
+            continue
+        if old != keep and ".tmp-" not in old and st.st_uid == os.getuid() and \
+                time.time() - st.st_mtime > STALE_HOME_AGE:
             shutil.rmtree(old, ignore_errors=True)
 
 
