@@ -16,7 +16,8 @@ httpd with each of its MPMs (``apache-prefork``, ``apache-worker``,
 ``apache-event``, and ``apache-conf`` from the user's own httpd.conf), gunicorn's
 sync and gthread workers (``gunicorn-sync``, ``gunicorn-gthread``), uWSGI as
 processes and as processes x threads (``uwsgi-processes``, ``uwsgi-threads``),
-granian's WSGI interface (``granian``) and waitress (``waitress``), the Python
+granian's WSGI interface (``granian``), waitress (``waitress``) and Apache httpd +
+mod_wsgi (``modwsgi-prefork|worker|event|daemon``, docs/mod_wsgi.md), the Python
 ones serving the same WSGI app as our MPMs. ``available()`` says which can
 start here and, for a missing one, what to install. Every handle has the same interface; what
 differs per server (how it is spawned, how readiness is seen, which signal
@@ -59,14 +60,19 @@ EXTERNAL: dict[str, tuple[str, str]] = {
     "uwsgi-threads": ("uwsgi", "threads"),  # N processes x T threads
     "granian": ("granian", "wsgi"),  # workers x blocking threads, connections in a Rust event loop
     "waitress": ("waitress", "threads"),  # one process, an asyncore loop and a thread pool
+    "modwsgi-prefork": ("modwsgi", "prefork"),  # httpd prefork + mod_wsgi embedded: the app in each child
+    "modwsgi-worker": ("modwsgi", "worker"),
+    "modwsgi-event": ("modwsgi", "event"),
+    "modwsgi-daemon": ("modwsgi", "daemon"),  # event front + WSGIDaemonProcess StartServers x ThreadsPerChild
 }
 
 #: each of our MPMs and the reference servers of the same model: Apache's same MPM, then the
 #: Python servers whose concurrency is closest (one request per process; threads; parked connections)
 PEERS: dict[str, tuple[str, ...]] = {
-    "prefork": ("apache-prefork", "gunicorn-sync", "uwsgi-processes"),
-    "worker": ("apache-worker", "gunicorn-gthread", "uwsgi-threads", "granian", "waitress"),
-    "event": ("apache-event", "gunicorn-gthread", "granian"),
+    "prefork": ("apache-prefork", "modwsgi-prefork", "gunicorn-sync", "uwsgi-processes"),
+    "worker": ("apache-worker", "modwsgi-worker", "modwsgi-daemon", "gunicorn-gthread", "uwsgi-threads", "granian",
+               "waitress"),
+    "event": ("apache-event", "modwsgi-event", "gunicorn-gthread", "granian"),
 }
 
 

@@ -73,15 +73,19 @@ def test_registry_lists_every_server_with_a_reason_or_none():
     names = available()
     assert list(names)[:3] == ["prefork", "worker", "event"]
     peers = {"uwsgi-processes", "uwsgi-threads", "granian", "waitress"}
-    assert set(names) == {"prefork", "worker", "event", *APACHE, "apache-conf", *GUNICORN, *peers}
-    assert set(EXTERNAL) == {*APACHE, "apache-conf", *GUNICORN, *peers}
+    modwsgi = {"modwsgi-prefork", "modwsgi-worker", "modwsgi-event", "modwsgi-daemon"}
+    assert set(names) == {"prefork", "worker", "event", *APACHE, "apache-conf", *GUNICORN, *peers, *modwsgi}
+    assert set(EXTERNAL) == {*APACHE, "apache-conf", *GUNICORN, *peers, *modwsgi}
     for name in APACHE:
         assert names[name] is None or "apt-get install apache2" in names[name]
     for name in GUNICORN:
         assert names[name] is None or "pip install -e '.[peers]'" in names[name]
-    assert PEERS["event"] == ("apache-event", "gunicorn-gthread", "granian")
-    assert PEERS["prefork"] == ("apache-prefork", "gunicorn-sync", "uwsgi-processes")
-    assert PEERS["worker"] == ("apache-worker", "gunicorn-gthread", "uwsgi-threads", "granian", "waitress")
+    for name in modwsgi:
+        assert names[name] is None or "apt-get install apache2" in names[name] or "mod_wsgi" in names[name]
+    assert PEERS["event"] == ("apache-event", "modwsgi-event", "gunicorn-gthread", "granian")
+    assert PEERS["prefork"] == ("apache-prefork", "modwsgi-prefork", "gunicorn-sync", "uwsgi-processes")
+    assert PEERS["worker"] == ("apache-worker", "modwsgi-worker", "modwsgi-daemon", "gunicorn-gthread",
+                               "uwsgi-threads", "granian", "waitress")
     assert lacks("event") == {}
     assert "keepalive" in lacks("gunicorn-sync") and "keepalive" not in lacks("gunicorn-gthread")
 
