@@ -58,7 +58,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -66,7 +65,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config import DIRECTIVES, NOT_IMPLEMENTED, ServerConfig, conf_quoted, load_config
-from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
+from ..launcher import Handle, LaunchError, NotApplicable, child_env, free_port, listening_ports, spawn
 from ..mpm import MPM_NAMES
 
 MPMS = MPM_NAMES
@@ -388,13 +387,6 @@ def _write_docroot(run_dir: str) -> str:
     return docroot
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 # ------------------------------------------------------------------ the handle
 
 
@@ -452,7 +444,7 @@ def build_conf(mpm: str, overrides: Mapping[str, Any], config: str | os.PathLike
     listen = []
     for i, (host, port) in enumerate(cfg.Listen):
         if port == 0:
-            port = picked[i] if i < len(picked) else _free_port(host)
+            port = picked[i] if i < len(picked) else free_port(host)
         listen.append((host, port))
     notes = notes_for(cfg, ours)
     text = render_conf(
@@ -677,7 +669,7 @@ def _moved_listen(lines: list[str], host: str, port: int) -> dict[str, tuple[str
         if name == "listen" and args:
             arg = args[0]
             if arg not in out:
-                out[arg] = (host, port if port and not out else _free_port(host))
+                out[arg] = (host, port if port and not out else free_port(host))
     return out
 
 
@@ -719,7 +711,7 @@ def read_user_conf(path: str, run_dir: str, *, host: str = "127.0.0.1", port: in
     lines = flatten(path, root, variables)
     moved = _moved_listen(lines, host, port)
     if not moved:  # no Listen at all: httpd would not start ("no listening sockets available")
-        moved = {"(none)": (host, port or _free_port(host))}
+        moved = {"(none)": (host, port or free_port(host))}
         lines.append(f"Listen {_fmt_listen(*moved['(none)'])}")
     by_port: dict[int, int] = {}
     for arg, (_, new) in moved.items():
