@@ -31,13 +31,16 @@ SUITE_DEFAULTS = {"MaintenanceInterval": 0.1, "Timeout": 5, "KeepAliveTimeout": 
 SERVER_SETS: dict[str, Any] = {}
 
 
-def launch(name: str, overrides: Mapping[str, Any] | None = None, *, app: str = "servers.apps:app"):
+def launch(name: str, overrides: Mapping[str, Any] | None = None, *, app: str = "servers.apps:app",
+           optional: Mapping[str, Any] | None = None):
     """Start server ``name`` for a test; skip when it cannot run here, fail (with its log) when it does not start.
 
     The test's own ``overrides`` are *required*: a reference server without an equivalent
     for one of them (gunicorn has no MaxKeepAliveRequests) makes the test not applicable
-    to it, and it is skipped saying so. The suite defaults and ``--server-set`` values are
-    applied where the server can and otherwise ignored (``Handle.notes`` lists them).
+    to it, and it is skipped saying so. The suite defaults, ``--server-set`` values and the
+    test's ``optional`` directives (e.g. a Timeout long enough not to interfere, for a
+    server that has one) are applied where the server can and otherwise ignored
+    (``Handle.notes`` lists them).
     """
     why = available().get(name, "unknown")
     if name not in available():
@@ -45,7 +48,7 @@ def launch(name: str, overrides: Mapping[str, Any] | None = None, *, app: str = 
     if why is not None:
         pytest.skip(f"{name} is not available here: {why}")
     try:
-        h = start(name, {**SUITE_DEFAULTS, **SERVER_SETS, **(overrides or {})}, app=app,
+        h = start(name, {**SUITE_DEFAULTS, **SERVER_SETS, **(optional or {}), **(overrides or {})}, app=app,
                   required=tuple(overrides or ()))
     except NotApplicable as exc:
         pytest.skip(str(exc))
@@ -89,6 +92,16 @@ def model(name: str) -> str | None:
     if module == "apache":
         return flavour if flavour in MPM_NAMES else None  # apache-conf: the user's file, not one of ours
     return getattr(importlib.import_module(f"servers.external.{module}"), "CLOSEST_MPM", {}).get(flavour)
+
+
+def httpd_twin(name: str) -> str:
+    """The name whose per-server expectations server ``name`` shares: ``apache-X`` for an app
+    served by mod_wsgi inside httpd's X MPM (``modwsgi-daemon``: its event front), since httpd
+    reads, keeps and writes the connections and mod_wsgi only runs the app; ``name`` itself
+    otherwise."""
+    if family(name) == "modwsgi" and model(name) is not None:
+        return f"apache-{model(name)}"
+    return name
 
 
 def configuration(name: str, configs: Mapping[str, Mapping[str, Any]]) -> dict | None:

@@ -31,14 +31,21 @@ servers.apps.threadsafety:app``); the expectations then follow the target's
 asserted (the suite cannot make it run one child). The crash test only runs on
 servers the suite launches.
 
-Reference servers: gunicorn runs the apps with its closest MPM's pool
-(``suites.launching.configuration``): gunicorn-sync as prefork (8 worker
-processes, one request each at a time: no corruption, crash isolated),
-gunicorn-gthread as worker (ONE worker with 8 threads: corrupted, a crash takes
-the 4 in-flight requests with it). gunicorn keeps no scoreboard, so the crash
-test sees the requests in flight in the kernel (every request read off its
-socket, /proc/net/tcp). httpd cannot run a WSGI app: the suite is not
-applicable to apache-* (and the cross-talk check needs our /echo mirror).
+Reference servers run the apps with their model MPM's pool
+(``suites.launching.model`` and ``configuration``): prefork's 8 processes
+(gunicorn-sync, uwsgi-processes: no corruption, a crash isolated) or worker's
+ONE process with 8 threads (gunicorn-gthread, uwsgi-threads, granian,
+waitress, and mod_wsgi on worker, event or in daemon mode: corrupted, a crash
+takes the 4 in-flight requests with it). What a server expects is derived from
+that model (:func:`threaded`, :func:`says_multiprocess`), not tabled per name;
+the one per-server exception is waitress, which has no parent process to
+replace a crashed one (:data:`UNSUPERVISED`). A server without a scoreboard
+shows the crash test its requests in flight in the kernel (every request read
+off its socket, /proc/net/tcp). httpd serving files cannot run a WSGI app: the
+suite is not applicable to apache-* (and the cross-talk check needs our /echo
+mirror). The cross-talk check runs twice: requests one after the other, and
+pipelined in pairs, so that a server that loses pipelined requests (uWSGI)
+is not counted as mixing up its clients (docs/suites.md).
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ from servers.apps.threadsafety import (
 )
 from servers.config import MPMS
 from servers.launcher import lacks
-from suites.launching import configuration, launch
+from suites.launching import FIXED_POOL, configuration, family, launch, model
 from suites.plugin import parse_target
 from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
@@ -89,16 +96,40 @@ CONFIGS = {
     "event": {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 8, "MaxRequestWorkers": 8,
               "MinSpareThreads": 1, "MaxSpareThreads": 16},
 }
-# gunicorn runs its closest MPM's pool (suites.launching.configuration): gunicorn-sync 8 workers,
-# gunicorn-gthread ONE worker with 8 threads. httpd cannot serve a WSGI app: not applicable.
+# every other server runs its model MPM's pool (suites.launching.configuration): a fixed pool of 8
+# processes (gunicorn-sync, uwsgi-processes) or of ONE process with 8 threads (gunicorn-gthread,
+# uwsgi-threads, granian, waitress; mod_wsgi's daemon: one daemon process with 8 threads)
 
 #: the thread-safety apps are a WSGI app: not applicable to a server that cannot run one (httpd here)
 NEEDS_WSGI = pytest.mark.needs("wsgi")
-#: does the server run two requests of one process at once? (what the demonstrations expect)
-THREADED = {"prefork": False, "worker": True, "event": True, "gunicorn-sync": False, "gunicorn-gthread": True}
-#: wsgi.multiprocess, when it is not True: gunicorn says workers > 1, and gthread runs one worker here
-SAYS_MULTIPROCESS = {"gunicorn-gthread": False}
+#: servers with no parent process to replace one that died: the crash ends the whole server
+#: (waitress runs its threads in the one process it was started as; a process manager restarts it)
+UNSUPERVISED = {"waitress": "waitress is one process with no parent: a crash ends the server"}
 
+
+def threaded(name: str) -> bool | None:
+    """Does server ``name`` run two requests of one process at once in the suite's configuration?
+
+    Derived, not tabled: the server runs its model MPM's pool (``suites.launching.model``: ours
+    and httpd's their own, each Python server its CLOSEST_MPM), so it is threaded exactly when
+    that MPM is (httpd's ap_mpm_query AP_MPMQ_IS_THREADED). None when no model applies.
+    """
+    m = model(name)
+    return None if m is None else is_threaded(m)
+
+
+def says_multiprocess(name: str, config: dict) -> bool:
+    """The ``wsgi.multiprocess`` server ``name`` reports when launched with ``config`` (PEP 3333).
+
+    A dynamic pool (ours, httpd + mod_wsgi embedded) says True: it may fork another child at
+    any time; so does mod_wsgi's daemon mode, which says True whenever ``processes=`` is given,
+    even ``processes=1`` (its documented rule; the launcher always gives it). A fixed pool
+    (:data:`suites.launching.FIXED_POOL`) says whether it runs more than one process: measured
+    on gunicorn, uWSGI, granian and waitress (one process of 8 threads says False).
+    """
+    if family(name) in FIXED_POOL:
+        return config.get("StartServers", 1) > 1
+    return True
 
 def python_build() -> str:
     """"GIL" or "free-threaded (GIL off|on)" for the interpreter the servers run on (this one)."""
@@ -133,9 +164,12 @@ def _get_json(host: str, port: int, path: str, timeout: float = 10.0) -> dict:
 
 def _launch(name: str, extra: dict | None = None):
     config = configuration(name, CONFIGS)
-    if config is None or name not in THREADED:
-        pytest.skip(f"{name}: no thread-safety configuration (written for {', '.join(THREADED)})")
-    return launch(name, {**config, **(extra or {})}, app=APP)
+    if config is None:
+        pytest.skip(f"not applicable to {name}: no model MPM, so no pool the demonstrations can predict "
+                    "(suites.launching.model)")
+    h = launch(name, {**config, **(extra or {})}, app=APP)
+    h.ts_config = config  # type: ignore[attr-defined]
+    return h
 
 
 def _ts_server_for(spec) -> TSServer:
@@ -232,11 +266,11 @@ def _run_clients(s: TSServer, path_for) -> list[dict]:
 def _expect_corruption(s: TSServer) -> bool | None:
     """True/False: the model's prediction; None: a threaded --target, where it cannot be forced.
 
-    A launched server is judged by what it runs (``THREADED``); a --target by what it says
+    A launched server is judged by what it runs (:func:`threaded`); a --target by what it says
     in wsgi.multithread (test 1 checks that the two agree on every launched server).
     """
     if s.launched:
-        return THREADED[s.mpm]
+        return threaded(s.mpm)
     if not s.multithread:
         return False
     return None
@@ -266,10 +300,10 @@ def test_mpm_query_matches_httpd_and_the_wsgi_environ(ts_server, record_property
         record_property("mpm_query", json.dumps(mpm_query(s.mpm)))
         assert s.multithread == is_threaded(s.mpm)
         assert all(d["multiprocess"] for d in docs)
-    elif s.mpm is not None:  # a reference server (gunicorn): wsgi.multithread tells its worker type
-        record_property("threaded", THREADED[s.mpm])
-        assert s.multithread == THREADED[s.mpm]
-        assert all(d["multiprocess"] == SAYS_MULTIPROCESS.get(s.mpm, True) for d in docs)
+    elif s.mpm is not None:  # a reference server: wsgi.multithread tells the pool it runs
+        record_property("threaded", threaded(s.mpm))
+        assert s.multithread == threaded(s.mpm)
+        assert all(d["multiprocess"] == says_multiprocess(s.mpm, s.handle.ts_config) for d in docs)
     else:
         assert all(d["multiprocess"] for d in docs)
 
@@ -401,11 +435,14 @@ HOLD_MS = 2000
 def test_crash_isolation__collateral_failures(server_spec, record_property):
     """A request kills its process (os._exit, as a segfaulting extension would).
 
-    prefork (and gunicorn-sync): only the crashing connection fails; the IN_FLIGHT requests
-    running in other children complete (0 collateral). worker/event (and gunicorn-gthread,
-    one worker): every in-flight request of that child fails with it (collateral =
-    IN_FLIGHT). The server then serves again. Without a scoreboard (gunicorn) "in flight"
-    is seen in the kernel instead: every held request has been read off its socket.
+    prefork (and every server of its model: gunicorn-sync, uwsgi-processes): only the crashing
+    connection fails; the IN_FLIGHT requests running in other children complete (0
+    collateral). worker/event (and the one-process threaded pools: gunicorn-gthread,
+    uwsgi-threads, granian, waitress): every in-flight request of that process fails with it
+    (collateral = IN_FLIGHT). The server then serves again once its parent replaced the
+    process; waitress has no parent (:data:`UNSUPERVISED`): it is gone, as asserted. Without a
+    scoreboard "in flight" is seen in the kernel instead: every held request has been read off
+    its socket.
     """
     if not server_spec.launchable:
         pytest.skip("destructive (kills a server process): runs only on servers the suite launches")
@@ -444,9 +481,7 @@ def test_crash_isolation__collateral_failures(server_spec, record_property):
                 crashed = c.read_response().status
         except (ConnectionError, OSError) as exc:
             crashed = repr(exc)
-        # the server serves again at once (prefork: other children) or once the parent replaced the child
-        doc = wait_until(lambda: _try_json(h, "/ts/mpm"), 15, what="the server to serve again")
-        record_property("served_again_after_s", round(time.monotonic() - t0, 2))
+        doc = _after_crash(h, server_spec.name, t0, record_property)
         for t in threads:
             t.join(15)
         collateral = sum(1 for r in results if r != 200)
@@ -457,13 +492,26 @@ def test_crash_isolation__collateral_failures(server_spec, record_property):
         record_property("child_pids_before", json.dumps(pids_before))
         record_property("python", python_build())
         assert not isinstance(crashed, int), f"the crashing request got an answer: {crashed}"
-        if THREADED[server_spec.name]:
+        if threaded(server_spec.name):
             assert collateral == IN_FLIGHT, f"every in-flight request of the child must fail: {results}"
         else:
             assert collateral == 0, f"{server_spec.name} isolates requests in processes: {results}"
-        assert doc["pid"] in h.pids()
+        assert doc is None or doc["pid"] in h.pids()
     finally:
         h.stop()
+
+
+def _after_crash(h, name: str, t0: float, record_property) -> dict | None:
+    """Wait for the server to serve again (prefork: at once, from the other children; otherwise
+    once the parent replaced the child) and return its /ts/mpm; for an :data:`UNSUPERVISED`
+    server, wait for it to be gone instead (nothing restarts it) and return None."""
+    if name in UNSUPERVISED:
+        wait_until(lambda: not h.alive(), 15, what=f"{name} to exit ({UNSUPERVISED[name]})")
+        record_property("served_again_after_s", "never: " + UNSUPERVISED[name])
+        return None
+    doc = wait_until(lambda: _try_json(h, "/ts/mpm"), 15, what="the server to serve again")
+    record_property("served_again_after_s", round(time.monotonic() - t0, 2))
+    return doc
 
 
 def requests_read(server_port: int, client_ports: list[int]) -> bool:
@@ -499,15 +547,21 @@ def _try_json(h, path: str) -> dict | None:
 # -- the server's own thread safety ------------------------------------------------------------------
 
 XT_CLIENTS = 16
-XT_ROUNDS = 10  # each round pipelines two requests on the keep-alive connection
+XT_ROUNDS = 10  # each round sends two requests on the keep-alive connection
+#: how each round's two requests go: one after the other's answer, or in one write (RFC 9112 §9.3.2).
+#: Two cases so that a server that mishandles pipelining (uWSGI answers the first of a pipelined pair
+#: and closes without reading on) is not reported as mixing up its clients' requests.
+XT_MODES = ("sequential", "pipelined")
 
 
 @pytest.mark.needs("keepalive")
 @pytest.mark.needs("echo")
-def test_server_no_crosstalk_between_concurrent_keepalive_clients(server, record_property):
+@pytest.mark.parametrize("mode", XT_MODES)
+def test_server_no_crosstalk_between_concurrent_keepalive_clients(server, record_property, mode):
     """Many concurrent keep-alive clients, each request with a unique id in its target, a header
     and its body (POST /echo): every response matches its own request, in order; none lost,
-    none duplicated."""
+    none duplicated. ``sequential``: each request after the previous answer; ``pipelined``: two
+    requests in one write, answered in order (RFC 9112 §9.3.2)."""
     with Conn(server.port, host=server.host) as c:
         c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
         r = c.read_response()
@@ -540,8 +594,13 @@ def test_server_no_crosstalk_between_concurrent_keepalive_clients(server, record
                 for k in range(XT_ROUNDS):
                     a, b = f"c{i}-r{k}a-{uuid.uuid4().hex[:6]}", f"c{i}-r{k}b-{uuid.uuid4().hex[:6]}"
                     (ra, ba), (rb, bb) = req(a, (i * 37 + k * 101) % 3000), req(b, (i * 53 + k) % 200)
-                    c.send(ra + rb)  # pipelined
-                    check(a, ba, c.read_response())
+                    if mode == "pipelined":
+                        c.send(ra + rb)
+                        check(a, ba, c.read_response())
+                    else:
+                        c.send(ra)
+                        check(a, ba, c.read_response())
+                        c.send(rb)
                     check(b, bb, c.read_response())
                     answered[i] += 2
                 # nothing more may arrive: no duplicated or stray response
@@ -561,6 +620,7 @@ def test_server_no_crosstalk_between_concurrent_keepalive_clients(server, record
     for t in threads:
         t.join(60)
     total = sum(answered)
+    record_property("mode", mode)
     record_property("clients", XT_CLIENTS)
     record_property("requests", XT_CLIENTS * XT_ROUNDS * 2)
     record_property("answered", total)
