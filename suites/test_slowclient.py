@@ -74,7 +74,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from suites.launching import configuration, family
+from servers.launcher import lacks
+from suites.launching import configuration, family, httpd_twin, launch
 from suites.probes import status_or_none
 from suites.wire import Conn, endpoint_for
 
@@ -96,7 +97,7 @@ LIFETIME_SLACK = 1.5
 SLOW_READ_BYTES = 8 * 1024 * 1024  # more than the loopback socket buffers take in
 
 PROTECTED = {"RequestReadTimeout": "header=1 body=1", "Timeout": 1}
-UNPROTECTED = {"RequestReadTimeout": "header=0 body=0", "Timeout": 5}
+UNPROTECTED = {"RequestReadTimeout": "header=0 body=0"}
 
 CAPACITY_CONFIGS = {
     "prefork": {"StartServers": CAPACITY, "MinSpareServers": 1, "MaxSpareServers": CAPACITY,
@@ -350,15 +351,23 @@ def record(record_property, mpm: str, kind: str, level: str, n: int, o: Outcome,
     record_property("server_answers", json.dumps(o.attack.answers()))
 
 
-def _configured(server_spec, configured_server, overrides: dict):
-    """A fresh server of the spec's kind at CAPACITY (``suites.launching.configuration``: httpd
-    runs our same-named MPM's configuration, gunicorn its closest MPM's pool) with ``overrides``."""
-    if not server_spec.launchable:
-        pytest.skip("needs a configured server (capacity and read timeouts known); run with --server NAME")
-    config = configuration(server_spec.name, CAPACITY_CONFIGS)
-    if config is None:
-        pytest.skip(f"no capacity configuration for {server_spec.name}")
-    return configured_server({**config, **overrides})
+@pytest.fixture
+def capacity_server(server_spec, request):
+    """``capacity_server(required, optional=None)``: a fresh server of the spec's kind at CAPACITY
+    (``suites.launching.configuration``: httpd runs our same-named MPM's configuration, a Python
+    server its model MPM's pool as a fixed pool), stopped after the test. ``required``: the
+    directives the test is about (a server without them: not applicable); ``optional``: settings
+    that only keep a server's own deadlines out of the measurement, applied where it has them."""
+    def make(required: dict, optional: dict | None = None):
+        if not server_spec.launchable:
+            pytest.skip("needs a configured server (capacity and read timeouts known); run with --server NAME")
+        config = configuration(server_spec.name, CAPACITY_CONFIGS)
+        if config is None:
+            pytest.skip(f"no capacity configuration for {server_spec.name}")
+        h = launch(server_spec.name, {**config, **required}, optional=optional)
+        request.addfinalizer(h.stop)
+        return h
+    return make
 
 
 #: servers that read a request head without holding a worker (our event: in its listener).
@@ -374,12 +383,12 @@ LEVELS = {"below": BELOW, "above": ABOVE}
 
 @pytest.mark.parametrize("level", ["below", "above"])
 @pytest.mark.parametrize("kind", ["slowloris", "slowbody"])
-def test_read_timeout_bounds_slow_senders(server_spec, configured_server, record_property, kind, level):
+def test_read_timeout_bounds_slow_senders(server_spec, capacity_server, record_property, kind, level):
     """RequestReadTimeout header=1 body=1: each slow sender is cut (408) within 1 s of holding
     a worker, the attack ends on its own and the server recovers. Our event also keeps
     answering probes during slowloris (heads are read in its listener); everyone else,
     httpd's event included, cuts the senders wave after wave as workers take them."""
-    h = _configured(server_spec, configured_server, PROTECTED)
+    h = capacity_server(PROTECTED)
     mpm, n = server_spec.name, LEVELS[level]
     # what holds a worker waits for one: slowloris on our event holds none
     in_listener = kind == "slowloris" and mpm in HEADS_IN_LISTENER
@@ -448,44 +457,64 @@ SLOW_READER_HOLDER = {"prefork": "worker", "worker": "worker", "event": "listene
                       "apache-prefork": "worker", "apache-worker": "worker", "apache-event": "worker"}
 
 
+#: server families whose Timeout is not a write deadline, so a slow reader is never cut by it
+TIMEOUT_NOT_A_WRITE_DEADLINE = {
+    "gunicorn": "gunicorn has no write deadline (Timeout maps to --timeout, a watchdog that kills a worker "
+                "silent that long)",
+}
+#: slow read: the write deadline is what is tested; the read deadlines as in the slowloris tests, where a
+#: server has them (nothing is read slowly here: the request arrives whole)
+SLOW_READ_LIMIT = {"Timeout": STAGE}
+SLOW_READ_OPTIONAL = {"RequestReadTimeout": PROTECTED["RequestReadTimeout"]}
+
+
 @pytest.mark.parametrize("level", ["below", "above"])
-def test_timeout_bounds_slow_readers(server_spec, configured_server, record_property, level):
+def test_timeout_bounds_slow_readers(server_spec, capacity_server, record_property, level):
     """Clients that never read an 8 MiB response: writes are bounded by Timeout 1, so every
     worker is released while the readers still hold their sockets (below capacity), and the
     server recovers. event keeps answering probes below capacity (write completion: the
-    listener holds the unsent tail, not a worker); httpd's event holds them in workers."""
-    if server_spec.launchable and family(server_spec.name) == "gunicorn":
-        pytest.skip(f"not applicable to {server_spec.name}: gunicorn has no write deadline (Timeout maps to "
-                    "--timeout, a watchdog that kills a worker silent that long) and no scoreboard to see "
-                    "the readers held and released")
-    h = _configured(server_spec, configured_server, PROTECTED)
+    listener holds the unsent tail, not a worker); httpd's event holds them in workers.
+
+    Not applicable to a server with no write timeout (granian, waitress: the launcher says so
+    for Timeout) or whose Timeout is something else (gunicorn's watchdog). Without a scoreboard
+    (uWSGI: --socket-timeout bounds each write) the readers cannot be seen held and released:
+    below capacity the availability is recorded for a 2 s window, and recovery asserted."""
+    if server_spec.launchable and family(server_spec.name) in TIMEOUT_NOT_A_WRITE_DEADLINE:
+        pytest.skip(f"not applicable to {server_spec.name}: {TIMEOUT_NOT_A_WRITE_DEADLINE[family(server_spec.name)]}")
+    h = capacity_server(SLOW_READ_LIMIT, SLOW_READ_OPTIONAL)
     mpm, n = server_spec.name, LEVELS[level]
-    if level == "below":
-        watch = SlowReadWatch(h, n)
+    watch = SlowReadWatch(h, n) if level == "below" and "scoreboard" not in lacks(mpm) else None
+    if watch is not None:
         o = run_attack(h.host, h.port, "slowread", n, until=watch, until_limit=MAX_ATTACK)
     else:
         o = run_attack(h.host, h.port, "slowread", n, window=2.0)
     record(record_property, mpm, "slowread", level, n, o, "Timeout 1")
     assert o.attack.error is None, o.attack.error
-    if level == "below":
-        record_property("held_at_s", watch.held_at if watch.held_at is None else round(watch.held_at, 2))
-        record_property("released_at_s", watch.released_at if watch.released_at is None
-                        else round(watch.released_at, 2))
-        assert watch.held_at is not None, (
-            f"the {n} slow readers never all held the server (at most {watch.peak}): the response fit "
-            "in the socket buffers?")
-        record_property("peak_held_by_workers", watch.peak_workers)
-        record_property("peak_held_by_listener", watch.peak_listener)
-        assert watch.released_at is not None, f"slow readers still held after {o.duration:.1f} s"
-        holder = SLOW_READER_HOLDER.get(mpm)
-        record_property("slow_reader_holder", holder or "unknown")
-        if holder == "listener":
-            assert o.availability == 1.0, f"{mpm} must keep serving during a slow read: {o.availability:.0%}"
-        elif holder == "worker":
-            assert watch.peak_workers >= n and watch.peak_listener == 0, (
-                f"{mpm} should hold the {n} slow readers in workers: at most {watch.peak_workers} in W, "
-                f"{watch.peak_listener} in write completion")
+    if watch is not None:
+        _check_slow_readers_released(record_property, mpm, n, o, watch)
     assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
+
+
+def _check_slow_readers_released(record_property, mpm: str, n: int, o: Outcome, watch: SlowReadWatch) -> None:
+    """Below capacity, seen on the scoreboard: every reader held, then released; held where
+    :data:`SLOW_READER_HOLDER` says."""
+    record_property("held_at_s", watch.held_at if watch.held_at is None else round(watch.held_at, 2))
+    record_property("released_at_s", watch.released_at if watch.released_at is None
+                    else round(watch.released_at, 2))
+    assert watch.held_at is not None, (
+        f"the {n} slow readers never all held the server (at most {watch.peak}): the response fit "
+        "in the socket buffers?")
+    record_property("peak_held_by_workers", watch.peak_workers)
+    record_property("peak_held_by_listener", watch.peak_listener)
+    assert watch.released_at is not None, f"slow readers still held after {o.duration:.1f} s"
+    holder = SLOW_READER_HOLDER.get(httpd_twin(mpm))
+    record_property("slow_reader_holder", holder or "unknown")
+    if holder == "listener":
+        assert o.availability == 1.0, f"{mpm} must keep serving during a slow read: {o.availability:.0%}"
+    elif holder == "worker":
+        assert watch.peak_workers >= n and watch.peak_listener == 0, (
+            f"{mpm} should hold the {n} slow readers in workers: at most {watch.peak_workers} in W, "
+            f"{watch.peak_listener} in write completion")
 
 
 # -- no read timeout ------------------------------------------------------------------------------------
@@ -493,16 +522,29 @@ def test_timeout_bounds_slow_readers(server_spec, configured_server, record_prop
 #: what each server does at capacity with RequestReadTimeout off: starved (True) or not.
 #: Only our event reads heads in its listener; httpd's event reads them in a worker thread,
 #: gunicorn's sync worker in its process, and gthread in a pool thread (it waits up to 5 s in
-#: the thread for a new connection's first bytes, then reads the whole head there, blocking).
-#: Every server reads a body in a worker.
+#: the thread for a new connection's first bytes, then reads the whole head there, blocking);
+#: uWSGI reads heads and bodies in its workers (processes or threads). granian reads heads in its
+#: Rust event loop but a body in the blocking thread that runs the app (wsgi.input); waitress
+#: reads the whole request, body included, in its asyncore loop before a thread runs the app
+#: (measured: served through both). Every other server reads a body in a worker. mod_wsgi runs
+#: inside httpd: httpd's MPM reads the request, so each modwsgi-X expects what apache-X does
+#: (``suites.launching.httpd_twin``).
 STARVES = {
     "slowloris": {"prefork": True, "worker": True, "event": False,
                   "apache-prefork": True, "apache-worker": True, "apache-event": True,
-                  "gunicorn-sync": True, "gunicorn-gthread": True},
+                  "gunicorn-sync": True, "gunicorn-gthread": True,
+                  "uwsgi-processes": True, "uwsgi-threads": True, "granian": False, "waitress": False},
     "slowbody": {"prefork": True, "worker": True, "event": True,
                  "apache-prefork": True, "apache-worker": True, "apache-event": True,
-                 "gunicorn-sync": True, "gunicorn-gthread": True},
+                 "gunicorn-sync": True, "gunicorn-gthread": True,
+                 "uwsgi-processes": True, "uwsgi-threads": True, "granian": True, "waitress": False},
 }
+#: the no-read-timeout test's settings that only keep a server's own deadlines past the window: Timeout
+#: 5 where it bounds reads (ours, httpd, uWSGI's --socket-timeout), and a KeepAliveTimeout past it for
+#: granian, whose only read deadline, the request head's, is set from KeepAliveTimeout
+UNPROTECTED_OPTIONAL = {"Timeout": 5, "KeepAliveTimeout": 10}
+
+
 #: servers whose Timeout is a watchdog that kills a worker silent that long (gunicorn's
 #: --timeout: the sync worker cannot tell the arbiter it is alive while it waits on a client);
 #: with no read timeout they may still cut a slow sender, but never before Timeout
@@ -510,7 +552,7 @@ WATCHDOG_TIMEOUT = {"gunicorn-sync"}
 
 
 @pytest.mark.parametrize("kind", ["slowloris", "slowbody"])
-def test_without_read_timeout_at_capacity(server_spec, configured_server, record_property, kind):
+def test_without_read_timeout_at_capacity(server_spec, capacity_server, record_property, kind):
     """RequestReadTimeout header=0 body=0, CAPACITY slow senders for a 2 s probing window.
 
     slowloris starves prefork and worker (every process/thread waits on a head) but not
@@ -522,21 +564,23 @@ def test_without_read_timeout_at_capacity(server_spec, configured_server, record
     before Timeout.
     """
     mpm = server_spec.name
-    if server_spec.launchable and mpm not in STARVES[kind]:
+    starves = STARVES[kind].get(httpd_twin(mpm))
+    if server_spec.launchable and starves is None:
         pytest.skip(f"no expectation for {mpm}")
-    h = _configured(server_spec, configured_server, UNPROTECTED)
+    h = capacity_server(UNPROTECTED, UNPROTECTED_OPTIONAL)
     o = run_attack(h.host, h.port, kind, CAPACITY, window=2.0)
     record(record_property, mpm, kind, "capacity", CAPACITY, o, UNPROTECTED["RequestReadTimeout"])
     assert o.attack.error is None, o.attack.error
-    if STARVES[kind][mpm]:
+    if starves:
         assert o.availability == 0.0, f"{mpm} should be starved by {kind} without a read timeout: " \
                                       f"{o.availability:.0%} of probes answered"
     else:
         assert o.availability == 1.0, f"{mpm} should keep serving during {kind}: {o.availability:.0%}"
     if mpm in WATCHDOG_TIMEOUT:
+        watchdog = UNPROTECTED_OPTIONAL["Timeout"]
         early = [c.ended_by_server - c.opened for c in o.attack.conns
-                 if c.ended_by_server is not None and c.ended_by_server - c.opened < UNPROTECTED["Timeout"] - 0.5]
-        assert not early, f"no read timeout: cut before the {UNPROTECTED['Timeout']} s watchdog: {early}"
+                 if c.ended_by_server is not None and c.ended_by_server - c.opened < watchdog - 0.5]
+        assert not early, f"no read timeout: cut before the {watchdog} s watchdog: {early}"
     else:
         assert o.attack.ended_by_server() == 0, "no read timeout: the server must not have cut anyone"
     assert o.recovery is not None, f"no probe answered within {RECOVERY_LIMIT} s after the attack"
@@ -546,14 +590,17 @@ def test_without_read_timeout_at_capacity(server_spec, configured_server, record
 
 #: what holds a silent connection once it is accepted: True = a worker waits on it (starved at ABOVE)
 SILENT_STARVES = {"prefork": True, "worker": True, "event": False,
-                  "apache-prefork": True, "apache-worker": True, "apache-event": True}
-#: the read timeouts while the window runs: longer than the window, so what is held stays held
+                  "apache-prefork": True, "apache-worker": True, "apache-event": True,
+                  "gunicorn-sync": True, "gunicorn-gthread": True,
+                  "uwsgi-processes": True, "uwsgi-threads": True, "granian": False, "waitress": False}
+#: the read timeouts while the window runs: longer than the window, so what is held stays held (where a
+#: server has them: applied as optional settings; the test itself is about AcceptFilter)
 SILENT_TIMEOUTS = {"RequestReadTimeout": "header=20-40,MinRate=500 body=20,MinRate=500", "Timeout": 10}
 ACCEPT_FILTERS = {"deferred": "http data", "accepted": "http none"}
 
 
 @pytest.mark.parametrize("mode", ["deferred", "accepted"])
-def test_silent_connections(server_spec, configured_server, record_property, mode):
+def test_silent_connections(server_spec, capacity_server, record_property, mode):
     """ABOVE connections that never send a byte, for a 2 s probing window.
 
     deferred (``AcceptFilter http data``, httpd's Linux default and ours): the kernel keeps
@@ -563,13 +610,14 @@ def test_silent_connections(server_spec, configured_server, record_property, mod
     its read timeout (20 s here, longer than the window): starved; our event reads heads in
     its listener and keeps serving. gunicorn cannot defer accept: the deferred case is not
     applicable to it; the accepted case is recorded."""
-    h = _configured(server_spec, configured_server, {**SILENT_TIMEOUTS, "AcceptFilter": ACCEPT_FILTERS[mode]})
+    h = capacity_server({"AcceptFilter": ACCEPT_FILTERS[mode]}, SILENT_TIMEOUTS)
     mpm = server_spec.name
+    starves = SILENT_STARVES.get(httpd_twin(mpm))
     o = run_attack(h.host, h.port, "silent", ABOVE, window=2.0)
     record(record_property, mpm, "silent", mode, ABOVE, o, f"AcceptFilter {ACCEPT_FILTERS[mode]}")
     assert o.attack.error is None, o.attack.error
-    if mpm in SILENT_STARVES:
-        if mode == "deferred" or not SILENT_STARVES[mpm]:
+    if starves is not None:
+        if mode == "deferred" or not starves:
             assert o.availability == 1.0, f"{mpm} must keep serving during a silent flood ({mode}): " \
                                           f"{o.availability:.0%}"
         else:
@@ -644,13 +692,13 @@ def linger_after_408(host: str, port: int) -> tuple[float | None, float | None]:
         return answered - opened, None
 
 
-def test_linger_after_408_is_short(server_spec, configured_server, record_property):
+def test_linger_after_408_is_short(server_spec, capacity_server, record_property):
     """RequestReadTimeout header=1: a slow sender gets its 408, then keeps its connection open
     and trickles a byte every 0.5 s. httpd then lingers 2 s at most (mod_reqtimeout asks for the
     short lingering close), so the client cannot hold a process or thread for MAX_SECS_TO_LINGER
     (30 s) more; ours the same on every MPM. Recorded for every server, asserted where the
     expectation is known. gunicorn: not applicable (no read deadline, so no 408)."""
-    h = _configured(server_spec, configured_server, PROTECTED)
+    h = capacity_server(PROTECTED)
     mpm = server_spec.name
     to_408, linger = linger_after_408(h.host, h.port)
     record_property("mpm", mpm)
@@ -660,6 +708,6 @@ def test_linger_after_408_is_short(server_spec, configured_server, record_proper
     record_property("linger_after_408_s", round(linger, 2) if linger is not None else f">{LINGER_WATCH}")
     record_property("linger_bound_s", LINGER_BOUND)
     assert to_408 is not None, f"{mpm} did not answer the stalled head with 408"
-    if mpm in SHORT_LINGER_AFTER_408:
+    if httpd_twin(mpm) in SHORT_LINGER_AFTER_408:
         assert linger is not None, f"{mpm} still lingered {LINGER_WATCH} s after its 408"
         assert linger <= LINGER_BOUND, f"{mpm} lingered {linger:.2f} s after its 408, bound {LINGER_BOUND} s"
