@@ -30,14 +30,19 @@ What is checked (RFC 9112 §9.3, httpd's ``ap_set_keepalive``, docs/servers.md "
   client; prefork and worker pin a unit per connection, so clients beyond 20 and
   the new clients wait (recorded, not asserted).
 
-The reference servers run the same tests with the same configuration as our
-same-named MPM (``suites.launching.configuration``: ``apache-event`` runs
-event's, gunicorn runs its closest MPM's pool as a fixed pool) and the
-expectation they really have: httpd's prefork and worker pin an idle
-connection as ours do, httpd's event and gunicorn's gthread park it
-(``IDLE_HOLDER``). A test that needs what a server lacks (gunicorn-sync keeps
-no connection, gunicorn sends no Keep-Alive header, httpd has no /echo
-mirror) is skipped as not applicable (the ``needs`` marker).
+The reference servers run the same tests with the same configuration as their
+model MPM (``suites.launching.configuration``: ``apache-event`` and
+``modwsgi-event`` run event's, a Python server runs its closest MPM's pool as a
+fixed pool) and the expectation they really have (``IDLE_HOLDER``): httpd's
+prefork and worker, and uWSGI, pin an idle connection as ours do; httpd's event,
+gunicorn's gthread, granian and waitress park it; an app under mod_wsgi takes
+httpd's row for its MPM (``suites.launching.httpd_twin``; the daemon mode's
+front is event). A test that needs what a server lacks (gunicorn-sync keeps no
+connection, gunicorn, uWSGI, granian and waitress send no Keep-Alive header, httpd has no /echo
+mirror, uWSGI, granian and waitress have no MaxKeepAliveRequests) is skipped as
+not applicable (the ``needs`` marker, the launcher's NotApplicable). Settings a
+test needs only where a server has them (a Timeout longer than the test) are
+passed as optional (``suites.launching.launch``).
 
 With ``--target URL`` the tests that need a configuration skip, and the
 capacity is recorded as "not measured".
@@ -52,7 +57,7 @@ import time
 import pytest
 
 from servers.launcher import lacks
-from suites.launching import configuration, family, launch
+from suites.launching import FIXED_POOL, configuration, family, httpd_twin, launch, model
 from suites.probes import status_or_none
 from suites.wire import Conn, wait_until
 
@@ -271,7 +276,11 @@ CAPACITY_CONFIGS = {
 #: where each server keeps an idle keep-alive connection between two requests:
 #: "pinned" -- a process or thread waits on it (prefork, worker; httpd's prefork and worker alike),
 #: "parked" -- it waits in a poller and holds no thread (our event and httpd's event: the
-#: listener's keep-alive queue; gunicorn's gthread: the worker's selector, gthread.finish_request)
+#: listener's keep-alive queue; gunicorn's gthread: the worker's selector, gthread.finish_request;
+#: granian: its Rust event loop; waitress: its asyncore loop; uWSGI's --http11-socket keeps the
+#: connection in the worker process or thread that answered it). mod_wsgi leaves the connections to
+#: httpd, so each modwsgi-X holds them as apache-X does (``suites.launching.httpd_twin``; the daemon
+#: mode's front is event: parked)
 IDLE_HOLDER = {
     "prefork": "pinned", "worker": "pinned", "event": "parked",
     "apache-prefork": "pinned", "apache-worker": "pinned", "apache-event": "parked",
@@ -288,7 +297,7 @@ EXPECTED = {"pinned": "starved", "parked": "served"}
 
 @pytest.mark.attack  # a flood of held connections: --allow-attacks for a non-loopback target
 @pytest.mark.needs("keepalive")
-def test_idle_keepalive_capacity(server_spec, configured_server, record_property):
+def test_idle_keepalive_capacity(server_spec, record_property, request):
     """12 idle keep-alive connections on 4 workers, then a new client: served or starved.
 
     prefork/worker (ours and httpd's): each idle connection pins a process/thread, so only 4
@@ -305,11 +314,14 @@ def test_idle_keepalive_capacity(server_spec, configured_server, record_property
         pytest.skip("idle-connection capacity needs a configured server (WORKERS known): not measured")
     name = server_spec.name
     config = configuration(name, CAPACITY_CONFIGS)
-    if config is None or name not in IDLE_HOLDER:
+    holder = IDLE_HOLDER.get(httpd_twin(name))
+    if config is None or holder is None:
         record_property("idle_capacity", "not measured")
         pytest.skip(f"no capacity configuration for {name}")
-    holder = IDLE_HOLDER[name]
-    h = configured_server({**config, "KeepAliveTimeout": 30, "Timeout": 30})
+    # KeepAliveTimeout keeps the idle connections open (the premise); Timeout only where a server has
+    # one (granian and waitress have none; uWSGI's is also its keep-alive wait, so it must match)
+    h = launch(name, {**config, "KeepAliveTimeout": 30}, optional={"Timeout": 30})
+    request.addfinalizer(h.stop)
     idle: list[Conn] = []
     try:
         # one at a time while they are answered, so that no burst makes every worker busy (httpd's
@@ -361,7 +373,7 @@ def test_idle_keepalive_capacity(server_spec, configured_server, record_property
             if "scoreboard" not in lacks(name):
                 # and they wait in the listener, not in a thread: no worker busy or in K while they are
                 # open, and (where the figure is live) ConnsAsyncKeepAlive counts them
-                live = name not in STALE_ASYNC_COUNTS
+                live = httpd_twin(name) not in STALE_ASYNC_COUNTS
 
                 def parked(st):
                     if st is None or "K" in st.scoreboard or st.scoreboard.count("W") > 1:  # W: this request
@@ -398,6 +410,22 @@ BUSY_CONFIGS = {
     "event": {"StartServers": 1, "ServerLimit": 4, "ThreadsPerChild": 5, "MaxRequestWorkers": 20,
               "MinSpareThreads": 5, "MaxSpareThreads": 20},
 }
+
+
+def busy_configuration(name: str) -> dict | None:
+    """:data:`BUSY_CONFIGS` for server ``name``; a fixed pool (gunicorn, uWSGI, granian, waitress)
+    cannot grow, so it runs the pool its model's dynamic pool may grow to (MaxRequestWorkers:
+    20 processes, or 4 processes x 5 threads), the fairest fixed equivalent."""
+    config = configuration(name, BUSY_CONFIGS)
+    m = model(name)
+    if config is not None or family(name) not in FIXED_POOL or m not in BUSY_CONFIGS:
+        return config
+    grown = dict(BUSY_CONFIGS[m])
+    per_process = 1 if m == "prefork" else grown["ThreadsPerChild"]
+    grown["StartServers"] = grown["MaxRequestWorkers"] // per_process
+    return configuration(name, {m: grown})
+
+
 #: how long the clients may take to all get a first answer (the server grows meanwhile)
 BUSY_SETTLE = 8.0
 #: probes: a new client every PROBE_EVERY seconds, PROBES of them, each answered within PROBE_WAIT or not
@@ -506,7 +534,7 @@ def busy_keepalive_availability(h, clients: int, pace: float) -> dict:
 
 @pytest.mark.attack  # a flood of held connections: --allow-attacks for a non-loopback target
 @pytest.mark.needs("keepalive")
-def test_busy_keepalive_clients_new_client_availability(server_spec, configured_server, record_property, request):
+def test_busy_keepalive_clients_new_client_availability(server_spec, record_property, request):
     """Many keep-alive clients at a slow pace, then new clients: are they answered?
 
     Each client keeps its connection and sends a request every second, so its connection is
@@ -533,12 +561,15 @@ def test_busy_keepalive_clients_new_client_availability(server_spec, configured_
     if opts.getoption("--busy-defaults"):
         config = {"MaintenanceInterval": 1} if family(name) == "ours" else {}
     else:
-        config = configuration(name, BUSY_CONFIGS)
-    if config is None or name not in IDLE_HOLDER:
+        config = busy_configuration(name)
+    holder = IDLE_HOLDER.get(httpd_twin(name))
+    if config is None or holder is None:
         record_property("busy_keepalive", "not measured")
         pytest.skip(f"no busy keep-alive configuration for {name}")
-    holder = IDLE_HOLDER[name]
-    h = configured_server({**config, "KeepAliveTimeout": max(5, int(pace) + 2), "Timeout": 10})
+    # the timeouts only keep the clients' connections open between their requests: applied where the
+    # server has them (uWSGI waits for a next request with its Timeout, 10 s: longer than the pace too)
+    h = launch(name, config, optional={"KeepAliveTimeout": max(5, int(pace) + 2), "Timeout": 10})
+    request.addfinalizer(h.stop)
     figures = busy_keepalive_availability(h, clients, pace)
     for key, value in figures.items():
         record_property(key, json.dumps(value) if isinstance(value, list) else value)
