@@ -21,9 +21,13 @@ child of 10 threads):
 at BELOW = 9 connections (capacity - 10 %) and ABOVE = 40 (capacity x 4).
 
 Per-server expectations asserted (docs/mpm-model.md §2-4, docs/event.md; for
-the reference servers httpd's and gunicorn's documented behaviour, measured
-here, docs/suites.md). httpd runs our same-named MPM's configuration, gunicorn
-its closest MPM's pool as a fixed pool (``suites.launching.configuration``):
+the reference servers their documented behaviour, measured here, docs/suites.md).
+httpd (and mod_wsgi inside it) runs our same-named MPM's configuration, gunicorn,
+uWSGI, granian and waitress their closest MPM's pool as a fixed pool
+(``suites.launching.configuration``). A test requires only the directives it is
+about; settings that keep a server's own deadlines out of the window are optional
+(applied where the server has them). mod_wsgi leaves the connections to httpd, so
+a modwsgi-X server is held to apache-X's expectations (``httpd_twin``):
 
 * protected (``RequestReadTimeout header=1 body=1``, ``Timeout 1``): every MPM
   bounds each slow connection's lifetime (slowloris and slow body: the server
@@ -39,11 +43,14 @@ its closest MPM's pool as a fixed pool (``suites.launching.configuration``):
   it behaves as httpd's worker here, which is where our event goes beyond it;
 * unprotected (``RequestReadTimeout header=0 body=0``): slowloris at capacity
   starves prefork and worker (availability 0) but not our event; it starves
-  httpd's three MPMs and gunicorn's two workers; slow body at capacity starves
-  every server, our event included (bodies are read by worker threads, as in
-  httpd);
-* gunicorn has no read deadlines and no write deadline: the protected tests are
-  not applicable to it;
+  httpd's three MPMs, gunicorn's two workers and uWSGI, not granian or waitress
+  (heads read in their event loops); slow body at capacity starves every server,
+  our event included (bodies are read by worker threads, as in httpd), except
+  waitress, which reads the whole body in its loop before a thread runs the app;
+* gunicorn, uWSGI, granian and waitress have no request read deadlines: the
+  protected slowloris and slow-body tests are not applicable to them; gunicorn,
+  granian and waitress have no write deadline either (slow read: not applicable),
+  uWSGI's ``--socket-timeout`` is one (no scoreboard: availability recorded);
 * against any server (``--target`` included): each attack at 20 connections
   for a short window; availability recorded, recovery asserted;
 * silent connections, ABOVE of them for a 2 s probing window: with httpd's Linux
@@ -51,14 +58,15 @@ its closest MPM's pool as a fixed pool (``suites.launching.configuration``):
   them from accept(), so every MPM of ours and httpd's keeps serving; with
   ``AcceptFilter http none`` they are accepted, and every server that reads a head
   in a worker (prefork, worker, httpd's three MPMs) is starved until its read
-  timeout, while our event (heads in its listener) keeps serving; gunicorn cannot
-  defer accept (the ``deferred`` case is not applicable to it);
+  timeout, as are gunicorn and uWSGI, while our event, granian and waitress (heads
+  in their listener or event loop) keep serving; gunicorn, granian and waitress
+  cannot defer accept (the ``deferred`` case is not applicable to them);
 * lingering after a 408 (protected): a slow sender cut by the header stage keeps
   its connection open and sends a byte every 0.5 s; how long the server keeps
   draining it after the 408 is recorded, and must be httpd's short lingering
   close (mod_reqtimeout's "short-lingering-close": 2 s, not the 30 s of
-  MAX_SECS_TO_LINGER) on our MPMs and httpd's; gunicorn has no read deadline,
-  so no 408 to linger after (not applicable).
+  MAX_SECS_TO_LINGER) on our MPMs and httpd's; the Python servers have no read
+  deadline, so no 408 to linger after (not applicable).
 """
 
 from __future__ import annotations
@@ -606,10 +614,11 @@ def test_silent_connections(server_spec, capacity_server, record_property, mode)
     deferred (``AcceptFilter http data``, httpd's Linux default and ours): the kernel keeps
     them out of accept() (TCP_DEFER_ACCEPT), so no worker waits on them and every probe is
     answered. accepted (``AcceptFilter http none``): a server that reads a head in a worker
-    (prefork, worker, httpd's three MPMs) has every worker waiting on a silent client until
-    its read timeout (20 s here, longer than the window): starved; our event reads heads in
-    its listener and keeps serving. gunicorn cannot defer accept: the deferred case is not
-    applicable to it; the accepted case is recorded."""
+    (prefork, worker, httpd's three MPMs, gunicorn, uWSGI) has every worker waiting on a
+    silent client until its read timeout (20 s here, longer than the window, where the
+    server has one): starved; our event, granian and waitress read heads in their listener
+    or event loop and keep serving. gunicorn, granian and waitress cannot defer accept: the
+    deferred case is not applicable to them."""
     h = capacity_server({"AcceptFilter": ACCEPT_FILTERS[mode]}, SILENT_TIMEOUTS)
     mpm = server_spec.name
     starves = SILENT_STARVES.get(httpd_twin(mpm))
