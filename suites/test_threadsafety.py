@@ -128,8 +128,8 @@ def says_multiprocess(name: str, config: dict) -> bool:
     Ours say True: the MPMs fork. A fixed pool (:data:`suites.launching.FIXED_POOL`) says
     whether it runs more than one process (measured on gunicorn, uWSGI, granian and waitress:
     one process of 8 threads says False). mod_wsgi embedded says whether httpd may run more
-    than one child (its ap_mpm_query AP_MPMQ_MAX_DAEMONS: MaxRequestWorkers / ThreadsPerChild,
-    so the one-child worker and event say False); its daemon mode says True whenever
+    than one child (measured: MaxRequestWorkers / ThreadsPerChild > 1, httpd's maximum of
+    daemons, so the one-child worker and event say False); its daemon mode says True whenever
     ``processes=`` is given, even ``processes=1`` (mod_wsgi's documented rule; the launcher
     always gives it). All measured in this suite's configuration (docs/suites.md).
     """
