@@ -15,8 +15,6 @@ import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
-from .realistic import page
-
 HELLO = b"Hello, World!"
 MAX_BYTES = 64 * 1024 * 1024
 MAX_SLEEP_MS = 60_000
@@ -212,6 +210,8 @@ def app(environ, start_response):
     if path == "/sleep":
         return sleep(environ, start_response)
     if path == "/page":
+        from .realistic import page  # imported on first use: sqlite3 costs every process ~1 MiB otherwise
+
         return page(environ, start_response)
     if path == "/status/204":
         start_response("204 No Content", [])  # no Content-Length: a 204 has no content (RFC 9110 §8.6)
