@@ -69,6 +69,7 @@ _TOP = {
     "pinning": (str, "auto"),
     "timeouts": (dict, {}),
     "suite_workers": (int, 2),
+    "conformance_workers": (int, 0),  # 0: suite_workers; the raw-socket cases mostly wait, so more fit
     "peers": (dict, {}),
     "gate": (dict, {}),
     "scoreboard": (bool, True),
@@ -216,6 +217,7 @@ class Matrix:
     suite_timeout: float
     profile_grace: float
     suite_workers: int
+    conformance_workers: int = 0  # 0: suite_workers; more: conformance runs in a pytest of its own with them
     peers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> the reference servers beside it
     gate: GateSpec = field(default_factory=GateSpec)  # the regression gate's thresholds (harness gate)
     scoreboard: bool = True  # poll /server-status?auto during each profile (harness/scoreboard.py)
@@ -241,6 +243,7 @@ class Matrix:
             "timeouts": {"start": self.start_timeout, "suite": self.suite_timeout,
                          "profile_grace": self.profile_grace},
             "suite_workers": self.suite_workers,
+            "conformance_workers": self.conformance_workers,
             "gate": self.gate.to_dict(),
             "scoreboard": self.scoreboard,
         }
@@ -499,6 +502,7 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
     _positive(src, "trials", d["trials"])
     _positive(src, "warmup", d["warmup"], zero_ok=True)
     _positive(src, "suite_workers", d["suite_workers"])
+    _positive(src, "conformance_workers", d["conformance_workers"], zero_ok=True)
     quiet = _check_keys(src, "quiet.", d["quiet"], _QUIET)
     timeouts = _check_keys(src, "timeouts.", d["timeouts"], _TIMEOUTS)
     for k, v in timeouts.items():
@@ -547,6 +551,7 @@ def parse_matrix(doc: Any, *, source: str = "<matrix>", name: str = "custom") ->
         quiet_seconds=float(quiet["seconds"]), max_other_cpu_percent=float(quiet["max_other_cpu_percent"]),
         pinning=d["pinning"], start_timeout=float(timeouts["start"]), suite_timeout=float(timeouts["suite"]),
         profile_grace=float(timeouts["profile_grace"]), suite_workers=d["suite_workers"],
+        conformance_workers=d["conformance_workers"],
         scoreboard=d["scoreboard"],
     )
 

@@ -206,8 +206,9 @@ class MatrixRunner:
             if profiles:
                 per_trial[t] = _EST_START + self.m.warmup + sum(
                     p.duration + self.m.quiet_seconds + DRIVERS[p.driver].overhead_s for p in profiles)
-        suites = sum(_EST_SUITE.get(s, 10.0) for s in self.m.suites) / max(1, self.m.suite_workers / 2)
-        return len(runnable) * (sum(per_trial.values()) + (suites + 3 if self.m.suites else 0))
+        suites = sum(sum(_EST_SUITE.get(x, 10.0) for x in group) / max(1, workers / 2) + 3
+                     for group, workers, _ in _suite_groups(self.m)) if self.m.suites else 0
+        return len(runnable) * (sum(per_trial.values()) + suites)
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -403,23 +404,25 @@ class MatrixRunner:
 
             self.doc.doc["catalog"] = {"conformance": catalog()}
         for s in self.m.servers:
-            if s.label in self.unavailable:
-                continue
-            est = sum(_EST_SUITE.get(x, 10.0) for x in self.m.suites) / max(1, self.m.suite_workers / 2) + 3
-            self.progress.step(f"{s.label}: suites {', '.join(self.m.suites)}", est)
-            xml = self.run_dir / "suites" / f"{s.label}.xml"
-            results = run_suites(s.server, self.m.suites, xml_path=xml, sets=s.suite_set,
-                                 workers=self.m.suite_workers, timeout=self.m.suite_timeout,
-                                 log_path=self.run_dir / "suites" / f"{s.label}.log", target=_target(s),
-                                 env=_suite_env(s))
-            for suite, r in results.items():
-                cell = {"kind": "suite", "server": s.label, **r.to_dict(),
-                        "junit": str(xml.relative_to(self.run_dir))}
-                self.doc.add_cell(cell)
-                c = r.counts
-                self.progress.note(f"{suite}: {r.status} (passed {c.get('passed', 0)}, failed {c.get('failed', 0)}, "
-                                   f"error {c.get('error', 0)}, skipped {c.get('skipped', 0)})"
-                                   + (f": {r.reason}" if r.reason else ""))
+            if s.label not in self.unavailable:
+                for suites, workers, name in _suite_groups(self.m):
+                    self._suite_group(s, suites, workers, name)
+
+    def _suite_group(self, s: ServerEntry, suites: list[str], workers: int, name: str) -> None:
+        """One pytest run of ``suites`` against ``s`` with ``workers``; a cell per suite."""
+        est = sum(_EST_SUITE.get(x, 10.0) for x in suites) / max(1, workers / 2) + 3
+        self.progress.step(f"{s.label}: suites {', '.join(suites)}", est)
+        xml = self.run_dir / "suites" / f"{name.format(label=s.label)}.xml"
+        results = run_suites(s.server, suites, xml_path=xml, sets=s.suite_set, workers=workers,
+                             timeout=self.m.suite_timeout, target=_target(s), env=_suite_env(s),
+                             log_path=self.run_dir / "suites" / f"{name.format(label=s.label)}.log")
+        for suite, r in results.items():
+            self.doc.add_cell({"kind": "suite", "server": s.label, **r.to_dict(),
+                               "junit": str(xml.relative_to(self.run_dir))})
+            c = r.counts
+            self.progress.note(f"{suite}: {r.status} (passed {c.get('passed', 0)}, failed {c.get('failed', 0)}, "
+                               f"error {c.get('error', 0)}, skipped {c.get('skipped', 0)})"
+                               + (f": {r.reason}" if r.reason else ""))
 
     def _keep_log_text(self, s: ServerEntry, trial: int, text: str) -> None:
         logs = self.run_dir / "logs"
@@ -476,6 +479,20 @@ def _refusal(s: ServerEntry, p: Profile) -> str | None:
     lacking = lacks(s.server)
     missing = [lacking[f] for f in p.get("needs") if f in lacking]
     return f"not applicable to {s.label}: {'; '.join(missing)}" if missing else None
+
+
+def _suite_groups(m: Matrix) -> list[tuple[list[str], int, str]]:
+    """The pytest runs of a server's suites: (suites, workers, file name pattern). One run, unless the
+    matrix gives conformance its own worker count: its raw-socket cases mostly wait on the server (a
+    server that never closes costs each case its whole wait), so they take more workers than the
+    timing-sensitive slow-client and keep-alive tests should share two cores with."""
+    workers = m.conformance_workers or m.suite_workers
+    if "conformance" not in m.suites or workers == m.suite_workers:
+        return [(list(m.suites), m.suite_workers, "{label}")]
+    rest = [x for x in m.suites if x != "conformance"]
+    if not rest:
+        return [(["conformance"], workers, "{label}")]
+    return [(["conformance"], workers, "{label}-conformance"), (rest, m.suite_workers, "{label}")]
 
 
 def _suite_env(s: ServerEntry) -> dict[str, str] | None:

@@ -154,9 +154,9 @@ def test_profile_trials_override():
 
 def test_command_line_selection_narrows_the_matrix():
     m = load_matrix("all")
-    sel = _select(m, ["prefork", "apache-prefork"], trials=1, no_suites=True)
-    assert [s.label for s in sel.servers] == ["prefork", "apache-prefork"]
-    assert sel.peers == {"prefork": ("apache-prefork",)}
+    sel = _select(m, ["prefork", "uwsgi-processes"], trials=1, no_suites=True)
+    assert [s.label for s in sel.servers] == ["prefork", "uwsgi-processes"]
+    assert sel.peers == {"prefork": ("uwsgi-processes",)}
     assert sel.trials == 1 and sel.suites == ()
     assert sel.reference == ""  # event was not selected
     with pytest.raises(MatrixError, match="no server labelled 'nginx'"):
@@ -175,3 +175,15 @@ def test_duration_override_applies_to_every_profile():
     assert sel.to_dict()["profiles"]["soak-open"]["duration"] == 30
     with pytest.raises(MatrixError, match="--duration must be > 0"):
         _select(load_matrix("soak"), [], None, False, duration=0)
+
+
+def test_conformance_may_run_in_a_pytest_of_its_own_with_more_workers():
+    from harness.runner import _suite_groups
+
+    base = {"servers": ["event"], "suites": ["conformance", "keepalive"], "suite_workers": 4}
+    assert _suite_groups(parse_matrix(base, source="<t>", name="t")) == [(["conformance", "keepalive"], 4, "{label}")]
+    split = parse_matrix({**base, "conformance_workers": 8}, source="<t>", name="t")
+    assert _suite_groups(split) == [(["conformance"], 8, "{label}-conformance"), (["keepalive"], 4, "{label}")]
+    alone = parse_matrix({**base, "suites": ["conformance"], "conformance_workers": 8}, source="<t>", name="t")
+    assert _suite_groups(alone) == [(["conformance"], 8, "{label}")]  # alone: one run, with its workers
+    assert split.to_dict()["conformance_workers"] == 8
