@@ -3,6 +3,7 @@ and served by one of our MPMs."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import urllib.request
@@ -35,6 +36,17 @@ def test_a_page_lists_the_category_escaped_with_its_sidebar():
     assert prices == sorted(prices, reverse=True)  # ORDER BY price DESC
     assert all(name.startswith("Product &lt;") and "&amp; co" in name for _, name, _ in rows)  # escaped
     assert text.count('<li><a href="/page?c=') == realistic.CATEGORIES
+
+
+def test_the_database_is_one_file_built_once_in_a_directory_of_our_own():
+    path = realistic.database_path()
+    call("c=1&wait_ms=0")
+    st = os.stat(os.path.dirname(path))
+    assert os.path.isfile(path) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+    built = os.stat(path).st_mtime_ns
+    realistic._local.db = None  # a new thread's first request: opens the file, builds nothing
+    call("c=2&wait_ms=0")
+    assert os.stat(path).st_mtime_ns == built
 
 
 def test_every_thread_builds_the_same_data():
