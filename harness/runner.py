@@ -39,6 +39,7 @@ import os
 import signal
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -214,12 +215,14 @@ class MatrixRunner:
 
     def run(self) -> RunDocument:
         """Run everything; on Ctrl-C/SIGTERM keep what was measured and mark the run interrupted."""
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+        _INTERRUPT.clear()
         status = "complete"
         try:
             self._record_servers()
             self._profiles()
             self._suites()
+            _check_interrupt()
         except (KeyboardInterrupt, _Interrupted):
             status = "interrupted"
             self.progress.note("interrupted: everything started was stopped; partial results kept")
@@ -227,7 +230,8 @@ class MatrixRunner:
             self.doc.finish("failed")
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         self.doc.finish(status)
         return self.doc
 
@@ -270,6 +274,7 @@ class MatrixRunner:
                     self._trial(s, trial, trials, mine)
 
     def _trial(self, s: ServerEntry, trial: int, trials: int, profiles: list[Profile]) -> None:
+        _check_interrupt()
         self.progress.step(f"{s.label}: trial {trial}/{trials}: starting", _EST_START + self.m.warmup)
         handle: Handle | RunningServer | None = None
         sampler: Sampler | None = None
@@ -283,6 +288,7 @@ class MatrixRunner:
                 sampler = self._sampler(s, handle)
                 self._warmup(handle, profiles, s.access)
             for p in profiles:
+                _check_interrupt()
                 if failure:
                     windows.append((p, "", None, {}, None, failure, []))
                     continue
@@ -410,6 +416,7 @@ class MatrixRunner:
 
     def _suite_group(self, s: ServerEntry, suites: list[str], workers: int, name: str) -> None:
         """One pytest run of ``suites`` against ``s`` with ``workers``; a cell per suite."""
+        _check_interrupt()
         est = sum(_EST_SUITE.get(x, 10.0) for x in suites) / max(1, workers / 2) + 3
         self.progress.step(f"{s.label}: suites {', '.join(suites)}", est)
         xml = self.run_dir / "suites" / f"{name.format(label=s.label)}.xml"
@@ -430,8 +437,20 @@ class MatrixRunner:
         (logs / f"{s.label}-{trial}.log").write_text(text)
 
 
+#: set by the signal handler: the exception it raises can be swallowed (a signal that lands in an
+#: os.fork at-fork hook is reported as "Exception ignored"), so the runner also checks this between steps
+_INTERRUPT = threading.Event()
+
+
 def _raise_interrupt(signum, frame) -> None:
+    _INTERRUPT.set()
     raise _Interrupted()
+
+
+def _check_interrupt() -> None:
+    """Raise the interrupt a swallowed exception lost (see _INTERRUPT)."""
+    if _INTERRUPT.is_set():
+        raise _Interrupted()
 
 
 def _now() -> str:
