@@ -194,7 +194,10 @@ def memory(sheet: Sheet) -> Section:
                "children sharing the parent's pages) by 10x or more: do not compare it across MPMs. Idle profiles "
                "(keep-alive connections opened, one request each, then left idle): PSS/idle conn = (steady PSS "
                "while holding - PSS before connecting) / answered connections, KiB; answered = connections that got "
-               "an answer / connections opened.")
+               "an answer / connections opened. A server answers as many as it holds at once: prefork one per "
+               "child, worker one per thread, httpd's event ThreadsPerChild + idle threads x "
+               "AsyncRequestWorkerFactor per process (ours also reads the heads of connections accepted in the same "
+               "batch, so it can answer more); the rest wait in the listen backlog past the timeout.")
     if ref:
         caption += f" PSS x {ref}: PSS peak / {ref}'s PSS peak on the same profile (lower is better)."
     sec.tables.append(Table(caption, headers, rows, align(headers, left=("server", "profile")),
