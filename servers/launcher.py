@@ -21,7 +21,9 @@ mod_wsgi (``modwsgi-prefork|worker|event|daemon``, docs/mod_wsgi.md), the Python
 ones serving the same WSGI app as our MPMs. ``available()`` says which can
 start here and, for a missing one, what to install. Every handle has the same interface; what
 differs per server (how it is spawned, how readiness is seen, which signal
-means what) lives in a small :class:`Handle` subclass.
+means what) lives in a small :class:`Handle` subclass; what the app servers share
+(directive planning, run files, the handle of a server found by its listening port)
+lives in :mod:`servers.external.peer`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import yaml
 
@@ -353,141 +355,6 @@ class MPMHandle(Handle):
                 f"{self.name}: server exited (status {code}) before it was ready\n{_log_tail(self.log_path)}"
             )
         self.url = line[len(READY_PREFIX):]
-
-
-@dataclass
-class PeerHandle(Handle):
-    """A Python reference server (uWSGI, granian, waitress) on a kernel-chosen port.
-
-    Its port is read from the listening sockets of its own process tree (psutil: granian's
-    workers hold the socket, not its main process), and it is ready once ``GET /`` answers
-    below 500 (the parent listens before its workers have loaded the app). It keeps no
-    scoreboard: ``status()`` raises :class:`NotApplicable`.
-    """
-
-    #: the server's own name, for messages ("uWSGI")
-    server: str = ""
-    bind_host: str = "127.0.0.1"  # as it goes in a URL (IPv6 in brackets)
-    status_path: str | None = None
-
-    def _exited(self) -> LaunchError:
-        return self._not_ready(f"{self.server} exited (status {self.proc.returncode}) before it was ready")
-
-    def _find_url(self, deadline: float, timeout: float) -> None:
-        while not self.url:
-            ports = sorted({p for pid in self.pids() for p in listening_ports(pid)})
-            if ports:
-                self.url = f"http://{self.bind_host}:{ports[0]}"
-                return
-            if self.proc.poll() is not None:
-                raise self._exited()
-            if time.monotonic() > deadline:
-                raise self._not_ready(f"not listening after {timeout:.0f}s")
-            time.sleep(0.02)
-
-    def _check_ready(self, deadline: float) -> None:
-        while True:
-            try:
-                code, _ = self.get("/", timeout=max(0.1, min(2.0, deadline - time.monotonic())))
-                if code < 500:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise self._exited()
-            if time.monotonic() > deadline:
-                raise self._not_ready("no worker answered GET /")
-            time.sleep(0.02)
-
-    def status(self, timeout: float = 5.0):
-        """Not applicable: these servers keep no scoreboard."""
-        raise NotApplicable(f"{self.name} has no /server-status: {self.server} keeps no scoreboard")
-
-
-def url_host(host: str) -> str:
-    """``host`` as it goes in a URL or a ``host:port`` bind string (IPv6 in brackets, RFC 3986 §3.2.2)."""
-    return f"[{host}]" if ":" in host else host
-
-
-#: httpd directives that size or bound its dynamic pool; a server running a fixed pool has no equivalent
-DYNAMIC_POOL_DIRECTIVES = ("MinSpareServers", "MaxSpareServers", "MinSpareThreads", "MaxSpareThreads",
-                           "MaxRequestWorkers", "ServerLimit", "ThreadLimit", "AsyncRequestWorkerFactor")
-
-
-def show_value(value: Any) -> str:
-    """A directive's value as httpd.conf writes it (On/Off, 0.5, 20)."""
-    if isinstance(value, bool):
-        return "On" if value else "Off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def plan_directives(name: str, mpm: str, overrides: Mapping[str, Any], config, required: Iterable[str],
-                    settings: Callable[[Any], tuple[list, dict[str, str], list[str]]], *,
-                    mapped: frozenset[str], knobs: Mapping[str, str], server: str) -> tuple[Any, list, list[str]]:
-    """(effective config, the server's options, notes) for a reference server's launch.
-
-    Our directives are validated as for MPM ``mpm`` (``servers.config.load_config``: the same
-    ConfigError for a bad key or value), then ``settings(cfg)`` gives (options, {directive: why
-    not applied}, notes). A directive neither ``mapped`` nor a ``knobs`` entry (ignored) is not
-    applied. One that is not applied raises :class:`NotApplicable` when named in ``required``
-    and is otherwise noted when the caller changed it from the MPM's default.
-    """
-    from .config import DIRECTIVES, load_config
-
-    ours = dict(overrides)
-    ours.setdefault("Listen", "127.0.0.1:0")
-    cfg = load_config(mpm, config, ours)
-    opts, unsupported, notes = settings(cfg)
-    for key in DIRECTIVES:  # our other knobs (e.g. the Bench* testing knobs)
-        if key not in mapped and key not in unsupported and key not in knobs:
-            unsupported[key] = f"an mpm-harness knob {server} has no equivalent for"
-    wanted = {str(k).strip().lower() for k in required}
-    for key, why in unsupported.items():
-        if key.lower() in wanted:
-            raise NotApplicable(f"not applicable to {name}: {key}: {why}")
-    default = load_config(mpm)
-    named = {str(k).strip().lower() for k in overrides}
-    changed = {k for k in DIRECTIVES if k.lower() in named or getattr(cfg, k) != getattr(default, k)}
-    notes = [*cfg.notes, *notes]
-    notes += [f"{k} {show_value(getattr(cfg, k))} not applied: {why}" for k, why in unsupported.items() if k in changed]
-    notes += [f"{k} ignored: {why}" for k, why in knobs.items() if k in changed]
-    return cfg, opts, notes
-
-
-def request_head_limit(cfg: Any) -> int | None:
-    """The largest request head our LimitRequestLine/Fields/FieldSize allow (None: unlimited), for a
-    server that bounds the whole head with one size (uWSGI's --buffer-size, waitress's
-    max_request_header_size) instead of httpd's three limits (core.c ap_read_request)."""
-    if not (cfg.LimitRequestLine and cfg.LimitRequestFields and cfg.LimitRequestFieldSize):
-        return None
-    return cfg.LimitRequestLine + 2 + cfg.LimitRequestFields * (cfg.LimitRequestFieldSize + 2) + 2
-
-
-def free_port(host: str) -> int:
-    """A TCP port free on ``host`` just now, for a server that cannot report a kernel-chosen one or
-    would lose it (uWSGI binds ``:0`` anew when its master re-execs on a graceful reload)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def run_files(name: str, run_dir: str | None, cfg: Any, server: str) -> tuple[str, bool, str, str]:
-    """(run directory, whether the launcher made it, pidfile, error log) of a reference server's launch:
-    a fresh temporary directory unless ``run_dir`` is given; PidFile and ErrorLog from ``cfg``, else
-    ``RUN/<server>.pid`` and ``RUN/error.log``."""
-    own = run_dir is None
-    run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
-    pidfile = cfg.PidFile or os.path.join(run_dir, f"{server}.pid")
-    return run_dir, own, pidfile, cfg.ErrorLog or os.path.join(run_dir, "error.log")
-
-
-def record_command(run_dir: str, server: str, argv: list[str], notes: Iterable[str]) -> None:
-    """Write ``RUN/<server>.args``: the command line (the whole configuration) and the notes, for the results."""
-    with open(os.path.join(run_dir, f"{server}.args"), "w") as f:
-        f.write(" ".join(argv[1:]) + "\n" + "".join(f"# note: {n}\n" for n in notes))
 
 
 def finish_start(handle: Handle, wait: bool, timeout: float) -> Handle:

@@ -65,8 +65,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config import DIRECTIVES, NOT_IMPLEMENTED, ServerConfig, conf_quoted, load_config
-from ..launcher import Handle, LaunchError, NotApplicable, child_env, free_port, listening_ports, spawn
+from ..launcher import Handle, LaunchError, NotApplicable, child_env, listening_ports, spawn
 from ..mpm import MPM_NAMES
+from .peer import free_port
 
 MPMS = MPM_NAMES
 INSTALL = "apt-get install apache2"

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, child_env, plan_directives, record_command, run_files,
-                        spawn, url_host)
+from ..launcher import child_env, spawn
+from .peer import DYNAMIC_POOL_DIRECTIVES, PeerHandle, plan_directives, record_command, run_files, url_host
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"

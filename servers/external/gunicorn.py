@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, child_env, plan_directives, record_command, run_files,
-                        spawn, url_host)
+from ..launcher import child_env, spawn
+from .peer import DYNAMIC_POOL_DIRECTIVES, PeerHandle, plan_directives, record_command, run_files, url_host
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -169,7 +169,7 @@ def gunicorn_settings(kind: str, cfg: ServerConfig) -> tuple[list[tuple[str, str
 
 def plan(name: str, kind: str, overrides: Mapping[str, Any], config, required: tuple[str, ...] = ()):
     """(effective config, gunicorn options, notes) for a launch; NotApplicable for a required directive
-    gunicorn cannot honour (launcher.plan_directives, validated as gunicorn's closest MPM)."""
+    gunicorn cannot honour (peer.plan_directives, validated as gunicorn's closest MPM)."""
     return plan_directives(name, CLOSEST_MPM[kind], overrides, config, required,
                            lambda cfg: gunicorn_settings(kind, cfg), mapped=MAPPED, knobs=KNOBS, server="gunicorn")
 
@@ -177,7 +177,7 @@ def plan(name: str, kind: str, overrides: Mapping[str, Any], config, required: t
 @dataclass
 class GunicornHandle(PeerHandle):
     """A running gunicorn arbiter (see the module docstring for the signal mapping); ready once a
-    worker answers, since the arbiter listens before its workers have booted (launcher.PeerHandle)."""
+    worker answers, since the arbiter listens before its workers have booted (peer.PeerHandle)."""
 
     kind: str = ""
     server: str = "gunicorn"

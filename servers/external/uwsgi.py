@@ -49,8 +49,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import (DYNAMIC_POOL_DIRECTIVES, LaunchError, PeerHandle, child_env, free_port, listening_ports,
-                        plan_directives, record_command, request_head_limit, run_files, spawn, url_host)
+from ..launcher import LaunchError, child_env, listening_ports, spawn
+from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, free_port, plan_directives, record_command, request_head_limit,
+                   run_files, url_host)
 
 #: its own extra: a failed compile must not cost the other peers (pyproject.toml)
 INSTALL = "pip install -e '.[uwsgi]'"

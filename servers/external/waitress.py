@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import (DYNAMIC_POOL_DIRECTIVES, NotApplicable, PeerHandle, child_env, plan_directives,
-                        record_command, request_head_limit, run_files, spawn, url_host)
+from ..launcher import NotApplicable, child_env, spawn
+from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, plan_directives, record_command, request_head_limit, run_files,
+                   url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
