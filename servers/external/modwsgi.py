@@ -50,6 +50,7 @@ from typing import Any, Callable, Mapping
 from ..config import ServerConfig, conf_quoted
 from ..launcher import LaunchError
 from . import apache
+from .peer import wait_for_app
 
 #: the pip route: mod_wsgi compiles against apxs (apache2-dev) and this Python
 INSTALL = "apt-get install apache2-dev && pip install mod_wsgi"
@@ -336,20 +337,8 @@ class ModWsgiHandle(apache.ApacheHandle):
 
     def _check_ready(self, deadline: float) -> None:
         super()._check_ready(deadline)
-        while True:
-            try:
-                if self.get("/", timeout=max(0.1, min(5.0, deadline - time.monotonic())))[0] < 500:
-                    return
-            except OSError:
-                pass
-            failure = app_failure(self.log_text())
-            if failure:
-                raise self._not_ready(f"the app did not load: {failure}")
-            if self.proc.poll() is not None:
-                raise self._not_ready(f"httpd exited (status {self.proc.returncode}) before the app answered")
-            if time.monotonic() > deadline:
-                raise self._not_ready("the app never answered GET / below 500 (see the error log)")
-            time.sleep(0.05)
+        # a child may still be importing the app (WSGIImportScript) when the first GET comes: wait longer
+        wait_for_app(self, deadline, server="httpd", request_timeout=5.0, failure=app_failure)
 
 
 def start(name: str, flavour: str, overrides: dict, *, app: str | None, config, cpus, run_dir: str | None,

@@ -54,22 +54,38 @@ class PeerHandle(Handle):
             time.sleep(0.02)
 
     def _check_ready(self, deadline: float) -> None:
-        while True:
-            try:
-                code, _ = self.get("/", timeout=max(0.1, min(2.0, deadline - time.monotonic())))
-                if code < 500:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise self._exited()
-            if time.monotonic() > deadline:
-                raise self._not_ready("no worker answered GET /")
-            time.sleep(0.02)
+        wait_for_app(self, deadline, server=self.server)
 
     def status(self, timeout: float = 5.0):
         """Not applicable: these servers keep no scoreboard."""
         raise NotApplicable(f"{self.name} has no /server-status: {self.server} keeps no scoreboard")
+
+
+def wait_for_app(handle: Handle, deadline: float, *, server: str, request_timeout: float = 2.0,
+                 failure: Callable[[str], str | None] | None = None) -> None:
+    """Block until the app answers ``GET /`` below 500: a server listens before its workers have
+    loaded the app (gunicorn's arbiter, uWSGI's master, httpd's parent with mod_wsgi), and an
+    app that fails to import answers 500.
+
+    ``failure(log)`` names, from the error log so far, why the app cannot load (mod_wsgi's
+    WSGI0110), to fail at once instead of at the deadline. Raises LaunchError, with the log's
+    tail, when the server exits (``server`` names it), when ``failure`` finds a reason, or at
+    ``deadline`` (``time.monotonic()``); each request waits at most ``request_timeout``.
+    """
+    while True:
+        try:
+            if handle.get("/", timeout=max(0.1, min(request_timeout, deadline - time.monotonic())))[0] < 500:
+                return
+        except OSError:  # not accepting yet, reset, or timed out: ask again
+            pass
+        why = failure(handle.log_text()) if failure else None
+        if why:
+            raise handle._not_ready(f"the app did not load: {why}")
+        if handle.proc.poll() is not None:
+            raise handle._not_ready(f"{server} exited (status {handle.proc.returncode}) before the app answered")
+        if time.monotonic() > deadline:
+            raise handle._not_ready("the app never answered GET / below 500 (see the error log)")
+        time.sleep(0.02)
 
 
 def url_host(host: str) -> str:
