@@ -40,7 +40,8 @@ from typing import Any, Mapping
 
 from ..config import ServerConfig
 from ..launcher import child_env, spawn
-from .peer import DYNAMIC_POOL_DIRECTIVES, PeerHandle, plan_directives, record_command, run_files, url_host
+from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, plan_directives, record_command, run_files,
+                   url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -80,10 +81,7 @@ def unavailable(kind: str) -> str | None:
 
 def lacks(kind: str) -> dict[str, str]:
     """Features of the launcher's interface granian does not provide (see launcher.lacks)."""
-    return {
-        "scoreboard": "granian keeps no scoreboard (no /server-status)",
-        "keepalive-header": "granian sends no Keep-Alive: timeout=N, max=M response header",
-    }
+    return app_server_lacks("granian")
 
 
 def version() -> str | None:

@@ -38,7 +38,8 @@ from typing import Any, Mapping
 
 from ..config import ServerConfig
 from ..launcher import child_env, spawn
-from .peer import DYNAMIC_POOL_DIRECTIVES, PeerHandle, plan_directives, record_command, run_files, url_host
+from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, plan_directives, record_command, run_files,
+                   url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -77,10 +78,7 @@ def unavailable(kind: str) -> str | None:
 
 def lacks(kind: str) -> dict[str, str]:
     """Features of the launcher's interface gunicorn does not provide (see launcher.lacks)."""
-    out = {
-        "scoreboard": "gunicorn keeps no scoreboard (no /server-status)",
-        "keepalive-header": "gunicorn sends no Keep-Alive: timeout=N, max=M response header",
-    }
+    out = app_server_lacks("gunicorn")
     if kind == "sync":
         out["keepalive"] = "the sync worker closes every connection after its response (no keep-alive)"
     return out

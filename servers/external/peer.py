@@ -88,6 +88,17 @@ def wait_for_app(handle: Handle, deadline: float, *, server: str, request_timeou
         time.sleep(0.02)
 
 
+def app_server_lacks(server: str, *, status: str = "no /server-status") -> dict[str, str]:
+    """What every app server lacks of the launcher's interface (``launcher.lacks``): httpd's
+    scoreboard (mod_status's /server-status; ``status`` says what the server has instead) and
+    the ``Keep-Alive: timeout=N, max=M`` response header httpd adds (http_protocol.c
+    ap_set_keepalive). A server's own ``lacks`` adds what only it misses."""
+    return {
+        "scoreboard": f"{server} keeps no scoreboard ({status})",
+        "keepalive-header": f"{server} sends no Keep-Alive: timeout=N, max=M response header",
+    }
+
+
 def url_host(host: str) -> str:
     """``host`` as it goes in a URL or a ``host:port`` bind string (IPv6 in brackets, RFC 3986 §3.2.2)."""
     return f"[{host}]" if ":" in host else host

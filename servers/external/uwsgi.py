@@ -50,8 +50,8 @@ from typing import Any, Mapping
 
 from ..config import ServerConfig
 from ..launcher import LaunchError, child_env, listening_ports, spawn
-from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, free_port, plan_directives, record_command, request_head_limit,
-                   run_files, url_host)
+from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, free_port, plan_directives, record_command,
+                   request_head_limit, run_files, url_host)
 
 #: its own extra: a failed compile must not cost the other peers (pyproject.toml)
 INSTALL = "pip install -e '.[uwsgi]'"
@@ -95,10 +95,7 @@ def unavailable(kind: str) -> str | None:
 
 def lacks(kind: str) -> dict[str, str]:
     """Features of the launcher's interface uWSGI does not provide (see launcher.lacks)."""
-    return {
-        "scoreboard": "uWSGI keeps no scoreboard (a stats socket, no /server-status)",
-        "keepalive-header": "uWSGI sends no Keep-Alive: timeout=N, max=M response header",
-    }
+    return app_server_lacks("uWSGI", status="a stats socket, no /server-status")
 
 
 def version() -> str | None:

@@ -40,8 +40,8 @@ from typing import Any, Mapping
 
 from ..config import ServerConfig
 from ..launcher import NotApplicable, child_env, spawn
-from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, plan_directives, record_command, request_head_limit, run_files,
-                   url_host)
+from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, plan_directives, record_command,
+                   request_head_limit, run_files, url_host)
 
 INSTALL = "pip install -e '.[peers]'"
 DEFAULT_APP = "servers.apps:app"
@@ -75,10 +75,7 @@ def unavailable(kind: str) -> str | None:
 
 def lacks(kind: str) -> dict[str, str]:
     """Features of the launcher's interface waitress does not provide (see launcher.lacks)."""
-    return {
-        "scoreboard": "waitress keeps no scoreboard (no /server-status)",
-        "keepalive-header": "waitress sends no Keep-Alive: timeout=N, max=M response header",
-    }
+    return app_server_lacks("waitress")
 
 
 def version() -> str | None:
