@@ -250,10 +250,11 @@ class Matrix:
 
 
 def known_servers() -> list[str]:
-    """Every name the launcher knows, whether or not it can start on this machine."""
-    from servers.launcher import available
+    """Every name the launcher knows, sorted, whether or not it can start on this machine
+    (nothing is probed: a matrix naming a server not installed here still loads)."""
+    from servers.launcher import names
 
-    return list(available())
+    return sorted(names())
 
 
 def builtin_matrices() -> dict[str, Path]:

@@ -381,6 +381,16 @@ def _external(name: str):
     return importlib.import_module(f"servers.external.{module}"), flavour
 
 
+def names() -> list[str]:
+    """Every name ``start`` knows (our MPMs, then the reference servers), probing nothing: a
+    name here may still be unavailable on this machine (see :func:`available`)."""
+    return [*MPM_NAMES, *EXTERNAL]
+
+
+def _unknown(name: str) -> LaunchError:
+    return LaunchError(f"unknown server {name!r}; available: {', '.join(names())}")
+
+
 def available() -> dict[str, str | None]:
     """Every launchable name and why it is unavailable here (None when it can start).
 
@@ -399,7 +409,7 @@ def server_version(name: str) -> str | None:
     if name in MPM_NAMES:
         return f"mpm-harness {name} (Python {sys.version.split()[0]})"
     if name not in EXTERNAL:
-        raise LaunchError(f"unknown server {name!r}; available: {', '.join(available())}")
+        raise _unknown(name)
     module, flavour = _external(name)
     return module.version() if module.unavailable(flavour) is None else None
 
@@ -415,7 +425,7 @@ def lacks(name: str) -> dict[str, str]:
     if name in MPM_NAMES:
         return {}
     if name not in EXTERNAL:
-        raise LaunchError(f"unknown server {name!r}; available: {', '.join(available())}")
+        raise _unknown(name)
     module, flavour = _external(name)
     return dict(module.lacks(flavour))
 
@@ -465,7 +475,7 @@ def start(
         )
         return finish_start(handle, wait, timeout)
     if name not in MPM_NAMES:
-        raise LaunchError(f"unknown server {name!r}; available: {', '.join(available())}")
+        raise _unknown(name)
     own = run_dir is None
     run_dir = run_dir or tempfile.mkdtemp(prefix=f"mpm-{name}-")
     log_path = os.path.join(run_dir, "error.log")
