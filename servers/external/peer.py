@@ -25,7 +25,7 @@ from ..launcher import Handle, LaunchError, NotApplicable, listening_ports
 
 @dataclass
 class PeerHandle(Handle):
-    """A Python reference server (uWSGI, granian, waitress) on a kernel-chosen port.
+    """A Python app server (gunicorn, uWSGI, granian, waitress) on a kernel-chosen port.
 
     Its port is read from the listening sockets of its own process tree (psutil: granian's
     workers hold the socket, not its main process), and it is ready once ``GET /`` answers
