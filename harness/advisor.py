@@ -40,7 +40,7 @@ from typing import Any, Mapping, TextIO
 import yaml
 from tabulate import tabulate
 
-from .advice_rules import (MPMS, AdviceError, Measurement, Recommendation, Workload,
+from .advice_rules import (MPMS, AdviceError, Measurement, PeerAdvice, Recommendation, Workload, compare_peers,
                            projected_pss, recommend, size)
 from .matrix import Matrix, MatrixError, parse_matrix, suggest
 from .published import PUBLISHED_PAGE, Figures, PublishedPage, read_page
@@ -49,6 +49,7 @@ from .runview import ProfileStats, Run, as_run
 __all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_from_args", "parse_memory",
            "parse_thread_safe", "check_app", "candidates", "measure_set", "build_matrix", "measure", "mpm_of",
            "processes_of", "measurements_from_run", "measurements_from_page", "load_measurements", "is_reference",
+           "peer_model", "peer_mapped", "split_peers", "render_peers",
            "uss_per_process", "RunInfo", "render_text", "advice_json", "yaml_block", "httpd_block"]
 
 #: the workload file's keys (dashes in a key are read as underscores) -> the flag that overrides it
@@ -226,6 +227,40 @@ def mpm_of(server: str) -> str | None:
     return name if name in MPMS else None
 
 
+def peer_model(server: str) -> str | None:
+    """The model (prefork, worker or event) of a peer: a launcher serving the same WSGI app that is not ours.
+
+    The model is the MPM whose directives the launcher validates its ``set:`` against
+    (``suites.launching.model``: gunicorn-sync and uwsgi-processes prefork; gunicorn-gthread,
+    uwsgi-threads, granian and waitress worker; modwsgi-X X, modwsgi-daemon event, its front).
+    None for our MPMs, for httpd serving files (``apache-*``: the C ceiling, never a peer of a
+    Python app) and for names the launcher does not know.
+    """
+    from suites.launching import model
+
+    if server in MPMS or server.startswith("apache-"):
+        return None
+    return model(server)
+
+
+def peer_mapped(server: str) -> frozenset[str] | None:
+    """The directives a peer applies (its ``servers.external`` module's MAPPED); None for httpd + mod_wsgi,
+    which takes httpd's directives one to one."""
+    import importlib
+
+    from servers.launcher import EXTERNAL
+
+    module = EXTERNAL[server][0] if server in EXTERNAL else ""
+    if module in ("", "modwsgi", "apache"):
+        return None
+    return getattr(importlib.import_module(f"servers.external.{module}"), "MAPPED", None)
+
+
+def split_peers(ms: Mapping[str, Measurement]) -> tuple[dict[str, Measurement], dict[str, Measurement]]:
+    """(our servers and the reference servers, the peers) of a measurements mapping."""
+    return ({k: m for k, m in ms.items() if not m.peer}, {k: m for k, m in ms.items() if m.peer})
+
+
 def is_reference(server: str) -> bool:
     """A reference server (httpd's ``apache-*`` launchers): shown, never used in the decision.
 
@@ -325,9 +360,10 @@ def _run_figures(run: Run, label: str, profile: str | None) -> Figures | None:
 
 def _measurement(label: str, server: str, directives: Mapping[str, Any], conns: int | None,
                  idle_conns: int | None, le: Figures | None, ie: Figures | None,
-                 uss: float | None = None) -> Measurement:
-    """The :class:`Measurement` of one MPM server from its closed-loop (``le``) and idle (``ie``) figures."""
-    mpm = mpm_of(server)
+                 uss: float | None = None, app: str = "") -> Measurement:
+    """The :class:`Measurement` of one server (ours, a reference or a peer) from its closed-loop (``le``) and
+    idle (``ie``) figures."""
+    mpm = mpm_of(server) or peer_model(server)
     reference = is_reference(server)
     le_m, ie_m = (le.medians if le else {}), (ie.medians if ie else {})
     return Measurement(
@@ -342,15 +378,22 @@ def _measurement(label: str, server: str, directives: Mapping[str, Any], conns: 
         pss_per_idle_conn_kib=ie_m.get("pss_per_idle_conn_kib"), idle_pss_peak_mib=ie_m.get("pss_peak_mib"),
         idle_status=ie.status if ie else "",
         flags=tuple(sorted(set(le.flags if le else ()) | set(ie.flags if ie else ()))),
-        trials=le.ok if le else 0, rps_spread=le.rps_spread if le else None, noisy=bool(le and le.noisy))
+        trials=le.ok if le else 0, rps_spread=le.rps_spread if le else None, noisy=bool(le and le.noisy),
+        peer=mpm_of(server) is None, server=server, app=app)
 
 
-def measurements_from_run(run: Run | Mapping[str, Any]) -> dict[str, Measurement]:
+def _wanted(server: str, peers: bool) -> bool:
+    return mpm_of(server) is not None or (peers and peer_model(server) is not None)
+
+
+def measurements_from_run(run: Run | Mapping[str, Any], peers: bool = False) -> dict[str, Measurement]:
     """One :class:`Measurement` per MPM server of a run (medians over its ok trials).
 
     Our own launchers (prefork, worker, event) are what the advice rests on;
     httpd's (``apache-*``) come back marked ``reference``: shown, labelled,
-    never used in the decision (:func:`is_reference`).
+    never used in the decision (:func:`is_reference`).  With ``peers``, the
+    servers running the same app on another server (:func:`peer_model`) come
+    back too, marked ``peer``, for :func:`~harness.advice_rules.compare_peers`.
     """
     run = as_run(run)
     load, idle, conns = _pick_profiles(run.matrix.get("profiles"))
@@ -358,24 +401,27 @@ def measurements_from_run(run: Run | Mapping[str, Any]) -> dict[str, Measurement
     out: dict[str, Measurement] = {}
     for label in run.recorded_servers:
         info = run.server(label)
-        if mpm_of(info.server) is None or not info.available:
+        if not _wanted(info.server, peers) or not info.available:
             continue
         out[label] = _measurement(label, info.server, info.set, conns, idle_conns, _run_figures(run, label, load),
-                                  _run_figures(run, label, idle), uss_per_process(run, label, [load, idle]))
+                                  _run_figures(run, label, idle), uss_per_process(run, label, [load, idle]),
+                                  info.app)
     return out
 
 
 # -- measurements from published results (results/README.md) -----------------------------------------
 
 
-def measurements_from_page(page: str | Path) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
+def measurements_from_page(page: str | Path, peers: bool = False
+                           ) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
     """Measurements from a published results page (``results/README.md``): the figures as tables 1-3 print them.
 
     Medians and min-max at three significant figures, p99 from the merged
     histograms (table 1), no USS (memory at another size is projected
     proportionally, and said so); :func:`harness.published.read_page` reads
     the page. Returns the measurements, where they came from, and warnings
-    about the source.
+    about the source; ``peers`` as for :func:`measurements_from_run` (the page
+    prints the peers' rows like any server's).
     """
     pub = read_page(page)
     profiles = pub.matrix.get("profiles") or {}
@@ -385,28 +431,29 @@ def measurements_from_page(page: str | Path) -> tuple[dict[str, Measurement], Ru
     for server in pub.matrix.get("servers") or ():
         label, launcher = server.get("label", ""), server.get("server", "")
         le, ie = pub.figures(label, load), pub.figures(label, idle)
-        if mpm_of(launcher) is None or (le is not None and le.reason == "unavailable"):
+        if not _wanted(launcher, peers) or (le is not None and le.reason == "unavailable"):
             continue
-        out[label] = _measurement(label, launcher, server.get("set") or {}, conns, idle_conns, le, ie)
+        out[label] = _measurement(label, launcher, server.get("set") or {}, conns, idle_conns, le, ie,
+                                  app=server.get("app") or "")
     return out, RunInfo.from_page(pub), list(pub.notes)
 
 
-def load_measurements(path: str | Path) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
+def load_measurements(path: str | Path, peers: bool = False) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
     """``--from-run PATH``: a run folder (or its run.json), or a published results folder (or its page).
 
     A folder with a ``run.json`` is a run; one without it but with the page
     ``harness run --publish`` writes (``results/``) is read from the page
     (:func:`measurements_from_page`). Returns the measurements, where they came
-    from, and warnings about the source.
+    from, and warnings about the source; ``peers`` as for :func:`measurements_from_run`.
     """
     p = Path(path)
     page = p if p.suffix == ".md" else p / PUBLISHED_PAGE
     if p.suffix == ".md" or (p.is_dir() and not (p / "run.json").exists() and page.is_file()):
-        return measurements_from_page(page)
+        return measurements_from_page(page, peers)
     if p.is_dir() and not (p / "run.json").exists():
         raise AdviceError(f"{p}: neither a run folder (no run.json) nor published results (no {PUBLISHED_PAGE})")
     run = Run.load(p)
-    return measurements_from_run(run), RunInfo.from_run(run, str(path), measured_now=False), []
+    return measurements_from_run(run, peers), RunInfo.from_run(run, str(path), measured_now=False), []
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -569,10 +616,52 @@ def _pss_note(w: Workload, ms: dict[str, Measurement]) -> list[str]:
     return ["", *_bullets([text], "  ")]
 
 
-def render_text(w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo | None) -> str:
-    """The readable report: workload, recommendation, rule, evidence, alternatives, warnings, config."""
+def _peer_rows(pa: PeerAdvice) -> list[tuple]:
+    ours = pa.ours
+    rows = [(ours.label, ours.mpm, "ours, RECOMMENDED", _n(ours.rps), "1.00x", _n(ours.cpu_us_per_request),
+             _n(ours.p99_ms, 1), _n(ours.pss_mib, 1), _n(pa.ours_pss))] if ours is not None else []
+    for c in sorted(pa.checked, key=lambda c: -(c.m.rps or 0)):
+        named = pa.config is not None and c is pa.best
+        verdict = "NAMED: better" if named else ("qualifies" if not c.why_not else "excluded (below)")
+        ratio = f"{c.m.rps / ours.rps:.2f}x" if ours is not None and ours.rps and c.m.rps is not None else "-"
+        rows.append((c.m.label, c.m.mpm, verdict, _n(c.m.rps), ratio, _n(c.m.cpu_us_per_request),
+                     _n(c.m.p99_ms, 1), _n(c.m.pss_mib, 1), _n(c.pss_at_size)))
+    return rows
+
+
+def _peer_hint(pa: PeerAdvice | None) -> list[str]:
+    if pa is None or pa.config is None:
+        return []
+    return [f"  A peer does better on the same app: {pa.best.m.label}, {pa.ratio:.2f}x the req/s (section Peers, "
+            f"at the end)"]
+
+
+def render_peers(w: Workload, pa: PeerAdvice | None) -> list[str]:
+    """The peers section: the verdict with the ratio, every peer's figures beside ours, why each excluded one
+    is, which hold a worker per idle connection, and the named peer's sized matrix server entry."""
+    if pa is None:
+        return []
+    headers = ["server", "model", "verdict", "req/s", "x ours", "CPU-us/req", "p99 ms", "PSS MiB",
+               "PSS at advised size"]
+    lines = ["", "Peers: the same app on other servers (the same profile of the same run)", *_bullets([pa.summary]),
+             "", tabulate(_peer_rows(pa), headers=headers, tablefmt="github")]
+    lines += _bullets([f"{c.m.label}: {c.why_not}" for c in pa.checked if c.why_not])
+    if w.idle_connections:
+        lines += _bullets([f"{c.m.label} {c.pins}" for c in pa.checked if c.pins and c.pins not in c.why_not])
+    if pa.config is not None:
+        entry = yaml.safe_dump([pa.config], sort_keys=False, default_flow_style=None).rstrip()
+        lines += ["", *_bullets([f"Configuration: {pa.config['server']}, as a harness matrix server (under "
+                                 f"`servers:`; `harness run --matrix FILE` measures it); its directive mapping: "
+                                 f"{pa.docs}"], ""), _indent(entry + "\n"), *_bullets(pa.best.sizing.notes)]
+    return lines
+
+
+def render_text(w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo | None,
+                peers: PeerAdvice | None = None) -> str:
+    """The readable report: workload, recommendation, rule, evidence, alternatives, warnings, config, and the
+    peers compared with it (:func:`render_peers`)."""
     lines = ["Workload, as understood", *_workload_lines(w), "",
-             f"Recommendation: {rec.mpm.upper()}  ({_summary(rec)})", "",
+             f"Recommendation: {rec.mpm.upper()}  ({_summary(rec)})", *_peer_hint(peers), "",
              f"Decided by rule `{rec.rule}`:", *_bullets([rec.decision]), *_bullets([rec.rule_text], "    "), "",
              "Evidence" + (f" ({info.describe()})" if info else " (nothing measured)")]
     lines += _bullets(rec.evidence)
@@ -585,6 +674,7 @@ def render_text(w: Workload, rec: Recommendation, ms: dict[str, Measurement], in
     lines += ["", "How the size was derived", *_bullets(rec.sizing.notes)]
     lines += ["", "Configuration: mpm-harness YAML", _indent(yaml_block(rec, w)),
               "Configuration: httpd", _indent(httpd_block(rec))]
+    lines += render_peers(w, peers)
     return "\n".join(lines)
 
 
@@ -598,12 +688,14 @@ def _indent(text: str) -> str:
     return textwrap.indent(text, "    ")
 
 
-def advice_json(w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo | None) -> dict:
-    """The same as :func:`render_text`, machine-readable."""
+def advice_json(w: Workload, rec: Recommendation, ms: dict[str, Measurement], info: RunInfo | None,
+                peers: PeerAdvice | None = None) -> dict:
+    """The same as :func:`render_text`, machine-readable (``peers``: None when the run measured none)."""
     return {"workload": w.to_dict(), "recommendation": rec.to_dict(),
             "measurements": {k: m.to_dict() for k, m in ms.items()},
             "run": None if info is None else vars(info),
-            "config": {"yaml": yaml_block(rec, w), "httpd": httpd_block(rec)}}
+            "config": {"yaml": yaml_block(rec, w), "httpd": httpd_block(rec)},
+            "peers": None if peers is None else peers.to_dict()}
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -674,8 +766,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     w = workload_from_args(args)
     if args.from_run:
-        ms, info, notes = load_measurements(args.from_run)
+        ms, info, notes = load_measurements(args.from_run, peers=True)
+        ms, peer_ms = split_peers(ms)
         rec = recommend(w, ms)
+        peers = compare_peers(w, rec, {**ms, **peer_ms}, {m.server: peer_mapped(m.server) for m in peer_ms.values()})
         if w.app:
             notes.append(f"--app {w.app} not measured: the measurements come from {args.from_run}")
         for note in notes:
@@ -690,11 +784,12 @@ def _advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ms = measurements_from_run(run)
         info = RunInfo.from_run(run, str(written.run_dir), measured_now=True)
         rec = recommend(w, ms)
+        peers = None  # the advisor's own run measures our MPMs only
         _save(written.run_dir, w, rec, ms, info)
     if args.json:
-        print(json.dumps(advice_json(w, rec, ms, info), indent=1, default=str), file=out)
+        print(json.dumps(advice_json(w, rec, ms, info, peers), indent=1, default=str), file=out)
     else:
-        print(render_text(w, rec, ms, info), file=out)
+        print(render_text(w, rec, ms, info, peers), file=out)
     return 0
 
 

@@ -596,10 +596,15 @@ def synthetic_run(tmp_path: Path) -> Path:
               sampler={"uss_peak": 3 * 2**20, "processes_peak": 3}),
         _cell("gunicorn-sync", "load", "loadgen", rps=1400.0),
     ]
-    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "synthetic", "status": "complete",
-           "matrix": {"trials": 1, "profiles": {"load": {"driver": "loadgen", "mode": "closed", "connections": 20,
-                                                         "duration": 2},
-                                                "idle": {"driver": "idle", "connections": 10, "duration": 2}}},
+    return write_run(tmp_path, "synthetic", servers, cells, {
+        "load": {"driver": "loadgen", "mode": "closed", "connections": 20, "duration": 2},
+        "idle": {"driver": "idle", "connections": 10, "duration": 2}})
+
+
+def write_run(tmp_path: Path, run_id: str, servers: dict, cells: list, profiles: dict) -> Path:
+    """A run folder ``tmp_path/run`` with a minimal run document (one trial, the server pinned to CPU 0)."""
+    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id, "status": "complete",
+           "matrix": {"trials": 1, "profiles": profiles},
            "environment": {"pinning": {"server_cpus": [0]}}, "servers": servers, "cells": cells, "summary": {}}
     run = tmp_path / "run"
     run.mkdir()
