@@ -1137,30 +1137,33 @@ def compare_peers(w: Workload, rec: Recommendation, measurements: Mapping[str, M
         return PeerAdvice("ours-best", f"no peer can be named for this workload: none of the {len(checks)} "
                           f"measured qualifies (see why below); our {rec.mpm} stands", ours, ours_pss, None, None,
                           TIE, checks)
-    band, _ = throughput_band({"ours": ours, "peer": best.m})
+    band, why_wide = throughput_band({"ours": ours, "peer": best.m})
     ratio = best.m.rps / ours.rps if ours.rps else None
+    band_text = f"the {band * 100:.0f} % tie band" + (f": {why_wide}" if why_wide else "")
     if ratio is None or best.m.rps <= ours.rps * (1 + band):
-        return PeerAdvice("ours-best", _ours_best(rec, ours, best, ratio, band), ours, ours_pss, best, ratio, band,
-                          checks)
+        return PeerAdvice("ours-best", _ours_best(rec, ours, best, ratio, band, band_text), ours, ours_pss, best,
+                          ratio, band, checks)
     server = best.m.server or best.m.label
     config = {"label": best.m.label, "server": server, "set": dict(best.sizing.directives)}
     if w.app:
         config["app"] = w.app
-    return PeerAdvice("peer-better", _peer_better(w, rec, ours, ours_pss, best, ratio, band), ours, ours_pss, best,
-                      ratio, band, checks, config, peer_docs(server))
+    return PeerAdvice("peer-better", _peer_better(w, rec, ours, ours_pss, best, ratio, band_text), ours, ours_pss,
+                      best, ratio, band, checks, config, peer_docs(server))
 
 
-def _ours_best(rec: Recommendation, ours: Measurement, best: PeerCheck, ratio: float | None, band: float) -> str:
+def _ours_best(rec: Recommendation, ours: Measurement, best: PeerCheck, ratio: float | None, band: float,
+               band_text: str) -> str:
+    """The "ours is best" line: the best qualifying peer's ratio, and whether it is a tie or slower."""
     where = "within" if ratio is not None and ratio >= 1 - band else "below"
     return (f"no peer beats our {rec.mpm} ({ours.label}, {_fmt(ours.rps)} req/s): the best peer that qualifies, "
-            f"{best.m.label}, reached {_fmt(best.m.rps)} req/s, {ratio or 0:.2f}x ours ({where} the "
-            f"{band * 100:.0f} % tie band)")
+            f"{best.m.label}, reached {_fmt(best.m.rps)} req/s, {ratio or 0:.2f}x ours ({where} {band_text})")
 
 
 def _peer_better(w: Workload, rec: Recommendation, ours: Measurement, ours_pss: float | None, best: PeerCheck,
-                 ratio: float, band: float) -> str:
+                 ratio: float, band_text: str) -> str:
+    """The named peer's line: its figures beside ours, the ratio, the band and both PSS at the advised sizes."""
     budget = f", within the {_fmt(w.memory_budget_mib)} MiB budget" if w.memory_budget_mib is not None else ""
     return (f"{best.m.label} ({best.m.mpm} model) serves this workload better than our {rec.mpm}: "
-            f"{_fmt(best.m.rps)} req/s against {ours.label}'s {_fmt(ours.rps)}, {ratio:.2f}x (beyond the "
-            f"{band * 100:.0f} % tie band), ~{_fmt(best.pss_at_size)} MiB PSS against ~{_fmt(ours_pss)} MiB at "
-            f"the advised sizes{budget}")
+            f"{_fmt(best.m.rps)} req/s against {ours.label}'s {_fmt(ours.rps)}, {ratio:.2f}x (beyond "
+            f"{band_text}), ~{_fmt(best.pss_at_size)} MiB PSS against ~{_fmt(ours_pss)} MiB at the advised "
+            f"sizes{budget}")

@@ -81,6 +81,11 @@ def test_a_peer_within_the_tie_band_or_slower_leaves_ours_and_the_ratio_is_said(
     assert "no peer beats our worker" in pa.summary and "1.04x" in pa.summary and "within the 5 % tie" in pa.summary
     _, pa = advise(SAFE, run_of(waitress=WAITRESS))
     assert pa.verdict == "ours-best" and "0.39x" in pa.summary and "below" in pa.summary
+    # a peer whose trials spread 30 % widens the band, as in rule best-fit, and the line says why
+    noisy = peer("granian", "worker", 34000, 46, 2, trials=2, rps_spread=0.30)
+    _, pa = advise(SAFE, run_of(granian=noisy))
+    assert pa.verdict == "ours-best" and pa.band == pytest.approx(0.30)
+    assert "1.21x ours (within the 30 % tie band: granian's trials spread 30 %)" in pa.summary
 
 
 def test_a_thread_unsafe_app_never_gets_a_threaded_peer():
