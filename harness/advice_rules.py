@@ -1018,6 +1018,7 @@ class PeerAdvice:
     checked: tuple[PeerCheck, ...]
     config: dict | None = None  # the named peer as a matrix server entry: {label, server, set[, app]}
     docs: str = ""  # where the named peer's directive mapping is documented
+    caveats: tuple[str, ...] = ()  # what the comparison cannot vouch for
 
     def to_dict(self) -> dict:
         """JSON-ready."""
@@ -1026,7 +1027,8 @@ class PeerAdvice:
             "cpu_us_per_request": self.ours.cpu_us_per_request, "pss_mib": self.ours.pss_mib,
             "pss_at_advised_size": self.ours_pss}
         return {"verdict": self.verdict, "summary": self.summary, "ours": ours,
-                "best": self.best.m.label if self.best else "", "ratio": self.ratio, "band": self.band, "config": self.config, "docs": self.docs,
+                "best": self.best.m.label if self.best else "", "ratio": self.ratio, "band": self.band,
+                "config": self.config, "docs": self.docs, "caveats": list(self.caveats),
                 "sizing_notes": list(self.best.sizing.notes) if self.config and self.best else [],
                 "peers": [c.to_dict() for c in self.checked]}
 
@@ -1148,7 +1150,21 @@ def compare_peers(w: Workload, rec: Recommendation, measurements: Mapping[str, M
     if w.app:
         config["app"] = w.app
     return PeerAdvice("peer-better", _peer_better(w, rec, ours, ours_pss, best, ratio, band_text), ours, ours_pss,
-                      best, ratio, band, checks, config, peer_docs(server))
+                      best, ratio, band, checks, config, peer_docs(server), _caveats(w, best))
+
+
+def _caveats(w: Workload, best: PeerCheck) -> tuple[str, ...]:
+    """What the figures behind a named peer do not show: another size, another load, slow clients."""
+    m, out = best.m, []
+    if m.processes not in (None, best.sizing.processes) or m.connections not in (None, w.concurrency):
+        out.append(f"{m.label} was measured with {m.processes or '?'} processes at {m.connections or '?'} "
+                   f"connections; the entry is sized for {w.concurrency} connections ({best.sizing.processes} "
+                   f"processes): measure it with `harness run` to confirm")
+    if w.slow_clients:
+        out.append(f"slow clients: how {m.label} holds slow senders and readers is in the run's slow-client suite "
+                   f"(`harness report RUN_DIR`), which the advisor does not read; only its idle keep-alive "
+                   f"measurement is used here")
+    return tuple(out)
 
 
 def _ours_best(rec: Recommendation, ours: Measurement, best: PeerCheck, ratio: float | None, band: float,

@@ -648,6 +648,7 @@ def render_peers(w: Workload, pa: PeerAdvice | None) -> list[str]:
     lines += _bullets([f"{c.m.label}: {c.why_not}" for c in pa.checked if c.why_not])
     if w.idle_connections:
         lines += _bullets([f"{c.m.label} {c.pins}" for c in pa.checked if c.pins and c.pins not in c.why_not])
+    lines += _bullets([f"caveat: {c}" for c in pa.caveats])
     if pa.config is not None:
         entry = yaml.safe_dump([pa.config], sort_keys=False, default_flow_style=None).rstrip()
         lines += ["", *_bullets([f"Configuration: {pa.config['server']}, as a harness matrix server (under "

@@ -72,6 +72,15 @@ def test_a_clearly_better_peer_is_named_with_its_figures_and_a_sized_config():
     assert load_config("worker", overrides={"Listen": "127.0.0.1:0", **d}).ThreadsPerChild == 25
     assert "MinSpareThreads" not in d  # granian has no equivalent: left out
     assert pa.docs.startswith("docs/reference-servers.md")
+    assert pa.caveats == ()  # measured at the advised size, no slow clients: nothing to add
+
+
+def test_a_named_peer_measured_at_another_size_or_with_slow_clients_carries_caveats():
+    w = Workload(thread_safe="yes", concurrency=100, cores=4, slow_clients=True)
+    _, pa = advise(w, run_of(granian=GRANIAN))
+    assert pa.verdict == "peer-better"
+    assert any("measured with 2 processes at 50 connections" in c and "(4 processes)" in c for c in pa.caveats)
+    assert any("slow-client suite" in c for c in pa.caveats)
 
 
 def test_a_peer_within_the_tie_band_or_slower_leaves_ours_and_the_ratio_is_said():
