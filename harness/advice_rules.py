@@ -1086,8 +1086,7 @@ def _pins_idle(m: Measurement) -> str:
 def _peer_screen(w: Workload, m: Measurement, ours: Measurement | None, pss: float | None, n: int) -> str:
     """Why peer ``m`` cannot be named for ``w`` ("" when it can)."""
     if not w.threads_ok and m.mpm != "prefork":
-        return (f"runs several requests per process on threads ({m.mpm} model): the app is not known to be "
-                f"thread-safe")
+        return "runs several requests per process on threads: the app is not known to be thread-safe"
     if ours is not None and m.app != ours.app:
         return f"served another app ({m.app or 'the built-in one'}), not the one {ours.label} served"
     if not m.valid:

@@ -645,7 +645,11 @@ def render_peers(w: Workload, pa: PeerAdvice | None) -> list[str]:
                "PSS at advised size"]
     lines = ["", "Peers: the same app on other servers (the same profile of the same run)", *_bullets([pa.summary]),
              "", tabulate(_peer_rows(pa), headers=headers, tablefmt="github")]
-    lines += _bullets([f"{c.m.label}: {c.why_not}" for c in pa.checked if c.why_not])
+    excluded: dict[str, list[str]] = {}  # one line per reason: seven threaded peers share one
+    for c in pa.checked:
+        if c.why_not:
+            excluded.setdefault(c.why_not, []).append(c.m.label)
+    lines += _bullets([f"{', '.join(labels)}: {why}" for why, labels in excluded.items()])
     if w.idle_connections:
         lines += _bullets([f"{c.m.label} {c.pins}" for c in pa.checked if c.pins and c.pins not in c.why_not])
     lines += _bullets([f"caveat: {c}" for c in pa.caveats])
