@@ -705,6 +705,13 @@ def test_advise_works_on_the_committed_published_results(capsys):
     assert doc["run"]["published"] == run_id and doc["run"]["trials"] >= 1
     assert doc["recommendation"]["mpm"] in ("prefork", "worker", "event")
     assert doc["recommendation"]["rule"] == "best-fit"  # measured figures decided, not the no-evidence default
+    # the page's peer rows (gunicorn, uWSGI, granian, ... on the same app) are compared, never httpd's files
+    peers = doc["peers"]
+    assert peers is not None and peers["verdict"] in ("peer-better", "ours-best")
+    assert peers["ours"]["label"] == doc["recommendation"]["label"]
+    for p in peers["peers"]:
+        assert not p["server"].startswith("apache-") and p["model"] in ("prefork", "worker", "event")
+        assert p["rps"] is None or fmt_sig(p["rps"]) == _first_row(page, p["label"], "hello-closed")[4].split(" (")[0]
 
 
 def test_the_published_page_reads_back_as_the_run_it_was_published_from(tmp_path):

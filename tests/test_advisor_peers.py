@@ -107,6 +107,8 @@ def test_a_thread_unsafe_app_never_gets_a_threaded_peer():
     assert "threads" in why["granian"] and "threads" in why["modwsgi-event"] and why["uwsgi-processes"] == ""
     # one process per connection: the pool is StartServers, as many as the workload's connections
     assert pa.config["set"]["StartServers"] == 50
+    text = adv.render_text(UNSAFE, rec, ms, None, pa)
+    assert "  - granian, modwsgi-event: runs several requests per process on threads" in text  # one line per reason
     # with only threaded peers faster, none is named
     _, pa = advise(UNSAFE, run_of(granian=GRANIAN))
     assert pa.verdict == "ours-best" and pa.config is None and pa.best is None
