@@ -59,8 +59,8 @@ import time
 from .child import ChildEnv, common_child_setup, serve_context
 from .listeners import ResourceShortage, accept_connection, drain_and_close
 from .scoreboard import GRACEFUL, READY
-from .serve import (LINGER_READ, LINGER_TOTAL, RECV_SIZE, Connection, log_app_error, read_request,
-                    serve_requests)
+from .serve import (LINGER_READ, LINGER_TOTAL, PARK_KEEPALIVE, RECV_SIZE, Connection, log_app_error,
+                    read_request, serve_requests)
 from .threaded import ThreadedChild, drain_eventfd
 from ..http.errors import ClientDisconnected, ProtocolError
 
@@ -75,13 +75,17 @@ DYING_KEEPALIVE = 0.5
 #: large file must not keep the listener from its other connections (epoll is level-triggered:
 #: a socket still writable is reported again at once)
 WRITE_BUDGET = 1 << 20
+#: a parked connection's epoll events: one-shot, so an event disarms it and nothing needs removing
+#: when a worker takes it; re-arming is one EPOLL_CTL_MOD (its descriptor stays in the set for life)
+_IN = select.EPOLLIN | select.EPOLLONESHOT
+_OUT = select.EPOLLOUT | select.EPOLLONESHOT
 
 
 class _Parked:
     """A connection as the listener sees it: the shared Connection plus its wait state."""
 
     __slots__ = ("conn", "fd", "state", "timer", "deadline", "hard_deadline", "linger_end", "blocking_ready",
-                 "writer", "after_write")
+                 "writer", "after_write", "fired")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -96,6 +100,8 @@ class _Parked:
         conn.raw_send = self.writer.send  # Connection.send marks its errors as the client's
         conn.defer_body = self.writer.defer  # a wsgi.file_wrapper body goes on in the listener
         self.after_write = "close"  # what follows write completion: keepalive, linger or close
+        #: readable before its worker's hand-back was taken (the worker re-armed it first): read it then
+        self.fired = False
 
 
 class SourceError(Exception):
@@ -263,6 +269,11 @@ class EventListener:
         # connections reading their head at once; well under the usual 1024 descriptors
         self.reading_limit = max(READING_LIMIT, 4 * self.threads_per_child)
         self.jobs.on_idle = child.wake_listener  # a listener waiting for a free worker may accept again
+        #: when the listener's epoll wait times out; 0 while it is awake and will still take the
+        #: hand-backs (see _hand_back_keepalive)
+        self.wake_at = 0.0
+        #: held by a worker from its keep-alive hand-back to its re-arm, and by the listener to close
+        self.arm_lock = threading.Lock()
 
     def stop_waiting(self) -> None:
         """Nothing to wake but the listener's epoll (the child writes its eventfd)."""
@@ -326,10 +337,17 @@ class EventListener:
                     return
                 self._publish()
                 timeout = self._next_timeout()
+                self.wake_at = time.monotonic() + timeout
+                if self.handback:
+                    timeout = 0  # handed back before wake_at was set: its worker did not wake us
                 try:
                     events = ep.poll(timeout)
                 except InterruptedError:
                     events = []
+                self.wake_at = 0.0
+                # first: a worker re-arms a keep-alive connection before handing it back, so its
+                # next request may already be among the events
+                self._take_handbacks()
                 for fd, mask in events:
                     if fd == child.listen_wake:
                         drain_eventfd(fd)
@@ -337,12 +355,14 @@ class EventListener:
                         accepted += self._accept(listeners[fd], accepted)
                     else:
                         p = self.conns.get(fd)
-                        if p is not None:
-                            if p.state == _WRITE:
-                                self._writable(p)
-                            else:
-                                self._readable(p)
-                self._take_handbacks()
+                        if p is None:
+                            pass
+                        elif p.state == _BUSY:
+                            p.fired = True  # not expected (hand-backs are taken first); read it then
+                        elif p.state == _WRITE:
+                            self._writable(p)
+                        else:
+                            self._readable(p)
                 self._expire(time.monotonic())
                 if self.budget and accepted >= self.budget and not child.stopping:
                     env.log.log("debug", f"MaxConnectionsPerChild ({self.budget}) reached, exiting")
@@ -439,7 +459,7 @@ class EventListener:
         p = _Parked(Connection(sock, addr, self.base_ctx))
         self.conns[p.fd] = p
         self.counts[_READ] += 1
-        self.ep.register(p.fd, select.EPOLLIN)
+        self.ep.register(p.fd, _IN)
         self._start_header_timer(p, time.monotonic())
 
     def _start_header_timer(self, p: _Parked, now: float) -> None:
@@ -452,6 +472,7 @@ class EventListener:
         try:
             data = sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
+            self._rearm(p, _IN)
             return
         except OSError:
             data = b""
@@ -461,6 +482,7 @@ class EventListener:
                 self._close(p)
             else:
                 self._arm(p, min(now + LINGER_READ, p.linger_end))  # the per-read linger timeout restarts
+                self._rearm(p, _IN)
             return
         if not data:
             self._close(p)
@@ -475,17 +497,26 @@ class EventListener:
         p.conn.reader.feed(data)
         self._dispatch(p)
 
+    def _rearm(self, p: _Parked, events: int) -> None:
+        """Wait for the next event of a connection the listener keeps (one-shot: see _IN)."""
+        try:
+            self.ep.modify(p.fd, events)
+        except (OSError, ValueError):  # ValueError: the listener has exited
+            self._close(p)
+
     def _dispatch(self, p: _Parked) -> None:
         """Hand a connection with a complete request head to the workers (serve.read_request
-        parses what the listener read; a protocol error is answered and lingered on here)."""
+        parses what the listener read; a protocol error is answered and lingered on here);
+        with the head still incomplete, wait for more of it. Its one-shot event has fired:
+        nothing is armed now."""
         req = read_request(p.conn, wait=False)
         if req.__class__ is str:
-            return  # the head is not complete yet
+            self._rearm(p, _IN)  # the head is not complete yet
+            return
         if req is None:
             if p.state != _LINGER:
                 self._close(p)  # closed by the client, or its error answer could not be sent
             return
-        self.ep.unregister(p.fd)
         self._set_state(p, _BUSY)
         self.jobs.push((p, req))
 
@@ -500,19 +531,17 @@ class EventListener:
         """The listener's ServeContext.linger: shut down and drain a connection it answered itself."""
         p = self.conns.get(conn.sock.fileno())
         if p is not None and p.conn is conn:
-            self._shut_and_linger(p, register=False)
+            self._shut_and_linger(p)
 
-    def _shut_and_linger(self, p: _Parked, register: bool) -> None:
-        """Shut the write side and park the connection in lingering close (``register``: it is
-        not in the epoll set now, having come back from a worker or from write completion)."""
+    def _shut_and_linger(self, p: _Parked) -> None:
+        """Shut the write side and park the connection in lingering close, reading."""
         try:
             p.conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(p)
             return
-        if register:
-            self.ep.register(p.fd, select.EPOLLIN)
         self._park_linger(p)
+        self._rearm(p, _IN)
 
     def _park_linger(self, p: _Parked) -> None:
         """Drain a connection shut down for writing: 2 s per read and 30 s in all (httpd's
@@ -530,15 +559,15 @@ class EventListener:
             return
         self.counts[p.state] -= 1
         p.timer = None  # its heap entry, if any, is skipped when it comes up
-        if p.state != _BUSY:
+        with self.arm_lock:  # a worker's re-arm must not reach a reused descriptor number
             try:
-                self.ep.unregister(p.fd)
+                self.ep.unregister(p.fd)  # registered for life (see _IN)
             except (OSError, ValueError):
                 pass
-        try:
-            p.conn.sock.close()
-        except OSError:
-            pass
+            try:
+                p.conn.sock.close()
+            except OSError:
+                pass
 
     def _close_keepalive(self, why: str) -> None:
         """httpd: "All workers are busy or dying, will shutdown N keep-alive connections"."""
@@ -567,8 +596,8 @@ class EventListener:
         if w.pending or w.source is not None:
             if n:  # progress: Timeout starts again, as httpd re-queues the connection
                 self._arm(p, time.monotonic() + self.timeout)
+            self._rearm(p, _OUT)
             return
-        self.ep.unregister(p.fd)
         # RFC 9112 §6.3: the client of a short body waits for bytes that never come: close
         self._after_response(p, "linger" if w.short else p.after_write, time.monotonic())
 
@@ -587,20 +616,23 @@ class EventListener:
     def _after_response(self, p: _Parked, what: str, now: float) -> None:
         """Park a connection whose response is fully written: keep-alive, lingering close or close."""
         if what == "keepalive":
-            self._set_state(p, _KEEPALIVE)
-            self.ep.register(p.fd, select.EPOLLIN)
-            self._arm(p, now + (DYING_KEEPALIVE if self.child.stopping else self.ka_timeout))
+            self._park_keepalive(p, now)
+            self._rearm(p, _IN)
         elif what == "read":
             # pipelined bytes are buffered: a head still incomplete, or a request that waited
             # for a file_wrapper body to be written first (then it goes to a worker now)
             self._set_state(p, _READ)
-            self.ep.register(p.fd, select.EPOLLIN)
             self._start_header_timer(p, now)
             self._dispatch(p)
         elif what == "linger":
-            self._shut_and_linger(p, register=True)
+            self._shut_and_linger(p)
         else:
             self._close(p)
+
+    def _park_keepalive(self, p: _Parked, since: float) -> None:
+        """Wait for the next request: KeepAliveTimeout from ``since`` (DYING_KEEPALIVE when dying)."""
+        self._set_state(p, _KEEPALIVE)
+        self._arm(p, since + (DYING_KEEPALIVE if self.child.stopping else self.ka_timeout))
 
     def _shorten_keepalive(self, now: float) -> None:
         """Dying: parked keep-alive connections get DYING_KEEPALIVE more seconds, not KeepAliveTimeout.
@@ -623,13 +655,20 @@ class EventListener:
             if self.conns.get(p.fd) is not p:
                 self._release(p)  # closed meanwhile (the child is exiting)
                 continue
+            if what.__class__ is float:
+                # a keep-alive wait its worker armed itself (_hand_back_keepalive), since `what`
+                self._park_keepalive(p, what)
+                if p.fired:
+                    p.fired = False
+                    self._readable(p)
+                continue
             w = p.writer
             if (w.pending or w.source is not None) and what != "close":
                 # write completion: the listener finishes the response, then does `what`
                 p.after_write = what
                 self._set_state(p, _WRITE)
-                self.ep.register(p.fd, select.EPOLLOUT)
                 self._arm(p, now + self.timeout)
+                self._rearm(p, _OUT)
                 continue
             self._after_response(p, what, now)
 
@@ -687,9 +726,37 @@ class EventListener:
                 child.log_exception(f"worker thread {i}", exc)
             finally:
                 lingering.clear()
-                self.handback.append((p, outcome))
-                child.wake_listener()
+                if outcome != PARK_KEEPALIVE or not self._hand_back_keepalive(p):
+                    self.handback.append((p, outcome))
+                    child.wake_listener()
         set_status(GRACEFUL)
+
+    def _hand_back_keepalive(self, p: _Parked) -> bool:
+        """The common end of a request: the worker itself re-arms the connection for its next
+        request, then hands it back, waking the listener only when the keep-alive deadline
+        comes before the listener's own wake-up (httpd's event does the same: its worker adds
+        the socket to the pollset and wakes the listener only for an earlier expiry).
+
+        Saves the listener a wake-up (eventfd write and read, an epoll_wait and a GIL
+        handoff) per request. Returns False when the listener must do it: a write to complete,
+        the child stopping, or the re-arm failing.
+        """
+        w = p.writer
+        if w.pending or w.source is not None or self.child.stopping:
+            return False
+        now = time.monotonic()
+        # hand-back first, so that the listener has it before the connection's next event (it
+        # takes hand-backs before events); under arm_lock, so that it cannot close the
+        # connection, and free its descriptor number, before the re-arm
+        with self.arm_lock:
+            self.handback.append((p, now))
+            try:
+                self.ep.modify(p.fd, _IN)
+            except (OSError, ValueError):  # ValueError: the listener has exited
+                p.fired = True  # the listener reads it at once, then re-arms it or closes it
+        if p.fired or now + self.ka_timeout < self.wake_at:
+            self.child.wake_listener()
+        return True
 
     def _serve(self, p: _Parked, req, ctx, lingering: list) -> str:
         """Run requests on one connection until it must wait again (serve.serve_requests
