@@ -46,19 +46,14 @@ from httpd's own configuration, not from the sizing advised here.
 
 Peers (the same app on uWSGI, granian, gunicorn, waitress or httpd + mod_wsgi,
 marked ``peer``) never enter the rules either; once the rules have chosen,
-:func:`compare_peers` compares the choice with the peers of the models the
-workload allows and names one when it is clearly better: beyond the same
-throughput tie band, valid, holding the idle connections (and, with many idle
-or slow clients, not pinning a worker per idle connection), within the memory
-budget at its advised size, with that size as a matrix server entry
-(:func:`peer_sizing`).
+:mod:`harness.advice_peers` compares the choice with them.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from servers.mpm import MPM_NAMES
@@ -68,8 +63,7 @@ __all__ = [
     "KEEPALIVE_MANY", "IDLE_ANSWERED_MIN", "TIE", "NOISY_TIE", "MEMORY_TIE_MIB", "throughput_band", "MPMS",
     "SLOW_CLIENT_RRT", "SHORT_KEEPALIVE",
     "recommend", "size", "size_prefork", "size_worker", "size_event", "event_factor", "projected_pss",
-    "PssModel", "pss_model", "pss_basis", "by_mpm",
-    "check_workload", "PeerCheck", "PeerAdvice", "peer_sizing", "peer_docs", "check_peer", "compare_peers",
+    "PssModel", "pss_model", "pss_basis", "by_mpm", "check_workload", "idle_text", "fmt",
 ]
 
 MPMS = MPM_NAMES
@@ -490,31 +484,32 @@ def pss_basis(m: Measurement | None, processes: int) -> str:
     unit, one = ("children", "child") if m.mpm == "prefork" else ("processes", "process")
     model = pss_model(m)
     if model is None:
-        return f"measured {_fmt(m.pss_mib, 1)} MiB, process count unknown, not projected"
+        return f"measured {fmt(m.pss_mib, 1)} MiB, process count unknown, not projected"
     if processes == model.measured_processes:
-        return f"measured {_fmt(m.pss_mib, 1)} MiB with {model.measured_processes} {unit}"
+        return f"measured {fmt(m.pss_mib, 1)} MiB with {model.measured_processes} {unit}"
     if model.private:
-        how = f"{_fmt(model.base, 1)} MiB shared + {_fmt(model.per, 2)} MiB private (USS) per {one}"
+        how = f"{fmt(model.base, 1)} MiB shared + {fmt(model.per, 2)} MiB private (USS) per {one}"
     else:
-        how = (f"proportionally, {_fmt(model.per, 2)} MiB per process: no USS measured, so this "
+        how = (f"proportionally, {fmt(model.per, 2)} MiB per process: no USS measured, so this "
                f"{'understates a smaller' if processes < model.measured_processes else 'overstates a larger'} "
                f"tree's memory")
-    return (f"projected, not measured: from {_fmt(m.pss_mib, 1)} MiB measured with {model.measured_processes} "
+    return (f"projected, not measured: from {fmt(m.pss_mib, 1)} MiB measured with {model.measured_processes} "
             f"{unit}, {how}")
 
 
-def _idle_text(m: Measurement, needed: int) -> str:
-    """``answered 160 of 200 idle keep-alive connections (25 needed)``."""
-    text = f"answered {_fmt(m.idle_answered)} of {m.idle_connections} idle keep-alive connections"
+def idle_text(m: Measurement, needed: int) -> str:
+    """``answered 160 of 200 idle keep-alive connections (25 needed)``: what the idle profile measured."""
+    text = f"answered {fmt(m.idle_answered)} of {m.idle_connections} idle keep-alive connections"
     return text + (f" ({needed} needed)" if needed != m.idle_connections else "")
 
 
 def _kib(x: float | None) -> str:
     """KiB per idle connection; growth at or below zero is the sampler's noise, not a saving."""
-    return "~0 (within the sampler's noise)" if x is not None and x <= 0 else _fmt(x, 1)
+    return "~0 (within the sampler's noise)" if x is not None and x <= 0 else fmt(x, 1)
 
 
-def _fmt(x: float | None, digits: int = 0) -> str:
+def fmt(x: float | None, digits: int = 0) -> str:
+    """A figure as the advice prints it: thousands separated, ``n/a`` when not measured."""
     return "n/a" if x is None else f"{x:,.{digits}f}"
 
 
@@ -597,7 +592,7 @@ def _reference_notes(measurements: Mapping[str, Measurement], ms: dict[str, Meas
         return
     for m in refs:
         draft.notes.append(f"{m.label} (reference server, httpd {m.mpm}; NOT used in the decision): "
-                              f"{_fmt(m.rps)} req/s, PSS {_fmt(m.pss_mib, 1)} MiB, status {m.status}")
+                              f"{fmt(m.rps)} req/s, PSS {fmt(m.pss_mib, 1)} MiB, status {m.status}")
     only = sorted({m.mpm for m in refs} - set(ms), key=MPMS.index)
     draft.warnings.append(
         "reference servers (" + ", ".join(m.label for m in refs) + ") run httpd with its own configuration, not "
@@ -638,7 +633,7 @@ def _rule_thread_unsafe(w: Workload, ms: dict[str, Measurement], draft: _Draft) 
     else:
         draft.evidence.append(_throughput_line(m))
     if m is not None and m.holds_idle(w.idle_connections) is False:
-        draft.warnings.append(f"prefork {_idle_text(m, w.idle_connections)} as measured")
+        draft.warnings.append(f"prefork {idle_text(m, w.idle_connections)} as measured")
     if w.idle_connections:
         draft.warnings.append(f"each idle keep-alive connection pins a prefork child: {w.idle_connections} of the "
                               f"{sizing.workers} children wait on idle clients; KeepAliveTimeout is lowered to "
@@ -663,16 +658,16 @@ def _fit_prefork(w: Workload, m: Measurement | None, sizing: Sizing, decision: s
     basis = pss_basis(m, sizing.processes)
     if w.memory_budget_mib is None:
         if need_pss is not None:
-            draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{_fmt(need_pss)} MiB PSS "
+            draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{fmt(need_pss)} MiB PSS "
                                   f"({basis}); no memory budget given")
         return sizing, decision
     budget = w.memory_budget_mib
     if need_pss is None:
-        draft.warnings.append(f"prefork's memory was not measured: the {_fmt(budget)} MiB budget is unchecked")
+        draft.warnings.append(f"prefork's memory was not measured: the {fmt(budget)} MiB budget is unchecked")
         return sizing, decision
     if need_pss <= budget:
-        draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{_fmt(need_pss)} MiB PSS "
-                              f"({basis}) fits the {_fmt(budget)} MiB budget")
+        draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{fmt(need_pss)} MiB PSS "
+                              f"({basis}) fits the {fmt(budget)} MiB budget")
         return sizing, decision
     model = pss_model(m)
     if model is None:  # the process count is unknown: take the PSS as measured at the needed size
@@ -681,29 +676,29 @@ def _fit_prefork(w: Workload, m: Measurement | None, sizing: Sizing, decision: s
     fit = max(1, min(model.fit(budget), sizing.workers - 1))
     fit_pss = model.at(fit)
     short = need_pss - budget
-    how = (f"{_fmt(model.base, 1)} MiB shared + {_fmt(model.per, 2)} MiB private (USS) per child"
+    how = (f"{fmt(model.base, 1)} MiB shared + {fmt(model.per, 2)} MiB private (USS) per child"
            if model.private else
-           f"proportionally, {_fmt(model.per, 2)} MiB per process: no USS was measured, and a proportional "
+           f"proportionally, {fmt(model.per, 2)} MiB per process: no USS was measured, and a proportional "
            f"projection understates a smaller tree's memory (it takes away a share of the shared pages too)")
-    draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{_fmt(need_pss)} MiB PSS "
-                          f"({basis}) is over the {_fmt(budget)} MiB budget by {_fmt(short)} MiB")
+    draft.evidence.append(f"prefork at MaxRequestWorkers {sizing.workers}: ~{fmt(need_pss)} MiB PSS "
+                          f"({basis}) is over the {fmt(budget)} MiB budget by {fmt(short)} MiB")
     draft.warnings.append(
-        f"memory: prefork needs ~{_fmt(need_pss)} MiB PSS for MaxRequestWorkers {sizing.workers}; the budget is "
-        f"{_fmt(budget)} MiB, short by {_fmt(short)} MiB. Sized down to MaxRequestWorkers {fit}: ~"
-        f"{_fmt(fit_pss)} MiB PSS, projected, not measured ({how}, from {_fmt(model.measured_pss, 1)} MiB "
+        f"memory: prefork needs ~{fmt(need_pss)} MiB PSS for MaxRequestWorkers {sizing.workers}; the budget is "
+        f"{fmt(budget)} MiB, short by {fmt(short)} MiB. Sized down to MaxRequestWorkers {fit}: ~"
+        f"{fmt(fit_pss)} MiB PSS, projected, not measured ({how}, from {fmt(model.measured_pss, 1)} MiB "
         f"measured with {model.measured_processes} children); connections beyond {fit} wait in the listen "
-        f"backlog until a child is free. Raise the budget by {_fmt(short)} MiB, or make the app thread-safe, to "
+        f"backlog until a child is free. Raise the budget by {fmt(short)} MiB, or make the app thread-safe, to "
         f"serve all {sizing.workers} at once; measure at MaxRequestWorkers {fit} to confirm")
     if model.at(1) > budget:
-        draft.warnings.append(f"even one prefork child (~{_fmt(model.at(1))} MiB with the parent, projected) is "
+        draft.warnings.append(f"even one prefork child (~{fmt(model.at(1))} MiB with the parent, projected) is "
                               f"over the budget")
     return size_prefork(w, limit=fit), decision + (f", sized down to {fit} to fit the memory budget (~"
-                                                   f"{_fmt(fit_pss)} MiB PSS projected, not measured)")
+                                                   f"{fmt(fit_pss)} MiB PSS projected, not measured)")
 
 
 def _throughput_line(m: Measurement) -> str:
-    return (f"{m.label}: {_fmt(m.rps)} req/s, {_fmt(m.cpu_us_per_request)} CPU-us/request, p99 "
-            f"{_fmt(m.p99_ms, 1)} ms, PSS {_fmt(m.pss_mib, 1)} MiB ({m.processes} processes)")
+    return (f"{m.label}: {fmt(m.rps)} req/s, {fmt(m.cpu_us_per_request)} CPU-us/request, p99 "
+            f"{fmt(m.p99_ms, 1)} ms, PSS {fmt(m.pss_mib, 1)} MiB ({m.processes} processes)")
 
 
 # rule 2 ------------------------------------------------------------------------------------------
@@ -721,7 +716,7 @@ def _why_idle_pins(w: Workload, mpm: str, m: Measurement | None) -> str:
                      f"event leaves to its listener (write completion, keep-alive); while it sends its request, "
                      f"httpd's event holds a worker too, and RequestReadTimeout bounds it on every MPM")
     if m is not None and m.pss_mib is not None:
-        parts.append(f"~{_fmt(projected_pss(m, s.processes))} MiB PSS at that size ({pss_basis(m, s.processes)})")
+        parts.append(f"~{fmt(projected_pss(m, s.processes))} MiB PSS at that size ({pss_basis(m, s.processes)})")
     return "; ".join(parts)
 
 
@@ -742,19 +737,19 @@ def _rule_waiting_clients(w: Workload, ms: dict[str, Measurement], draft: _Draft
     else:
         draft.evidence.append(_throughput_line(ev))
         if ev.idle_connections:
-            draft.evidence.append(f"{ev.label}: {_idle_text(ev, w.idle_connections)}, "
+            draft.evidence.append(f"{ev.label}: {idle_text(ev, w.idle_connections)}, "
                                   f"{_kib(ev.pss_per_idle_conn_kib)} KiB PSS per idle connection, "
                                   f"with {sizing.workers} worker threads")
     for mpm in ("prefork", "worker"):
         m = ms.get(mpm)
         draft.reject(mpm, m.label if m else "", _why_idle_pins(w, mpm, m))
         if m is not None and m.idle_connections and m.holds_idle(w.idle_connections) is not None:
-            draft.evidence.append(f"{m.label}: {_idle_text(m, w.idle_connections)}, "
+            draft.evidence.append(f"{m.label}: {idle_text(m, w.idle_connections)}, "
                                   f"{_kib(m.pss_per_idle_conn_kib)} KiB PSS per idle connection, PSS "
-                                  f"{_fmt(m.pss_mib, 1)} MiB with {m.processes} processes")
+                                  f"{fmt(m.pss_mib, 1)} MiB with {m.processes} processes")
     if w.memory_budget_mib is not None and ev is not None and ev.pss_mib is not None:
-        draft.evidence.append(f"{ev.label}: ~{_fmt(projected_pss(ev, sizing.processes))} MiB PSS "
-                              f"({pss_basis(ev, sizing.processes)}) fits the {_fmt(w.memory_budget_mib)} MiB budget")
+        draft.evidence.append(f"{ev.label}: ~{fmt(projected_pss(ev, sizing.processes))} MiB PSS "
+                              f"({pss_basis(ev, sizing.processes)}) fits the {fmt(w.memory_budget_mib)} MiB budget")
     decision = (f"event: {trigger}; idle keep-alive connections wait in the listener without holding one of its "
                 f"{sizing.workers} worker threads")
     if w.slow_clients:
@@ -775,10 +770,10 @@ def _event_problem(w: Workload, ev: Measurement | None, sizing: Sizing) -> str:
     if not ev.valid:
         return f"event's measurement was {ev.status}" + (f": {ev.reason}" if ev.reason else "")
     if ev.holds_idle(w.idle_connections) is False:
-        return f"event {_idle_text(ev, w.idle_connections)}"
+        return f"event {idle_text(ev, w.idle_connections)}"
     pss = projected_pss(ev, sizing.processes)
     if w.memory_budget_mib is not None and pss is not None and pss > w.memory_budget_mib:
-        return f"event needs ~{_fmt(pss)} MiB PSS, over the {_fmt(w.memory_budget_mib)} MiB budget"
+        return f"event needs ~{fmt(pss)} MiB PSS, over the {fmt(w.memory_budget_mib)} MiB budget"
     return ""
 
 
@@ -792,7 +787,7 @@ def _screen(w: Workload, m: Measurement | None, mpm: str) -> str:
     if not m.valid:
         return f"measured {m.status}" + (f": {m.reason}" if m.reason else "")
     if w.idle_connections and m.holds_idle(w.idle_connections) is False:
-        return _idle_text(m, w.idle_connections)
+        return idle_text(m, w.idle_connections)
     return ""
 
 
@@ -812,7 +807,7 @@ def _rule_best_fit(w: Workload, ms: dict[str, Measurement], draft: _Draft, exclu
     for mpm, m in valid.items():
         n = size(mpm, w).processes
         projected = "" if m.processes in (None, n) or m.pss_mib is None else f" ({pss_basis(m, n)})"
-        draft.evidence.append(_throughput_line(m) + f"; at the advised size ~{_fmt(pss[mpm])} MiB PSS{projected}")
+        draft.evidence.append(_throughput_line(m) + f"; at the advised size ~{fmt(pss[mpm])} MiB PSS{projected}")
     fits = _within_budget(w, valid, pss, draft)
     if not fits:
         return _rule_nothing_fits(w, valid, pss, draft)
@@ -825,10 +820,10 @@ def _rule_best_fit(w: Workload, ms: dict[str, Measurement], draft: _Draft, exclu
         if other != mpm:
             draft.reject(other, m.label, _lost_because(m, fits[mpm], pss[other], pss[mpm], how, band, other in tied))
     best = fits[mpm]
-    budget = f" within the {_fmt(w.memory_budget_mib)} MiB budget" if w.memory_budget_mib is not None else ""
-    decision = (f"{mpm}: {_fmt(best.rps)} req/s at ~{_fmt(pss[mpm])} MiB PSS{budget}; decided by {how}")
+    budget = f" within the {fmt(w.memory_budget_mib)} MiB budget" if w.memory_budget_mib is not None else ""
+    decision = (f"{mpm}: {fmt(best.rps)} req/s at ~{fmt(pss[mpm])} MiB PSS{budget}; decided by {how}")
     if tied:
-        others = ", ".join(f"{fits[t].label} ({_fmt(fits[t].rps)} req/s, ~{_fmt(pss[t])} MiB)" for t in tied)
+        others = ", ".join(f"{fits[t].label} ({fmt(fits[t].rps)} req/s, ~{fmt(pss[t])} MiB)" for t in tied)
         decision += (f". A TIE: {others} {'is' if len(tied) == 1 else 'are'} equally good within the measurement "
                      f"noise; {mpm} is taken as the {'lower-CPU' if how.startswith('CPU') else 'simpler'} choice")
     sizing = size(mpm, w)
@@ -850,9 +845,9 @@ def _within_budget(w: Workload, valid: dict[str, Measurement], pss: dict[str, fl
         elif pss[mpm] <= w.memory_budget_mib:
             fits[mpm] = m
         else:
-            draft.reject(mpm, m.label, f"~{_fmt(pss[mpm])} MiB PSS at the advised size is over the "
-                                       f"{_fmt(w.memory_budget_mib)} MiB budget by "
-                                       f"{_fmt(pss[mpm] - w.memory_budget_mib)} MiB")
+            draft.reject(mpm, m.label, f"~{fmt(pss[mpm])} MiB PSS at the advised size is over the "
+                                       f"{fmt(w.memory_budget_mib)} MiB budget by "
+                                       f"{fmt(pss[mpm] - w.memory_budget_mib)} MiB")
     return fits
 
 
@@ -929,22 +924,22 @@ def _lost_because(m: Measurement, best: Measurement, pss: float | None, best_pss
     if tied:
         lower_cpu = (m.cpu_us_per_request is not None and best.cpu_us_per_request is not None
                      and not _tied(m.cpu_us_per_request, best.cpu_us_per_request))
-        cpu = (f"; {best.mpm} was taken for its lower CPU per request ({_fmt(best.cpu_us_per_request)} against "
-               f"{_fmt(m.cpu_us_per_request)} CPU-us)" if lower_cpu
+        cpu = (f"; {best.mpm} was taken for its lower CPU per request ({fmt(best.cpu_us_per_request)} against "
+               f"{fmt(m.cpu_us_per_request)} CPU-us)" if lower_cpu
                else f"; CPU per request within 5 %, and {best.mpm} was taken as the simpler model")
-        memory = (f"memory (~{_fmt(pss)} against ~{_fmt(best_pss)} MiB PSS) within {MEM_BAND}"
+        memory = (f"memory (~{fmt(pss)} against ~{fmt(best_pss)} MiB PSS) within {MEM_BAND}"
                   if pss is not None and best_pss is not None else "memory not measured")
-        return (f"a tie, equally good within the measurement noise: throughput ({_fmt(m.rps)} against "
-                f"{_fmt(best.rps)} req/s) {within}, {memory}{cpu}")
+        return (f"a tie, equally good within the measurement noise: throughput ({fmt(m.rps)} against "
+                f"{fmt(best.rps)} req/s) {within}, {memory}{cpu}")
     if how == "throughput" or not _tied(m.rps, best.rps, band):
-        return f"{_fmt(m.rps)} req/s, {_pct(m.rps, best.rps)} against {best.label}'s {_fmt(best.rps)}"
+        return f"{fmt(m.rps)} req/s, {_pct(m.rps, best.rps)} against {best.label}'s {fmt(best.rps)}"
     if pss is None or best_pss is None:
         return f"throughput {within}, but its memory was not measured"
     if not _mem_tied(pss, best_pss):
-        return (f"throughput {within}, but ~{_fmt(pss)} MiB PSS against ~{_fmt(best_pss)} ({_pct(pss, best_pss)}, "
+        return (f"throughput {within}, but ~{fmt(pss)} MiB PSS against ~{fmt(best_pss)} ({_pct(pss, best_pss)}, "
                 f"beyond {MEM_BAND})")
-    return (f"throughput {within} and memory within {MEM_BAND}, but {_fmt(m.cpu_us_per_request)} CPU-us per "
-            f"request against {_fmt(best.cpu_us_per_request)}")
+    return (f"throughput {within} and memory within {MEM_BAND}, but {fmt(m.cpu_us_per_request)} CPU-us per "
+            f"request against {fmt(best.cpu_us_per_request)}")
 
 
 def _rule_nothing_fits(w: Workload, valid: dict[str, Measurement], pss: dict[str, float | None], draft: _Draft
@@ -952,14 +947,14 @@ def _rule_nothing_fits(w: Workload, valid: dict[str, Measurement], pss: dict[str
     mpm = min(valid, key=lambda k: (pss[k], SIMPLICITY.index(k)))
     m = valid[mpm]
     short = pss[mpm] - w.memory_budget_mib
-    decision = (f"{mpm}: the least memory of the candidates, ~{_fmt(pss[mpm])} MiB PSS, still over the "
-                f"{_fmt(w.memory_budget_mib)} MiB budget by {_fmt(short)} MiB")
+    decision = (f"{mpm}: the least memory of the candidates, ~{fmt(pss[mpm])} MiB PSS, still over the "
+                f"{fmt(w.memory_budget_mib)} MiB budget by {fmt(short)} MiB")
     sizing = size(mpm, w)
     if mpm == "prefork":
         sizing, decision = _fit_prefork(w, m, sizing, decision, draft)
     else:
-        draft.warnings.append(f"memory: {m.label} needs ~{_fmt(pss[mpm])} MiB PSS; the budget is "
-                              f"{_fmt(w.memory_budget_mib)} MiB, short by {_fmt(short)} MiB. A threaded MPM's "
+        draft.warnings.append(f"memory: {m.label} needs ~{fmt(pss[mpm])} MiB PSS; the budget is "
+                              f"{fmt(w.memory_budget_mib)} MiB, short by {fmt(short)} MiB. A threaded MPM's "
                               f"memory is mostly per process: fewer processes (ServerLimit) save the most, at the "
                               f"cost of CPU parallelism")
     return draft.freeze(mpm, m.label, "nothing-fits", decision, sizing)
@@ -974,211 +969,3 @@ def _rule_no_measurements(w: Workload, draft: _Draft, excluded: set[str]) -> Rec
                           "run `harness advise` without --from-run, or with more --duration")
     decision = f"{mpm}: httpd's default on Linux" + (" (event was ruled out)" if mpm != "event" else "")
     return draft.freeze(mpm, "", "no-measurements", decision, size(mpm, w))
-
-
-# -- peers: the same app on another server ----------------------------------------------------------
-
-
-#: the validation-only directives a fixed-pool peer's ``set:`` keeps: they check the set against the
-#: model's rules (servers.config) though the server itself has no equivalent
-_POOL_CHECKS = ("ServerLimit", "ThreadLimit", "MaxRequestWorkers")
-
-
-@dataclass(frozen=True)
-class PeerCheck:
-    """One peer against the workload: its PSS at the advised size, why it cannot be named ("" when it can),
-    and whether its idle measurement shows an idle connection holding one of its workers."""
-
-    m: Measurement
-    sizing: Sizing
-    pss_at_size: float | None
-    why_not: str
-    pins: str = ""
-
-    def to_dict(self) -> dict:
-        """JSON-ready."""
-        return {"label": self.m.label, "server": self.m.server or self.m.label, "model": self.m.mpm,
-                "rps": self.m.rps, "cpu_us_per_request": self.m.cpu_us_per_request, "p99_ms": self.m.p99_ms,
-                "pss_mib": self.m.pss_mib, "pss_at_advised_size": self.pss_at_size, "status": self.m.status,
-                "eligible": not self.why_not, "why_not": self.why_not, "pins_idle": self.pins}
-
-
-@dataclass(frozen=True)
-class PeerAdvice:
-    """The peers compared with the recommendation: ``peer-better`` (one is named, with a config),
-    ``ours-best`` (none beats ours; the best eligible peer's ratio), or ``no-comparison``."""
-
-    verdict: str
-    summary: str
-    ours: Measurement | None
-    ours_pss: float | None
-    best: PeerCheck | None
-    ratio: float | None  # the best eligible peer's req/s over ours
-    band: float  # the throughput tie band the comparison used
-    checked: tuple[PeerCheck, ...]
-    config: dict | None = None  # the named peer as a matrix server entry: {label, server, set[, app]}
-    docs: str = ""  # where the named peer's directive mapping is documented
-    caveats: tuple[str, ...] = ()  # what the comparison cannot vouch for
-
-    def to_dict(self) -> dict:
-        """JSON-ready."""
-        ours = None if self.ours is None else {
-            "label": self.ours.label, "mpm": self.ours.mpm, "rps": self.ours.rps, "p99_ms": self.ours.p99_ms,
-            "cpu_us_per_request": self.ours.cpu_us_per_request, "pss_mib": self.ours.pss_mib,
-            "pss_at_advised_size": self.ours_pss}
-        return {"verdict": self.verdict, "summary": self.summary, "ours": ours,
-                "best": self.best.m.label if self.best else "", "ratio": self.ratio, "band": self.band,
-                "config": self.config, "docs": self.docs, "caveats": list(self.caveats),
-                "sizing_notes": list(self.best.sizing.notes) if self.config and self.best else [],
-                "peers": [c.to_dict() for c in self.checked]}
-
-
-def peer_docs(server: str) -> str:
-    """Where a peer's directive mapping is documented."""
-    if server.startswith("modwsgi-"):
-        return "docs/mod_wsgi.md (Directives; daemon mode: Daemon mode)"
-    if server.startswith("gunicorn-"):
-        return "docs/reference-servers.md (Directive mapping)"
-    return "docs/reference-servers.md (How uWSGI, granian and waitress are started)"
-
-
-def peer_sizing(model: str, w: Workload, mapped: frozenset[str] | None = None, parks_idle: bool = False) -> Sizing:
-    """The ``set:`` of a peer of ``model`` sized for ``w``: the model's own sizing (:func:`size`).
-
-    ``parks_idle``: the run shows the peer answering every idle keep-alive connection opened on its own
-    with fewer workers (granian's Rust event loop, gunicorn gthread's selector), so its workers are sized
-    for the active connections only and KeepAliveTimeout keeps its default, as for event.
-
-    ``mapped`` is the set of directives the peer applies (None: httpd + mod_wsgi, which takes httpd's
-    directives one to one).  A fixed-pool server (uWSGI, granian, gunicorn, waitress) runs
-    StartServers processes (x ThreadsPerChild threads) from the start, so StartServers is the pool:
-    one process per connection on the prefork model.  Directives it does not apply are left out,
-    except ServerLimit, ThreadLimit and MaxRequestWorkers, which only validate the set.
-    """
-    parks = parks_idle and model != "event"  # event's own sizing already parks them
-    base = size(model, replace(w, keepalive_share=0.0) if parks else w)
-    extra = ((f"the {w.idle_connections} idle keep-alive connections hold no worker, so none is added for them: "
-              f"the run shows it answering every idle connection opened on their own",) if parks and
-             w.idle_connections else ())
-    if mapped is None:
-        return replace(base, notes=(*base.notes, *extra))
-    d = dict(base.directives)
-    if model == "prefork":
-        d["StartServers"] = base.workers
-    kept = {k: v for k, v in d.items() if k in mapped or k in _POOL_CHECKS}
-    notes = [n for n in base.notes if n.split(" ", 1)[0] in kept]  # a note opens with the directive it sizes
-    d = kept
-    pool = (f"a fixed pool: StartServers {d['StartServers']} processes" +
-            (f" x ThreadsPerChild {d['ThreadsPerChild']} threads" if "ThreadsPerChild" in d else ", one request each")
-            + f", all started at once; {', '.join(k for k in _POOL_CHECKS if k in d)} only validate the set")
-    return Sizing(model, d, processes=base.processes, workers=base.workers, notes=(*notes, *extra, pool))
-
-
-def _pins_idle(m: Measurement) -> str:
-    """What the idle profile shows: fewer idle connections answered than opened means each held a worker."""
-    if m.idle_answered_fraction is None or m.idle_answered_fraction >= IDLE_ANSWERED_MIN:
-        return ""
-    unit = "process" if m.mpm == "prefork" else "worker thread"
-    return (f"answered {_fmt(m.idle_answered)} of {m.idle_connections} idle keep-alive connections opened on "
-            f"their own: the others waited, so an idle connection holds a {unit} until it closes")
-
-
-def _peer_screen(w: Workload, m: Measurement, ours: Measurement | None, pss: float | None, n: int) -> str:
-    """Why peer ``m`` cannot be named for ``w`` ("" when it can)."""
-    if not w.threads_ok and m.mpm != "prefork":
-        return "runs several requests per process on threads: the app is not known to be thread-safe"
-    if ours is not None and m.app != ours.app:
-        return f"served another app ({m.app or 'the built-in one'}), not the one {ours.label} served"
-    if not m.valid:
-        return f"measured {m.status}" + (f": {m.reason}" if m.reason else "")
-    if w.idle_connections and m.holds_idle(w.idle_connections) is False:
-        return _idle_text(m, w.idle_connections)
-    if w.waiting_clients and _pins_idle(m):  # what rule waiting-clients rejects our prefork and worker for
-        return f"{_pins_idle(m)}, which rule waiting-clients avoids for many idle or slow clients"
-    if w.memory_budget_mib is None:
-        return ""
-    if pss is None:
-        return f"memory not measured, so the {_fmt(w.memory_budget_mib)} MiB budget cannot be checked"
-    if pss > w.memory_budget_mib:
-        return (f"~{_fmt(pss)} MiB PSS at the advised size ({pss_basis(m, n)}) is over the "
-                f"{_fmt(w.memory_budget_mib)} MiB budget by {_fmt(pss - w.memory_budget_mib)} MiB")
-    return ""
-
-
-def check_peer(w: Workload, m: Measurement, ours: Measurement | None,
-               mapped: frozenset[str] | None = None) -> PeerCheck:
-    """Peer ``m`` against the workload: its advised size, PSS there, and why it cannot be named."""
-    parks = m.idle_answered_fraction is not None and not _pins_idle(m)
-    sizing = peer_sizing(m.mpm, w, mapped, parks_idle=parks)
-    pss = projected_pss(m, sizing.processes)
-    return PeerCheck(m, sizing, pss, _peer_screen(w, m, ours, pss, sizing.processes), _pins_idle(m))
-
-
-def compare_peers(w: Workload, rec: Recommendation, measurements: Mapping[str, Measurement],
-                  mapped: Mapping[str, frozenset[str] | None] | None = None) -> PeerAdvice | None:
-    """Compare the recommendation with the peers measured on the same app and profile (None: no peers).
-
-    Only peers of the models the workload allows (an app not known to be thread-safe: the prefork
-    model), measured valid, holding the idle connections the workload needs and within the memory
-    budget (their measured PSS, projected to the advised size as ours is) can be named; the fastest of
-    them is named when its requests/s are beyond the tie band the rules use (:func:`throughput_band`)
-    over ours.  ``mapped``: launcher name -> the directives it applies (:func:`peer_sizing`).
-    """
-    peers = [m for m in measurements.values() if m.peer]
-    if not peers:
-        return None
-    ours = measurements.get(rec.label) if rec.label else None
-    checks = tuple(check_peer(w, m, ours, (mapped or {}).get(m.server or m.label)) for m in peers)
-    ours_pss = projected_pss(ours, rec.sizing.processes)
-    best = max((c for c in checks if not c.why_not), key=lambda c: c.m.rps, default=None)
-    if ours is None or not ours.valid:
-        why = f"our {rec.mpm} has no valid measurement to compare with" + (f" ({ours.status})" if ours else "")
-        return PeerAdvice("no-comparison", f"no peer named: {why}", ours, ours_pss, best, None, TIE, checks)
-    if best is None:
-        return PeerAdvice("ours-best", f"no peer can be named for this workload: none of the {len(checks)} "
-                          f"measured qualifies (see why below); our {rec.mpm} stands", ours, ours_pss, None, None,
-                          TIE, checks)
-    band, why_wide = throughput_band({"ours": ours, "peer": best.m})
-    ratio = best.m.rps / ours.rps if ours.rps else None
-    band_text = f"the {band * 100:.0f} % tie band" + (f": {why_wide}" if why_wide else "")
-    if ratio is None or best.m.rps <= ours.rps * (1 + band):
-        return PeerAdvice("ours-best", _ours_best(rec, ours, best, ratio, band, band_text), ours, ours_pss, best,
-                          ratio, band, checks)
-    server = best.m.server or best.m.label
-    config = {"label": best.m.label, "server": server, "set": dict(best.sizing.directives)}
-    if w.app:
-        config["app"] = w.app
-    return PeerAdvice("peer-better", _peer_better(w, rec, ours, ours_pss, best, ratio, band_text), ours, ours_pss,
-                      best, ratio, band, checks, config, peer_docs(server), _caveats(w, best))
-
-
-def _caveats(w: Workload, best: PeerCheck) -> tuple[str, ...]:
-    """What the figures behind a named peer do not show: another size, another load, slow clients."""
-    m, out = best.m, []
-    if m.processes not in (None, best.sizing.processes) or m.connections not in (None, w.concurrency):
-        out.append(f"{m.label} was measured with {m.processes or '?'} processes at {m.connections or '?'} "
-                   f"connections; the entry is sized for {w.concurrency} connections ({best.sizing.processes} "
-                   f"processes): measure it with `harness run` to confirm")
-    if w.slow_clients:
-        out.append(f"slow clients: how {m.label} holds slow senders and readers is in the run's slow-client suite "
-                   f"(`harness report RUN_DIR`), which the advisor does not read; only its idle keep-alive "
-                   f"measurement is used here")
-    return tuple(out)
-
-
-def _ours_best(rec: Recommendation, ours: Measurement, best: PeerCheck, ratio: float | None, band: float,
-               band_text: str) -> str:
-    """The "ours is best" line: the best qualifying peer's ratio, and whether it is a tie or slower."""
-    where = "within" if ratio is not None and ratio >= 1 - band else "below"
-    return (f"no peer beats our {rec.mpm} ({ours.label}, {_fmt(ours.rps)} req/s): the best peer that qualifies, "
-            f"{best.m.label}, reached {_fmt(best.m.rps)} req/s, {ratio or 0:.2f}x ours ({where} {band_text})")
-
-
-def _peer_better(w: Workload, rec: Recommendation, ours: Measurement, ours_pss: float | None, best: PeerCheck,
-                 ratio: float, band_text: str) -> str:
-    """The named peer's line: its figures beside ours, the ratio, the band and both PSS at the advised sizes."""
-    budget = f", within the {_fmt(w.memory_budget_mib)} MiB budget" if w.memory_budget_mib is not None else ""
-    return (f"{best.m.label} ({best.m.mpm} model) serves this workload better than our {rec.mpm}: "
-            f"{_fmt(best.m.rps)} req/s against {ours.label}'s {_fmt(ours.rps)}, {ratio:.2f}x (beyond "
-            f"{band_text}), ~{_fmt(best.pss_at_size)} MiB PSS against ~{_fmt(ours_pss)} MiB at the advised "
-            f"sizes{budget}")

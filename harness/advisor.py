@@ -40,8 +40,8 @@ from typing import Any, Mapping, TextIO
 import yaml
 from tabulate import tabulate
 
-from .advice_rules import (MPMS, AdviceError, Measurement, PeerAdvice, Recommendation, Workload, compare_peers,
-                           projected_pss, recommend, size)
+from .advice_peers import PeerAdvice, compare_peers
+from .advice_rules import MPMS, AdviceError, Measurement, Recommendation, Workload, projected_pss, recommend, size
 from .matrix import Matrix, MatrixError, parse_matrix, suggest
 from .published import PUBLISHED_PAGE, Figures, PublishedPage, read_page
 from .runview import ProfileStats, Run, as_run
@@ -393,7 +393,7 @@ def measurements_from_run(run: Run | Mapping[str, Any], peers: bool = False) -> 
     httpd's (``apache-*``) come back marked ``reference``: shown, labelled,
     never used in the decision (:func:`is_reference`).  With ``peers``, the
     servers running the same app on another server (:func:`peer_model`) come
-    back too, marked ``peer``, for :func:`~harness.advice_rules.compare_peers`.
+    back too, marked ``peer``, for :func:`~harness.advice_peers.compare_peers`.
     """
     run = as_run(run)
     load, idle, conns = _pick_profiles(run.matrix.get("profiles"))

@@ -1,6 +1,6 @@
 """The advisor beside the peers: the same app on uWSGI, granian, gunicorn, waitress or httpd + mod_wsgi.
 
-The rules still choose among our MPMs; then :func:`harness.advice_rules.compare_peers` names a peer
+The rules still choose among our MPMs; then :func:`harness.advice_peers.compare_peers` names a peer
 when the run shows it clearly better for the workload (docs/advisor.md, Peers). Everything here runs
 on synthetic measurements and synthetic run documents (figures of the order the `all` matrix
 measures on a 2-core machine); no server is started.
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from harness import advisor as adv
-from harness.advice_rules import (Measurement, Workload, compare_peers, peer_sizing, projected_pss, recommend,
-                                  size)
+from harness.advice_peers import compare_peers, peer_sizing
+from harness.advice_rules import Measurement, Workload, projected_pss, recommend, size
 from harness.results import write_json_atomic
 from servers.config import load_config
 from servers.launcher import EXTERNAL
