@@ -231,12 +231,12 @@ def peer_model(server: str) -> str | None:
     """The model (prefork, worker or event) of a peer: a launcher serving the same WSGI app that is not ours.
 
     The model is the MPM whose directives the launcher validates its ``set:`` against
-    (``suites.launching.model``: gunicorn-sync and uwsgi-processes prefork; gunicorn-gthread,
+    (``servers.launcher.model``: gunicorn-sync and uwsgi-processes prefork; gunicorn-gthread,
     uwsgi-threads, granian and waitress worker; modwsgi-X X, modwsgi-daemon event, its front).
     None for our MPMs, for httpd serving files (``apache-*``: the C ceiling, never a peer of a
     Python app) and for names the launcher does not know.
     """
-    from suites.launching import model
+    from servers.launcher import model
 
     if server in MPMS or server.startswith("apache-"):
         return None

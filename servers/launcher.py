@@ -387,6 +387,26 @@ def names() -> list[str]:
     return [*MPM_NAMES, *EXTERNAL]
 
 
+def model(name: str) -> str | None:
+    """The MPM of ours whose directives server ``name`` takes: its model (prefork, worker or event).
+
+    Ours: itself. ``apache-X``: X (our directives are httpd's, mapped one to one). The Python
+    servers: the MPM their directives are validated against, each ``servers.external`` module's
+    ``CLOSEST_MPM`` (gunicorn-sync and uwsgi-processes as prefork, one request per process;
+    gunicorn-gthread, uwsgi-threads, granian and waitress as worker, threads; modwsgi-X as X,
+    modwsgi-daemon as event, its front). None for a name the launcher does not know (a URL) and
+    for ``apache-conf`` (the user's own httpd.conf, not one of ours). Probes nothing.
+    """
+    if name in MPM_NAMES:
+        return name
+    if name not in EXTERNAL:
+        return None
+    module, flavour = EXTERNAL[name]
+    if module == "apache":
+        return flavour if flavour in MPM_NAMES else None
+    return getattr(_external(name)[0], "CLOSEST_MPM", {}).get(flavour)
+
+
 def _unknown(name: str) -> LaunchError:
     return LaunchError(f"unknown server {name!r}; available: {', '.join(names())}")
 

@@ -10,19 +10,22 @@ A test writes its configuration once, per MPM of ours; :func:`configuration`
 gives it to any server: httpd runs its same-named MPM's (``apache-event`` what
 ``event`` runs: the launcher maps every directive to httpd's), the Python
 servers (gunicorn, uWSGI, granian, waitress) their closest MPM's pool as a
-fixed pool (:data:`DYNAMIC_POOL`, :data:`FIXED_POOL`). :func:`family` and
-:func:`model` say whose server a name is and which MPM's configuration it takes.
+fixed pool (:data:`DYNAMIC_POOL`, :data:`FIXED_POOL`). :func:`family` says
+whose server a name is and :func:`model` (``servers.launcher.model``, re-exported here) which
+MPM's configuration it takes.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Mapping
 
 import pytest
 
-from servers.launcher import EXTERNAL, LaunchError, NotApplicable, available, start
-from servers.mpm import MPM_NAMES
+from servers.launcher import EXTERNAL, LaunchError, NotApplicable, available, model, start
+
+__all__ = ["SUITE_DEFAULTS", "SERVER_SETS", "launch", "DYNAMIC_POOL", "FIXED_POOL", "family", "model", "httpd_twin",
+           "configuration"]
+
 
 #: short timeouts so that the suites fit a 2-core CI machine
 SUITE_DEFAULTS = {"MaintenanceInterval": 0.1, "Timeout": 5, "KeepAliveTimeout": 2, "GracefulShutdownTimeout": 10}
@@ -73,25 +76,6 @@ FIXED_POOL = frozenset(("gunicorn", "uwsgi", "granian", "waitress"))
 def family(name: str) -> str:
     """``ours``, ``apache``, ``gunicorn``, ``uwsgi``, ``granian`` or ``waitress``: whose server ``name`` is."""
     return EXTERNAL[name][0] if name in EXTERNAL else "ours"
-
-
-def model(name: str) -> str | None:
-    """The MPM of ours whose configuration server ``name`` takes in the suites.
-
-    Ours: itself. ``apache-X``: X (our directives are httpd's, mapped one to one by the
-    launcher). The Python servers: the MPM their directives are validated against (each
-    ``servers.external`` module's ``CLOSEST_MPM``: gunicorn-sync and uwsgi-processes as
-    prefork; gunicorn-gthread, uwsgi-threads, granian and waitress as worker).
-    None for a name the launcher does not know (a ``--target``) and for ``apache-conf`` (the user's file).
-    """
-    if name in MPM_NAMES:
-        return name
-    if name not in EXTERNAL:
-        return None
-    module, flavour = EXTERNAL[name]
-    if module == "apache":
-        return flavour if flavour in MPM_NAMES else None  # apache-conf: the user's file, not one of ours
-    return getattr(importlib.import_module(f"servers.external.{module}"), "CLOSEST_MPM", {}).get(flavour)
 
 
 def httpd_twin(name: str) -> str:
