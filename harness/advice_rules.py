@@ -143,6 +143,7 @@ class Workload:
     app: str = ""
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     path: str = "/"
+    profile: str = ""  # --from-run: the closed-loop profile the figures come from ("": the advisor's default)
     source: str = field(default="workload", repr=False, compare=False)  # named in validation errors
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@
     harness advise --workload workload.yaml --json
     harness advise --workload workload.yaml --from-run results/runs/<id>   # no measuring: reuse a run
     harness advise --thread-safe yes --from-run results/                   # or the published results, offline
+    harness advise --thread-safe yes --from-run RUN_DIR --profile page-closed   # another closed-loop profile
     python -m harness.advisor ...                                          # the same, without the cli
 
 It reads the workload (flags, or a small YAML file with the same keys; flags
@@ -55,7 +56,8 @@ __all__ = ["add_arguments", "command", "main", "load_workload_file", "workload_f
 #: the workload file's keys (dashes in a key are read as underscores) -> the flag that overrides it
 WORKLOAD_KEYS = {"thread_safe": "--thread-safe", "keepalive_share": "--keepalive-share",
                  "slow_clients": "--slow-clients", "memory_budget": "--memory-budget",
-                 "concurrency": "--concurrency", "app": "--app", "cores": "--cores", "path": "--path"}
+                 "concurrency": "--concurrency", "app": "--app", "cores": "--cores", "path": "--path",
+                 "profile": "--profile"}
 #: prefork is measured with at most this many children (more are projected from it)
 PREFORK_MEASURE_MAX = 256
 DEFAULT_DURATION = 2.0
@@ -287,16 +289,42 @@ def uss_per_process(run: Run | Mapping[str, Any], label: str, profiles: list[str
     return None
 
 
-def _pick_profiles(profiles: Mapping[str, Any]) -> tuple[str | None, str | None, int | None]:
-    """(closed-loop profile, idle profile, its connections) of a matrix's ``profiles``: the advisor's own, else
-    ``hello-closed``, else the first of each kind."""
+def _pick_profiles(profiles: Mapping[str, Any], wanted: str = "", where: str = "--profile",
+                   source: str = "the run") -> tuple[str | None, str | None, int | None]:
+    """(closed-loop profile, idle profile, its connections) of a matrix's ``profiles``: ``wanted`` (``--profile``)
+    when given, else the advisor's own ``load``, else ``hello-closed``, else the first of each kind.
+
+    A ``wanted`` profile that is not a closed-loop profile of ``source`` is an :class:`AdviceError` that
+    names it and the closed-loop profiles there are.
+    """
     specs = {n: p for n, p in (profiles or {}).items() if isinstance(p, Mapping)}
     closed = [n for n, p in specs.items() if p.get("driver") == "loadgen" and p.get("mode", "closed") == "closed"]
     idle = [n for n, p in specs.items() if p.get("driver") == "idle"]
-    load = "load" if "load" in closed else ("hello-closed" if "hello-closed" in closed else next(iter(closed), None))
+    if wanted and wanted not in closed:
+        raise AdviceError(_not_closed(wanted, specs.get(wanted), closed, where, source))
+    load = wanted or ("load" if "load" in closed else
+                      ("hello-closed" if "hello-closed" in closed else next(iter(closed), None)))
     idle_name = "idle" if "idle" in idle else next(iter(idle), None)
     conns = specs[load].get("connections") if load else None
     return load, idle_name, conns
+
+
+def _not_closed(wanted: str, spec: Mapping[str, Any] | None, closed: list[str], where: str, source: str) -> str:
+    """Why ``wanted`` cannot give the throughput figures, and which profiles can."""
+    can = f"its closed-loop profiles: {', '.join(closed)}" if closed else "it has no closed-loop profile"
+    if spec is None:
+        return f"{where}: profile {wanted!r} is not in {source}; {can}"
+    kind = f"driver {spec.get('driver')}" + (f", {spec.get('mode')} loop" if spec.get("mode") else "")
+    return (f"{where}: profile {wanted!r} of {source} is not a closed-loop load ({kind}): the throughput figures "
+            f"come from one; {can}")
+
+
+def _check_figures(wanted: str, figures: list[Figures | None], where: str, source: str) -> None:
+    """A profile the user chose must have figures: the matrix may list a profile no server ran (or, on a
+    published page, one the tables print no row for)."""
+    if wanted and not any(f is not None for f in figures):
+        raise AdviceError(f"{where}: profile {wanted!r} has no figures in {source}: no server of it was measured "
+                          f"on that profile")
 
 
 def processes_of(mpm: str, directives: dict, connections: int | None) -> int | None:
@@ -386,7 +414,8 @@ def _wanted(server: str, peers: bool) -> bool:
     return mpm_of(server) is not None or (peers and peer_model(server) is not None)
 
 
-def measurements_from_run(run: Run | Mapping[str, Any], peers: bool = False) -> dict[str, Measurement]:
+def measurements_from_run(run: Run | Mapping[str, Any], peers: bool = False, profile: str = "",
+                          where: str = "--profile", source: str = "the run") -> dict[str, Measurement]:
     """One :class:`Measurement` per MPM server of a run (medians over its ok trials).
 
     Our own launchers (prefork, worker, event) are what the advice rests on;
@@ -394,25 +423,30 @@ def measurements_from_run(run: Run | Mapping[str, Any], peers: bool = False) -> 
     never used in the decision (:func:`is_reference`).  With ``peers``, the
     servers running the same app on another server (:func:`peer_model`) come
     back too, marked ``peer``, for :func:`~harness.advice_peers.compare_peers`.
+    ``profile`` chooses the closed-loop profile the throughput figures come from
+    (``--profile``, named ``where`` in errors; default: :func:`_pick_profiles`'s).
     """
     run = as_run(run)
-    load, idle, conns = _pick_profiles(run.matrix.get("profiles"))
+    load, idle, conns = _pick_profiles(run.matrix.get("profiles"), profile, where, source)
     idle_conns = run.profile_spec(idle).get("connections") if idle else None
     out: dict[str, Measurement] = {}
+    loads: list[Figures | None] = []
     for label in run.recorded_servers:
         info = run.server(label)
         if not _wanted(info.server, peers) or not info.available:
             continue
-        out[label] = _measurement(label, info.server, info.set, conns, idle_conns, _run_figures(run, label, load),
+        loads.append(_run_figures(run, label, load))
+        out[label] = _measurement(label, info.server, info.set, conns, idle_conns, loads[-1],
                                   _run_figures(run, label, idle), uss_per_process(run, label, [load, idle]),
                                   info.app)
+    _check_figures(profile, loads, where, source)
     return out
 
 
 # -- measurements from published results (results/README.md) -----------------------------------------
 
 
-def measurements_from_page(page: str | Path, peers: bool = False
+def measurements_from_page(page: str | Path, peers: bool = False, profile: str = "", where: str = "--profile"
                            ) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
     """Measurements from a published results page (``results/README.md``): the figures as tables 1-3 print them.
 
@@ -420,40 +454,46 @@ def measurements_from_page(page: str | Path, peers: bool = False
     histograms (table 1), no USS (memory at another size is projected
     proportionally, and said so); :func:`harness.published.read_page` reads
     the page. Returns the measurements, where they came from, and warnings
-    about the source; ``peers`` as for :func:`measurements_from_run` (the page
-    prints the peers' rows like any server's).
+    about the source; ``peers`` and ``profile`` as for :func:`measurements_from_run` (the page
+    prints the peers' rows like any server's, and a row per closed-loop profile).
     """
     pub = read_page(page)
     profiles = pub.matrix.get("profiles") or {}
-    load, idle, conns = _pick_profiles(profiles)
+    source = f"the published page {pub.path}"
+    load, idle, conns = _pick_profiles(profiles, profile, where, source)
     idle_conns = profiles[idle].get("connections") if idle else None
     out: dict[str, Measurement] = {}
+    loads: list[Figures | None] = []
     for server in pub.matrix.get("servers") or ():
         label, launcher = server.get("label", ""), server.get("server", "")
         le, ie = pub.figures(label, load), pub.figures(label, idle)
         if not _wanted(launcher, peers) or (le is not None and le.reason == "unavailable"):
             continue
+        loads.append(le)
         out[label] = _measurement(label, launcher, server.get("set") or {}, conns, idle_conns, le, ie,
                                   app=server.get("app") or "")
-    return out, RunInfo.from_page(pub), list(pub.notes)
+    _check_figures(profile, loads, where, source)
+    return out, RunInfo.from_page(pub, load or ""), list(pub.notes)
 
 
-def load_measurements(path: str | Path, peers: bool = False) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
+def load_measurements(path: str | Path, peers: bool = False, profile: str = "", where: str = "--profile"
+                      ) -> tuple[dict[str, Measurement], RunInfo, list[str]]:
     """``--from-run PATH``: a run folder (or its run.json), or a published results folder (or its page).
 
     A folder with a ``run.json`` is a run; one without it but with the page
     ``harness run --publish`` writes (``results/``) is read from the page
     (:func:`measurements_from_page`). Returns the measurements, where they came
-    from, and warnings about the source; ``peers`` as for :func:`measurements_from_run`.
+    from, and warnings about the source; ``peers`` and ``profile`` as for :func:`measurements_from_run`.
     """
     p = Path(path)
     page = p if p.suffix == ".md" else p / PUBLISHED_PAGE
     if p.suffix == ".md" or (p.is_dir() and not (p / "run.json").exists() and page.is_file()):
-        return measurements_from_page(page, peers)
+        return measurements_from_page(page, peers, profile, where)
     if p.is_dir() and not (p / "run.json").exists():
         raise AdviceError(f"{p}: neither a run folder (no run.json) nor published results (no {PUBLISHED_PAGE})")
     run = Run.load(p)
-    return measurements_from_run(run, peers), RunInfo.from_run(run, str(path), measured_now=False), []
+    ms = measurements_from_run(run, peers, profile, where, f"the run {path}")
+    return ms, RunInfo.from_run(run, str(path), measured_now=False, profile=profile), []
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -470,23 +510,25 @@ class RunInfo:
     measured_now: bool = False
     status: str = ""
     published: str = ""  # the run id, when the figures come from a published results page
+    profile: str = ""  # the closed-loop profile the throughput figures come from
 
     @classmethod
-    def from_run(cls, run: Run, run_dir: str, measured_now: bool) -> "RunInfo":
-        """From a run's matrix and environment."""
-        load, _, _ = _pick_profiles(run.matrix.get("profiles"))
+    def from_run(cls, run: Run, run_dir: str, measured_now: bool, profile: str = "") -> "RunInfo":
+        """From a run's matrix and environment (``profile``: the chosen closed-loop profile, if one was)."""
+        load, _, _ = _pick_profiles(run.matrix.get("profiles"), profile)
         duration = run.profile_spec(load).get("duration", 0.0) if load else 0.0
         cpus = (run.environment.get("pinning") or {}).get("server_cpus", [])
-        return cls(run_dir, run.matrix.get("trials", 0), duration, list(cpus), measured_now, run.status)
+        return cls(run_dir, run.matrix.get("trials", 0), duration, list(cpus), measured_now, run.status,
+                   profile=load or "")
 
     @classmethod
-    def from_page(cls, page: PublishedPage) -> "RunInfo":
-        """From a published page's matrix and Environment (its run id: ``?`` when the page names none)."""
+    def from_page(cls, page: PublishedPage, load: str = "") -> "RunInfo":
+        """From a published page's matrix and Environment (its run id: ``?`` when the page names none);
+        ``load``: the closed-loop profile the figures were read from."""
         profiles = page.matrix.get("profiles") or {}
-        load, _, _ = _pick_profiles(profiles)
         duration = (profiles.get(load) or {}).get("duration", 0.0) if load else 0.0
         return cls(str(page.path), page.matrix.get("trials", 0), duration, list(page.server_cpus), False,
-                   page.status, published=page.run_id or "?")
+                   page.status, published=page.run_id or "?", profile=load)
 
     def describe(self) -> str:
         """One line: the run folder, trials, duration, pinning, and the caveat."""
@@ -494,6 +536,7 @@ class RunInfo:
         how = "measured now" if self.measured_now else "from the published results" if self.published else \
             "from an existing run"
         run = f", run {self.published}" if self.published else ""
+        run += f", profile {self.profile}" if self.profile else ""
         caveat = "; more trials (--trials 3 or more) give firmer numbers" if self.trials < 3 else ""
         if self.published:
             caveat += "; the figures as the page prints them: 3 significant figures, no USS"
@@ -590,6 +633,8 @@ def _workload_lines(w: Workload) -> list[str]:
                                  f"held besides"),
             ("slow/mobile clients", "yes" if w.slow_clients else "no"), ("memory budget", budget),
             ("CPU cores", str(w.cores))]
+    if w.profile:
+        rows.append(("throughput profile", f"{w.profile} (of the run: --profile)"))
     return [f"  {k:<20} {v}" for k, v in rows]
 
 
@@ -759,6 +804,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m = parser.add_argument_group("measuring")
     m.add_argument("--from-run", metavar="RUN_DIR", help="use a run's measurements instead of measuring: a run "
                    "folder (or its run.json), or published results (results/, read from its README.md)")
+    w.add_argument("--profile", metavar="NAME", help="with --from-run: the run's closed-loop profile the "
+                   "throughput figures come from, e.g. page-closed (default: hello-closed, or the run's first)")
     m.add_argument("--duration", type=_duration, default=DEFAULT_DURATION, metavar="SECONDS",
                    help=f"seconds per load profile (default: {DEFAULT_DURATION:g})")
     m.add_argument("--trials", type=_positive_int, default=1, metavar="N",
@@ -770,8 +817,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     w = workload_from_args(args)
+    where = "--profile" if args.profile is not None else f"{args.workload}: profile"
+    if w.profile and not args.from_run:
+        raise AdviceError(f"{where} {w.profile}: needs --from-run RUN_DIR: it chooses a closed-loop profile of a "
+                          f"run or published page; the advisor's own run measures one load (your --app at --path)")
     if args.from_run:
-        ms, info, notes = load_measurements(args.from_run, peers=True)
+        ms, info, notes = load_measurements(args.from_run, peers=True, profile=w.profile, where=where)
         ms, peer_ms = split_peers(ms)
         rec = recommend(w, ms)
         peers = compare_peers(w, rec, {**ms, **peer_ms}, {m.server: peer_mapped(m.server) for m in peer_ms.values()})
