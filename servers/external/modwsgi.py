@@ -57,7 +57,7 @@ INSTALL = "apt-get install apache2-dev && pip install mod_wsgi"
 DEFAULT_APP = "servers.apps:app"
 #: flavour -> the MPM httpd runs with (daemon mode: an event front)
 MODES: dict[str, str] = {"prefork": "prefork", "worker": "worker", "event": "event", "daemon": "event"}
-#: the MPM whose configuration each flavour takes in the suites (suites.launching.model): its own
+#: the MPM whose configuration each flavour takes in the suites (servers.launcher.model, which the suites re-export): its own
 CLOSEST_MPM = MODES
 MODULE_ENV = "MPM_HARNESS_MOD_WSGI"  # the mod_wsgi .so to load instead of the pip-installed one
 HOME_ENV = "MPM_HARNESS_MODWSGI_HOME"  # the Python home mod_wsgi initialises from
