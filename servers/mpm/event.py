@@ -194,51 +194,85 @@ class _Writer:
         return block
 
 
-class JobQueue:
-    """Complete requests waiting for a worker thread, and the count of idle workers."""
+class _Idle:
+    """One idle worker's wait: a lock held until a job (or None, to exit) is handed to it."""
+
+    __slots__ = ("lock", "job")
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.job = None
+
+
+class JobQueue:
+    """Complete requests waiting for a worker thread, and the idle workers waiting for one.
+
+    A job goes straight to the worker that went idle last (a stack, as httpd's worker
+    queue keeps its idle workers: that thread's stack and caches are still warm), by
+    releasing the lock it waits on: one wake-up, and none of ``threading.Condition``'s
+    per-wait lock allocation and Python-level bookkeeping. Jobs queue only while every
+    worker is busy (the listener's connection cap keeps that short).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._items: collections.deque = collections.deque()
-        self.idlers = 0
+        self._idle: list[_Idle] = []
         self.busy = 0
         self.terminated = False
         self.on_idle = lambda: None
 
+    @property
+    def idlers(self) -> int:
+        """Workers waiting for a job."""
+        return len(self._idle)
+
     def free_workers(self) -> int:
         """Idle workers not already promised to a queued request."""
-        return self.idlers - len(self._items)
+        return len(self._idle) - len(self._items)
 
     def push(self, job) -> None:
-        """Queue one (parked connection, request) job for the workers."""
-        with self._cond:
-            self._items.append(job)
-            self._cond.notify()
-
-    def pop(self):
-        """Announce this worker idle and wait for a job; None once terminated."""
-        with self._cond:
-            self.idlers += 1
-            if self.idlers - len(self._items) == 1:
-                self.on_idle()  # the first free worker: the listener may be waiting for one
-            while not self._items and not self.terminated:
-                self._cond.wait()
-            self.idlers -= 1
-            if not self._items:
-                return None
+        """Hand one (parked connection, request) job to an idle worker, or queue it."""
+        with self._lock:
+            if not self._idle:
+                self._items.append(job)
+                return
+            idle = self._idle.pop()
             self.busy += 1
-            return self._items.popleft()
+        idle.job = job
+        idle.lock.release()
+
+    def pop(self, idle: _Idle):
+        """Announce this worker idle (``idle`` is its own wait) and wait for a job; None once
+        terminated."""
+        with self._lock:
+            if self._items:
+                self.busy += 1
+                return self._items.popleft()
+            if self.terminated:
+                return None
+            self._idle.append(idle)
+            first = len(self._idle) == 1
+        if first:
+            self.on_idle()  # the first free worker: the listener may be waiting for one
+        idle.lock.acquire()
+        job, idle.job = idle.job, None
+        return job
 
     def done(self) -> None:
         """A popped job is finished (its connection handed back or closed)."""
-        with self._cond:
+        with self._lock:
             self.busy -= 1
 
     def terminate(self) -> None:
-        """Wake every worker: they finish and exit once the queue is empty."""
-        with self._cond:
+        """Wake every idle worker: the workers finish what is queued and exit."""
+        with self._lock:
             self.terminated = True
-            self._cond.notify_all()
+            idle, self._idle = self._idle, []
+        for w in idle:
+            w.job = None
+            w.lock.release()
 
 
 class EventListener:
@@ -272,6 +306,8 @@ class EventListener:
         #: when the listener's epoll wait times out; 0 while it is awake and will still take the
         #: hand-backs (see _hand_back_keepalive)
         self.wake_at = 0.0
+        #: complete requests found in this turn of the loop, for the workers (see _start_ready)
+        self.ready: list = []
         #: held by a worker from its keep-alive hand-back to its re-arm, and by the listener to close
         self.arm_lock = threading.Lock()
 
@@ -337,6 +373,7 @@ class EventListener:
                     return
                 self._publish()
                 timeout = self._next_timeout()
+                self._start_ready()
                 self.wake_at = time.monotonic() + timeout
                 if self.handback:
                     timeout = 0  # handed back before wake_at was set: its worker did not wake us
@@ -372,6 +409,25 @@ class EventListener:
                 self._close(p)
             ep.close()
 
+    def _start_ready(self) -> None:
+        """Hand this turn's complete requests to the workers, right before the listener waits.
+
+        A worker woken earlier would only wait for the interpreter lock while the listener
+        finishes its turn: each such wait is one more futex sleep and wake-up (measured:
+        docs/performance.md). Pushed here, the listener releases the lock in epoll_wait
+        about when the worker is scheduled.
+        """
+        ready = self.ready
+        if ready:
+            push = self.jobs.push
+            for job in ready:
+                push(job)
+            ready.clear()
+
+    def _free_workers(self) -> int:
+        """Idle workers not promised to a request, this turn's included."""
+        return self.jobs.free_workers() - len(self.ready)
+
     def _only_abandoned_left(self) -> bool:
         """Nothing left to serve but requests the watchdog abandoned (their threads are hung:
         the process's exit ends them; see serve.Watch)."""
@@ -388,7 +444,7 @@ class EventListener:
         lock everyone out; they have their own bound, READING_LIMIT, and the
         header stage of RequestReadTimeout bounds how long each may take.
         """
-        idle = self.jobs.free_workers()
+        idle = self._free_workers()
         if idle <= 0:
             return False
         c = self.counts
@@ -518,7 +574,7 @@ class EventListener:
                 self._close(p)  # closed by the client, or its error answer could not be sent
             return
         self._set_state(p, _BUSY)
-        self.jobs.push((p, req))
+        self.ready.append((p, req))  # pushed to the workers just before the listener waits
 
     def _fail(self, p: _Parked, exc: ProtocolError) -> None:
         """Answer a protocol error from the listener (Connection.fail: a small error response
@@ -691,7 +747,7 @@ class EventListener:
         # httpd's queue maintenance: with every worker busy, parked keep-alive connections go
         if now >= self._next_busy_check:
             self._next_busy_check = now + 1.0
-            if self.jobs.free_workers() <= 0 and self.counts[_KEEPALIVE]:
+            if self._free_workers() <= 0 and self.counts[_KEEPALIVE]:
                 self._close_keepalive("busy")
 
     def _timed_out(self, p: _Parked) -> None:
@@ -713,9 +769,10 @@ class EventListener:
         ctx.linger = lingering.append  # the listener shuts the socket down and drains it (after any write)
         set_status = ctx.set_status
         jobs = self.jobs
+        idle = _Idle()
         while True:
             set_status(READY)
-            job = jobs.pop()
+            job = jobs.pop(idle)
             if job is None:
                 break
             p, req = job
