@@ -22,6 +22,7 @@ def _worker(q: JobQueue, got: list, name: str) -> threading.Thread:
         while (job := q.pop(idle)) is not None:
             got.append((name, job))
             q.done()
+        idle.close()
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
