@@ -72,6 +72,19 @@ def binary() -> str | None:
     return here if os.access(here, os.X_OK) else shutil.which("granian")
 
 
+def interpreter() -> str | None:
+    """The Python granian runs on: its script's ``#!`` line (launcher.python_of; the matrix key
+    ``python`` is refused, launcher.OWN_PYTHON), or None when it names no Python."""
+    script = binary()
+    try:
+        with open(script or "", "rb") as f:
+            line = f.readline(4096).decode(errors="replace")
+    except OSError:
+        return None
+    words = line[2:].split() if line.startswith("#!") else []
+    return words[0] if words and os.path.basename(words[0]).startswith("python") else None
+
+
 def unavailable(kind: str) -> str | None:
     """Why ``granian`` cannot start here (naming what to install), or None."""
     if binary() is None:

@@ -28,20 +28,24 @@ so ``status()`` raises NotApplicable.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import child_env, spawn
+from ..launcher import child_env, python_for, spawn
 from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, plan_directives, record_command, run_files,
                    url_host)
 
 INSTALL = "pip install -e '.[peers]'"
+#: runs as ``PYTHON -m gunicorn``: on any interpreter that has it (launcher.start's ``python``)
+PYTHON_PACKAGE = "gunicorn"
 DEFAULT_APP = "servers.apps:app"
 #: gunicorn worker -> the MPM whose directives and defaults it is configured with
 CLOSEST_MPM = {"sync": "prefork", "gthread": "worker"}
@@ -93,10 +97,16 @@ def version() -> str | None:
     return f"gunicorn {gunicorn.__version__}"
 
 
-def _version_info() -> tuple[int, ...]:
-    import gunicorn
+@functools.lru_cache(maxsize=8)
+def _version_info(python: str | None = None) -> tuple[int, ...]:
+    """gunicorn's version_info here, or on interpreter ``python`` (its own gunicorn may be older or newer)."""
+    if python is None or python == sys.executable:
+        import gunicorn
 
-    return tuple(getattr(gunicorn, "version_info", (0,)))
+        return tuple(getattr(gunicorn, "version_info", (0,)))
+    code = "import gunicorn; print(*getattr(gunicorn, 'version_info', (0,)))"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, env=child_env())
+    return tuple(int(x) for x in out.stdout.split() if x.isdigit()) or (0,)
 
 
 def _secs(value: float) -> int:
@@ -189,17 +199,19 @@ class GunicornHandle(PeerHandle):
 
 
 def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpus, run_dir: str | None,
-          env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> GunicornHandle:
-    """Start gunicorn (not yet waited on)."""
+          env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float,
+          python: str | None = None) -> GunicornHandle:
+    """Start gunicorn on ``python`` (launcher.python_for: by default this interpreter; not yet waited on)."""
     cfg, opts, notes = plan(name, kind, overrides, config, required)
     run_dir, own, pidfile, log_path = run_files(name, run_dir, cfg, "gunicorn")
-    argv = [sys.executable, "-m", "gunicorn", "--config", os.devnull]
+    python = python_for(python)
+    argv = [python, "-m", "gunicorn", "--config", os.devnull]
     for host, port in cfg.Listen:
         argv += ["--bind", f"{url_host(host)}:{port}"]
     for flag, value in opts:
         argv += [flag, value]
     argv += ["--pid", pidfile, "--error-logfile", log_path]
-    if _version_info() >= (25, 1):
+    if _version_info(python) >= (25, 1):
         argv.append("--no-control-socket")  # else every instance shares ~/.gunicorn/gunicorn.ctl
     argv.append(app or DEFAULT_APP)
     record_command(run_dir, "gunicorn", argv, notes)

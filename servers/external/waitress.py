@@ -34,16 +34,17 @@ import importlib.metadata
 import importlib.util
 import math
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import NotApplicable, child_env, spawn
+from ..launcher import NotApplicable, child_env, python_for, spawn
 from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, plan_directives, record_command,
                    request_head_limit, run_files, url_host)
 
 INSTALL = "pip install -e '.[peers]'"
+#: runs as ``PYTHON -m waitress``: on any interpreter that has it (launcher.start's ``python``)
+PYTHON_PACKAGE = "waitress"
 DEFAULT_APP = "servers.apps:app"
 #: waitress flavour -> the MPM whose directives and defaults it is configured with
 CLOSEST_MPM = {"threads": "worker"}
@@ -154,9 +155,10 @@ def plan(name: str, kind: str, overrides: Mapping[str, Any], config, required: t
                            lambda cfg: waitress_settings(kind, cfg), mapped=MAPPED, knobs=KNOBS, server="waitress")
 
 
-def command(opts: list[tuple[str, str]], *, app: str) -> list[str]:
-    """The waitress command line for ``opts`` serving ``app`` (``module:callable``)."""
-    return [sys.executable, "-m", "waitress", *(f"{flag}={value}" for flag, value in opts), app]
+def command(opts: list[tuple[str, str]], *, app: str, python: str | None = None) -> list[str]:
+    """The waitress command line for ``opts`` serving ``app`` (``module:callable``) on ``python``
+    (launcher.python_for: by default this interpreter)."""
+    return [python_for(python), "-m", "waitress", *(f"{flag}={value}" for flag, value in opts), app]
 
 
 @dataclass
@@ -178,11 +180,12 @@ class WaitressHandle(PeerHandle):
 
 
 def start(name: str, kind: str, overrides: dict, *, app: str | None, config, cpus, run_dir: str | None,
-          env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float) -> WaitressHandle:
-    """Start waitress (not yet waited on)."""
+          env: Mapping[str, str] | None, required: tuple[str, ...], timeout: float,
+          python: str | None = None) -> WaitressHandle:
+    """Start waitress on ``python`` (default: this interpreter; not yet waited on)."""
     cfg, opts, notes = plan(name, kind, overrides, config, required)
     run_dir, own, pidfile, log_path = run_files(name, run_dir, cfg, "waitress")
-    argv = command(opts, app=app or DEFAULT_APP)
+    argv = command(opts, app=app or DEFAULT_APP, python=python)
     record_command(run_dir, "waitress", argv, notes)
     proc = spawn(argv, log_path=log_path, cpus=cpus, env=child_env(env), cwd=run_dir)
     with open(pidfile, "w") as f:
