@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from .drivers.registry import FEATURES
 
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
-    "URL_SERVER", "ATTACK_NOT_RUN", "url_matrix",
+    "URL_SERVER", "ATTACK_NOT_RUN", "url_matrix", "check_interpreters",
     "builtin_matrices", "load_matrix", "parse_matrix",
 ]
 
@@ -86,10 +87,12 @@ _MEMORY_METRICS = {"pss": "pss_peak_mib", "rss": "rss_peak_mib"}
 _SERVER = {"label": (str, ""), "server": (str, ""), "set": (dict, {}), "app": (str, ""),
            "suite_set": (dict, {}), "description": (str, ""), "httpd_conf": (str, ""),
            "url": (str, ""), "pid": (int, 0), "pidfile": (str, ""), "status_url": (str, ""),
-           "allow_attacks": (bool, False), "cafile": (str, ""), "insecure": (bool, False)}
+           "allow_attacks": (bool, False), "cafile": (str, ""), "insecure": (bool, False), "python": (str, "")}
 #: the keys of a server that is already running (``url``), and those that only a launched server takes
 _URL_ONLY = ("pid", "pidfile", "status_url", "allow_attacks", "cafile", "insecure")
-_LAUNCH_ONLY = ("set", "suite_set", "app", "httpd_conf")
+_LAUNCH_ONLY = ("set", "suite_set", "app", "httpd_conf", "python")
+#: ``${VAR}`` or ``${VAR:-default}`` in a server's ``python``: the interpreter's path differs by machine
+_ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 #: the ``server`` of an entry given as a URL: neither started nor stopped by the harness
 URL_SERVER = "url"
 #: why an attack-like profile or suite did not run against a non-loopback URL server
@@ -120,6 +123,7 @@ class ServerEntry:
     allow_attacks: bool = False  # ... attack-like profiles and suites run against it although not on loopback
     cafile: str = ""  # ... https: the CA bundle its certificate is checked against (an absolute path)
     insecure: bool = False  # ... https: its certificate is not checked (a self-signed staging server)
+    python: str = ""  # the interpreter a launched server runs on: a path (absolute) or a name on PATH; "": ours
 
     @property
     def loopback(self) -> bool:
@@ -343,7 +347,36 @@ def _server(src: str, i: int, item: Any) -> ServerEntry:
                           f"and only with it")
     return ServerEntry(label=d["label"] or d["server"], server=d["server"], set=dict(d["set"]),
                        suite_set=dict(d["suite_set"]), app=d["app"], description=d["description"],
-                       httpd_conf=_conf_path(src, d["httpd_conf"]))
+                       httpd_conf=_conf_path(src, d["httpd_conf"]), python=_python(src, where, d))
+
+
+def _python(src: str, where: str, d: dict) -> str:
+    """The entry's ``python``: ``${VAR}``/``${VAR:-default}`` expanded, ``~`` and a relative path (one with a
+    slash) resolved against the matrix file's directory, a bare name kept for PATH; refused for a server
+    that brings its own Python (launcher.python_refusal). Whether it runs is checked before the run."""
+    value = d["python"]
+    if not value:
+        return ""
+    from servers.launcher import names, python_refusal
+
+    why = python_refusal(d["server"])
+    if why:
+        takers = ", ".join(n for n in names() if python_refusal(n) is None)
+        raise MatrixError(f"{src}: {where}python: {d['server']} cannot be given an interpreter: {why}; "
+                          f"remove the key (servers that take it: {takers})")
+
+    def env(m: re.Match) -> str:
+        if m.group(1) in os.environ:
+            return os.environ[m.group(1)]
+        if m.group(2) is None:
+            raise MatrixError(f"{src}: {where}python: ${{{m.group(1)}}} is not set; set it to an interpreter's "
+                              f"path, or give a default: ${{{m.group(1)}:-python3.12}}")
+        return m.group(2)
+
+    value = os.path.expanduser(_ENV_REF.sub(env, value).strip())
+    if not value:
+        raise MatrixError(f"{src}: {where}python is empty after expanding {d['python']!r}")
+    return _conf_path(src, value) if "/" in value else value
 
 
 def _url_server(src: str, where: str, item: dict, d: dict) -> ServerEntry:
@@ -564,3 +597,22 @@ def url_matrix(base: Matrix, url: str, **entry: Any) -> Matrix:
     given = {k: v for k, v in entry.items() if v not in (None, "", 0, False)}
     server = _server("--target", 0, {"url": url, **given})
     return dataclasses.replace(base, name=f"{base.name}-target", servers=(server,), reference="", peers={})
+
+
+def check_interpreters(matrix: Matrix) -> dict:
+    """Label -> :class:`servers.launcher.Interpreter` of every server with ``python``, each probed once
+    before anything starts: it must run, be Python >= 3.11 and import the servers of this checkout (and
+    the reference server's package and the app's module). MatrixError names the file, the entry, the key
+    and the fix (docs/harness.md, "Several Pythons in one run")."""
+    from servers.launcher import LaunchError, probe_python, python_imports
+
+    found = {}
+    for i, s in enumerate(matrix.servers):
+        if not s.python:
+            continue
+        try:
+            found[s.label] = probe_python(s.python, python_imports(s.server, s.app or None))
+        except LaunchError as exc:
+            raise MatrixError(f"{matrix.source}: server {s.label!r} (servers[{i}] of this run), key python: "
+                              f"{exc}") from None
+    return found

@@ -35,6 +35,7 @@ the tables of what was measured.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import signal
 import ssl
@@ -46,13 +47,14 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, TextIO
 
-from servers.launcher import Handle, LaunchError, available, lacks, server_version, start
+from servers.launcher import (PYTHON_ENV, Handle, Interpreter, LaunchError, available, lacks, probe_python, python_of,
+                              server_version, start)
 
 from .drivers.access import LOOPBACK, Access
 from .drivers.base import DriverResult
 from .drivers.loadgen import run_closed_loop
 from .drivers.registry import DRIVERS
-from .matrix import Matrix, Profile, ServerEntry
+from .matrix import Matrix, Profile, ServerEntry, check_interpreters
 from .sampler.controller import SamplerError
 from .results import SOAK_MIN_SECONDS, RunDocument, environment, new_run_dir
 from .sampler import Sampler, SamplerSeries, quiet_check
@@ -186,8 +188,11 @@ def _running_pid(entry: ServerEntry) -> tuple[int | None, str]:
 class MatrixRunner:
     """Runs one matrix into one run folder (see the module doc for the order)."""
 
-    def __init__(self, matrix: Matrix, run_dir: Path, *, out: TextIO = sys.stdout, argv: list[str] | None = None):
+    def __init__(self, matrix: Matrix, run_dir: Path, *, out: TextIO = sys.stdout, argv: list[str] | None = None,
+                 interpreters: dict[str, Interpreter] | None = None):
         self.m = matrix
+        # each entry's ``python``, probed before anything starts (MatrixError naming the fix)
+        self.interpreters = check_interpreters(matrix) if interpreters is None else interpreters
         self.run_dir = Path(run_dir)
         self.out = out
         self.pinning = choose_pinning(matrix.pinning)
@@ -240,7 +245,7 @@ class MatrixRunner:
             why = _unavailable(s, self.avail)
             info = {"server": s.server, "set": s.set, "suite_set": s.suite_set, "app": s.app,
                     "available": why is None, "unavailable_reason": why or "",
-                    "effective_config": _effective_config(s)}
+                    "effective_config": _effective_config(s), "python": self._python_record(s)}
             if s.url:
                 info |= {"url": s.url, "sampled": bool(s.pid or s.pidfile), "loopback": s.loopback}
             if why is not None:
@@ -351,7 +356,7 @@ class MatrixRunner:
             return RunningServer(s), ""
         try:
             return start(s.server, s.set, app=s.app or None, cpus=self.pinning["server_cpus"] or None,
-                         timeout=self.m.start_timeout, config=s.httpd_conf or None), ""
+                         timeout=self.m.start_timeout, config=s.httpd_conf or None, python=self._python(s)), ""
         except LaunchError as exc:
             self._keep_log_text(s, trial, str(exc))
             return None, f"server did not start: {_first_line(exc)}"
@@ -384,7 +389,7 @@ class MatrixRunner:
 
     def _record_handle(self, s: ServerEntry, handle: Handle | RunningServer) -> None:
         """What only a running server can tell: its version, the settings it could not apply, its config."""
-        info = {"version": _version(s), "notes": list(handle.notes)}
+        info = {"version": _version(s, self.interpreters.get(s.label)), "notes": list(handle.notes)}
         if not self.doc.doc["servers"][s.label].get("effective_config"):
             info["effective_config"] = handle.effective_config()
         self.doc.set_server(s.label, info)
@@ -421,7 +426,7 @@ class MatrixRunner:
         self.progress.step(f"{s.label}: suites {', '.join(suites)}", est)
         xml = self.run_dir / "suites" / f"{name.format(label=s.label)}.xml"
         results = run_suites(s.server, suites, xml_path=xml, sets=s.suite_set, workers=workers,
-                             timeout=self.m.suite_timeout, target=_target(s), env=_suite_env(s),
+                             timeout=self.m.suite_timeout, target=_target(s), env=_suite_env(s, self._python(s)),
                              log_path=self.run_dir / "suites" / f"{name.format(label=s.label)}.log")
         for suite, r in results.items():
             self.doc.add_cell({"kind": "suite", "server": s.label, **r.to_dict(),
@@ -430,6 +435,27 @@ class MatrixRunner:
             self.progress.note(f"{suite}: {r.status} (passed {c.get('passed', 0)}, failed {c.get('failed', 0)}, "
                                f"error {c.get('error', 0)}, skipped {c.get('skipped', 0)})"
                                + (f": {r.reason}" if r.reason else ""))
+
+    def _python(self, s: ServerEntry) -> str | None:
+        """The interpreter the entry's ``python`` names, as it reported itself (None: the launcher's default)."""
+        found = self.interpreters.get(s.label)
+        return found.executable if found else None
+
+    def _python_record(self, s: ServerEntry) -> dict | None:
+        """``servers.<label>.python``: the interpreter it runs on, its path and exact version (docs/results.md);
+        None for a URL server and for servers with no Python of ours to name (Apache, uWSGI, mod_wsgi)."""
+        if s.url or s.httpd_conf:
+            return None
+        given = self.interpreters.get(s.label)
+        path = given.executable if given else python_of(s.server)
+        if path is None:
+            return None
+        if given is None:
+            try:
+                given = _probe_cached(path)
+            except LaunchError:
+                return {"executable": path, "version": None, "implementation": None, "requested": ""}
+        return given.to_dict() | {"requested": s.python}
 
     def _keep_log_text(self, s: ServerEntry, trial: int, text: str) -> None:
         logs = self.run_dir / "logs"
@@ -455,6 +481,12 @@ def _check_interrupt() -> None:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@functools.lru_cache(maxsize=16)
+def _probe_cached(path: str) -> Interpreter:
+    """The version of an interpreter no entry named (one probe per path and run of the harness)."""
+    return probe_python(path, timeout=20.0)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -514,13 +546,15 @@ def _suite_groups(m: Matrix) -> list[tuple[list[str], int, str]]:
     return [(["conformance"], workers, "{label}-conformance"), (rest, m.suite_workers, "{label}")]
 
 
-def _suite_env(s: ServerEntry) -> dict[str, str] | None:
-    """What the suites' pytest needs beyond ``--server``: apache-conf's httpd.conf ($MPM_HARNESS_HTTPD_CONF)."""
-    if not s.httpd_conf:
-        return None
-    from servers.external.apache import CONF_ENV
+def _suite_env(s: ServerEntry, python: str | None = None) -> dict[str, str] | None:
+    """What the suites' pytest needs beyond ``--server``: apache-conf's httpd.conf ($MPM_HARNESS_HTTPD_CONF),
+    the entry's interpreter ($MPM_HARNESS_PYTHON: the launcher starts the suites' servers on it)."""
+    env = {PYTHON_ENV: python} if python else {}
+    if s.httpd_conf:
+        from servers.external.apache import CONF_ENV
 
-    return {CONF_ENV: s.httpd_conf}
+        env[CONF_ENV] = s.httpd_conf
+    return env or None
 
 
 def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
@@ -534,15 +568,15 @@ def _unavailable(s: ServerEntry, avail: dict[str, str | None]) -> str | None:
     return avail.get(s.server, f"unknown server {s.server!r}; known: {', '.join(avail)}")
 
 
-def _version(s: ServerEntry) -> str | None:
-    """What runs under the entry (apache-conf: the httpd binary's version)."""
+def _version(s: ServerEntry, python: Interpreter | None = None) -> str | None:
+    """What runs under the entry (apache-conf: the httpd binary's version; on the entry's ``python``)."""
     if s.url:
         return None  # a server we did not start: its version is its own business
     if s.httpd_conf:
         from servers.external.apache import version
 
         return version()
-    return server_version(s.server)
+    return server_version(s.server, python)
 
 
 def _effective_config(s: ServerEntry) -> str:
@@ -676,6 +710,7 @@ def _rises_by_quarter(series: SamplerSeries, metric: str, t0: float, t1: float) 
 def run_matrix(matrix: Matrix, *, results_dir: str | os.PathLike = "results/runs", out: TextIO = sys.stdout,
                argv: list[str] | None = None) -> RunDocument:
     """Run ``matrix`` into a new folder under ``results_dir``; the finished (or interrupted) document."""
+    interpreters = check_interpreters(matrix)  # a bad ``python`` is refused before a run folder exists
     run_dir = new_run_dir(results_dir, matrix.name)
     print(f"run folder: {run_dir}", file=out, flush=True)
-    return MatrixRunner(matrix, run_dir, out=out, argv=argv).run()
+    return MatrixRunner(matrix, run_dir, out=out, argv=argv, interpreters=interpreters).run()

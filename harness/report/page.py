@@ -115,6 +115,10 @@ def _configs(run: Run) -> str:
                 ", ".join(f"{k} {v}" for k, v in info.set.items())) + "</p>")
         if info.app:
             body.insert(0, f"<p>Application: <code>{html.escape(info.app)}</code></p>")
+        python = info.raw.get("python") or {}
+        if python.get("executable"):  # docs/results.md, servers.<label>.python
+            body.insert(0, f"<p>Python {html.escape(str(python.get('version') or '?'))}: "
+                           f"<code>{html.escape(python['executable'])}</code></p>")
         if info.notes:
             body.append("<p>Settings this server could not apply:</p><ul>"
                         + "".join(f"<li>{html.escape(n)}</li>" for n in info.notes) + "</ul>")

@@ -38,6 +38,7 @@ def environment(sheet: Sheet) -> Section:
                      + (f" (harness allowed on CPUs {_cpus(cpus)})" if cpus else ""))
     sec.items.append(f"Kernel: {env.get('kernel') or '?'} ({env.get('platform') or '?'}); "
                      f"Python: {env.get('python_implementation') or ''} {env.get('python') or '?'}".replace("  ", " "))
+    sec.items.extend(_pythons(run))
     commit = env.get("git_commit")
     dirty = env.get("git_dirty")
     sec.items.append("git commit: " + (commit[:12] if commit else "unknown")
@@ -56,6 +57,18 @@ def environment(sheet: Sheet) -> Section:
                          + ("; not installed: " + ", ".join(k for k, v in pk.items() if not v)
                             if any(not v for v in pk.values()) else ""))
     return sec
+
+
+def _pythons(run: Any) -> list[str]:
+    """One line per interpreter the servers ran on (run.json ``servers.<label>.python``), naming its servers:
+    a matrix entry's ``python`` (docs/harness.md) is the only difference between two such servers."""
+    by_python: dict[tuple[str, str], list[str]] = {}
+    for label in run.servers:
+        py = run.server(label).raw.get("python") or {}
+        if py.get("executable"):
+            by_python.setdefault((py.get("version") or "?", py["executable"]), []).append(label)
+    return [f"Servers on Python {version} ({path}): {', '.join(labels)}"
+            for (version, path), labels in by_python.items()]
 
 
 def _cpus(cpus: Any) -> str:
