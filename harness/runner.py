@@ -47,8 +47,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, TextIO
 
-from servers.launcher import (PYTHON_ENV, Handle, Interpreter, LaunchError, available, lacks, probe_python, python_of,
-                              server_version, start)
+from servers.launcher import (PYTHON_ENV, Handle, Interpreter, LaunchError, available, lacks, probe_python,
+                              python_imports, python_of, python_refusal, server_version, start)
 
 from .drivers.access import LOOPBACK, Access
 from .drivers.base import DriverResult
@@ -389,7 +389,8 @@ class MatrixRunner:
 
     def _record_handle(self, s: ServerEntry, handle: Handle | RunningServer) -> None:
         """What only a running server can tell: its version, the settings it could not apply, its config."""
-        info = {"version": _version(s, self.interpreters.get(s.label)), "notes": list(handle.notes)}
+        found = self._interpreter(s)
+        info = {"version": _version(s, found if isinstance(found, Interpreter) else None), "notes": list(handle.notes)}
         if not self.doc.doc["servers"][s.label].get("effective_config"):
             info["effective_config"] = handle.effective_config()
         self.doc.set_server(s.label, info)
@@ -441,21 +442,31 @@ class MatrixRunner:
         found = self.interpreters.get(s.label)
         return found.executable if found else None
 
-    def _python_record(self, s: ServerEntry) -> dict | None:
-        """``servers.<label>.python``: the interpreter it runs on, its path and exact version (docs/results.md);
-        None for a URL server and for servers with no Python of ours to name (Apache, uWSGI, mod_wsgi)."""
+    def _interpreter(self, s: ServerEntry) -> Interpreter | str | None:
+        """What the entry runs on: its ``python`` as checked, else the launcher's default probed with the
+        server's imports (so its version names that interpreter's packages); the bare path when that probe
+        fails; None for a URL server and for servers with no Python of ours to name (Apache, uWSGI, mod_wsgi)."""
         if s.url or s.httpd_conf:
             return None
-        given = self.interpreters.get(s.label)
-        path = given.executable if given else python_of(s.server)
-        if path is None:
-            return None
-        if given is None:
+        path = python_of(s.server)
+        if s.label in self.interpreters or path is None:
+            return self.interpreters.get(s.label)
+        imports = python_imports(s.server, s.app or None) if python_refusal(s.server) is None else ()
+        for attempt in dict.fromkeys((imports, ())):  # a package missing here still leaves the version
             try:
-                given = _probe_cached(path)
+                return _probe_cached(path, attempt)
             except LaunchError:
-                return {"executable": path, "version": None, "implementation": None, "requested": ""}
-        return given.to_dict() | {"requested": s.python}
+                continue
+        return path
+
+    def _python_record(self, s: ServerEntry) -> dict | None:
+        """``servers.<label>.python``: the interpreter it runs on, its path and exact version (docs/results.md)."""
+        found = self._interpreter(s)
+        if found is None:
+            return None
+        if isinstance(found, str):
+            return {"executable": found, "version": None, "implementation": None, "requested": ""}
+        return found.to_dict() | {"requested": s.python}
 
     def _keep_log_text(self, s: ServerEntry, trial: int, text: str) -> None:
         logs = self.run_dir / "logs"
@@ -483,10 +494,10 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-@functools.lru_cache(maxsize=16)
-def _probe_cached(path: str) -> Interpreter:
-    """The version of an interpreter no entry named (one probe per path and run of the harness)."""
-    return probe_python(path, timeout=20.0)
+@functools.lru_cache(maxsize=32)
+def _probe_cached(path: str, imports: tuple[str, ...]) -> Interpreter:
+    """An interpreter no entry named, probed once per path and imports in this process."""
+    return probe_python(path, imports, timeout=30.0)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -239,3 +239,18 @@ def test_waitress_and_gunicorn_run_on_another_python(tmp_path):
         with start(name, {"StartServers": 1, "ThreadsPerChild": 2}, python=found.executable) as h:
             assert psutil.Process(h.pid).cmdline()[0] == found.executable
             assert h.get("/")[0] == 200
+
+
+def test_without_the_key_a_peer_records_the_interpreter_it_ran_on(tmp_path):
+    from servers.launcher import available
+
+    if available()["waitress"]:
+        pytest.skip(f"waitress: {available()['waitress']}")
+    m = parse_matrix(doc({"label": "wt", "server": "waitress", "set": {"StartServers": 1, "ThreadsPerChild": 2}},
+                         {"label": "uw", "server": "uwsgi-threads"}))
+    MatrixRunner(m, tmp_path / "run", out=io.StringIO()).run()
+    run = load_run(tmp_path / "run")
+    version = sys.version.split()[0]
+    assert run["servers"]["wt"]["python"]["version"] == version and run["servers"]["wt"]["python"]["requested"] == ""
+    assert run["servers"]["wt"]["version"].endswith(f"(Python {version})")
+    assert run["servers"]["uw"]["python"] is None  # uWSGI's Python is its own: nothing of ours to name
