@@ -28,7 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -36,6 +36,9 @@ import yaml
 from .drivers.access import Access
 from .drivers.registry import DRIVERS as DRIVER_SPECS
 from .drivers.registry import FEATURES
+
+if TYPE_CHECKING:
+    from servers.launcher import Interpreter
 
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
@@ -599,7 +602,7 @@ def url_matrix(base: Matrix, url: str, **entry: Any) -> Matrix:
     return dataclasses.replace(base, name=f"{base.name}-target", servers=(server,), reference="", peers={})
 
 
-def check_interpreters(matrix: Matrix) -> dict:
+def check_interpreters(matrix: Matrix) -> dict[str, "Interpreter"]:
     """Label -> :class:`servers.launcher.Interpreter` of every server with ``python``, each probed once
     before anything starts: it must run, be Python >= 3.11 and import the servers of this checkout (and
     the reference server's package and the app's module). MatrixError names the file, the entry, the key
