@@ -229,6 +229,10 @@ class Parent:
         self.generation = 0
         self.sb.running_generation = 0
         self.sb.restart_time = time.time()
+        # The child loop, looked up once here: looking it up in each child (importlib, although the
+        # module is loaded) runs the import machinery there and un-shares the pages it touches,
+        # ~60 KiB per child (docs/performance.md, "Where a prefork child's memory goes").
+        self.child_main = self.mpm.load_child()
         for _ in range(min(cfg.StartServers, limit)):
             self._make_child(self._free_slots(1)[0])
         self.log.log("notice", f"{self.mpm.name} MPM configured -- resuming normal operations", "AH00163")
@@ -326,7 +330,7 @@ class Parent:
                 listeners=self.listeners, pod_fd=self.pod_r, scoreboard=self.sb, app=self.app,
                 log=self.log, started=self.started, server_port=self.port, access_log=self.access_log,
             )
-            code = self.mpm.load_child()(env)
+            code = self.child_main(env)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
