@@ -15,6 +15,11 @@ import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
+# Imported with the app, so in a server's parent before it forks: every child then shares sqlite3
+# and the page's module (~3 MiB once, in the parent) instead of building its own copy on its
+# first /page (~1.1 MiB per child: 56 MiB over prefork's 50; docs/performance.md).
+from .realistic import page
+
 HELLO = b"Hello, World!"
 MAX_BYTES = 64 * 1024 * 1024
 MAX_SLEEP_MS = 60_000
@@ -210,8 +215,6 @@ def app(environ, start_response):
     if path == "/sleep":
         return sleep(environ, start_response)
     if path == "/page":
-        from .realistic import page  # imported on first use: sqlite3 costs every process ~1 MiB otherwise
-
         return page(environ, start_response)
     if path == "/status/204":
         start_response("204 No Content", [])  # no Content-Length: a 204 has no content (RFC 9110 §8.6)
