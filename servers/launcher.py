@@ -123,7 +123,7 @@ OWN_PYTHON = {
 _PROBE = """
 import sys, json, platform
 out = {"executable": sys.executable, "version": platform.python_version(),
-       "implementation": platform.python_implementation(), "modules": {}, "packages": {}}
+       "implementation": platform.python_implementation(), "modules": {}, "packages": {}, "errors": {}}
 if sys.version_info >= (3, 8):
     from importlib import import_module, metadata
     for name in sys.argv[1:]:
@@ -131,7 +131,7 @@ if sys.version_info >= (3, 8):
             out["modules"][name] = getattr(import_module(name), "__file__", None) or ""
         except BaseException as exc:
             out["modules"][name] = None
-            out["packages"][name] = "%s: %s" % (type(exc).__name__, exc)
+            out["errors"][name] = "%s: %s" % (type(exc).__name__, exc)
             continue
         try:
             out["packages"][name] = metadata.version(name.split(".")[0])
@@ -215,11 +215,12 @@ def probe_python(python: str, imports: Iterable[str] = (), timeout: float = 60.0
         said = " ".join(out.stderr.split())[-300:] or "no output"
         raise LaunchError(f"{python} ({exe}) did not run as a Python: exit status {out.returncode}: {said}") from None
     found = Interpreter(info["executable"] or exe, info["version"], info["implementation"], info["packages"])
-    _check_probe(python, found, info["modules"], imports)
+    _check_probe(python, found, info["modules"], info.get("errors") or {}, imports)
     return found
 
 
-def _check_probe(python: str, found: Interpreter, modules: Mapping[str, str | None], imports: tuple[str, ...]) -> None:
+def _check_probe(python: str, found: Interpreter, modules: Mapping[str, str | None], errors: Mapping[str, str],
+                 imports: tuple[str, ...]) -> None:
     """LaunchError for a probed interpreter that cannot serve: too old, a module missing, another tree."""
     if tuple(int(x) for x in found.version.split(".")[:2]) < MIN_PYTHON:
         raise LaunchError(f"{python} is Python {found.version}; the servers need Python >= "
@@ -227,7 +228,7 @@ def _check_probe(python: str, found: Interpreter, modules: Mapping[str, str | No
     for name in imports:
         if modules.get(name) is None:
             raise LaunchError(f"{python} (Python {found.version}) cannot import {name} "
-                              f"({found.packages.get(name) or 'not installed'}): {_fix(found, name)}")
+                              f"({errors.get(name) or 'not installed'}): {_fix(found, name)}")
     where = modules.get("servers.__main__") or modules.get("servers")
     if where and not os.path.abspath(where).startswith(_ROOT + os.sep):
         raise LaunchError(f"{python} imports servers from {where}, not from this checkout {_ROOT}: "
