@@ -517,7 +517,12 @@ _SERVER_LINE = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"
 #: so each is validated and encoded once (bounded; cleared when it grows large)
 _HEADER_CACHE: dict[tuple[str, str], tuple[bytes, int, int | None]] = {}
 _STATUS_CACHE: dict[str, tuple[int, bytes]] = {}
-_CACHE_MAX = 4096
+#: Every process has its own caches (prefork: 50 children), so they stay small: at most
+#: _CACHE_MAX entries, and a header only when its value is at most _CACHED_VALUE_MAX characters
+#: (a session cookie or an ETag differs per response and would only churn it). 4096 entries of
+#: any length held over a MiB per child for an app whose lengths or cookies vary.
+_CACHE_MAX = 256
+_CACHED_VALUE_MAX = 64
 
 
 def _status_entry(status: str) -> tuple[int, bytes]:
@@ -576,7 +581,7 @@ def _header_entry(item) -> tuple[bytes, int, int | None]:
             kind = _NORMAL
         line = name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
     entry = (line, kind, length)
-    if type(item) is tuple:
+    if type(item) is tuple and len(value) <= _CACHED_VALUE_MAX:
         if len(_HEADER_CACHE) > _CACHE_MAX:
             _HEADER_CACHE.clear()
         _HEADER_CACHE[item] = entry

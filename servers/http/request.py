@@ -80,7 +80,12 @@ class RequestLine:
 
 _LINE_CACHE: dict[bytes, RequestLine] = {}
 _HOST_CACHE: dict[str, bool] = {}
-_CACHE_MAX = 1024
+#: Each process keeps its own memo (prefork: one per child, 50 of them), so it stays small: at
+#: most _CACHE_MAX entries of at most _CACHED_LEN_MAX bytes, ~100 KiB per process, whatever the
+#: traffic. Unbounded in length, 1024 distinct request-lines of LimitRequestLine bytes held
+#: 8 MiB in every child. Longer values are validated each time (they are rare).
+_CACHE_MAX = 256
+_CACHED_LEN_MAX = 256
 
 
 def check_request_line(line: bytes) -> RequestLine:
@@ -93,9 +98,10 @@ def check_request_line(line: bytes) -> RequestLine:
     rl = _LINE_CACHE.get(line)
     if rl is None:
         rl = _check_request_line(line)
-        if len(_LINE_CACHE) >= _CACHE_MAX:
-            _LINE_CACHE.clear()
-        _LINE_CACHE[line] = rl
+        if len(line) <= _CACHED_LEN_MAX:
+            if len(_LINE_CACHE) >= _CACHE_MAX:
+                _LINE_CACHE.clear()
+            _LINE_CACHE[line] = rl
     return rl
 
 
@@ -189,7 +195,8 @@ def check_host(values: list[str], version: tuple[int, int]) -> str | None:
         return host
     if not _HOST.match(host) or "@" in host:
         raise ProtocolError(400, f"invalid Host value {host!r} (RFC 9112 §3.2)")
-    if len(_HOST_CACHE) >= _CACHE_MAX:
-        _HOST_CACHE.clear()
-    _HOST_CACHE[host] = True  # only valid hosts are remembered
+    if len(host) <= _CACHED_LEN_MAX:
+        if len(_HOST_CACHE) >= _CACHE_MAX:
+            _HOST_CACHE.clear()
+        _HOST_CACHE[host] = True  # only valid hosts are remembered
     return host
