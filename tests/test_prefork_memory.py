@@ -19,10 +19,11 @@ from .serverutil import GET
 
 APP = "tests.test_prefork_memory:app"
 
-#: functions a prefork child runs, by the module that defines them (the MPM's child loop is loaded
+#: objects a prefork child uses, by the module that defines them (the MPM's child loop is loaded
 #: with the MPM, servers.mpm.get_mpm; the /page module with the built-in app)
 SERVING_PATH = {
     "servers.mpm.prefork": "child_main",
+    "servers.mpm.child": "_PRCTL",  # libc's prctl through ctypes (a class built per CDLL)
     "servers.apps.realistic": "page",
 }
 

@@ -59,13 +59,24 @@ class ChildEnv:
         return self.cfg.AcceptFilter.defers("http")  # type: ignore[attr-defined]
 
 
+def _load_prctl():
+    """libc's prctl, or None where there is none (not Linux)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Loaded with this module, i.e. in the parent before it forks: ctypes.CDLL builds a class of
+# its own per call, and doing that in each child un-shared ~150 KiB of it (docs/performance.md,
+# "Where a prefork child's memory goes").
+_PRCTL = _load_prctl()
+
+
 def die_with_parent() -> None:
     """Ask the kernel for SIGTERM when the parent dies, so no child outlives it (Linux prctl)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 #: signals the parent blocks around fork(): a new child gets none of them before its own handlers
