@@ -229,9 +229,9 @@ def _cmd_list(args) -> int:
         m = load_matrix(args.matrix)
         print(f"\nmatrix {m.name} ({m.source}): {m.description}")
         srv = available()
-        print(tabulate([(s.label, s.server, _here(s, srv), s.url or " ".join(f"{k}={v}" for k, v in s.set.items()))
-                        for s in m.servers],
-                       headers=["label", "server", "here", "directives"], tablefmt="github"))
+        print(tabulate([(s.label, s.server, _here(s, srv), _python_cell(s),
+                         s.url or " ".join(f"{k}={v}" for k, v in s.set.items())) for s in m.servers],
+                       headers=["label", "server", "here", "python", "directives"], tablefmt="github"))
         print(tabulate([(p.name, p.driver, p.duration, m.trials_of(p), p.get("description")) for p in m.profiles],
                        headers=["profile", "driver", "seconds", "trials", "what"], tablefmt="github"))
     return 0
@@ -242,6 +242,20 @@ def _here(s, srv: dict) -> str:
     if s.url:
         return "running" + (" (sampled by pid)" if s.pid or s.pidfile else " (not sampled here)")
     return srv.get(s.server, "unknown server") or "available"
+
+
+def _python_cell(s) -> str:
+    """``harness list``'s python column: a server's ``python:`` probed as a run would probe it (version and
+    path, or why the run would refuse it: docs/harness.md, "Several Pythons in one run"); ``-`` without the key."""
+    if not s.python:
+        return "-"
+    from servers.launcher import LaunchError, probe_python, python_imports
+
+    try:
+        found = probe_python(s.python, python_imports(s.server, s.app or None))
+    except LaunchError as exc:
+        return "refused: " + str(exc).splitlines()[0]
+    return f"{found.version} ({found.executable})"
 
 
 def _cmd_report(args) -> int:

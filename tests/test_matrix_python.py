@@ -254,3 +254,20 @@ def test_without_the_key_a_peer_records_the_interpreter_it_ran_on(tmp_path):
     assert run["servers"]["wt"]["python"]["version"] == version and run["servers"]["wt"]["python"]["requested"] == ""
     assert run["servers"]["wt"]["version"].endswith(f"(Python {version})")
     assert run["servers"]["uw"]["python"] is None  # uWSGI's Python is its own: nothing of ours to name
+
+
+def test_harness_list_shows_each_servers_python_as_the_run_would_probe_it(tmp_path, capsys):
+    from harness import cli
+
+    path = tmp_path / "m.yaml"
+    path.write_text(f"servers:\n  - {{label: here, server: worker, python: {sys.executable}}}\n"
+                    f"  - {{label: gone, server: worker, python: {tmp_path / 'no-such-python'}}}\n"
+                    "  - {label: plain, server: worker}\n"
+                    "profiles:\n  hello: {driver: loadgen, duration: 1}\n")
+    assert cli.main(["list", "--matrix", str(path)]) == 0
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert rows["here"][3].startswith(f"{version} (")
+    assert rows["gone"][3].startswith("refused: ") and "no-such-python" in rows["gone"][3]
+    assert rows["plain"][3] == "-"
