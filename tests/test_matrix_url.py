@@ -185,7 +185,7 @@ def test_harness_list_shows_a_url_server_as_running(tmp_path, capsys):
     path.write_text("servers:\n  - {label: staging, url: 'http://192.0.2.1:8080/'}\n"
                     "profiles:\n  hello: {driver: loadgen, duration: 1}\n")
     assert cli.main(["list", "--matrix", str(path)]) == 0
-    assert ["staging", "url", "running (not sampled here)", "http://192.0.2.1:8080"] in rows(capsys.readouterr().out)
+    assert ["staging", "url", "running (not sampled here)", "-", "http://192.0.2.1:8080"] in rows(capsys.readouterr().out)
 
 
 def test_the_suites_run_against_a_url_server_through_target(event, tmp_path):
