@@ -29,7 +29,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix, url_matrix
+from .matrix import DRIVERS, SUITES, MatrixError, builtin_matrices, load_matrix, probe_entry_python, url_matrix
 
 __all__ = ["main"]
 
@@ -249,10 +249,10 @@ def _python_cell(s) -> str:
     path, or why the run would refuse it: docs/harness.md, "Several Pythons in one run"); ``-`` without the key."""
     if not s.python:
         return "-"
-    from servers.launcher import LaunchError, probe_python, python_imports
+    from servers.launcher import LaunchError
 
     try:
-        found = probe_python(s.python, python_imports(s.server, s.app or None))
+        found = probe_entry_python(s)
     except LaunchError as exc:
         return "refused: " + str(exc).splitlines()[0]
     return f"{found.version} ({found.executable})"

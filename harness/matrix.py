@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
-    "URL_SERVER", "ATTACK_NOT_RUN", "url_matrix", "check_interpreters",
+    "URL_SERVER", "ATTACK_NOT_RUN", "url_matrix", "check_interpreters", "probe_entry_python",
     "builtin_matrices", "load_matrix", "parse_matrix",
 ]
 
@@ -602,19 +602,27 @@ def url_matrix(base: Matrix, url: str, **entry: Any) -> Matrix:
     return dataclasses.replace(base, name=f"{base.name}-target", servers=(server,), reference="", peers={})
 
 
+def probe_entry_python(s: ServerEntry) -> "Interpreter":
+    """Probe entry ``s``'s ``python`` with the imports its server and app need (servers.launcher.probe_python);
+    raises LaunchError saying why a run would refuse it."""
+    from servers.launcher import probe_python, python_imports
+
+    return probe_python(s.python, python_imports(s.server, s.app or None))
+
+
 def check_interpreters(matrix: Matrix) -> dict[str, "Interpreter"]:
     """Label -> :class:`servers.launcher.Interpreter` of every server with ``python``, each probed once
     before anything starts: it must run, be Python >= 3.11 and import the servers of this checkout (and
     the reference server's package and the app's module). MatrixError names the file, the entry, the key
     and the fix (docs/harness.md, "Several Pythons in one run")."""
-    from servers.launcher import LaunchError, probe_python, python_imports
+    from servers.launcher import LaunchError
 
     found = {}
     for i, s in enumerate(matrix.servers):
         if not s.python:
             continue
         try:
-            found[s.label] = probe_python(s.python, python_imports(s.server, s.app or None))
+            found[s.label] = probe_entry_python(s)
         except LaunchError as exc:
             raise MatrixError(f"{matrix.source}: server {s.label!r} (servers[{i}] of this run), key python: "
                               f"{exc}") from None

@@ -212,7 +212,7 @@ class MatrixRunner:
             if profiles:
                 per_trial[t] = _EST_START + self.m.warmup + sum(
                     p.duration + self.m.quiet_seconds + DRIVERS[p.driver].overhead_s for p in profiles)
-        suites = sum(sum(_EST_SUITE.get(x, 10.0) for x in group) / max(1, workers / 2) + 3
+        suites = sum(_suites_estimate(group, workers)
                      for group, workers, _ in _suite_groups(self.m)) if self.m.suites else 0
         return len(runnable) * (sum(per_trial.values()) + suites)
 
@@ -423,8 +423,7 @@ class MatrixRunner:
     def _suite_group(self, s: ServerEntry, suites: list[str], workers: int, name: str) -> None:
         """One pytest run of ``suites`` against ``s`` with ``workers``; a cell per suite."""
         _check_interrupt()
-        est = sum(_EST_SUITE.get(x, 10.0) for x in suites) / max(1, workers / 2) + 3
-        self.progress.step(f"{s.label}: suites {', '.join(suites)}", est)
+        self.progress.step(f"{s.label}: suites {', '.join(suites)}", _suites_estimate(suites, workers))
         xml = self.run_dir / "suites" / f"{name.format(label=s.label)}.xml"
         results = run_suites(s.server, suites, xml_path=xml, sets=s.suite_set, workers=workers,
                              timeout=self.m.suite_timeout, target=_target(s), env=_suite_env(s, self._python(s)),
@@ -541,6 +540,11 @@ def _refusal(s: ServerEntry, p: Profile) -> str | None:
     lacking = lacks(s.server)
     missing = [lacking[f] for f in p.get("needs") if f in lacking]
     return f"not applicable to {s.label}: {'; '.join(missing)}" if missing else None
+
+
+def _suites_estimate(suites: list[str], workers: int) -> float:
+    """Seconds one pytest run of ``suites`` with ``workers`` is expected to take (the progress line's guess)."""
+    return sum(_EST_SUITE.get(x, 10.0) for x in suites) / max(1, workers / 2) + 3
 
 
 def _suite_groups(m: Matrix) -> list[tuple[list[str], int, str]]:

@@ -88,6 +88,14 @@ _CACHE_MAX = 256
 _CACHED_LEN_MAX = 256
 
 
+def _remember(memo: dict, key, value) -> None:
+    """Keep a validated ``key`` in a per-process memo, within the bounds above (emptied when full)."""
+    if len(key) <= _CACHED_LEN_MAX:
+        if len(memo) >= _CACHE_MAX:
+            memo.clear()
+        memo[key] = value
+
+
 def check_request_line(line: bytes) -> RequestLine:
     """Validated request-line, memoised: most traffic repeats a few lines (see ``_check_request_line``).
 
@@ -98,10 +106,7 @@ def check_request_line(line: bytes) -> RequestLine:
     rl = _LINE_CACHE.get(line)
     if rl is None:
         rl = _check_request_line(line)
-        if len(line) <= _CACHED_LEN_MAX:
-            if len(_LINE_CACHE) >= _CACHE_MAX:
-                _LINE_CACHE.clear()
-            _LINE_CACHE[line] = rl
+        _remember(_LINE_CACHE, line, rl)
     return rl
 
 
@@ -195,8 +200,5 @@ def check_host(values: list[str], version: tuple[int, int]) -> str | None:
         return host
     if not _HOST.match(host) or "@" in host:
         raise ProtocolError(400, f"invalid Host value {host!r} (RFC 9112 §3.2)")
-    if len(host) <= _CACHED_LEN_MAX:
-        if len(_HOST_CACHE) >= _CACHE_MAX:
-            _HOST_CACHE.clear()
-        _HOST_CACHE[host] = True  # only valid hosts are remembered
+    _remember(_HOST_CACHE, host, True)  # only valid hosts are remembered
     return host
