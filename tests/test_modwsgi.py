@@ -279,3 +279,16 @@ def test_stop_leaves_no_process(launch, flavour):
     wait_until(lambda: _gone(pids), 10, what=f"modwsgi-{flavour}: every process of {pids} gone")
     wait_until(lambda: _refused(h.host, h.port), 5, what=f"modwsgi-{flavour}: port {h.port} closed")
     assert not os.path.exists(run_dir)
+
+
+def test_a_checkout_httpds_user_cannot_read_makes_it_unavailable_naming_why(monkeypatch):
+    if modwsgi._run_as_ids() is None:
+        pytest.skip("not root: httpd's children run as this user")
+    hidden = tempfile.mkdtemp()  # mode 700, as `mktemp -d` makes it
+    try:
+        monkeypatch.setattr(modwsgi, "_ROOT", hidden)
+        why = modwsgi.checkout_unavailable()
+        assert why is not None and hidden in why and apache.run_as()[0] in why
+        assert hidden not in " ".join(modwsgi.path_notes())  # said once, as the reason, not as a note
+    finally:
+        os.rmdir(hidden)

@@ -63,6 +63,8 @@ MODULE_ENV = "MPM_HARNESS_MOD_WSGI"  # the mod_wsgi .so to load instead of the p
 HOME_ENV = "MPM_HARNESS_MODWSGI_HOME"  # the Python home mod_wsgi initialises from
 DAEMON_GROUP = "mpm-harness"
 SCRIPT = "app.wsgi"
+#: the checkout (or installed tree) whose `servers` package the WSGI script imports
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ------------------------------------------------------------------ discovery
@@ -103,7 +105,19 @@ def unavailable(flavour: str) -> str | None:
     if find_module() is None:
         where = f"${MODULE_ENV} names no file" if os.environ.get(MODULE_ENV) else "mod_wsgi not installed"
         return f"{where}: {INSTALL}"
-    return home_unavailable()
+    return home_unavailable() or checkout_unavailable()
+
+
+def checkout_unavailable() -> str | None:
+    """Why httpd's User cannot import the ``servers`` package from this checkout, or None: the WSGI
+    script every flavour loads imports it (script_text), so a checkout under a mode-700 directory
+    (``mktemp -d``, /root) cannot serve."""
+    ids = _run_as_ids()
+    if ids is None or _reachable(_ROOT, *ids):
+        return None
+    return (f"httpd's User ({(apache.run_as() or ('?',))[0]}) cannot read this checkout ({_ROOT}), which the "
+            "app's WSGI script imports `servers` from: put the checkout where every directory above it can be "
+            "entered by others (not under a mode-700 directory such as `mktemp -d`'s or /root)")
 
 
 def lacks(flavour: str) -> dict[str, str]:
@@ -248,8 +262,7 @@ def _remove_stale_homes(keep: str) -> None:
 
 def python_path() -> list[str]:
     """Where the app is imported from: the project root and the current directory (as our MPMs do)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return list(dict.fromkeys([root, os.getcwd()]))
+    return list(dict.fromkeys([_ROOT, os.getcwd()]))
 
 
 def script_text(app: str) -> str:
@@ -360,7 +373,7 @@ def path_notes() -> list[str]:
         return []
     user = (apache.run_as() or ("?",))[0]
     return [f"{d} is not readable by {user}: a module there cannot be imported" for d in python_path()
-            if not _reachable(d, *ids)]
+            if d != _ROOT and not _reachable(d, *ids)]  # an unreadable checkout: unavailable()
 
 
 def conf_for(flavour: str, overrides: Mapping[str, Any], run_dir: str, app: str = DEFAULT_APP,
