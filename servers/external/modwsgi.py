@@ -115,8 +115,8 @@ def checkout_unavailable() -> str | None:
     ids = _run_as_ids()
     if ids is None or _reachable(_ROOT, *ids):
         return None
-    return (f"httpd's User ({(apache.run_as() or ('?',))[0]}) cannot read this checkout ({_ROOT}), which the "
-            "app's WSGI script imports `servers` from: put the checkout where every directory above it can be "
+    return (f"httpd's User ({(apache.run_as() or ('?',))[0]}), which mod_wsgi runs the app as, cannot read this "
+            f"checkout ({_ROOT}), which the app's WSGI script imports `servers` from: put the checkout where every directory above it can be "
             "entered by others (not under a mode-700 directory such as `mktemp -d`'s or /root)")
 
 
