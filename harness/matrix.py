@@ -38,7 +38,7 @@ from .drivers.registry import DRIVERS as DRIVER_SPECS
 from .drivers.registry import FEATURES
 
 if TYPE_CHECKING:
-    from servers.launcher import Interpreter
+    from servers.interpreters import Interpreter
 
 __all__ = [
     "MatrixError", "Matrix", "ServerEntry", "Profile", "GateSpec", "SUITES", "DRIVERS", "GATE_DEFAULTS",
@@ -356,15 +356,16 @@ def _server(src: str, i: int, item: Any) -> ServerEntry:
 def _python(src: str, where: str, d: dict) -> str:
     """The entry's ``python``: ``${VAR}``/``${VAR:-default}`` expanded, ``~`` and a relative path (one with a
     slash) resolved against the matrix file's directory, a bare name kept for PATH; refused for a server
-    that brings its own Python (launcher.python_refusal). Whether it runs is checked before the run."""
+    that brings its own Python (interpreters.python_refusal). Whether it runs is checked before the run."""
     value = d["python"]
     if not value:
         return ""
-    from servers.launcher import names, python_refusal
+    from servers.interpreters import python_refusal
+    from servers.launcher import names, reference
 
-    why = python_refusal(d["server"])
+    why = python_refusal(reference(d["server"]))
     if why:
-        takers = ", ".join(n for n in names() if python_refusal(n) is None)
+        takers = ", ".join(n for n in names() if python_refusal(reference(n)) is None)
         raise MatrixError(f"{src}: {where}python: {d['server']} cannot be given an interpreter: {why}; "
                           f"remove the key (servers that take it: {takers})")
 
@@ -603,15 +604,17 @@ def url_matrix(base: Matrix, url: str, **entry: Any) -> Matrix:
 
 
 def probe_entry_python(s: ServerEntry) -> "Interpreter":
-    """Probe entry ``s``'s ``python`` with the imports its server and app need (servers.launcher.probe_python);
+    """Probe entry ``s``'s ``python`` with the imports its server and app need (servers.interpreters.probe_python);
     raises LaunchError saying why a run would refuse it."""
-    from servers.launcher import probe_python, python_imports
+    from servers.interpreters import probe_python, python_imports
+    from servers.launcher import reference
 
-    return probe_python(s.python, python_imports(s.server, s.app or None))
+    server = reference(s.server)
+    return probe_python(s.python, python_imports(s.server, server, s.app or None), server=server)
 
 
 def check_interpreters(matrix: Matrix) -> dict[str, "Interpreter"]:
-    """Label -> :class:`servers.launcher.Interpreter` of every server with ``python``, each probed once
+    """Label -> :class:`servers.interpreters.Interpreter` of every server with ``python``, each probed once
     before anything starts: it must run, be Python >= 3.11 and import the servers of this checkout (and
     the reference server's package and the app's module). MatrixError names the file, the entry, the key
     and the fix (docs/harness.md, "Several Pythons in one run")."""

@@ -47,8 +47,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, TextIO
 
-from servers.launcher import (PYTHON_ENV, Handle, Interpreter, LaunchError, available, lacks, probe_python,
-                              python_imports, python_of, python_refusal, server_version, start)
+from servers.interpreters import PYTHON_ENV, Interpreter, probe_python, python_imports, python_of, python_refusal
+from servers.launcher import Handle, LaunchError, available, lacks, reference, server_version, start
 
 from .drivers.access import LOOPBACK, Access
 from .drivers.base import DriverResult
@@ -447,10 +447,11 @@ class MatrixRunner:
         fails; None for a URL server and for servers with no Python of ours to name (Apache, uWSGI, mod_wsgi)."""
         if s.url or s.httpd_conf:
             return None
-        path = python_of(s.server)
+        server = reference(s.server)
+        path = python_of(s.server, server)
         if s.label in self.interpreters or path is None:
             return self.interpreters.get(s.label)
-        imports = python_imports(s.server, s.app or None) if python_refusal(s.server) is None else ()
+        imports = python_imports(s.server, server, s.app or None) if python_refusal(server) is None else ()
         for attempt in dict.fromkeys((imports, ())):  # a package missing here still leaves the version
             try:
                 return _probe_cached(path, attempt)

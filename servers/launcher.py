@@ -23,12 +23,13 @@ start here and, for a missing one, what to install. Every handle has the same in
 differs per server (how it is spawned, how readiness is seen, which signal
 means what) lives in a small :class:`Handle` subclass; what the app servers share
 (directive planning, run files, the handle of a server found by its listening port)
-lives in :mod:`servers.external.peer`.
+lives in :mod:`servers.external.peer`; which Python a server runs on, and whether it can,
+in :mod:`servers.interpreters`; the errors a launch raises and a launched server's
+environment in :mod:`servers.launch_base` (re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import shutil
@@ -41,16 +42,18 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, ClassVar, Iterable, Mapping
 
 import yaml
 
+from .interpreters import Interpreter, python_for, python_refusal
+# re-exported: every caller imports them from here
+from .launch_base import LaunchError, NotApplicable, child_env
 from .mpm import MPM_NAMES
 from .statusclient import parse_auto
 
 READY_PREFIX = "listening on "
-#: the checkout (or installed tree) these servers are imported from
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 #: reference servers: launcher name -> (module under servers.external, flavour)
@@ -81,169 +84,12 @@ PEERS: dict[str, tuple[str, ...]] = {
 }
 
 
-class LaunchError(RuntimeError):
-    """The server did not start or did not become ready; the message carries its log's tail."""
-
-
-class NotApplicable(LaunchError):
-    """The server cannot do what was asked: a directive it has no equivalent for (among
-    ``required``), an application it cannot serve, a /server-status it does not have."""
-
-
 def _log_tail(path: str, lines: int = 20) -> str:
     try:
         with open(path, errors="replace") as f:
             return "".join(f.readlines()[-lines:])
     except OSError:
         return ""
-
-
-def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a launched server: ours, ``env`` on top, the project root on PYTHONPATH."""
-    child = dict(os.environ)
-    child.update(env or {})
-    # the project root on the path, so `python -m servers` (or gunicorn's app import) works from any cwd
-    child["PYTHONPATH"] = _ROOT + os.pathsep + child.get("PYTHONPATH", "")
-    return child
-
-
-#: the interpreter a launch runs our MPMs, gunicorn and waitress on when start() is given none
-#: (else this process's own): how the harness hands a matrix entry's ``python`` to its suites' pytest
-PYTHON_ENV = "MPM_HARNESS_PYTHON"
-#: the oldest Python the servers run on (pyproject's requires-python)
-MIN_PYTHON = (3, 11)
-#: why a reference server cannot be given an interpreter: it has none, or it brings its own
-OWN_PYTHON = {
-    "apache": "Apache httpd serving files runs no Python",
-    "modwsgi": "mod_wsgi runs the Python it was compiled against, inside httpd",
-    "uwsgi": "uWSGI runs the Python its binary (or plugin) was built against",
-    "granian": "granian runs on the Python its own `granian` script was installed with",
-}
-#: printed by the probe (written for any Python, so that a Python 2 still says what it is)
-_PROBE = """
-import sys, json, platform
-out = {"executable": sys.executable, "version": platform.python_version(),
-       "implementation": platform.python_implementation(), "modules": {}, "packages": {}, "errors": {}}
-if sys.version_info >= (3, 8):
-    from importlib import import_module, metadata
-    for name in sys.argv[1:]:
-        try:
-            out["modules"][name] = getattr(import_module(name), "__file__", None) or ""
-        except BaseException as exc:
-            out["modules"][name] = None
-            out["errors"][name] = "%s: %s" % (type(exc).__name__, exc)
-            continue
-        try:
-            out["packages"][name] = metadata.version(name.split(".")[0])
-        except Exception:
-            pass
-print(json.dumps(out))
-"""
-
-
-@dataclass(frozen=True)
-class Interpreter:
-    """A Python a server runs on, as it reports itself (:func:`probe_python`)."""
-
-    executable: str  # its sys.executable (a venv's own path; a pyenv shim resolved)
-    version: str  # platform.python_version(), e.g. 3.12.1
-    implementation: str = "CPython"
-    packages: Mapping[str, str] = field(default_factory=dict)  # module probed -> its distribution's version
-
-    def to_dict(self) -> dict:
-        """JSON-ready, for the results (docs/results.md, ``servers.<label>.python``)."""
-        return {"executable": self.executable, "version": self.version, "implementation": self.implementation}
-
-
-def python_for(python: str | None = None) -> str:
-    """The interpreter a launch uses: ``python``, else $MPM_HARNESS_PYTHON, else this process's own."""
-    return python or os.environ.get(PYTHON_ENV) or sys.executable
-
-
-def python_refusal(name: str) -> str | None:
-    """Why server ``name`` cannot be started on an interpreter of the caller's choice, or None (our MPMs,
-    and the reference servers that run as ``PYTHON -m PACKAGE``: gunicorn, waitress)."""
-    if name in MPM_NAMES or name not in EXTERNAL:
-        return None
-    module, _ = _external(name)
-    if getattr(module, "PYTHON_PACKAGE", None):
-        return None
-    return OWN_PYTHON.get(EXTERNAL[name][0], "it does not run as `python -m` of a package")
-
-
-def python_of(name: str, python: str | None = None) -> str | None:
-    """The interpreter server ``name`` runs on: ``python_for(python)`` for ours, gunicorn and waitress,
-    the one granian's script names; None for the servers with no Python or one built in (uWSGI, mod_wsgi)."""
-    if name not in MPM_NAMES and name not in EXTERNAL:
-        return None
-    if python_refusal(name) is None:
-        return python_for(python)
-    own = getattr(_external(name)[0], "interpreter", None)
-    return own() if own else None
-
-
-def python_imports(name: str, app: str | None = None) -> tuple[str, ...]:
-    """The modules server ``name`` imports on its interpreter: the servers package, the reference
-    server's own package, the application's module."""
-    own = ("servers.__main__", f"servers.mpm.{name}") if name in MPM_NAMES else \
-        ("servers", getattr(_external(name)[0], "PYTHON_PACKAGE", None) or "servers")
-    return tuple(dict.fromkeys((*own, (app or "servers.apps:app").split(":")[0])))
-
-
-def probe_python(python: str, imports: Iterable[str] = (), timeout: float = 60.0) -> Interpreter:
-    """Run ``python`` (a path or a name on PATH) once, with a launched server's environment: its
-    version and, for each of ``imports``, whether it imports, from where and at which version.
-
-    Raises LaunchError naming why it cannot run a server: not found, not runnable, older than
-    :data:`MIN_PYTHON`, a module it cannot import, or ``servers`` imported from another tree
-    (each with the fix).
-    """
-    exe = shutil.which(os.path.expanduser(python))
-    if exe is None:
-        found = os.path.exists(python)
-        raise LaunchError(f"{python} is {'not executable' if found else 'not found'}"
-                          + ("" if os.sep in python else " on PATH") + ": give the path of a Python >= 3.11")
-    imports = tuple(imports)
-    try:
-        out = subprocess.run([exe, "-c", _PROBE, *imports], capture_output=True, text=True, timeout=timeout,
-                             env=child_env(), stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LaunchError(f"{python} did not run as a Python ({type(exc).__name__}: {exc})") from None
-    try:
-        info = json.loads(out.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        said = " ".join(out.stderr.split())[-300:] or "no output"
-        raise LaunchError(f"{python} ({exe}) did not run as a Python: exit status {out.returncode}: {said}") from None
-    found = Interpreter(info["executable"] or exe, info["version"], info["implementation"], info["packages"])
-    _check_probe(python, found, info["modules"], info.get("errors") or {}, imports)
-    return found
-
-
-def _check_probe(python: str, found: Interpreter, modules: Mapping[str, str | None], errors: Mapping[str, str],
-                 imports: tuple[str, ...]) -> None:
-    """LaunchError for a probed interpreter that cannot serve: too old, a module missing, another tree."""
-    if tuple(int(x) for x in found.version.split(".")[:2]) < MIN_PYTHON:
-        raise LaunchError(f"{python} is Python {found.version}; the servers need Python >= "
-                          f"{'.'.join(map(str, MIN_PYTHON))}: give a newer interpreter")
-    for name in imports:
-        if modules.get(name) is None:
-            raise LaunchError(f"{python} (Python {found.version}) cannot import {name} "
-                              f"({errors.get(name) or 'not installed'}): {_fix(found, name)}")
-    where = modules.get("servers.__main__") or modules.get("servers")
-    if where and not os.path.abspath(where).startswith(_ROOT + os.sep):
-        raise LaunchError(f"{python} imports servers from {where}, not from this checkout {_ROOT}: "
-                          f"{_fix(found, 'servers')}")
-
-
-def _fix(found: Interpreter, module: str) -> str:
-    """How to make ``module`` importable on ``found``: the project's install (a peer's extra), or the app's path."""
-    if module.split(".")[0] == "servers":
-        extras = "dev"
-    elif any(getattr(_external(n)[0], "PYTHON_PACKAGE", None) == module for n in EXTERNAL):
-        extras = "dev,peers"
-    else:
-        return f"install it into {found.executable}'s environment, or put its directory on PYTHONPATH"
-    return f"run `{found.executable} -m pip install -e '.[{extras}]'` from the checkout {_ROOT}"
 
 
 def spawn(argv: list[str], *, log_path: str, cpus: Iterable[int] | None = None,
@@ -522,6 +368,13 @@ def _external(name: str):
     return importlib.import_module(f"servers.external.{module}"), flavour
 
 
+def reference(name: str) -> ModuleType | None:
+    """The ``servers.external`` module that runs reference server ``name`` (imported, nothing probed);
+    None for our MPMs and for a name the launcher does not know. What :mod:`servers.interpreters`
+    is given to answer for a server (it sits below the launcher, which owns the names)."""
+    return _external(name)[0] if name in EXTERNAL else None
+
+
 def names() -> list[str]:
     """Every name ``start`` knows (our MPMs, then the reference servers), probing nothing: a
     name here may still be unavailable on this machine (see :func:`available`)."""
@@ -567,7 +420,7 @@ def available() -> dict[str, str | None]:
 
 def server_version(name: str, python: Interpreter | None = None) -> str | None:
     """What runs under ``name`` (e.g. ``Apache/2.4.62 (Debian)``, ``gunicorn 23.0.0``), None if unavailable;
-    on ``python`` (probed with :func:`python_imports`) when given: ``gunicorn 23.0.0 (Python 3.12.1)``."""
+    on ``python`` (probed with ``interpreters.python_imports``) when given: ``gunicorn 23.0.0 (Python 3.12.1)``."""
     if name in MPM_NAMES:
         return f"mpm-harness {name} (Python {python.version if python else sys.version.split()[0]})"
     if name not in EXTERNAL:
@@ -624,15 +477,15 @@ def start(
     ``cpus`` pins the whole server tree (set before exec, inherited by every
     child). Listen defaults to 127.0.0.1 with a kernel-chosen port. ``python`` is the
     interpreter our MPMs, gunicorn and waitress run on (default: $MPM_HARNESS_PYTHON, else
-    this one; check it first with :func:`probe_python`); the servers that bring their own
-    Python refuse it with :class:`NotApplicable` (:func:`python_refusal`).
+    this one; check it first with ``interpreters.probe_python``); the servers that bring their own
+    Python refuse it with :class:`NotApplicable` (``interpreters.python_refusal``).
 
     Reference servers map the directives to their own settings (docs/reference-servers.md);
     what they have no equivalent for is ignored and listed in ``Handle.notes``, except
     the names in ``required``, which raise :class:`NotApplicable` instead (a test that
     configures a directive needs it honoured).
     """
-    refusal = python_refusal(name) if python else None
+    refusal = python_refusal(reference(name)) if python else None
     if refusal:
         raise NotApplicable(f"{name} cannot be started on {python}: {refusal}")
     if name in EXTERNAL:

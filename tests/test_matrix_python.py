@@ -21,7 +21,8 @@ from harness.matrix import MatrixError, check_interpreters, load_matrix, parse_m
 from harness.report import render_markdown
 from harness.results import load_run
 from harness.runner import MatrixRunner, _suite_env
-from servers.launcher import PYTHON_ENV, LaunchError, NotApplicable, probe_python, python_imports, start
+from servers.interpreters import PYTHON_ENV, probe_python, python_imports
+from servers.launcher import LaunchError, NotApplicable, reference, start
 
 SMALL_EVENT = {"StartServers": 1, "ServerLimit": 1, "ThreadsPerChild": 4, "MaxRequestWorkers": 4,
                "MinSpareThreads": 1, "MaxSpareThreads": 8}
@@ -149,13 +150,14 @@ def test_a_peer_package_missing_on_the_interpreter_names_the_peers_extra(tmp_pat
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -I -S "$@"\n')
     wrapper.chmod(0o755)
     with pytest.raises(LaunchError) as e:
-        probe_python(str(wrapper), ["gunicorn"])
+        probe_python(str(wrapper), ["gunicorn"], server=reference("gunicorn-sync"))
     assert "cannot import gunicorn" in str(e.value) and "'.[dev,peers]'" in str(e.value)
 
 
 def test_python_imports_cover_the_server_and_the_app():
-    assert python_imports("event") == ("servers.__main__", "servers.mpm.event", "servers.apps")
-    assert python_imports("gunicorn-gthread", "myapp:app") == ("servers", "gunicorn", "myapp")
+    assert python_imports("event", None) == ("servers.__main__", "servers.mpm.event", "servers.apps")
+    assert python_imports("gunicorn-gthread", reference("gunicorn-gthread"), "myapp:app") == \
+        ("servers", "gunicorn", "myapp")
 
 
 # -- the plumbing: a server on the interpreter the entry names ------------------------------------------
@@ -209,7 +211,7 @@ def other_python() -> str:
             if not candidate:
                 continue
             try:
-                found = probe_python(candidate, python_imports("event"))
+                found = probe_python(candidate, python_imports("event", None))
             except LaunchError:
                 continue
             if found.version.startswith(minor):
@@ -233,7 +235,7 @@ def test_waitress_and_gunicorn_run_on_another_python(tmp_path):
     python = other_python()
     for name in ("waitress", "gunicorn-gthread"):
         try:
-            found = probe_python(python, python_imports(name))
+            found = probe_python(python, python_imports(name, reference(name)))
         except LaunchError as exc:
             pytest.skip(f"{name} is not installed on {python}: {exc}")
         with start(name, {"StartServers": 1, "ThreadsPerChild": 2}, python=found.executable) as h:

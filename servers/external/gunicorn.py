@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import ServerConfig
-from ..launcher import child_env, python_for, spawn
+from ..interpreters import python_for
+from ..launcher import child_env, spawn
 from .peer import (DYNAMIC_POOL_DIRECTIVES, PeerHandle, app_server_lacks, plan_directives, record_command, run_files,
                    url_host)
 
