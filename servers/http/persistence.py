@@ -37,7 +37,6 @@ class KeepAlivePolicy:
         self,
         req: Request,
         status: int,
-        *,
         length_known: bool,
         keepalives: int,
         stopping: bool,

@@ -30,7 +30,10 @@ _COMMON_METHODS = frozenset([b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTI
 
 @dataclass(slots=True)
 class Request:
-    """One parsed request head (RFC 9112 §3 request-line + §5 field lines)."""
+    """One parsed request head (RFC 9112 §3 request-line + §5 field lines).
+
+    The reader (parser.py) builds it with positional arguments: keep the fields' order.
+    """
 
     method: str
     target: str
@@ -88,7 +91,7 @@ _CACHE_MAX = 256
 _CACHED_LEN_MAX = 256
 
 
-def _remember(memo: dict, key, value) -> None:
+def remember(memo: dict, key, value) -> None:
     """Keep a validated ``key`` in a per-process memo, within the bounds above (emptied when full)."""
     if len(key) <= _CACHED_LEN_MAX:
         if len(memo) >= _CACHE_MAX:
@@ -106,7 +109,7 @@ def check_request_line(line: bytes) -> RequestLine:
     rl = _LINE_CACHE.get(line)
     if rl is None:
         rl = _check_request_line(line)
-        _remember(_LINE_CACHE, line, rl)
+        remember(_LINE_CACHE, line, rl)
     return rl
 
 
@@ -200,5 +203,5 @@ def check_host(values: list[str], version: tuple[int, int]) -> str | None:
         return host
     if not _HOST.match(host) or "@" in host:
         raise ProtocolError(400, f"invalid Host value {host!r} (RFC 9112 §3.2)")
-    _remember(_HOST_CACHE, host, True)  # only valid hosts are remembered
+    remember(_HOST_CACHE, host, True)  # only valid hosts are remembered
     return host

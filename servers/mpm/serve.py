@@ -533,8 +533,7 @@ def _handle_request(conn: Connection, req, ctx: ServeContext, send) -> bool:
     else:
         reader.skip_end()
         body = conn.body = EMPTY_INPUT
-    response = WSGIResponse(req, send, ctx.policy, keepalives=conn.keepalives, stopping=ctx.stopping,
-                            body=body, defer=conn.defer_body)
+    response = WSGIResponse(req, send, ctx.policy, conn.keepalives, ctx.stopping, body, conn.defer_body)
     watch = ctx.watch
     if watch is not None:
         watch.response = response
