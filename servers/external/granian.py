@@ -73,8 +73,8 @@ def binary() -> str | None:
 
 
 def interpreter() -> str | None:
-    """The Python granian runs on: its script's ``#!`` line (launcher.python_of; the matrix key
-    ``python`` is refused, launcher.OWN_PYTHON), or None when it names no Python."""
+    """The Python granian runs on: its script's ``#!`` line (interpreters.python_of; the matrix key
+    ``python`` is refused, interpreters.OWN_PYTHON), or None when it names no Python."""
     script = binary()
     try:
         with open(script or "", "rb") as f:
