@@ -138,6 +138,14 @@ def test_harness_version_names_the_package_and_python(capsys):
     assert platform.python_version() in out
 
 
+
+def test_python_dash_m_harness_is_the_harness_command():
+    """``python -m harness`` runs the same command line as the ``harness`` script (harness/__main__.py)."""
+    out = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert f"mpm-harness {importlib.metadata.version('mpm-harness')}" in out.stdout
+
 # -- the suites as a pytest plugin -----------------------------------------------------------------------
 
 
