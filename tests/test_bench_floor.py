@@ -1,4 +1,4 @@
-"""benchmarks/_floor_server.py (the Python floor).
+"""benchmarks/_floor_server.py (the Python floor) and benchmarks/python_floor.py (its benchmark).
 
 The floor must send what our MPMs send for ``GET /`` (else the comparison is not the same work),
 keep connections alive, and never outlive whoever started it.
@@ -7,6 +7,8 @@ keep connections alive, and never outlive whoever started it.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -102,3 +104,40 @@ def test_floor_imports_only_the_standard_library():
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert mods - {"__future__"} <= set(sys.stdlib_module_names), mods
+
+
+def test_python_floor_runs_end_to_end_and_prints_its_table(tmp_path):
+    out = tmp_path / "floor.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "python_floor.py"), "--servers",
+                           "floor-threads", "--connections", "1", "--duration", "0.3", "--trials", "1",
+                           "--warmup", "0", "--json", str(out)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "req/s (median)" in proc.stdout and "server CPU-us/request (median)" in proc.stdout, proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| 1 "))
+    assert row.split("|")[2].strip() not in ("", "-"), proc.stdout
+    doc = json.loads(out.read_text())
+    [cell] = doc["cells"]
+    assert cell["server"] == "floor-threads" and cell["requests"] > 0 and not cell["error"], cell
+    assert cell["cpu_us_per_request"] is not None and cell["cpu_us_per_request"] > 0, cell
+    assert doc["settings"]["floor-threads"] == ["--model", "threads", "--processes", "2", "--threads", "25"]
+
+
+def test_python_floor_refuses_an_unknown_server():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "python_floor.py"), "--servers", "nginx"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2 and "unknown server" in proc.stderr
+
+
+def test_python_floor_skips_a_server_not_installed_and_measures_the_rest(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("python_floor", ROOT / "benchmarks" / "python_floor.py")
+    floor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floor)
+    monkeypatch.setattr(floor, "available", lambda: {"uwsgi-threads": "uwsgi not installed: pip install uwsgi"})
+    assert floor.main(["--servers", "floor-processes,uwsgi-threads", "--connections", "2", "--duration", "0.2",
+                       "--trials", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "uwsgi-threads: skipped (uwsgi not installed: pip install uwsgi)" in out, out
+    row = next(line for line in out.splitlines() if line.startswith("| 2 "))
+    assert row.split("|")[2].strip() not in ("", "-"), out
+    assert not [line for line in out.splitlines() if line.startswith("| connections") and "uwsgi" in line], out
