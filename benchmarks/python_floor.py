@@ -211,6 +211,9 @@ def print_tables(med: dict, rat: dict, names: list[str], counts: list[int]) -> N
     notes = [f"{s} at {n}: {', '.join(v['notes'])}" for s in shown for n, v in med[s].items() if v["notes"]]
     if notes:
         print("\nflagged (some trial was):\n" + "\n".join(f"  {x}" for x in notes))
+    if any("generator-bound" in v["notes"] for f in FLOORS if f in med for v in med[f].values()):
+        print("\na floor flagged generator-bound ran as fast as the driver could ask: its req/s and the req/s ratios"
+              " there are the driver's limit; its CPU-us/request, and the ratios and differences of CPU, still hold")
 
 
 def estimate_s(servers: list[str], args: argparse.Namespace) -> float:

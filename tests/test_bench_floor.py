@@ -129,10 +129,37 @@ def test_python_floor_refuses_an_unknown_server():
     assert proc.returncode == 2 and "unknown server" in proc.stderr
 
 
-def test_python_floor_skips_a_server_not_installed_and_measures_the_rest(monkeypatch, capsys):
+def load_python_floor():
+    """benchmarks/python_floor.py as a module (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location("python_floor", ROOT / "benchmarks" / "python_floor.py")
-    floor = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(floor)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_python_floor_medians_leave_failed_cells_out_and_ratios_compare_with_the_floor(capsys):
+    floor = load_python_floor()
+
+    def c(server, rps, cpu, flags=(), error=""):
+        return {"server": server, "connections": 8, "rps": rps, "cpu_us_per_request": cpu, "flags": list(flags),
+                "error": error}
+
+    med = floor.medians([c("floor-threads", 90e3, 10.0, ["generator-bound"]), c("floor-threads", 80e3, 12.0),
+                         c("floor-threads", 70e3, 14.0), c("worker", 30e3, 34.0), c("worker", 1.0, 999.0, [], "died")])
+    assert med["floor-threads"][8] == {"rps": 80e3, "cpu_us_per_request": 12.0, "trials": 3,
+                                       "notes": ["generator-bound"]}
+    assert med["worker"][8]["rps"] == 30e3 and med["worker"][8]["notes"] == ["died"]
+    rat = floor.ratios(med, [8])
+    assert list(rat) == ["worker/floor-threads"]  # only pairs both measured
+    got = rat["worker/floor-threads"][8]
+    assert got["rps"] == pytest.approx(0.375) and got["cpu_us_per_request"] == pytest.approx(34 / 12)
+    assert got["cpu_us_above_floor"] == pytest.approx(22.0)
+    floor.print_tables(med, rat, ["floor-threads", "worker"], [8])
+    assert "the driver's limit" in capsys.readouterr().out  # a generator-bound floor is said to be one
+
+
+def test_python_floor_skips_a_server_not_installed_and_measures_the_rest(monkeypatch, capsys):
+    floor = load_python_floor()
     monkeypatch.setattr(floor, "available", lambda: {"uwsgi-threads": "uwsgi not installed: pip install uwsgi"})
     assert floor.main(["--servers", "floor-processes,uwsgi-threads", "--connections", "2", "--duration", "0.2",
                        "--trials", "1", "--warmup", "0"]) == 0
