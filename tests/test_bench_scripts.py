@@ -24,7 +24,7 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_the_self_tests_import_nothing_from_tests_nor_from_each_other():
     for name in ("loadgen_selftest.py", "gate_repeatability.py", "reliability.py", "_echo_server.py",
-                 "python_floor.py", "_floor_server.py"):
+                 "python_floor.py", "_floor_server.py", "hot_path.py"):
         mods = imported_modules(BENCH / name)
         assert not {m for m in mods if m == "tests" or m.startswith("tests.")}, name
         assert not mods & {"side_by_side", "driver_vs_wrk", "event_idle", "loadgen_selftest"}, name
