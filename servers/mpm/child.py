@@ -52,6 +52,9 @@ class ChildEnv:
     server_port: int
     #: the CustomLogs the parent opened (accesslog.AccessLog), inherited; None when none is configured
     access_log: AccessLog | None = None
+    #: a single-unit (prefork) child's ServeContext, built by the parent before it forked
+    #: (prebuilt_serve_context); None: the child builds its own
+    serve_template: ServeContext | None = None
 
     @property
     def defers_accept(self) -> bool:
@@ -171,11 +174,6 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
     """The ServeContext of one worker unit (a prefork child or one worker thread); ``watch``
     is the thread's record for the hung-application watchdog (serve.Watch, threaded MPMs)."""
     cfg = env.cfg
-    sb = env.scoreboard
-    set_status = sb.status_setter(env.slot, thread)
-    # httpd counts accesses and keeps request details only with ExtendedStatus On
-    record = functools.partial(sb.record_request, env.slot, thread) if cfg.ExtendedStatus else _no_record
-
     host = cfg.ServerName or "127.0.0.1"  # type: ignore[attr-defined]
     app = env.app
     work = getattr(cfg, "BenchCPUWorkMicroseconds", 0)
@@ -198,8 +196,8 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
         server_name=host,
         server_port=env.server_port,
         stopping=stopping,
-        set_status=set_status,
-        record=record,
+        set_status=env.scoreboard.status_setter(env.slot, thread),
+        record=_recorder(env, thread),
         multithread=multithread,
         multiprocess=True,
         status_path=status,
@@ -210,6 +208,46 @@ def serve_context(env: ChildEnv, thread: int, stopping: Callable[[], bool], *, m
         watch=watch,
         access_log=access_log,
     )
+
+
+def prebuilt_serve_context(env: ChildEnv) -> ServeContext:
+    """The ServeContext of a single-unit child, built in the parent before it forks.
+
+    What serve_context() builds for a prefork child is the same in every child except for its
+    slot and its stop flag (unit_serve_context sets those). Built in the parent, its objects and
+    the pages the building touches are shared by every child; built in each child, they cost
+    each child ~0.2-0.3 MiB of private memory (docs/performance.md, "Where a prefork child's
+    memory goes"). The environ template (PEP 3333's per-worker constant keys) is built here too.
+    """
+    ctx = serve_context(env, 0, _not_stopping, multithread=False)
+    ctx.environ_template()
+    return ctx
+
+
+def unit_serve_context(env: ChildEnv, stopping: Callable[[], bool]) -> ServeContext:
+    """A single-unit (prefork) child's ServeContext: the parent's prebuilt one pointed at this
+    child's slot and stop flag (in place: after fork() the object is this child's own copy),
+    or, when the parent built none, one built here."""
+    ctx = env.serve_template
+    if ctx is None:
+        return serve_context(env, 0, stopping, multithread=False)
+    ctx.stopping = stopping
+    ctx.set_status = env.scoreboard.status_setter(env.slot, 0)
+    ctx.record = _recorder(env, 0)
+    return ctx
+
+
+def _recorder(env: ChildEnv, thread: int) -> Callable[[bytes, str, int], None]:
+    """The scoreboard's per-request record of one worker unit: httpd counts accesses and keeps
+    request details only with ExtendedStatus On."""
+    if env.cfg.ExtendedStatus:  # type: ignore[attr-defined]
+        return functools.partial(env.scoreboard.record_request, env.slot, thread)
+    return _no_record
+
+
+def _not_stopping() -> bool:
+    """The stop flag of a context built in the parent, until a child sets its own."""
+    return False
 
 
 def _no_record(request_line: bytes, client: str, nbytes: int) -> None:

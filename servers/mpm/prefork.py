@@ -22,7 +22,7 @@ import os
 import select
 import signal
 
-from .child import EXIT_CHILD_SICK, ChildEnv, accept_graceful_signal, common_child_setup, serve_context
+from .child import EXIT_CHILD_SICK, ChildEnv, accept_graceful_signal, common_child_setup, unit_serve_context
 from .listeners import ResourceShortage, accept_connection, drain_and_close
 from .scoreboard import READY
 from .serve import serve_connection
@@ -62,7 +62,7 @@ def child_main(env: ChildEnv) -> int:
     signal.signal(signal.SIGUSR1, on_graceful)
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     accept_graceful_signal()
-    ctx = serve_context(env, 0, lambda: die, multithread=False)
+    ctx = unit_serve_context(env, lambda: die)
     budget = env.cfg.MaxConnectionsPerChild  # type: ignore[attr-defined]
     connections = 0
     sb.set_process(slot, quiescing=False)
