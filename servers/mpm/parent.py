@@ -40,7 +40,7 @@ import traceback
 from typing import Callable, TextIO
 
 from .accesslog import AccessLog
-from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv, prebuilt_serve_context
+from .child import EXIT_CHILD_FATAL, FORK_BLOCKED, ChildEnv, prebuilt_serve_context, warm_serving_path
 from .listeners import stop_deferring
 from .log import ErrorLog
 from .scoreboard import DEAD, GRACEFUL, READY, STARTING, Scoreboard
@@ -357,9 +357,10 @@ class Parent:
 
     def _serve_template(self) -> None:
         """Build a single-unit child's ServeContext here, once per generation (a restart may
-        bring a new configuration and access log), so the children share it copy-on-write
-        instead of each building its own (child.prebuilt_serve_context: ~0.2-0.3 MiB per
-        prefork child). Threaded children build one per thread, as before."""
+        bring a new configuration and access log), and warm the serving path with it, so the
+        children share both copy-on-write instead of each building its own
+        (child.prebuilt_serve_context, child.warm_serving_path: ~0.2-0.3 MiB per prefork child
+        each). Threaded children build one per thread, as before."""
         if self.mpm.threaded or (self._template and self._template[0] == self.generation):
             return
         self._template = (self.generation, None)
@@ -369,6 +370,10 @@ class Parent:
             # each child builds its own then, failing (and logging why) as it did before
             return
         self._template = (self.generation, template)
+        try:
+            warm_serving_path(template)
+        except Exception as exc:  # an optimisation only: the children warm up themselves then
+            self.log.log("debug", f"warm-up of the serving path skipped: {exc!r}")
 
     def _reap(self) -> int:
         """Collect every exited child; replace as httpd does. Returns how many were reaped."""
