@@ -241,7 +241,9 @@ def unit_serve_context(env: ChildEnv, stopping: Callable[[], bool]) -> ServeCont
 #: requests the parent serves itself before forking: past CPython 3.11's quickening of a
 #: function's bytecode (its 8th call), so the children inherit it quickened
 WARM_REQUESTS = 10
-_WARM_REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+#: a request no client sends: the warm-up must not pre-fill the per-process memos (request-lines, Host
+#: values) with what a benchmark or a health check sends, or it would flatter exactly that traffic
+_WARM_REQUEST = b"GET /.mpm-harness-warm-up HTTP/1.1\r\nHost: warm-up.invalid\r\nConnection: close\r\n\r\n"
 _WARM_BODY = b"warm\n"
 #: seconds any step of the warm-up may block (all its data is sent before it is served)
 _WARM_TIMEOUT = 5.0
