@@ -304,7 +304,7 @@ class RequestReader:
         else:
             head = bytes(buf[:end])
             del buf[:end]
-        self._hint_src = head
+        self._hint_src = head[:32]  # not the whole head: a parked keep-alive connection keeps it
         return self._parse_head(head)
 
     def _scan_head(self, upto: int) -> None:
