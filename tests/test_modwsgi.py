@@ -286,7 +286,7 @@ def test_a_checkout_httpds_user_cannot_read_makes_it_unavailable_naming_why(monk
         pytest.skip("not root: httpd's children run as this user")
     hidden = tempfile.mkdtemp()  # mode 700, as `mktemp -d` makes it
     try:
-        monkeypatch.setattr(modwsgi, "_ROOT", hidden)
+        monkeypatch.setattr(modwsgi, "ROOT", hidden)
         why = modwsgi.checkout_unavailable()
         assert why is not None and hidden in why and apache.run_as()[0] in why
         assert hidden not in " ".join(modwsgi.path_notes())  # said once, as the reason, not as a note

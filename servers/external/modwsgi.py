@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..config import ServerConfig, conf_quoted
+from ..launch_base import ROOT
 from ..launcher import LaunchError
 from . import apache
 from .peer import wait_for_app
@@ -63,8 +64,6 @@ MODULE_ENV = "MPM_HARNESS_MOD_WSGI"  # the mod_wsgi .so to load instead of the p
 HOME_ENV = "MPM_HARNESS_MODWSGI_HOME"  # the Python home mod_wsgi initialises from
 DAEMON_GROUP = "mpm-harness"
 SCRIPT = "app.wsgi"
-#: the checkout (or installed tree) whose `servers` package the WSGI script imports
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ------------------------------------------------------------------ discovery
@@ -113,10 +112,10 @@ def checkout_unavailable() -> str | None:
     script every flavour loads imports it (script_text), so a checkout under a mode-700 directory
     (``mktemp -d``, /root) cannot serve."""
     ids = _run_as_ids()
-    if ids is None or _reachable(_ROOT, *ids):
+    if ids is None or _reachable(ROOT, *ids):
         return None
     return (f"httpd's User ({(apache.run_as() or ('?',))[0]}), which mod_wsgi runs the app as, cannot read this "
-            f"checkout ({_ROOT}), which the app's WSGI script imports `servers` from: put the checkout where every directory above it can be "
+            f"checkout ({ROOT}), which the app's WSGI script imports `servers` from: put the checkout where every directory above it can be "
             "entered by others (not under a mode-700 directory such as `mktemp -d`'s or /root)")
 
 
@@ -262,7 +261,7 @@ def _remove_stale_homes(keep: str) -> None:
 
 def python_path() -> list[str]:
     """Where the app is imported from: the project root and the current directory (as our MPMs do)."""
-    return list(dict.fromkeys([_ROOT, os.getcwd()]))
+    return list(dict.fromkeys([ROOT, os.getcwd()]))
 
 
 def script_text(app: str) -> str:
@@ -373,7 +372,7 @@ def path_notes() -> list[str]:
         return []
     user = (apache.run_as() or ("?",))[0]
     return [f"{d} is not readable by {user}: a module there cannot be imported" for d in python_path()
-            if d != _ROOT and not _reachable(d, *ids)]  # an unreadable checkout: unavailable()
+            if d != ROOT and not _reachable(d, *ids)]  # an unreadable checkout: unavailable()
 
 
 def conf_for(flavour: str, overrides: Mapping[str, Any], run_dir: str, app: str = DEFAULT_APP,
