@@ -133,7 +133,7 @@ def measure(h: Handle, name: str, trial: int, conns: int, args: argparse.Namespa
 
 def run_trial(name: str, trial: int, args: argparse.Namespace, pins: dict) -> list[dict]:
     """Every connection count against one fresh start of ``name``; a failure is a failed cell, never the end."""
-    bound = START_S + args.warmup + len(args.connections) * (args.duration + SWEEP.quiet_seconds + PER_LOAD_S) + 60
+    bound = per_start_s(args) + 60
     cells: list[dict] = []
     try:
         with start_server(name, pins["server_cpus"] or None, bound) as h:
@@ -216,10 +216,14 @@ def print_tables(med: dict, rat: dict, names: list[str], counts: list[int]) -> N
               " there are the driver's limit; its CPU-us/request, and the ratios and differences of CPU, still hold")
 
 
+def per_start_s(args: argparse.Namespace) -> float:
+    """About how long one start of a server takes: its start, warm-up, and a load per connection count."""
+    return START_S + args.warmup + len(args.connections) * (args.duration + SWEEP.quiet_seconds + PER_LOAD_S)
+
+
 def estimate_s(servers: list[str], args: argparse.Namespace) -> float:
     """About how long the whole measurement takes."""
-    per_start = START_S + args.warmup + len(args.connections) * (args.duration + SWEEP.quiet_seconds + PER_LOAD_S)
-    return per_start * len(servers) * args.trials
+    return per_start_s(args) * len(servers) * args.trials
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
