@@ -38,7 +38,7 @@ from urllib.parse import unquote_to_bytes
 
 from .http.framing import ResponseFraming, body_forbidden
 from .http.persistence import KeepAlivePolicy
-from .http.request import Request
+from .http.request import Request, remember
 from .http.response import (
     DATE,
     HOP_BY_HOP,
@@ -399,9 +399,7 @@ def _env_key(name: str) -> str:
             key = ""
         elif key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = "HTTP_" + key
-    if len(_ENV_KEYS) >= 4096:
-        _ENV_KEYS.clear()
-    _ENV_KEYS[name] = key
+    remember(_ENV_KEYS, name, key)
     return key
 
 
@@ -517,11 +515,11 @@ _SERVER_LINE = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"
 #: so each is validated and encoded once (bounded; cleared when it grows large)
 _HEADER_CACHE: dict[tuple[str, str], tuple[bytes, int, int | None]] = {}
 _STATUS_CACHE: dict[str, tuple[int, bytes]] = {}
-#: Every process has its own caches (prefork: 50 children), so they stay small: at most
-#: _CACHE_MAX entries, and a header only when its value is at most _CACHED_VALUE_MAX characters
-#: (a session cookie or an ETag differs per response and would only churn it). 4096 entries of
-#: any length held over a MiB per child for an app whose lengths or cookies vary.
-_CACHE_MAX = 256
+#: Every process has its own caches (prefork: 50 children), so they stay small: each is a
+#: bounded memo (http.request.remember), and a header is kept only when its value is at most
+#: _CACHED_VALUE_MAX characters (a session cookie or an ETag differs per response and would only
+#: churn it). 4096 entries of any length held over a MiB per child for an app whose lengths or
+#: cookies vary.
 _CACHED_VALUE_MAX = 64
 
 
@@ -532,9 +530,7 @@ def _status_entry(status: str) -> tuple[int, bytes]:
     code, reason = parse_status(status)
     # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
     entry = (code, b"HTTP/1.1 %d %s\r\n" % (code, reason.encode("latin-1")))
-    if len(_STATUS_CACHE) > _CACHE_MAX:
-        _STATUS_CACHE.clear()
-    _STATUS_CACHE[status] = entry
+    remember(_STATUS_CACHE, status, entry)
     return entry
 
 
@@ -545,9 +541,8 @@ _NAMES: dict[str, str] = {}
 def _field_name(name: str) -> str:
     """The lower-cased name, once it is known to be a token (RFC 9110 §5.1)."""
     check_field_name(name)
-    if len(_NAMES) > _CACHE_MAX:
-        _NAMES.clear()
-    lname = _NAMES[name] = name.lower()
+    lname = name.lower()
+    remember(_NAMES, name, lname)
     return lname
 
 
@@ -582,9 +577,7 @@ def _header_entry(item) -> tuple[bytes, int, int | None]:
         line = name.encode("latin-1") + b": " + value.encode("latin-1") + b"\r\n"
     entry = (line, kind, length)
     if type(item) is tuple and len(value) <= _CACHED_VALUE_MAX:
-        if len(_HEADER_CACHE) > _CACHE_MAX:
-            _HEADER_CACHE.clear()
-        _HEADER_CACHE[item] = entry
+        remember(_HEADER_CACHE, item, entry)
     return entry
 
 
