@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 from urllib.parse import unquote_to_bytes
 
-from .request import Request
+from .request import Request, remember
 
 __all__ = ["PREDEFINED", "Entry", "LogFormat", "LogFormatError", "clf_time", "compile_format", "escape"]
 
@@ -129,9 +129,8 @@ def _request_line(e: Entry) -> str:
     line = e.req.request_line
     text = _LINES.get(line)
     if text is None:
-        if len(_LINES) >= 1024:
-            _LINES.clear()
-        text = _LINES[line] = escape(line.decode("latin-1"))
+        text = escape(line.decode("latin-1"))
+        remember(_LINES, line, text)  # a long line is escaped each time (up to LimitRequestLine per entry)
     return text
 
 
