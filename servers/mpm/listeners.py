@@ -65,13 +65,18 @@ def close_listener_copies(listeners: Iterable[socket.socket], ep: select.epoll |
 def drain_and_close(env, take: Callable[[socket.socket, tuple], None], ep: select.epoll | None = None,
                     take_backlog: bool = True) -> None:
     """A child stops listening: on a graceful stop of the server (the scoreboard says stopping)
-    first hand each connection already in the listen queue to ``take`` (nobody else would
-    serve it: the listeners are closing for good), then close this child's listener copies.
-    ``take_backlog`` False (an ungraceful stop) closes them at once."""
-    if take_backlog and env.scoreboard.stopping:
-        for sock, addr in accept_pending(env.listeners, deferred=env.defers_accept):
-            take(sock, addr)
+    first accept each connection already in the listen queue (nobody else would serve it: the
+    listeners are closing for good), then close this child's listener copies, and only then
+    hand the accepted ones to ``take``. A connection whose handshake completes between the last
+    accept and the close is reset when the last copy closes, so nothing runs in between (the
+    event MPM's ``take`` builds a connection's state: done before the close, it widened that
+    window enough for a client reconnecting in a loop to hit it). ``take_backlog`` False (an
+    ungraceful stop) closes them at once."""
+    pending = accept_pending(env.listeners, deferred=env.defers_accept) \
+        if take_backlog and env.scoreboard.stopping else []
     close_listener_copies(env.listeners, ep)
+    for sock, addr in pending:
+        take(sock, addr)
 
 
 #: most queued connections one child takes when the server stops (the listen backlog bounds it)
